@@ -1,0 +1,39 @@
+/**
+ * The container environment contract. The names come from the original system and are kept so
+ * existing scripts keep working; the Docker image, the Batch job definition and the backends
+ * import them from here.
+ */
+export const ENV = {
+  EXECUTOR_ID: 'EXECUTOR_ID',
+  OUTPUT_DIR: 'OUTPUT_DIR',
+  REQUIREMENTS: 'REQUIREMENTS',
+  USE_REAL_EXECUTORS: 'USE_REAL_EXECUTORS',
+  MAX_EXECUTORS: 'MAX_EXECUTORS',
+  ANTHROPIC_API_KEY: 'ANTHROPIC_API_KEY',
+  USE_BEDROCK: 'USE_BEDROCK',
+  AWS_ACCESS_KEY_ID: 'AWS_ACCESS_KEY_ID',
+  AWS_SECRET_ACCESS_KEY: 'AWS_SECRET_ACCESS_KEY',
+  AWS_SESSION_TOKEN: 'AWS_SESSION_TOKEN',
+  BEDROCK_REGION: 'BEDROCK_REGION',
+  BEDROCK_MODEL: 'BEDROCK_MODEL',
+  TASK_ID: 'TASK_ID',
+  S3_BUCKET: 'S3_BUCKET',
+  S3_PREFIX: 'S3_PREFIX',
+  AWS_REGION: 'AWS_REGION',
+} as const;
+
+export type EnvName = (typeof ENV)[keyof typeof ENV];
+
+/** Every name of the contract, in the original system's order. */
+export const ENV_NAMES: readonly EnvName[] = Object.values(ENV);
+
+/** Names whose values are secrets: never written to disk, logs, commits or container metadata. */
+export const SECRET_ENV_NAMES: readonly EnvName[] = [
+  ENV.ANTHROPIC_API_KEY,
+  ENV.AWS_ACCESS_KEY_ID,
+  ENV.AWS_SECRET_ACCESS_KEY,
+  ENV.AWS_SESSION_TOKEN,
+];
+
+/** Host variables an executor process may inherit; everything else is dropped. */
+export const INHERITED_HOST_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'] as const;

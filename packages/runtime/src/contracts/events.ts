@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { UsageSchema } from './usage.js';
+
+/** Final states of a task, and of a run. */
+export const TaskStatusSchema = z.enum([
+  'pending',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'blocked',
+  'cancelled',
+]);
+export type TaskStatus = z.infer<typeof TaskStatusSchema>;
+
+export const RunStatusSchema = z.enum(['succeeded', 'failed', 'cancelled']);
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+/** What a finished attempt leaves behind, as far as the workspace is concerned. */
+export const AttemptResultSchema = z.object({
+  commit: z.string().optional(),
+  mergeCommit: z.string().optional(),
+  files: z.array(z.string()).optional(),
+  conflictFiles: z.array(z.string()).optional(),
+  usage: UsageSchema.optional(),
+});
+export type AttemptResult = z.infer<typeof AttemptResultSchema>;
+
+export const RetryReasonSchema = z.enum(['transient', 'conflict', 'interrupted']);
+export type RetryReason = z.infer<typeof RetryReasonSchema>;
+
+const task = { taskId: z.string(), attempt: z.number().int().min(1) };
+
+/** Event bodies, before the journal stamps them with `seq` and `time`. */
+export const EventBodySchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('run-started'),
+    runId: z.string(),
+    tasks: z.number().int(),
+    executors: z.number().int(),
+    backend: z.string(),
+    mode: z.string(),
+  }),
+  z.object({
+    type: z.literal('run-resumed'),
+    runId: z.string(),
+    remaining: z.number().int(),
+    /** Failed and blocked tasks were given another chance. */
+    retryFailed: z.boolean(),
+  }),
+  z.object({ type: z.literal('task-started'), ...task, executor: z.number().int() }),
+  z.object({ type: z.literal('task-merging'), ...task, commit: z.string() }),
+  z.object({
+    type: z.literal('task-succeeded'),
+    ...task,
+    durationMs: z.number(),
+    result: AttemptResultSchema,
+    /** Set when a resumed run found the task's merge already on the integration branch. */
+    recovered: z.boolean().optional(),
+  }),
+  z.object({
+    type: z.literal('task-retrying'),
+    ...task,
+    reason: RetryReasonSchema,
+    error: z.string(),
+    durationMs: z.number(),
+    delayMs: z.number(),
+    result: AttemptResultSchema.optional(),
+  }),
+  z.object({
+    type: z.literal('task-failed'),
+    ...task,
+    error: z.string(),
+    durationMs: z.number(),
+    result: AttemptResultSchema.optional(),
+  }),
+  z.object({ type: z.literal('task-blocked'), taskId: z.string(), blockedBy: z.array(z.string()) }),
+  z.object({ type: z.literal('task-cancelled'), ...task, durationMs: z.number() }),
+  z.object({
+    type: z.literal('run-finished'),
+    status: RunStatusSchema,
+    durationMs: z.number(),
+  }),
+]);
+export type EventBody = z.infer<typeof EventBodySchema>;
+export type EventType = EventBody['type'];
+export type EventOf<T extends EventType> = Extract<EventBody, { type: T }>;
+
+export const JournalEventSchema = z.intersection(
+  z.object({ seq: z.number().int().min(1), time: z.string() }),
+  EventBodySchema,
+);
+export type JournalEvent = EventBody & { seq: number; time: string };

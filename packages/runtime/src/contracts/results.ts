@@ -1,0 +1,61 @@
+import { z } from 'zod';
+import { RunStatusSchema, TaskStatusSchema } from './events.js';
+import { ExecutionModeSchema } from './executor.js';
+import { UsageSchema } from './usage.js';
+
+/** `tasks/<id>/result.json`. */
+export const TaskResultSchema = z.object({
+  taskId: z.string(),
+  title: z.string(),
+  status: TaskStatusSchema,
+  attempts: z.number().int(),
+  /** Executor slot of the last attempt. */
+  executor: z.number().int().optional(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  /** Wall time of the last attempt. */
+  durationMs: z.number().optional(),
+  /** Wall time of every attempt together. */
+  totalDurationMs: z.number(),
+  branch: z.string(),
+  commit: z.string().optional(),
+  mergeCommit: z.string().optional(),
+  files: z.array(z.string()),
+  conflictFiles: z.array(z.string()).optional(),
+  error: z.string().optional(),
+  blockedBy: z.array(z.string()).optional(),
+  /** Tokens and cost over every attempt (failed attempts cost too). */
+  usage: UsageSchema,
+});
+export type TaskResult = z.infer<typeof TaskResultSchema>;
+
+/** `execution_summary.json`. */
+export const ExecutionSummarySchema = z.object({
+  runId: z.string(),
+  requirements: z.string(),
+  backend: z.string(),
+  mode: ExecutionModeSchema,
+  executorBudget: z.number().int(),
+  status: RunStatusSchema,
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  durationMs: z.number(),
+  totals: z.object({
+    tasks: z.number().int(),
+    succeeded: z.number().int(),
+    failed: z.number().int(),
+    blocked: z.number().int(),
+    /** Interrupted by cancellation or never started; `resume` runs them. */
+    unfinished: z.number().int(),
+    attempts: z.number().int(),
+    filesChanged: z.number().int(),
+  }),
+  /** succeeded / tasks, 0..1. */
+  successRate: z.number(),
+  usage: UsageSchema,
+  /** The integration commit holding every merged task. */
+  integrationCommit: z.string(),
+  orchestrator: z.object({ peakRssBytes: z.number().int() }),
+  tasks: z.array(TaskResultSchema),
+});
+export type ExecutionSummary = z.infer<typeof ExecutionSummarySchema>;
