@@ -1,0 +1,360 @@
+import type { AttemptResult, EventBody, RunStatus, TaskStatus } from '../contracts/events.js';
+import type { PlanTask } from '../contracts/plan.js';
+import { type Clock, systemClock } from './clock.js';
+import { dependentsOf, type ReadyOrder, readyComparator } from './ranking.js';
+import {
+  DEFAULT_RETRY_POLICY,
+  decideRetry,
+  type FailureKind,
+  type RetryPolicyOptions,
+} from './retry-policy.js';
+
+export interface AttemptContext {
+  task: PlanTask;
+  attempt: number;
+  /** Executor slot, 0..M-1: which of the M executors runs this attempt. */
+  executor: number;
+  /** Aborts on task timeout and on cancellation of the run. */
+  signal: AbortSignal;
+}
+
+export type AttemptOutcome =
+  | { ok: true; result: AttemptResult }
+  | { ok: false; error: string; kind: FailureKind; result?: AttemptResult };
+
+export interface TaskState {
+  status: TaskStatus;
+  attempts: number;
+  transientFailures: number;
+  conflicts: number;
+  error?: string;
+  blockedBy?: string[];
+}
+
+export interface SchedulerOptions {
+  tasks: readonly PlanTask[];
+  /** M: at most this many attempts run at once. */
+  concurrency: number;
+  runAttempt(context: AttemptContext): Promise<AttemptOutcome>;
+  /** Records a state change; awaited before the change is acted on. */
+  emit(event: EventBody): void | Promise<void>;
+  clock?: Clock;
+  retry?: Partial<RetryPolicyOptions>;
+  /** Uniform [0, 1) source for backoff jitter; seeded in tests and benchmarks. */
+  random?: () => number;
+  taskTimeoutMs?: number;
+  /** How long an aborted attempt may take to wind down before it is abandoned. */
+  abandonAfterMs?: number;
+  order?: ReadyOrder;
+  signal?: AbortSignal;
+  /** State carried over from an interrupted run (resume). Tasks not listed start pending. */
+  initial?: ReadonlyMap<string, TaskState>;
+}
+
+export interface SchedulerResult {
+  status: RunStatus;
+  tasks: Map<string, TaskState>;
+}
+
+export class TaskTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`timed out after ${timeoutMs} ms`);
+    this.name = 'TaskTimeoutError';
+  }
+}
+
+const FINISHED: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'blocked']);
+
+/**
+ * Runs a task DAG with at most M attempts at once. A task becomes ready when every dependency
+ * has succeeded; ready tasks start in critical-path order. A task that fails for good blocks
+ * everything downstream of it while independent branches go on, so the run always ends.
+ */
+export class Scheduler {
+  private readonly tasks: readonly PlanTask[];
+  private readonly byId: Map<string, PlanTask>;
+  private readonly dependents: Map<string, string[]>;
+  private readonly states = new Map<string, TaskState>();
+  private readonly ready: PlanTask[] = [];
+  private readonly freeSlots: number[];
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly compare: (a: PlanTask, b: PlanTask) => number;
+  private readonly clock: Clock;
+  private readonly policy: RetryPolicyOptions;
+  private readonly random: () => number;
+  private backingOff = 0;
+  /** An error no attempt can recover from (the journal cannot be written); ends the run. */
+  private fatal: { error: unknown } | undefined;
+  private wake: (() => void) | undefined;
+  private woken = false;
+
+  constructor(private readonly options: SchedulerOptions) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new RangeError(`concurrency must be a positive integer, got ${options.concurrency}`);
+    }
+    this.tasks = options.tasks;
+    this.byId = new Map(this.tasks.map((t) => [t.id, t]));
+    this.dependents = dependentsOf(this.tasks);
+    this.compare = readyComparator(this.tasks, options.order ?? 'critical-path');
+    this.clock = options.clock ?? systemClock;
+    this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    this.random = options.random ?? Math.random;
+    this.freeSlots = Array.from(
+      { length: Math.min(options.concurrency, this.tasks.length) },
+      (_, i) => i,
+    );
+  }
+
+  async run(): Promise<SchedulerResult> {
+    const { signal } = this.options;
+    const onAbort = () => this.notify();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.initialise();
+      while (!signal?.aborted && !this.fatal) {
+        while (this.freeSlots.length > 0 && this.ready.length > 0) this.launch(this.takeBest());
+        if (this.inFlight.size === 0 && this.backingOff === 0) break;
+        await this.changed();
+      }
+      // Cancellation: attempts see the abort through their linked signal and wind down.
+      await Promise.all([...this.inFlight]);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (this.fatal) throw this.fatal.error;
+    return { status: this.finalStatus(), tasks: this.states };
+  }
+
+  private async initialise(): Promise<void> {
+    for (const task of this.tasks) {
+      const carried = this.options.initial?.get(task.id);
+      this.states.set(
+        task.id,
+        carried && FINISHED.has(carried.status)
+          ? { ...carried }
+          : {
+              status: 'pending',
+              attempts: carried?.attempts ?? 0,
+              transientFailures: carried?.transientFailures ?? 0,
+              conflicts: carried?.conflicts ?? 0,
+            },
+      );
+    }
+    for (const task of this.tasks) {
+      if (this.state(task.id).status === 'failed') await this.blockDependents(task.id);
+    }
+    for (const task of this.tasks) if (this.isReady(task)) this.ready.push(task);
+  }
+
+  private state(id: string): TaskState {
+    return this.states.get(id) as TaskState;
+  }
+
+  private isReady(task: PlanTask): boolean {
+    return (
+      this.state(task.id).status === 'pending' &&
+      task.dependsOn.every((dep) => this.state(dep).status === 'succeeded')
+    );
+  }
+
+  private takeBest(): PlanTask {
+    let best = 0;
+    for (let i = 1; i < this.ready.length; i++) {
+      if (this.compare(this.ready[i] as PlanTask, this.ready[best] as PlanTask) < 0) best = i;
+    }
+    return this.ready.splice(best, 1)[0] as PlanTask;
+  }
+
+  /** Starts an attempt; the slot and the running count are taken before anything is awaited. */
+  private launch(task: PlanTask): void {
+    const executor = this.freeSlots.shift() as number;
+    const state = this.state(task.id);
+    state.status = 'running';
+    state.attempts += 1;
+    const attempt = this.attempt(task, state.attempts, executor)
+      .catch((error: unknown) => {
+        this.fatal ??= { error };
+      })
+      .finally(() => {
+        this.inFlight.delete(attempt);
+        this.freeSlots.push(executor);
+        this.freeSlots.sort((a, b) => a - b);
+        this.notify();
+      });
+    this.inFlight.add(attempt);
+  }
+
+  private async attempt(task: PlanTask, attempt: number, executor: number): Promise<void> {
+    const { emit, runAttempt, signal: runSignal } = this.options;
+    await emit({ type: 'task-started', taskId: task.id, attempt, executor });
+    const controller = new AbortController();
+    const linkAbort = () => controller.abort(runSignal?.reason);
+    runSignal?.addEventListener('abort', linkAbort, { once: true });
+    const timers = new AbortController();
+    const timeoutMs = this.options.taskTimeoutMs;
+    if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
+      this.clock
+        .sleep(timeoutMs, timers.signal)
+        .then(() => controller.abort(new TaskTimeoutError(timeoutMs)))
+        .catch(() => {});
+    }
+    const startedAt = this.clock.now();
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await this.untilAbandoned(
+        runAttempt({ task, attempt, executor, signal: controller.signal }),
+        controller.signal,
+        timers.signal,
+      );
+    } catch (error) {
+      outcome = { ok: false, error: errorMessage(error), kind: 'transient' };
+    } finally {
+      timers.abort();
+      runSignal?.removeEventListener('abort', linkAbort);
+    }
+    const durationMs = this.clock.now() - startedAt;
+    const state = this.state(task.id);
+
+    if (runSignal?.aborted) {
+      state.status = 'cancelled';
+      await emit({ type: 'task-cancelled', taskId: task.id, attempt, durationMs });
+      return;
+    }
+    if (!outcome.ok && controller.signal.reason instanceof TaskTimeoutError) {
+      outcome = { ...outcome, error: controller.signal.reason.message, kind: 'transient' };
+    }
+    if (outcome.ok) {
+      state.status = 'succeeded';
+      await emit({
+        type: 'task-succeeded',
+        taskId: task.id,
+        attempt,
+        durationMs,
+        result: outcome.result,
+      });
+      for (const child of this.dependents.get(task.id) ?? []) {
+        const dependent = this.byId.get(child) as PlanTask;
+        if (this.isReady(dependent)) this.ready.push(dependent);
+      }
+      return;
+    }
+    await this.handleFailure(task, attempt, durationMs, outcome);
+  }
+
+  /**
+   * Waits for the attempt, but once it has been aborted gives it only `abandonAfterMs` to
+   * finish: an executor that ignores its abort must not hang the run.
+   */
+  private untilAbandoned<T>(work: Promise<T>, aborted: AbortSignal, done: AbortSignal): Promise<T> {
+    const graceMs = this.options.abandonAfterMs ?? 30_000;
+    const abandoned = new Promise<never>((_, reject) => {
+      const onAbort = () =>
+        this.clock
+          .sleep(graceMs, done)
+          .then(() =>
+            reject(new Error(`executor did not stop within ${graceMs} ms of being aborted`)),
+          )
+          .catch(() => {});
+      if (aborted.aborted) onAbort();
+      else aborted.addEventListener('abort', onAbort, { once: true });
+    });
+    return Promise.race([work, abandoned]);
+  }
+
+  private async handleFailure(
+    task: PlanTask,
+    attempt: number,
+    durationMs: number,
+    outcome: Extract<AttemptOutcome, { ok: false }>,
+  ): Promise<void> {
+    const { emit } = this.options;
+    const state = this.state(task.id);
+    if (outcome.kind === 'transient') state.transientFailures += 1;
+    if (outcome.kind === 'conflict') state.conflicts += 1;
+    const decision = decideRetry(outcome.kind, state, this.policy, this.random);
+    if (!decision.retry) {
+      state.status = 'failed';
+      state.error = outcome.error;
+      await emit({
+        type: 'task-failed',
+        taskId: task.id,
+        attempt,
+        error: outcome.error,
+        durationMs,
+        ...(outcome.result && { result: outcome.result }),
+      });
+      await this.blockDependents(task.id);
+      return;
+    }
+    state.status = 'retrying';
+    await emit({
+      type: 'task-retrying',
+      taskId: task.id,
+      attempt,
+      reason: decision.reason,
+      error: outcome.error,
+      durationMs,
+      delayMs: decision.delayMs,
+      ...(outcome.result && { result: outcome.result }),
+    });
+    this.backingOff += 1;
+    try {
+      await this.clock.sleep(decision.delayMs, this.options.signal);
+      state.status = 'pending';
+      this.ready.push(task);
+    } catch {
+      // Cancelled during backoff: the task stays `retrying`, and a resume picks it up.
+    } finally {
+      this.backingOff -= 1;
+      this.notify();
+    }
+  }
+
+  /** Marks everything downstream of a failed task as blocked by it. */
+  private async blockDependents(failedId: string): Promise<void> {
+    const queue = [...(this.dependents.get(failedId) ?? [])];
+    for (let i = 0; i < queue.length; i++) {
+      const id = queue[i] as string;
+      const state = this.state(id);
+      if (state.status !== 'pending') continue;
+      state.status = 'blocked';
+      state.blockedBy = [failedId];
+      await this.options.emit({ type: 'task-blocked', taskId: id, blockedBy: [failedId] });
+      queue.push(...(this.dependents.get(id) ?? []));
+    }
+  }
+
+  private finalStatus(): RunStatus {
+    if (this.options.signal?.aborted) return 'cancelled';
+    const unfinished = [...this.states].filter(([, s]) => !FINISHED.has(s.status));
+    if (unfinished.length > 0) {
+      throw new Error(
+        `scheduler stopped with unfinished tasks: ${unfinished.map(([id]) => id).join(', ')}`,
+      );
+    }
+    return [...this.states.values()].every((s) => s.status === 'succeeded')
+      ? 'succeeded'
+      : 'failed';
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    if (wake) wake();
+    else this.woken = true;
+  }
+
+  private changed(): Promise<void> {
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
