@@ -1,0 +1,22 @@
+import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
+import type { BackendName } from '../contracts/run-config.js';
+
+export interface ExecutionContext {
+  /** Executor slot 0..M-1 (the contract's EXECUTOR_ID). */
+  executor: number;
+  /** Aborts on timeout or cancellation; the backend must stop the executor and settle. */
+  signal: AbortSignal;
+  /** Where the executor's output goes. */
+  logPath: string;
+}
+
+/**
+ * Where executors run. Every backend takes the same task spec and settles with the same
+ * outcome; an executor that crashes or is killed settles as a retryable failure, never a throw.
+ */
+export interface Backend {
+  readonly name: BackendName;
+  execute(spec: TaskSpec, context: ExecutionContext): Promise<ExecutorOutcome>;
+  /** Stops every executor the backend started. */
+  close(): Promise<void>;
+}

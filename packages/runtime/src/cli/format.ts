@@ -1,0 +1,99 @@
+import path from 'node:path';
+import type { Plan } from '../contracts/plan.js';
+import type { ExecutionSummary } from '../contracts/results.js';
+import type { RunState } from '../run/replay.js';
+import { criticalPath, stages } from '../scheduler/ranking.js';
+
+export function formatSeconds(ms: number): string {
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 60_000);
+  return `${minutes}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+}
+
+function table(rows: string[][]): string {
+  const widths =
+    rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
+  return rows
+    .map((row) =>
+      row
+        .map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col] ?? 0)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** The DAG as stages of tasks that can run side by side. */
+export function formatPlan(plan: Plan): string {
+  const lines = [
+    `${plan.tasks.length} tasks for an executor budget of ${plan.executorBudget}`,
+    `Critical path: ${criticalPath(plan.tasks)
+      .map((t) => t.id)
+      .join(' → ')}`,
+    '',
+  ];
+  stages(plan.tasks).forEach((stage, i) => {
+    lines.push(`Stage ${i + 1}${stage.length > 1 ? ` (${stage.length} in parallel)` : ''}`);
+    for (const task of stage) {
+      const after = task.dependsOn.length ? `  ← ${task.dependsOn.join(', ')}` : '';
+      lines.push(`  ${task.id}: ${task.title}${after}`);
+    }
+  });
+  if (plan.notes) lines.push('', plan.notes);
+  return lines.join('\n');
+}
+
+/** `status`: one row per task. */
+export function formatStatus(
+  plan: Plan,
+  state: RunState,
+  heading: string,
+  now = Date.now(),
+): string {
+  const rows = [['TASK', 'STATE', 'ATTEMPTS', 'DURATION', 'NOTE']];
+  for (const task of plan.tasks) {
+    const record = state.tasks.get(task.id);
+    if (!record) continue;
+    const duration =
+      record.status === 'running' && record.startedAt
+        ? now - Date.parse(record.startedAt)
+        : record.totalDurationMs;
+    const note =
+      record.status === 'blocked'
+        ? `blocked by ${record.blockedBy?.join(', ')}`
+        : record.status === 'succeeded'
+          ? ''
+          : (record.error ?? '');
+    rows.push([
+      task.id,
+      record.status,
+      String(record.attempts),
+      record.attempts ? formatSeconds(duration) : '-',
+      note.length > 80 ? `${note.slice(0, 77)}...` : note,
+    ]);
+  }
+  return `${heading}\n\n${table(rows)}`;
+}
+
+export function formatSummary(summary: ExecutionSummary, runDir: string): string {
+  const { totals } = summary;
+  const relative = path.relative(process.cwd(), runDir) || '.';
+  const shown = relative.startsWith('..') ? runDir : relative;
+  const lines = [
+    `Run ${summary.status}: ${totals.succeeded}/${totals.tasks} tasks succeeded` +
+      `${totals.failed ? `, ${totals.failed} failed` : ''}${totals.blocked ? `, ${totals.blocked} blocked` : ''}` +
+      `${totals.unfinished ? `, ${totals.unfinished} unfinished` : ''}` +
+      ` in ${formatSeconds(summary.durationMs)} (${totals.attempts} attempts, ${summary.executorBudget} executors, ${summary.backend} backend, ${summary.mode})`,
+    `Run directory: ${shown}`,
+    `Project:       ${path.join(shown, 'project')} (git log --graph main)`,
+  ];
+  for (const task of summary.tasks.filter((t) => t.status === 'failed' || t.status === 'blocked')) {
+    lines.push(
+      `  ${task.taskId}: ${task.status}${task.blockedBy ? ` by ${task.blockedBy.join(', ')}` : `: ${task.error ?? ''}`}`,
+    );
+  }
+  if (summary.status === 'cancelled' || totals.unfinished) {
+    lines.push(`Resume with: parallel-orchestrator resume ${shown}`);
+  }
+  return lines.join('\n');
+}

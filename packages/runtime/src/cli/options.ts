@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError } from 'commander';
+import { MAX_PLAN_TASKS, MAX_REQUIREMENTS_CHARS, type Plan, parsePlan } from '../contracts/plan.js';
+import { BACKEND_NAMES, type BackendName } from '../contracts/run-config.js';
+import { errorMessage } from '../scheduler/scheduler.js';
+import { UsageError } from './errors.js';
+
+export const DEFAULTS = {
+  executors: 5,
+  backend: 'local' as BackendName,
+  output: './runs',
+  maxTasks: 100,
+  retries: 2,
+  retryDelay: '1s',
+  taskTimeout: '30m',
+  simTaskMs: '250-1000',
+  seed: 42,
+} as const;
+
+/** Commander argument parser for an integer within [min, max]. */
+export function intIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer from ${min} to ${max}.`);
+    }
+    return n;
+  };
+}
+
+export const parseExecutors = intIn(1, 1000);
+export const parseMaxTasks = intIn(1, MAX_PLAN_TASKS);
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `1500ms`, `90s`, `30m`, `2h`; a bare number is seconds. */
+export function parseDuration(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError('expected a duration such as 500ms, 90s, 30m or 2h.');
+  return Math.round(Number(match[1]) * (UNITS[match[2] ?? 's'] as number));
+}
+
+export function parseBackend(value: string): BackendName {
+  if (!(BACKEND_NAMES as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError(`unknown backend; choose from: ${BACKEND_NAMES.join(', ')}.`);
+  }
+  return value as BackendName;
+}
+
+/** `--sim-task-ms`: one duration (`500`) or a range (`200-800`) drawn from per task. */
+export function parseSimRange(value: string): { min: number; max: number } {
+  const match = /^(\d+)(?:-(\d+))?$/.exec(value.trim());
+  const min = Number(match?.[1]);
+  const max = Number(match?.[2] ?? match?.[1]);
+  if (!match || min > max || max > 86_400_000) {
+    throw new InvalidArgumentError('expected milliseconds (500) or a range MIN-MAX (200-800).');
+  }
+  return { min, max };
+}
+
+function readText(file: string, what: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read ${what} ${file}: ${code ?? errorMessage(error)}`);
+  }
+}
+
+/** The requirement text from the positional words or `--file`, checked for emptiness and size. */
+export function loadRequirements(words: readonly string[], file: string | undefined): string {
+  if (file !== undefined && words.length > 0) {
+    throw new UsageError('give the requirements either as an argument or with --file, not both');
+  }
+  const text = file !== undefined ? readText(file, 'requirements file') : words.join(' ');
+  if (file === undefined && words.length === 0) {
+    throw new UsageError(
+      'no requirements: pass them as an argument, or use --file FILE or --plan FILE',
+    );
+  }
+  if (text.trim().length === 0) {
+    throw new UsageError(`requirements${file ? ` in ${file}` : ''} are empty`);
+  }
+  if (text.length > MAX_REQUIREMENTS_CHARS) {
+    throw new UsageError(
+      `requirements are ${text.length} characters long; the limit is ${MAX_REQUIREMENTS_CHARS}`,
+    );
+  }
+  return text.trim();
+}
+
+/** A plan file, validated like any plan. */
+export function loadPlanFile(file: string, maxTasks: number): Plan {
+  const text = readText(file, 'plan file');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`plan file ${file} is not JSON: ${errorMessage(error)}`);
+  }
+  try {
+    return parsePlan(json, { maxTasks });
+  } catch (error) {
+    throw new UsageError(`invalid plan in ${file}: ${errorMessage(error)}`);
+  }
+}

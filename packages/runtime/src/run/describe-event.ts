@@ -1,0 +1,31 @@
+import type { JournalEvent } from '../contracts/events.js';
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+/** One human line per journal event, for `orchestrator.log` and plain (non-TTY) progress. */
+export function describeEvent(event: JournalEvent): string {
+  switch (event.type) {
+    case 'run-started':
+      return `run ${event.runId} started: ${event.tasks} tasks, ${event.executors} executors, ${event.backend} backend, ${event.mode} mode`;
+    case 'run-resumed':
+      return `run ${event.runId} resumed: ${event.remaining} tasks to go${event.retryFailed ? ' (failed tasks retried)' : ''}`;
+    case 'task-started':
+      return `task ${event.taskId} started (attempt ${event.attempt}, executor ${event.executor})`;
+    case 'task-merging':
+      return `task ${event.taskId} committed ${event.commit.slice(0, 12)}, merging`;
+    case 'task-succeeded':
+      return event.recovered
+        ? `task ${event.taskId} was already merged before the interruption`
+        : `task ${event.taskId} succeeded in ${seconds(event.durationMs)} (attempt ${event.attempt}, ${event.result.files?.length ?? 0} files)`;
+    case 'task-retrying':
+      return `task ${event.taskId} attempt ${event.attempt} ${event.reason === 'conflict' ? 'hit a merge conflict' : event.reason === 'interrupted' ? 'was interrupted' : 'failed'}: ${event.error}; retrying${event.delayMs ? ` in ${seconds(event.delayMs)}` : ''}`;
+    case 'task-failed':
+      return `task ${event.taskId} failed on attempt ${event.attempt}: ${event.error}`;
+    case 'task-blocked':
+      return `task ${event.taskId} blocked by failed ${event.blockedBy.join(', ')}`;
+    case 'task-cancelled':
+      return `task ${event.taskId} cancelled (attempt ${event.attempt})`;
+    case 'run-finished':
+      return `run ${event.status} after ${seconds(event.durationMs)}`;
+  }
+}

@@ -1,0 +1,139 @@
+import type { AttemptResult, JournalEvent, RunStatus, TaskStatus } from '../contracts/events.js';
+import { addUsage, type Usage, ZERO_USAGE } from '../contracts/usage.js';
+
+/** Everything the journal says about one task. */
+export interface TaskRecord {
+  status: TaskStatus;
+  attempts: number;
+  transientFailures: number;
+  conflicts: number;
+  executor?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  totalDurationMs: number;
+  result: AttemptResult;
+  usage: Usage;
+  error?: string;
+  blockedBy?: string[];
+  /** The task commit being merged when the journal was last written. */
+  merging?: { attempt: number; commit: string };
+}
+
+export interface RunState {
+  runId?: string;
+  startedAt?: string;
+  finishedAt?: string;
+  status?: RunStatus;
+  tasks: Map<string, TaskRecord>;
+}
+
+export function emptyRecord(): TaskRecord {
+  return {
+    status: 'pending',
+    attempts: 0,
+    transientFailures: 0,
+    conflicts: 0,
+    totalDurationMs: 0,
+    result: {},
+    usage: ZERO_USAGE,
+  };
+}
+
+export function initialState(taskIds: readonly string[]): RunState {
+  return { tasks: new Map(taskIds.map((id) => [id, emptyRecord()])) };
+}
+
+/** Folds one event into the state; returns the task it touched, if any. */
+export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | undefined {
+  switch (event.type) {
+    case 'run-started':
+      state.runId = event.runId;
+      state.startedAt = event.time;
+      return undefined;
+    case 'run-resumed':
+      state.status = undefined;
+      state.finishedAt = undefined;
+      if (event.retryFailed) {
+        for (const [id, task] of state.tasks) {
+          if (task.status === 'failed' || task.status === 'blocked') {
+            const { attempts, usage, totalDurationMs } = task;
+            state.tasks.set(id, { ...emptyRecord(), attempts, usage, totalDurationMs });
+          }
+        }
+      }
+      return undefined;
+    case 'run-finished':
+      state.status = event.status;
+      state.finishedAt = event.time;
+      return undefined;
+  }
+  const task = state.tasks.get(event.taskId);
+  if (!task) return undefined;
+  switch (event.type) {
+    case 'task-started':
+      task.status = 'running';
+      task.attempts = Math.max(task.attempts, event.attempt);
+      task.executor = event.executor;
+      task.startedAt = event.time;
+      task.finishedAt = undefined;
+      task.merging = undefined;
+      break;
+    case 'task-merging':
+      task.merging = { attempt: event.attempt, commit: event.commit };
+      break;
+    case 'task-succeeded':
+      finishAttempt(task, 'succeeded', event.time, event.durationMs, event.result);
+      task.error = undefined;
+      break;
+    case 'task-retrying':
+      finishAttempt(task, 'retrying', event.time, event.durationMs, event.result);
+      task.error = event.error;
+      if (event.reason === 'transient') task.transientFailures += 1;
+      if (event.reason === 'conflict') task.conflicts += 1;
+      break;
+    case 'task-failed':
+      finishAttempt(task, 'failed', event.time, event.durationMs, event.result);
+      task.error = event.error;
+      break;
+    case 'task-cancelled':
+      finishAttempt(task, 'cancelled', event.time, event.durationMs, undefined);
+      break;
+    case 'task-blocked':
+      task.status = 'blocked';
+      task.blockedBy = event.blockedBy;
+      task.finishedAt = event.time;
+      break;
+  }
+  return task;
+}
+
+function finishAttempt(
+  task: TaskRecord,
+  status: TaskStatus,
+  time: string,
+  durationMs: number,
+  result: AttemptResult | undefined,
+): void {
+  task.status = status;
+  task.finishedAt = time;
+  task.durationMs = durationMs;
+  task.totalDurationMs += durationMs;
+  task.merging = undefined;
+  if (result) {
+    task.result = result;
+    if (result.usage) task.usage = addUsage(task.usage, result.usage);
+  }
+}
+
+export function replay(taskIds: readonly string[], events: readonly JournalEvent[]): RunState {
+  const state = initialState(taskIds);
+  for (const event of events) applyEvent(state, event);
+  return state;
+}
+
+export const FINAL_TASK_STATUSES: ReadonlySet<TaskStatus> = new Set([
+  'succeeded',
+  'failed',
+  'blocked',
+]);

@@ -1,0 +1,71 @@
+import type { RunStatus } from '../contracts/events.js';
+import type { Plan, PlanTask } from '../contracts/plan.js';
+import type { ExecutionSummary, TaskResult } from '../contracts/results.js';
+import type { RunConfig } from '../contracts/run-config.js';
+import { taskBranch } from '../contracts/run-layout.js';
+import { addUsage, ZERO_USAGE } from '../contracts/usage.js';
+import type { RunState, TaskRecord } from './replay.js';
+
+export function taskResult(task: PlanTask, record: TaskRecord): TaskResult {
+  return {
+    taskId: task.id,
+    title: task.title,
+    status: record.status,
+    attempts: record.attempts,
+    executor: record.executor,
+    startedAt: record.startedAt,
+    finishedAt: record.finishedAt,
+    durationMs: record.durationMs,
+    totalDurationMs: record.totalDurationMs,
+    branch: taskBranch(task.id),
+    commit: record.result.commit,
+    mergeCommit: record.result.mergeCommit,
+    files: record.result.files ?? [],
+    conflictFiles: record.result.conflictFiles,
+    error: record.status === 'succeeded' ? undefined : record.error,
+    blockedBy: record.blockedBy,
+    usage: record.usage,
+  };
+}
+
+export function buildSummary(
+  plan: Plan,
+  config: RunConfig,
+  state: RunState,
+  status: RunStatus,
+  integrationCommit: string,
+): ExecutionSummary {
+  const results = plan.tasks.map((task) =>
+    taskResult(task, state.tasks.get(task.id) as TaskRecord),
+  );
+  const count = (s: TaskResult['status']) => results.filter((r) => r.status === s).length;
+  const startedAt = state.startedAt ?? config.createdAt;
+  const finishedAt = state.finishedAt ?? new Date().toISOString();
+  const succeeded = count('succeeded');
+  return {
+    runId: config.runId,
+    requirements: plan.requirements,
+    backend: config.backend,
+    mode: config.mode,
+    executorBudget: config.executors,
+    status,
+    startedAt,
+    finishedAt,
+    durationMs: Date.parse(finishedAt) - Date.parse(startedAt),
+    totals: {
+      tasks: results.length,
+      succeeded,
+      failed: count('failed'),
+      blocked: count('blocked'),
+      unfinished: results.length - succeeded - count('failed') - count('blocked'),
+      attempts: results.reduce((sum, r) => sum + r.attempts, 0),
+      filesChanged: new Set(results.filter((r) => r.status === 'succeeded').flatMap((r) => r.files))
+        .size,
+    },
+    successRate: results.length ? succeeded / results.length : 0,
+    usage: results.reduce((sum, r) => addUsage(sum, r.usage), ZERO_USAGE),
+    integrationCommit,
+    orchestrator: { peakRssBytes: process.resourceUsage().maxRSS * 1024 },
+    tasks: results,
+  };
+}
