@@ -2,12 +2,14 @@ import path from 'node:path';
 import type { Plan } from '../contracts/plan.js';
 import type { ExecutionSummary } from '../contracts/results.js';
 import type { RunState } from '../run/replay.js';
+import type { ScheduleEstimate } from '../scheduler/estimate.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
 
 export function formatSeconds(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
-  const minutes = Math.floor(ms / 60_000);
-  return `${minutes}m${String(Math.round((ms % 60_000) / 1000)).padStart(2, '0')}s`;
+  const seconds = Math.round(ms / 1000);
+  const [h, m, s] = [Math.floor(seconds / 3600), Math.floor((seconds % 3600) / 60), seconds % 60];
+  return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s).padStart(2, '0')}s`;
 }
 
 function table(rows: string[][]): string {
@@ -23,13 +25,15 @@ function table(rows: string[][]): string {
     .join('\n');
 }
 
-/** The DAG as stages of tasks that can run side by side. */
-export function formatPlan(plan: Plan): string {
+/** The DAG as stages of tasks that can run side by side, with its estimated duration. */
+export function formatPlan(plan: Plan, estimate: ScheduleEstimate): string {
   const lines = [
     `${plan.tasks.length} tasks for an executor budget of ${plan.executorBudget}`,
     `Critical path: ${criticalPath(plan.tasks)
       .map((t) => t.id)
       .join(' → ')}`,
+    `Estimated ${formatSeconds(estimate.makespanMs)} with ${plan.executorBudget} executors ` +
+      `(critical path ${formatSeconds(estimate.criticalPathMs)}, total work ${formatSeconds(estimate.totalWorkMs)})`,
     '',
   ];
   stages(plan.tasks).forEach((stage, i) => {

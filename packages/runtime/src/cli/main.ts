@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { PlanValidationError } from '../contracts/plan.js';
+import { type Plan, PlanValidationError } from '../contracts/plan.js';
+import type { BackendName } from '../contracts/run-config.js';
 import { assignSimulatedDurations, SimulatedPlanner } from '../planner/simulated.js';
 import { JournalError, readJournal } from '../run/journal.js';
-import { loadRun, type RunOutcome, resumeRun, startRun } from '../run/orchestrator.js';
+import {
+  loadRun,
+  type RunHooks,
+  type RunOutcome,
+  resumeRun,
+  startRun,
+} from '../run/orchestrator.js';
 import { replay } from '../run/replay.js';
-import { RunDirError } from '../run/run-dir.js';
+import { lockHolder, RunDirError } from '../run/run-dir.js';
+import { estimateSchedule } from '../scheduler/estimate.js';
 import { errorMessage } from '../scheduler/scheduler.js';
 import { EXIT, UsageError } from './errors.js';
 import { formatPlan, formatStatus, formatSummary } from './format.js';
@@ -32,7 +39,7 @@ interface PlanningOptions {
 
 interface RunCommandOptions extends PlanningOptions {
   plan?: string;
-  backend: 'local';
+  backend: BackendName;
   output: string;
   real?: boolean;
   taskTimeout: number;
@@ -82,14 +89,12 @@ function exitCodeOf(outcome: RunOutcome): number {
       : EXIT.failed;
 }
 
+/** Runs (or resumes) with progress output and Ctrl-C handling; returns the exit code. */
 async function drive(
   json: boolean,
-  plan: Parameters<typeof createReporter>[1],
+  plan: Plan,
   executors: number,
-  run: (hooks: {
-    signal: AbortSignal;
-    onEvent: (e: Parameters<ReturnType<typeof createReporter>['onEvent']>[0]) => void;
-  }) => Promise<RunOutcome>,
+  run: (hooks: Required<RunHooks>) => Promise<RunOutcome>,
 ): Promise<number> {
   const reporter = createReporter(progressMode(json), plan, executors);
   const { signal, dispose } = cancellation();
@@ -103,19 +108,34 @@ async function drive(
   const exitCode = exitCodeOf(outcome);
   if (json) {
     const { totals, usage } = outcome.summary;
-    process.stdout.write(
-      `${JSON.stringify({ type: 'result', runDir: outcome.runDir, status: outcome.status, exitCode, totals, usage })}\n`,
-    );
+    const result = {
+      type: 'result',
+      runDir: outcome.runDir,
+      status: outcome.status,
+      exitCode,
+      totals,
+      usage,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
     process.stdout.write(`\n${formatSummary(outcome.summary, outcome.runDir)}\n`);
   }
   return exitCode;
 }
 
+/** An option whose default is written as the user would type it, e.g. `30m`. */
+function parsed<T>(
+  flags: string,
+  description: string,
+  parse: (value: string) => T,
+  typed: string,
+): Option {
+  return new Option(flags, description).argParser(parse).default(parse(typed), typed);
+}
+
 function program(): Command {
   const cli = new Command('parallel-orchestrator')
     .description('Plan a requirement into a task DAG and run up to M coding agents on it at once.')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
 
   const planning = (command: Command) =>
@@ -149,11 +169,13 @@ function program(): Command {
       ),
     )
     .option('--real', 'real models: Claude Code executors and a model planner')
-    .option(
-      '--task-timeout <duration>',
-      'per-attempt time limit (500ms, 90s, 30m, 2h)',
-      parseDuration,
-      parseDuration(DEFAULTS.taskTimeout),
+    .addOption(
+      parsed(
+        '--task-timeout <duration>',
+        'per-attempt time limit (500ms, 90s, 30m, 2h)',
+        parseDuration,
+        DEFAULTS.taskTimeout,
+      ),
     )
     .option(
       '--retries <n>',
@@ -161,17 +183,21 @@ function program(): Command {
       intIn(0, 100),
       DEFAULTS.retries,
     )
-    .option(
-      '--retry-delay <duration>',
-      'base of the exponential backoff between attempts',
-      parseDuration,
-      parseDuration(DEFAULTS.retryDelay),
+    .addOption(
+      parsed(
+        '--retry-delay <duration>',
+        'base of the exponential backoff between attempts',
+        parseDuration,
+        DEFAULTS.retryDelay,
+      ),
     )
-    .option(
-      '--sim-task-ms <ms|min-max>',
-      'duration of a simulated task, or a range drawn from with --seed',
-      parseSimRange,
-      parseSimRange(DEFAULTS.simTaskMs),
+    .addOption(
+      parsed(
+        '--sim-task-ms <ms|min-max>',
+        'duration of a simulated task, or a range drawn from with --seed',
+        parseSimRange,
+        DEFAULTS.simTaskMs,
+      ),
     )
     .option(
       '--seed <n>',
@@ -179,26 +205,31 @@ function program(): Command {
       intIn(0, 2 ** 31 - 1),
       DEFAULTS.seed,
     )
-    .action(async (words: string[], options: RunCommandOptions) => {
+    .action(async (words: string[], options: RunCommandOptions, command: Command) => {
       if (options.real) {
         throw new UsageError(
           '--real is not available yet: real planners and executors are not wired in this build; use --simulate',
         );
       }
       const planned = await planFor(words, options);
+      // A plan file brings its own budget unless --executors overrides it.
+      const executors =
+        options.plan !== undefined && command.getOptionValueSource('executors') === 'default'
+          ? planned.executorBudget
+          : options.executors;
       const plan = assignSimulatedDurations(
-        { ...planned, executorBudget: options.executors },
+        { ...planned, executorBudget: executors },
         options.simTaskMs,
         options.seed,
       );
-      process.exitCode = await drive(options.json ?? false, plan, options.executors, (hooks) =>
+      process.exitCode = await drive(options.json ?? false, plan, executors, (hooks) =>
         startRun({
           ...hooks,
           outputDir: options.output,
           plan,
           backend: options.backend,
           mode: 'simulate',
-          executors: options.executors,
+          executors,
           retries: options.retries,
           retryDelayMs: options.retryDelay,
           taskTimeoutMs: options.taskTimeout,
@@ -214,9 +245,11 @@ function program(): Command {
       .argument('[requirements...]', 'what to build (or use --file)'),
   ).action(async (words: string[], options: PlanningOptions) => {
     const plan = await planFor(words, options);
-    process.stdout.write(
-      options.json ? `${JSON.stringify(plan, null, 2)}\n` : `${formatPlan(plan)}\n`,
-    );
+    if (options.json) process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+    else
+      process.stdout.write(
+        `${formatPlan(plan, await estimateSchedule(plan.tasks, plan.executorBudget))}\n`,
+      );
   });
 
   cli
@@ -257,8 +290,8 @@ function program(): Command {
         plan.tasks.map((t) => t.id),
         readJournal(layout.journal).events,
       );
-      const running = existsSync(layout.lock);
-      const runStatus = state.status ?? (running ? 'running' : 'interrupted');
+      const holder = lockHolder(layout);
+      const runStatus = state.status ?? (holder ? `running (pid ${holder})` : 'interrupted');
       if (options.json) {
         const tasks = Object.fromEntries(state.tasks);
         process.stdout.write(

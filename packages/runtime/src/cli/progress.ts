@@ -18,7 +18,9 @@ export function progressMode(
   stream: NodeJS.WriteStream = process.stdout,
 ): ProgressMode {
   if (json) return 'json';
-  return stream.isTTY && process.env.TERM !== 'dumb' ? 'live' : 'plain';
+  // A terminal that reports no size (some CI pseudo-terminals) cannot be redrawn in place.
+  const sized = (stream.rows ?? 0) > 0 && (stream.columns ?? 0) > 0;
+  return stream.isTTY && sized && process.env.TERM !== 'dumb' ? 'live' : 'plain';
 }
 
 export function createReporter(mode: ProgressMode, plan: Plan, executors: number): Reporter {

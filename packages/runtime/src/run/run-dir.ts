@@ -72,6 +72,17 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** The process driving the run right now, if any. */
+export function lockHolder(layout: RunLayout): number | undefined {
+  let holder: number;
+  try {
+    holder = Number.parseInt(readFileSync(layout.lock, 'utf8'), 10);
+  } catch {
+    return undefined;
+  }
+  return Number.isInteger(holder) && isAlive(holder) ? holder : undefined;
+}
+
 /**
  * Takes the run's lock so two orchestrators never drive one run. A lock left by a process that
  * no longer exists (a killed orchestrator) is taken over.
@@ -85,8 +96,8 @@ export function acquireRunLock(layout: RunLayout): () => void {
       return () => rmSync(layout.lock, { force: true });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number.parseInt(readFileSync(layout.lock, 'utf8'), 10);
-      if (Number.isInteger(holder) && holder !== process.pid && isAlive(holder)) {
+      const holder = lockHolder(layout);
+      if (holder !== undefined && holder !== process.pid) {
         throw new RunDirError(`run ${layout.root} is in use by process ${holder}`);
       }
       rmSync(layout.lock, { force: true });

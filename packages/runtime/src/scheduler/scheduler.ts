@@ -220,8 +220,12 @@ export class Scheduler {
       await emit({ type: 'task-cancelled', taskId: task.id, attempt, durationMs });
       return;
     }
-    if (!outcome.ok && controller.signal.reason instanceof TaskTimeoutError) {
-      outcome = { ...outcome, error: controller.signal.reason.message, kind: 'transient' };
+    const timeout = controller.signal.reason;
+    if (!outcome.ok && timeout instanceof TaskTimeoutError) {
+      const error = outcome.error.includes(timeout.message)
+        ? outcome.error
+        : `${timeout.message}: ${outcome.error}`;
+      outcome = { ...outcome, error, kind: 'transient' };
     }
     if (outcome.ok) {
       state.status = 'succeeded';

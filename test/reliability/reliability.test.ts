@@ -1,0 +1,256 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { JournalEvent } from '../../packages/runtime/src/contracts/events.js';
+import { readEvents, readSummary, resultLine, runCli, startCli, waitFor } from '../support/cli.js';
+import { gitOut, treeHash } from '../support/git.js';
+import { planInput, type TaskInput, task } from '../support/plans.js';
+import { tempDir } from '../support/tmp.js';
+
+const work = tempDir('po-rel-');
+let runs = 0;
+
+function writePlan(tasks: TaskInput[]): string {
+  const file = path.join(work, `plan-${runs++}.json`);
+  writeFileSync(file, JSON.stringify(planInput(tasks)));
+  return file;
+}
+
+/** Starts `run` and resolves its run directory as soon as it exists. */
+async function startRun(args: string[]) {
+  const output = path.join(work, `runs-${runs++}`);
+  const started = startCli(['run', ...args, '-o', output, '--json'], work);
+  const runDir = await waitFor(
+    () => {
+      const entries = existsSync(output) ? readdirSync(output) : [];
+      return entries[0] && existsSync(path.join(output, entries[0], 'events.jsonl'))
+        ? path.join(output, entries[0])
+        : undefined;
+    },
+    20_000,
+    'the run directory',
+  );
+  return { ...started, runDir };
+}
+
+function eventsSoFar(runDir: string): JournalEvent[] {
+  const text = readFileSync(path.join(runDir, 'events.jsonl'), 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line.endsWith('}'))
+    .map((line) => JSON.parse(line));
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** A layered DAG: 4 roots, then each task depends on one task of the layer above. */
+const layered = (durationMs: number) =>
+  Array.from({ length: 24 }, (_, i) => task(`t${i}`, i >= 4 ? [`t${i - 4}`] : [], durationMs));
+
+describe('reliability', () => {
+  it('resumes after the orchestrator is SIGKILLed: no finished task runs twice, same project', async () => {
+    const plan = writePlan(layered(150));
+    const reference = await runCli(
+      ['run', '--plan', plan, '-e', '4', '-o', path.join(work, 'reference'), '--json'],
+      work,
+    );
+    expect(reference.code).toBe(0);
+    const referenceTree = treeHash(path.join(resultLine(reference.stdout).runDir, 'project'));
+
+    const { child, done, runDir } = await startRun(['--plan', plan, '-e', '4']);
+    await waitFor(
+      () =>
+        eventsSoFar(runDir).filter((e) => e.type === 'task-succeeded').length >= 6
+          ? true
+          : undefined,
+      20_000,
+      'six finished tasks',
+    );
+    const executors = childPids(child.pid as number);
+    expect(executors.length).toBeGreaterThan(0);
+    child.kill('SIGKILL');
+    await done;
+    // Executors notice their orchestrator is gone and exit rather than keep writing.
+    await waitFor(
+      () => (executors.every((pid) => !isAlive(pid)) ? true : undefined),
+      5_000,
+      'executors to exit',
+    );
+
+    const beforeKill = readEvents(runDir);
+    const finishedBefore = new Set(
+      beforeKill.filter((e) => e.type === 'task-succeeded').map((e) => e.taskId),
+    );
+    const killedAt = beforeKill.at(-1)?.seq ?? 0;
+
+    const resumed = await runCli(['resume', runDir, '--json'], work);
+    expect(resumed.code).toBe(0);
+    const after = readEvents(runDir).filter((e) => e.seq > killedAt);
+    const rerun = after.filter((e) => e.type === 'task-started' && finishedBefore.has(e.taskId));
+    expect(rerun).toEqual([]);
+    expect(after.some((e) => e.type === 'run-resumed')).toBe(true);
+    const succeeded = readEvents(runDir).filter((e) => e.type === 'task-succeeded');
+    expect(succeeded).toHaveLength(24);
+    expect(new Set(succeeded.map((e) => 'taskId' in e && e.taskId)).size).toBe(24);
+    expect(treeHash(path.join(runDir, 'project'))).toBe(referenceTree);
+    expect(readSummary(runDir).totals).toMatchObject({ succeeded: 24, unfinished: 0 });
+  });
+
+  it('retries a task whose executor process is killed, and the run succeeds', async () => {
+    const plan = writePlan([
+      task('victim', [], 1500),
+      task('bystander', [], 300),
+      task('after', ['victim'], 10),
+    ]);
+    const { child, done, runDir } = await startRun([
+      '--plan',
+      plan,
+      '-e',
+      '2',
+      '--retry-delay',
+      '10ms',
+    ]);
+    await waitFor(
+      () =>
+        eventsSoFar(runDir).some((e) => e.type === 'task-started' && e.taskId === 'victim')
+          ? true
+          : undefined,
+      20_000,
+      'the victim to start',
+    );
+    const victimExecutor = eventsSoFar(runDir).find(
+      (e) => e.type === 'task-started' && e.taskId === 'victim',
+    );
+    const slot = victimExecutor?.type === 'task-started' ? victimExecutor.executor : -1;
+    // The executor process of a slot carries the contract's EXECUTOR_ID.
+    const victimPid = await waitFor(() =>
+      childPids(child.pid as number).find((pid) =>
+        readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`EXECUTOR_ID=${slot}`),
+      ),
+    );
+    process.kill(victimPid, 'SIGKILL');
+    const result = await done;
+    expect(result.code).toBe(0);
+    const events = readEvents(runDir);
+    expect(events.find((e) => e.type === 'task-retrying')).toMatchObject({
+      taskId: 'victim',
+      reason: 'transient',
+      error: 'executor process killed by SIGKILL',
+    });
+    expect(readSummary(runDir).tasks.find((t) => t.taskId === 'victim')).toMatchObject({
+      status: 'succeeded',
+      attempts: 2,
+    });
+  });
+
+  it('reports a merge conflict and loses neither side', async () => {
+    const plan = writePlan([
+      task('left', [], 200, {
+        simulate: { durationMs: 200, files: { 'config/settings.txt': 'left=1\n' } },
+      }),
+      task('right', [], 200, {
+        simulate: { durationMs: 200, files: { 'config/settings.txt': 'right=1\n' } },
+      }),
+    ]);
+    const { code, stdout } = await runCli(
+      ['run', '--plan', plan, '-e', '2', '-o', path.join(work, 'conflict'), '--json'],
+      work,
+    );
+    expect(code).toBe(0);
+    const { runDir } = resultLine(stdout);
+    const conflict = readEvents(runDir).find((e) => e.type === 'task-retrying');
+    expect(conflict).toMatchObject({
+      reason: 'conflict',
+      result: { conflictFiles: ['config/settings.txt'] },
+    });
+    expect(conflict?.type === 'task-retrying' && conflict.error).toMatch(
+      /merge conflict .* in config\/settings\.txt/,
+    );
+    const merged = readFileSync(path.join(runDir, 'project/config/settings.txt'), 'utf8');
+    expect(merged).toContain('left=1');
+    expect(merged).toContain('right=1');
+  });
+
+  it('fails a task that still conflicts after its retry, with a report listing the files', async () => {
+    const writes = (id: string) =>
+      task(id, [], 300, {
+        simulate: { durationMs: 300, files: { 'shared.txt': `${id}\n`, [`${id}.txt`]: id } },
+      });
+    const plan = writePlan([writes('one'), writes('two'), writes('three')]);
+    const { code, stdout } = await runCli(
+      ['run', '--plan', plan, '-e', '3', '-o', path.join(work, 'conflict3'), '--json'],
+      work,
+    );
+    expect(code).toBe(1);
+    const { runDir } = resultLine(stdout);
+    const summary = readSummary(runDir);
+    const failed = summary.tasks.filter((t) => t.status === 'failed');
+    expect(failed).toHaveLength(1);
+    const loser = failed[0];
+    expect(loser?.conflictFiles).toEqual(['shared.txt']);
+    expect(loser?.error).toMatch(
+      /merge conflict .* in shared\.txt; the task's work is kept on task\//,
+    );
+    expect(loser?.attempts).toBe(2);
+    const project = path.join(runDir, 'project');
+    // The loser's work is on its branch, not lost; main holds the two winners.
+    expect(gitOut(project, ['show', `task/${loser?.taskId}:shared.txt`])).toContain(loser?.taskId);
+    const shared = readFileSync(path.join(project, 'shared.txt'), 'utf8');
+    for (const t of summary.tasks) {
+      if (t.status === 'succeeded') expect(shared).toContain(t.taskId);
+    }
+  });
+
+  it('stops on SIGINT with exit 130, then resume finishes the run', async () => {
+    const plan = writePlan(layered(400).slice(0, 8));
+    const { child, done, runDir } = await startRun(['--plan', plan, '-e', '2']);
+    await waitFor(
+      () => (eventsSoFar(runDir).some((e) => e.type === 'task-started') ? true : undefined),
+      20_000,
+      'a task to start',
+    );
+    const executors = childPids(child.pid as number);
+    child.kill('SIGINT');
+    const result = await done;
+    expect(result.code).toBe(130);
+    const events = readEvents(runDir);
+    expect(events.at(-1)).toMatchObject({ type: 'run-finished', status: 'cancelled' });
+    expect(events.some((e) => e.type === 'task-cancelled')).toBe(true);
+    expect(readSummary(runDir).status).toBe('cancelled');
+    expect(executors.filter(isAlive)).toEqual([]);
+    expect(existsSync(path.join(runDir, '.lock'))).toBe(false);
+
+    const resumed = await runCli(['resume', runDir], work);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toMatch(/Run succeeded: 8\/8 tasks succeeded/);
+  });
+
+  it('refuses to resume a run another orchestrator is driving', async () => {
+    const plan = writePlan([task('long', [], 3000)]);
+    const { child, done, runDir } = await startRun(['--plan', plan]);
+    const second = await runCli(['resume', runDir], work);
+    expect(second.code).toBe(2);
+    expect(second.stderr).toMatch(/^error: run .* is in use by process \d+\n$/);
+    child.kill('SIGTERM');
+    expect((await done).code).toBe(130);
+  });
+});

@@ -1,0 +1,76 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { JournalEvent } from '../../packages/runtime/src/contracts/events.js';
+import type { ExecutionSummary } from '../../packages/runtime/src/contracts/results.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The built CLI: tests run what users run (`pnpm test` builds first). */
+export const CLI = path.join(ROOT, 'packages/runtime/dist/cli/main.js');
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function startCli(
+  args: string[],
+  cwd: string,
+): { child: ChildProcess; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    stdout += c;
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c;
+  });
+  const done = new Promise<CliResult>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { child, done };
+}
+
+export function runCli(args: string[], cwd: string): Promise<CliResult> {
+  return startCli(args, cwd).done;
+}
+
+/** The `result` line `--json` ends with. */
+export function resultLine(stdout: string): { runDir: string; status: string; exitCode: number } {
+  const last = stdout.trim().split('\n').at(-1) ?? '';
+  return JSON.parse(last);
+}
+
+export function readEvents(runDir: string): JournalEvent[] {
+  return readFileSync(path.join(runDir, 'events.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
+}
+
+export function readSummary(runDir: string): ExecutionSummary {
+  return JSON.parse(readFileSync(path.join(runDir, 'execution_summary.json'), 'utf8'));
+}
+
+/** Polls until `check` returns a value, failing after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => T | undefined,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = check();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
