@@ -1,0 +1,251 @@
+/**
+ * `pnpm bench`: speed, scale and scheduling quality of the runtime, printed as one JSON document.
+ * Wall-clock scenarios run the built CLI as users do and read `execution_summary.json`; each is
+ * repeated and reported as the median with every sample, since these machines are noisy.
+ *
+ *   pnpm bench                          all scenarios
+ *   pnpm bench -- --only overhead,speedup --repeat 5
+ *   pnpm bench -- --plan FILE --executors M   one plan in virtual time
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type PlanInput, parsePlan } from '../packages/runtime/src/contracts/plan.js';
+import type { ExecutionSummary } from '../packages/runtime/src/contracts/results.js';
+import { estimateSchedule } from '../packages/runtime/src/scheduler/estimate.js';
+import { seededInts } from '../packages/runtime/src/util/random.js';
+
+const CLI = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../packages/runtime/dist/cli/main.js',
+);
+
+interface Result {
+  name: string;
+  value: number;
+  unit: string;
+  target: string;
+  pass: boolean;
+  samples?: number[];
+  [detail: string]: unknown;
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+function task(id: string, dependsOn: string[], durationMs: number) {
+  return {
+    id,
+    title: `Task ${id}`,
+    description: `Benchmark task ${id}.`,
+    dependsOn,
+    simulate: { durationMs },
+  };
+}
+
+/** Runs a plan through the CLI in a scratch directory and returns its summary. */
+function runPlan(plan: PlanInput, executors: number): ExecutionSummary {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'po-bench-'));
+  try {
+    const file = path.join(dir, 'plan.json');
+    writeFileSync(file, JSON.stringify(plan));
+    const args = [
+      'run',
+      '--plan',
+      file,
+      '-e',
+      String(executors),
+      '--max-tasks',
+      '5000',
+      '-o',
+      dir,
+      '--json',
+    ];
+    const stdout = execFileSync(process.execPath, [CLI, ...args], {
+      encoding: 'utf8',
+      maxBuffer: 256 << 20,
+    });
+    const { runDir, status } = JSON.parse(stdout.trim().split('\n').at(-1) as string);
+    if (status !== 'succeeded') throw new Error(`benchmark run ${status}: ${runDir}`);
+    return JSON.parse(readFileSync(path.join(runDir, 'execution_summary.json'), 'utf8'));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const independent = (count: number, durationMs: number): PlanInput => ({
+  requirements: `${count} independent tasks`,
+  executorBudget: 8,
+  tasks: Array.from({ length: count }, (_, i) => task(`t${i}`, [], durationMs)),
+});
+
+function overhead(repeat: number): Result {
+  const samples = Array.from(
+    { length: repeat },
+    () => runPlan(independent(200, 0), 8).durationMs / 200,
+  );
+  const value = round(median(samples), 1);
+  return {
+    name: 'overhead-per-task',
+    description:
+      '200 zero-length simulated tasks, M=8, worktree + executor + commit + merge per task',
+    value,
+    unit: 'ms/task',
+    target: '<= 50',
+    pass: value <= 50,
+    samples: samples.map((s) => round(s, 1)),
+  };
+}
+
+function speedup(repeat: number): Result {
+  const plan = independent(16, 1000);
+  const pairs = Array.from({ length: repeat }, () => {
+    const one = runPlan(plan, 1).durationMs;
+    const eight = runPlan(plan, 8).durationMs;
+    return { one, eight, ratio: one / eight };
+  });
+  const value = round(median(pairs.map((p) => p.ratio)), 2);
+  return {
+    name: 'speedup-m8-vs-m1',
+    description: '16 independent 1 s tasks, run duration with M=1 divided by M=8',
+    value,
+    unit: 'x',
+    target: '>= 6.5',
+    pass: value >= 6.5,
+    samples: pairs.map((p) => round(p.ratio, 2)),
+    durationsMs: pairs.map(({ one, eight }) => ({ m1: one, m8: eight })),
+  };
+}
+
+/** A random DAG: each task depends on up to `maxDeps` earlier tasks, mostly nearby ones. */
+function randomDag(seed: number, size: number, maxDeps: number): PlanInput {
+  const draw = seededInts(seed);
+  const tasks = Array.from({ length: size }, (_, i) => {
+    const deps = new Set<string>();
+    const wanted = i === 0 ? 0 : draw(0, maxDeps);
+    for (let k = 0; k < wanted; k++) deps.add(`t${Math.max(0, i - draw(1, Math.min(i, 20)))}`);
+    return task(`t${i}`, [...deps], draw(1, 100) * 1000);
+  });
+  return { requirements: `random DAG ${seed}`, executorBudget: 8, tasks };
+}
+
+function scale(): Result {
+  const plan = randomDag(1, 1000, 2);
+  for (const t of plan.tasks) t.simulate = { durationMs: 0 };
+  const summary = runPlan(plan, 8);
+  const rssMb = round(summary.orchestrator.peakRssBytes / 2 ** 20, 1);
+  return {
+    name: 'scale-1000-tasks',
+    description: '1,000-task random DAG of zero-length tasks, M=8: orchestrator peak RSS',
+    value: rssMb,
+    unit: 'MB',
+    target: '<= 300 and all tasks succeed',
+    pass: rssMb <= 300 && summary.totals.succeeded === 1000,
+    succeeded: summary.totals.succeeded,
+    durationMs: summary.durationMs,
+    msPerTask: round(summary.durationMs / 1000, 1),
+  };
+}
+
+async function schedulerQuality(): Promise<Result> {
+  const cases: {
+    seed: number;
+    size: number;
+    executors: number;
+    criticalPath: number;
+    planOrder: number;
+  }[] = [];
+  let seed = 100;
+  for (const size of [20, 60, 150, 400]) {
+    for (const maxDeps of [1, 3]) {
+      for (const executors of [2, 4, 8, 16]) {
+        const plan = parsePlan(randomDag(++seed, size, maxDeps), { maxTasks: 5000 });
+        const best = await estimateSchedule(plan.tasks, executors, 'critical-path');
+        const fifo = await estimateSchedule(plan.tasks, executors, 'plan-order');
+        cases.push({
+          seed,
+          size,
+          executors,
+          criticalPath: best.makespanMs / best.lowerBoundMs,
+          planOrder: fifo.makespanMs / fifo.lowerBoundMs,
+        });
+      }
+    }
+  }
+  const mean = (key: 'criticalPath' | 'planOrder') =>
+    round(cases.reduce((s, c) => s + c[key], 0) / cases.length);
+  const value = mean('criticalPath');
+  return {
+    name: 'scheduler-quality',
+    description: `makespan / max(critical path, work / M) in virtual time over ${cases.length} random DAGs`,
+    value,
+    unit: 'ratio',
+    target: '<= 1.05 on average',
+    pass: value <= 1.05,
+    planOrderBaseline: mean('planOrder'),
+    worstCriticalPath: round(Math.max(...cases.map((c) => c.criticalPath))),
+    worstPlanOrder: round(Math.max(...cases.map((c) => c.planOrder))),
+  };
+}
+
+async function onePlan(file: string, executors: number) {
+  const plan = parsePlan(JSON.parse(readFileSync(file, 'utf8')), { maxTasks: 5000 });
+  const missing = plan.tasks.filter((t) => t.simulate?.durationMs === undefined).map((t) => t.id);
+  if (missing.length)
+    throw new Error(`tasks without simulate.durationMs: ${missing.slice(0, 5).join(', ')}`);
+  const best = await estimateSchedule(plan.tasks, executors, 'critical-path');
+  const fifo = await estimateSchedule(plan.tasks, executors, 'plan-order');
+  return {
+    plan: file,
+    tasks: plan.tasks.length,
+    executors,
+    ...best,
+    ratio: round(best.makespanMs / best.lowerBoundMs),
+    planOrderMakespanMs: fifo.makespanMs,
+    planOrderRatio: round(fifo.makespanMs / fifo.lowerBoundMs),
+  };
+}
+
+async function main() {
+  const { values } = parseArgs({
+    args: process.argv.slice(2).filter((a) => a !== '--'),
+    options: {
+      only: { type: 'string' },
+      repeat: { type: 'string', default: '3' },
+      plan: { type: 'string' },
+      executors: { type: 'string', default: '8' },
+    },
+  });
+  if (values.plan) {
+    console.log(JSON.stringify(await onePlan(values.plan, Number(values.executors)), null, 2));
+    return;
+  }
+  const repeat = Number(values.repeat);
+  const only = new Set((values.only ?? 'overhead,speedup,scale,scheduler').split(','));
+  const results: Result[] = [];
+  if (only.has('scheduler')) results.push(await schedulerQuality());
+  if (only.has('overhead')) results.push(overhead(repeat));
+  if (only.has('speedup')) results.push(speedup(repeat));
+  if (only.has('scale')) results.push(scale());
+  const machine = {
+    cpus: os.cpus().length,
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    node: process.version,
+  };
+  console.log(JSON.stringify({ machine, repeat, results }, null, 2));
+  if (results.some((r) => !r.pass)) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  console.error(`bench: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 2;
+});
