@@ -104,6 +104,27 @@ describe('scheduler', () => {
     expect(startOf('d')).toBe(endOf('c'));
   });
 
+  it('starts a task once when its dependencies succeed together', async () => {
+    const tasks = [
+      task('a', [], 100),
+      task('b', [], 100),
+      task('c', [], 100),
+      task('join', ['a', 'b', 'c']),
+    ];
+    // The journal holds the three success events until all are written, so their handlers
+    // resume together, each seeing every dependency succeeded.
+    const held: (() => void)[] = [];
+    const emit = (event: EventBody) =>
+      event.type === 'task-succeeded' && event.taskId !== 'join'
+        ? new Promise<void>((resolve) => {
+            held.push(resolve);
+            if (held.length === 3) for (const release of held) release();
+          })
+        : undefined;
+    const { trace } = await simulate(tasks, 3, sleepThenSucceed, { emit });
+    expect(trace.starts.filter((s) => s.id === 'join')).toHaveLength(1);
+  });
+
   it('starts the task with the longest remaining path first, then priority, then id', async () => {
     const tasks = [
       task('short', [], 100),

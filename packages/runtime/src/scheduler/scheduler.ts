@@ -16,6 +16,11 @@ export interface AttemptContext {
   executor: number;
   /** Aborts on task timeout and on cancellation of the run. */
   signal: AbortSignal;
+  /**
+   * Hands the executor slot back before the attempt settles, once the executor's work is
+   * committed: merging it needs no executor, so the next task can start meanwhile.
+   */
+  releaseExecutor(): void;
 }
 
 export type AttemptOutcome =
@@ -33,7 +38,7 @@ export interface TaskState {
 
 export interface SchedulerOptions {
   tasks: readonly PlanTask[];
-  /** M: at most this many attempts run at once. */
+  /** M: at most this many attempts hold an executor at once. */
   concurrency: number;
   runAttempt(context: AttemptContext): Promise<AttemptOutcome>;
   /** Records a state change; awaited before the change is acted on. */
@@ -66,7 +71,7 @@ export class TaskTimeoutError extends Error {
 const FINISHED: ReadonlySet<TaskStatus> = new Set(['succeeded', 'failed', 'blocked']);
 
 /**
- * Runs a task DAG with at most M attempts at once. A task becomes ready when every dependency
+ * Runs a task DAG with at most M executors busy at once. A task becomes ready when every dependency
  * has succeeded; ready tasks start in critical-path order. A task that fails for good blocks
  * everything downstream of it while independent branches go on, so the run always ends.
  */
@@ -76,8 +81,11 @@ export class Scheduler {
   private readonly dependents: Map<string, string[]>;
   private readonly states = new Map<string, TaskState>();
   private readonly ready: PlanTask[] = [];
+  private readonly queued = new Set<string>();
   private readonly freeSlots: number[];
   private readonly inFlight = new Set<Promise<void>>();
+  /** Abort controllers of the attempts in flight; cancelling the run aborts them all. */
+  private readonly running = new Set<AbortController>();
   private readonly compare: (a: PlanTask, b: PlanTask) => number;
   private readonly clock: Clock;
   private readonly policy: RetryPolicyOptions;
@@ -107,7 +115,10 @@ export class Scheduler {
 
   async run(): Promise<SchedulerResult> {
     const { signal } = this.options;
-    const onAbort = () => this.notify();
+    const onAbort = () => {
+      for (const controller of this.running) controller.abort(signal?.reason);
+      this.notify();
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
       await this.initialise();
@@ -143,7 +154,17 @@ export class Scheduler {
     for (const task of this.tasks) {
       if (this.state(task.id).status === 'failed') await this.blockDependents(task.id);
     }
-    for (const task of this.tasks) if (this.isReady(task)) this.ready.push(task);
+    for (const task of this.tasks) this.enqueueIfReady(task);
+  }
+
+  /**
+   * Queues a task whose dependencies have all succeeded, once: two dependencies that succeed
+   * together both get here after their events are written, and only one may queue it.
+   */
+  private enqueueIfReady(task: PlanTask): void {
+    if (this.queued.has(task.id) || !this.isReady(task)) return;
+    this.queued.add(task.id);
+    this.ready.push(task);
   }
 
   private state(id: string): TaskState {
@@ -162,34 +183,48 @@ export class Scheduler {
     for (let i = 1; i < this.ready.length; i++) {
       if (this.compare(this.ready[i] as PlanTask, this.ready[best] as PlanTask) < 0) best = i;
     }
-    return this.ready.splice(best, 1)[0] as PlanTask;
+    const [task] = this.ready.splice(best, 1) as [PlanTask];
+    this.queued.delete(task.id);
+    return task;
   }
 
-  /** Starts an attempt; the slot and the running count are taken before anything is awaited. */
+  /** Starts an attempt; its executor slot is taken before anything is awaited. */
   private launch(task: PlanTask): void {
     const executor = this.freeSlots.shift() as number;
     const state = this.state(task.id);
     state.status = 'running';
     state.attempts += 1;
-    const attempt = this.attempt(task, state.attempts, executor)
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      this.freeSlots.push(executor);
+      this.freeSlots.sort((a, b) => a - b);
+      this.notify();
+    };
+    const attempt = this.attempt(task, state.attempts, executor, release)
       .catch((error: unknown) => {
         this.fatal ??= { error };
       })
       .finally(() => {
         this.inFlight.delete(attempt);
-        this.freeSlots.push(executor);
-        this.freeSlots.sort((a, b) => a - b);
+        release();
         this.notify();
       });
     this.inFlight.add(attempt);
   }
 
-  private async attempt(task: PlanTask, attempt: number, executor: number): Promise<void> {
+  private async attempt(
+    task: PlanTask,
+    attempt: number,
+    executor: number,
+    releaseExecutor: () => void,
+  ): Promise<void> {
     const { emit, runAttempt, signal: runSignal } = this.options;
     await emit({ type: 'task-started', taskId: task.id, attempt, executor });
     const controller = new AbortController();
-    const linkAbort = () => controller.abort(runSignal?.reason);
-    runSignal?.addEventListener('abort', linkAbort, { once: true });
+    if (runSignal?.aborted) controller.abort(runSignal.reason);
+    this.running.add(controller);
     const timers = new AbortController();
     const timeoutMs = this.options.taskTimeoutMs;
     if (timeoutMs !== undefined && Number.isFinite(timeoutMs)) {
@@ -202,7 +237,7 @@ export class Scheduler {
     let outcome: AttemptOutcome;
     try {
       outcome = await this.untilAbandoned(
-        runAttempt({ task, attempt, executor, signal: controller.signal }),
+        runAttempt({ task, attempt, executor, signal: controller.signal, releaseExecutor }),
         controller.signal,
         timers.signal,
       );
@@ -210,7 +245,7 @@ export class Scheduler {
       outcome = { ok: false, error: errorMessage(error), kind: 'transient' };
     } finally {
       timers.abort();
-      runSignal?.removeEventListener('abort', linkAbort);
+      this.running.delete(controller);
     }
     const durationMs = this.clock.now() - startedAt;
     const state = this.state(task.id);
@@ -236,10 +271,8 @@ export class Scheduler {
         durationMs,
         result: outcome.result,
       });
-      for (const child of this.dependents.get(task.id) ?? []) {
-        const dependent = this.byId.get(child) as PlanTask;
-        if (this.isReady(dependent)) this.ready.push(dependent);
-      }
+      for (const child of this.dependents.get(task.id) ?? [])
+        this.enqueueIfReady(this.byId.get(child) as PlanTask);
       return;
     }
     await this.handleFailure(task, attempt, durationMs, outcome);
@@ -305,7 +338,7 @@ export class Scheduler {
     try {
       await this.clock.sleep(decision.delayMs, this.options.signal);
       state.status = 'pending';
-      this.ready.push(task);
+      this.enqueueIfReady(task);
     } catch {
       // Cancelled during backoff: the task stays `retrying`, and a resume picks it up.
     } finally {
