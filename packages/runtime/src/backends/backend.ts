@@ -13,10 +13,13 @@ export interface ExecutionContext {
 /**
  * Where executors run. Every backend takes the same task spec and settles with the same
  * outcome; an executor that crashes or is killed settles as a retryable failure, never a throw.
+ * At most M `execute` calls are in flight; the scheduler sees to that.
  */
 export interface Backend {
   readonly name: BackendName;
   execute(spec: TaskSpec, context: ExecutionContext): Promise<ExecutorOutcome>;
+  /** Starts what executors need ahead of the first task (a process, a connection). */
+  warm(): void;
   /** Stops every executor the backend started. */
   close(): Promise<void>;
 }

@@ -4,119 +4,126 @@ import { fileURLToPath } from 'node:url';
 import { ENV, INHERITED_HOST_ENV } from '../contracts/env.js';
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import type { Backend, ExecutionContext } from './backend.js';
-import type { WorkerReply, WorkerRequest } from './local-worker.js';
+import type { HostReply, HostRequest } from './local-host.js';
 
-const WORKER_PATH = fileURLToPath(new URL('./local-worker.js', import.meta.url));
+const HOST_PATH = fileURLToPath(new URL('./local-host.js', import.meta.url));
 
 export interface LocalBackendOptions {
   /** Whether executors call models (`USE_REAL_EXECUTORS`). */
   real: boolean;
-  /** Time a stopped executor gets between SIGTERM and SIGKILL. */
+  /** How long an aborted task may take to stop before the whole host is killed. */
   killGraceMs?: number;
 }
 
-/** The environment an executor process gets: a short allow-list, never the host's secrets. */
-function executorEnv(executor: number, real: boolean): NodeJS.ProcessEnv {
+interface Pending {
+  settle: (outcome: ExecutorOutcome) => void;
+  logPath: string;
+}
+
+/** The executor host's environment: a short allow-list, never the orchestrator's secrets. */
+function hostEnv(real: boolean): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const name of INHERITED_HOST_ENV)
+  for (const name of INHERITED_HOST_ENV) {
     if (process.env[name] !== undefined) env[name] = process.env[name];
-  env[ENV.EXECUTOR_ID] = String(executor);
+  }
   env[ENV.USE_REAL_EXECUTORS] = real ? '1' : '0';
   return env;
 }
 
 /**
- * Executors as child processes on this machine. Each slot keeps one executor process alive and
- * feeds it tasks, so a crash costs one task, not the orchestrator, and Node's start-up (about
- * 90 ms here) is paid once per slot rather than once per task. Each process leads its own
- * process group; stopping a task kills the whole group.
+ * Executors on this machine, in one child process (the executor host) that runs up to M tasks
+ * at once: a crash there fails the tasks in flight, which are retried, never the orchestrator.
+ * One host rather than one process per executor because Node's start-up (70-90 ms of CPU here)
+ * per executor outweighed the rest of the per-task overhead. The host leads its own process
+ * group; a task that does not stop when aborted gets the whole group killed.
  */
 export class LocalBackend implements Backend {
   readonly name = 'local' as const;
-  private readonly workers = new Map<number, ChildProcess>();
+  private host: ChildProcess | undefined;
+  private readonly pending = new Map<string, Pending>();
   private readonly killGraceMs: number;
 
   constructor(private readonly options: LocalBackendOptions) {
-    this.killGraceMs = options.killGraceMs ?? 2_000;
+    this.killGraceMs = options.killGraceMs ?? 5_000;
   }
 
-  execute(
-    spec: TaskSpec,
-    { executor, signal, logPath }: ExecutionContext,
-  ): Promise<ExecutorOutcome> {
+  warm(): void {
+    this.ensureHost();
+  }
+
+  execute(spec: TaskSpec, { signal, logPath }: ExecutionContext): Promise<ExecutorOutcome> {
     if (signal.aborted) return Promise.resolve(aborted(signal));
-    const worker = this.worker(executor);
+    const host = this.ensureHost();
+    const key = `${spec.taskId}#${spec.attempt}`;
     return new Promise<ExecutorOutcome>((resolve) => {
-      const onOutput = (chunk: Buffer) => appendFileSync(logPath, chunk);
-      const settle = (outcome: ExecutorOutcome) => {
-        worker.off('message', onMessage);
-        worker.off('exit', onExit);
-        worker.stdout?.off('data', onOutput);
-        worker.stderr?.off('data', onOutput);
-        signal.removeEventListener('abort', onAbort);
-        resolve(outcome);
+      let killTimer: NodeJS.Timeout | undefined;
+      const onAbort = () => {
+        this.send({ type: 'abort', key });
+        killTimer = setTimeout(() => this.kill(), this.killGraceMs);
       };
-      const onMessage = (reply: WorkerReply) => settle(reply.outcome);
-      const onExit = (code: number | null, exitSignal: NodeJS.Signals | null) => {
-        this.workers.delete(executor);
-        if (signal.aborted) return settle(aborted(signal));
-        settle({
-          status: 'failed',
-          error: `executor process ${exitSignal ? `killed by ${exitSignal}` : `exited with code ${code}`}`,
-          retryable: true,
-        });
-      };
-      const onAbort = () => this.stop(executor);
-      worker.on('message', onMessage);
-      worker.on('exit', onExit);
-      worker.stdout?.on('data', onOutput);
-      worker.stderr?.on('data', onOutput);
+      this.pending.set(key, {
+        logPath,
+        settle: (outcome) => {
+          clearTimeout(killTimer);
+          signal.removeEventListener('abort', onAbort);
+          this.pending.delete(key);
+          resolve(signal.aborted && outcome.status === 'failed' ? aborted(signal) : outcome);
+        },
+      });
       signal.addEventListener('abort', onAbort, { once: true });
-      const request: WorkerRequest = { spec, logPath };
-      worker.send(request);
+      host.send({ type: 'run', key, spec, logPath } satisfies HostRequest);
     });
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.workers.keys()].map((slot) => this.stop(slot)));
+    const host = this.host;
+    if (!host) return;
+    await new Promise<void>((resolve) => {
+      host.once('exit', () => resolve());
+      this.kill();
+    });
   }
 
-  private worker(executor: number): ChildProcess {
-    const existing = this.workers.get(executor);
-    if (existing && existing.exitCode === null && existing.signalCode === null) return existing;
-    const child = fork(WORKER_PATH, [], {
-      env: executorEnv(executor, this.options.real),
+  private ensureHost(): ChildProcess {
+    if (this.host) return this.host;
+    const host = fork(HOST_PATH, [], {
+      env: hostEnv(this.options.real),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
       serialization: 'advanced',
     });
-    this.workers.set(executor, child);
-    return child;
-  }
-
-  /** Stops an executor and everything it started: SIGTERM to its group, SIGKILL after a grace. */
-  private stop(executor: number): Promise<void> {
-    const child = this.workers.get(executor);
-    this.workers.delete(executor);
-    if (!child?.pid || child.exitCode !== null || child.signalCode !== null)
-      return Promise.resolve();
-    const pid = child.pid;
-    return new Promise<void>((resolve) => {
-      const escalate = setTimeout(() => signalGroup(pid, 'SIGKILL'), this.killGraceMs);
-      child.once('exit', () => {
-        clearTimeout(escalate);
-        resolve();
-      });
-      signalGroup(pid, 'SIGTERM');
+    // Output outside any task's own log (a crash trace) goes to the logs of the tasks in flight.
+    const toLogs = (chunk: Buffer) => {
+      for (const { logPath } of this.pending.values()) appendFileSync(logPath, chunk);
+    };
+    host.stdout?.on('data', toLogs);
+    host.stderr?.on('data', toLogs);
+    host.on('message', (reply: HostReply) => this.pending.get(reply.key)?.settle(reply.outcome));
+    // A failed send (the host just died) surfaces as its exit, which settles the tasks.
+    host.on('error', () => {});
+    host.on('exit', (code, exitSignal) => {
+      if (this.host === host) this.host = undefined;
+      const error = `executor host ${exitSignal ? `killed by ${exitSignal}` : `exited with code ${code}`}`;
+      for (const { settle } of [...this.pending.values()])
+        settle({ status: 'failed', error, retryable: true });
     });
+    this.host = host;
+    return host;
   }
-}
 
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
+  private send(request: HostRequest): void {
+    this.host?.send(request);
+  }
+
+  /** Kills the host and everything it started (its process group). */
+  private kill(): void {
+    const pid = this.host?.pid;
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
   }
 }
 

@@ -10,6 +10,8 @@ export const TaskSpecSchema = z.object({
   runId: z.string(),
   taskId: z.string(),
   attempt: z.number().int().min(1),
+  /** Executor slot 0..M-1: the contract's EXECUTOR_ID. */
+  executor: z.number().int().min(0),
   mode: ExecutionModeSchema,
   requirements: z.string(),
   task: PlanTaskSchema,

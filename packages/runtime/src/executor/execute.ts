@@ -1,14 +1,32 @@
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
-import { runSimulatedTask, type SimulationIo } from './simulated.js';
+import { WorkspaceEscapeError } from '../workspace/path-safety.js';
+import { type ExecutorIo, runSimulatedTask } from './simulated.js';
 
-/** Runs one attempt of a task in its workspace, in whatever process or container hosts it. */
-export async function executeTask(spec: TaskSpec, io: SimulationIo): Promise<ExecutorOutcome> {
-  if (spec.mode === 'real') {
+export type { ExecutorIo };
+
+/**
+ * Runs one attempt of a task in its workspace, in whatever process or container hosts it.
+ * Never throws: every failure becomes an outcome, retryable unless the task itself is at fault.
+ */
+export async function executeTask(spec: TaskSpec, io: ExecutorIo): Promise<ExecutorOutcome> {
+  try {
+    if (spec.mode === 'real') {
+      return {
+        status: 'failed',
+        error: 'real executors are not available in this build; use simulation',
+        retryable: false,
+      };
+    }
+    return await runSimulatedTask(spec, io);
+  } catch (error) {
+    if (io.signal.aborted) return { status: 'failed', error: 'aborted', retryable: true };
+    const message = error instanceof Error ? error.message : String(error);
+    io.log(`executor error: ${message}`);
+    // Escaping the workspace is a property of the task; anything else may pass on a retry.
     return {
       status: 'failed',
-      error: 'real executors are not available in this build; use simulation',
-      retryable: false,
+      error: message,
+      retryable: !(error instanceof WorkspaceEscapeError),
     };
   }
-  return runSimulatedTask(spec, io);
 }

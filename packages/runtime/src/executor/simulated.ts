@@ -1,10 +1,13 @@
 import { access, appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import { resolveInside } from '../workspace/path-safety.js';
 
-export interface SimulationIo {
-  sleep(ms: number): Promise<void>;
+/** What an executor gets from the process hosting it. */
+export interface ExecutorIo {
+  /** Aborts when the task times out or the run is cancelled. */
+  signal: AbortSignal;
   log(line: string): void;
 }
 
@@ -73,10 +76,10 @@ export async function plannedFiles(spec: TaskSpec): Promise<Map<string, string>>
 }
 
 /** Runs one simulated attempt inside `spec.workspaceDir`; no model, no network. */
-export async function runSimulatedTask(spec: TaskSpec, io: SimulationIo): Promise<ExecutorOutcome> {
+export async function runSimulatedTask(spec: TaskSpec, io: ExecutorIo): Promise<ExecutorOutcome> {
   const sim = spec.task.simulate ?? {};
   io.log(`simulating task ${spec.taskId} attempt ${spec.attempt} (${sim.durationMs ?? 0} ms)`);
-  await io.sleep(sim.durationMs ?? 0);
+  await sleep(sim.durationMs ?? 0, undefined, { signal: io.signal });
   if (spec.attempt <= (sim.failAttempts ?? 0)) {
     const retryable = sim.failure !== 'permanent';
     io.log(`simulated ${retryable ? 'transient' : 'permanent'} failure`);

@@ -228,6 +228,7 @@ class ActiveRun {
   async execute(): Promise<RunOutcome> {
     const started = Date.now();
     const backend = createBackend(this.config);
+    backend.warm();
     let status: RunStatus;
     try {
       const scheduler = new Scheduler({
@@ -272,16 +273,17 @@ class ActiveRun {
   /** One attempt: a worktree at the integration commit, execute, commit, merge. */
   private async runAttempt(
     backend: Backend,
-    { task, attempt, executor, signal }: AttemptContext,
+    { task, attempt, executor, signal, releaseExecutor }: AttemptContext,
   ): Promise<AttemptOutcome> {
     const workspace = this.layout.workspace(executor);
     if (attempt === 1) mkdirSync(this.layout.taskDir(task.id), { recursive: true });
     // Every dependency has succeeded, so it is merged: the head holds all the task builds on.
-    await this.project.prepareWorkspace(workspace, this.project.head);
+    await this.project.prepareWorkspace(workspace, task.id, this.project.head);
     const spec: TaskSpec = {
       runId: this.config.runId,
       taskId: task.id,
       attempt,
+      executor,
       mode: this.config.mode,
       requirements: this.plan.requirements,
       task,
@@ -306,11 +308,7 @@ class ActiveRun {
       if (permanent) {
         // Keep what the failed attempt did on its branch for inspection; it is never merged.
         kept = await this.project
-          .commitWorkspace(
-            workspace,
-            task.id,
-            `task(${task.id}): failed attempt, not merged\n\n${trailer}`,
-          )
+          .commitWorkspace(workspace, `task(${task.id}): failed attempt, not merged\n\n${trailer}`)
           .catch(() => undefined);
       }
       return {
@@ -324,7 +322,6 @@ class ActiveRun {
     try {
       committed = await this.project.commitWorkspace(
         workspace,
-        task.id,
         `task(${task.id}): ${task.title}\n\n${trailer}`,
       );
     } catch (error) {
@@ -332,6 +329,8 @@ class ActiveRun {
       return { ok: false, error: error.message, kind: 'permanent', result: usage };
     }
     this.emit({ type: 'task-merging', taskId: task.id, attempt, commit: committed.commit });
+    // The commit holds the work; the slot's worktree can serve the next task while this merges.
+    releaseExecutor();
     const merge = await this.project.merge(
       committed.commit,
       `Merge ${taskBranch(task.id)}: ${task.title}\n\n${trailer}`,
