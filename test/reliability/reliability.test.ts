@@ -115,6 +115,41 @@ describe('reliability', () => {
     expect(readSummary(runDir).totals).toMatchObject({ succeeded: 24, unfinished: 0 });
   });
 
+  it('does not run a task again whose merge landed just before the orchestrator died', async () => {
+    const plan = writePlan([task('a', [], 5), task('b', ['a'], 5), task('c', ['b'], 5)]);
+    const run = await runCli(
+      ['run', '--plan', plan, '-e', '1', '-o', path.join(work, 'recover'), '--json'],
+      work,
+    );
+    const { runDir } = resultLine(run.stdout);
+    // Rewind to the moment b's merge was published but not yet journaled as a success.
+    const events = readEvents(runDir);
+    const cut = events.findIndex((e) => e.type === 'task-merging' && e.taskId === 'b');
+    const bDone = events.find((e) => e.type === 'task-succeeded' && e.taskId === 'b');
+    const bMerge = bDone?.type === 'task-succeeded' ? bDone.result.mergeCommit : undefined;
+    const journal = events.slice(0, cut + 1).map((e) => `${JSON.stringify(e)}\n`);
+    writeFileSync(path.join(runDir, 'events.jsonl'), journal.join(''));
+    execFileSync('git', ['update-ref', 'refs/heads/main', bMerge as string], {
+      cwd: path.join(runDir, 'project'),
+    });
+
+    const resumed = await runCli(['resume', runDir, '--json'], work);
+    expect(resumed.code).toBe(0);
+    const after = readEvents(runDir).slice(cut + 1);
+    expect(after.find((e) => e.type === 'task-succeeded' && e.taskId === 'b')).toMatchObject({
+      recovered: true,
+      result: { files: ['docs/tasks/b.md', 'src/b.ts', 'test/b.test.ts'] },
+    });
+    expect(
+      after.filter((e) => e.type === 'task-started').map((e) => 'taskId' in e && e.taskId),
+    ).toEqual(['c']);
+    expect(
+      gitOut(path.join(runDir, 'project'), ['log', '--first-parent', '--format=%s', 'main']).split(
+        '\n',
+      ),
+    ).toHaveLength(4);
+  });
+
   it('retries the tasks of a killed executor host, and the run succeeds', async () => {
     const plan = writePlan([
       task('victim', [], 1500),

@@ -170,7 +170,10 @@ export async function resumeRun(
           taskId: task.id,
           attempt: record.merging.attempt,
           durationMs: 0,
-          result: { commit: record.merging.commit },
+          result: {
+            commit: record.merging.commit,
+            files: await project.changedFiles(record.merging.commit),
+          },
           recovered: true,
         });
       } else {
@@ -199,6 +202,8 @@ export async function resumeRun(
 class ActiveRun {
   private readonly log: RunLog;
   private readonly tasksById: Map<string, Plan['tasks'][number]>;
+  /** Task directories known to exist: creating one costs a syscall every time otherwise. */
+  private readonly taskDirs = new Set<string>();
 
   constructor(
     private readonly layout: RunLayout,
@@ -262,11 +267,17 @@ class ActiveRun {
     return { runDir: this.layout.root, status, summary };
   }
 
+  private ensureTaskDir(taskId: string): void {
+    if (this.taskDirs.has(taskId)) return;
+    mkdirSync(this.layout.taskDir(taskId), { recursive: true });
+    this.taskDirs.add(taskId);
+  }
+
   private writeTaskResult(taskId: string): void {
     const task = this.tasksById.get(taskId);
     const record = this.state.tasks.get(taskId);
     if (!task || !record) return;
-    if (record.attempts === 0) mkdirSync(this.layout.taskDir(taskId), { recursive: true });
+    this.ensureTaskDir(taskId);
     writeJson(this.layout.taskResult(taskId), taskResult(task, record));
   }
 
@@ -276,7 +287,7 @@ class ActiveRun {
     { task, attempt, executor, signal, releaseExecutor }: AttemptContext,
   ): Promise<AttemptOutcome> {
     const workspace = this.layout.workspace(executor);
-    if (attempt === 1) mkdirSync(this.layout.taskDir(task.id), { recursive: true });
+    this.ensureTaskDir(task.id);
     // Every dependency has succeeded, so it is merged: the head holds all the task builds on.
     await this.project.prepareWorkspace(workspace, task.id, this.project.head);
     const spec: TaskSpec = {

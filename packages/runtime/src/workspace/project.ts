@@ -234,6 +234,20 @@ export class Project {
     return [...new Set(names.filter(Boolean))];
   }
 
+  /** The paths a commit changed against its first parent. */
+  async changedFiles(commit: string): Promise<string[]> {
+    const { stdout } = await git(this.dir, [
+      'diff-tree',
+      '--no-commit-id',
+      '--name-only',
+      '-r',
+      '-z',
+      '--root',
+      commit,
+    ]);
+    return stdout.split('\0').filter(Boolean);
+  }
+
   /** True when `commit` is already part of the integration branch. */
   async contains(commit: string): Promise<boolean> {
     const { exitCode } = await git(
