@@ -127,7 +127,7 @@ export class Scheduler {
         if (this.inFlight.size === 0 && this.backingOff === 0) break;
         await this.changed();
       }
-      // Cancellation: attempts see the abort through their linked signal and wind down.
+      // After a cancellation the attempts in flight have been aborted; let them wind down.
       await Promise.all([...this.inFlight]);
     } finally {
       signal?.removeEventListener('abort', onAbort);
