@@ -40,7 +40,11 @@ const cases: [string, string[], RegExp][] = [
     ['run', 'x', '--backend', 'k8s'],
     /argument 'k8s' is invalid. unknown backend; choose from: local/,
   ],
-  ['--real not wired yet', ['run', 'x', '--real'], /--real is not available yet/],
+  [
+    '--real without credentials',
+    ['run', 'x', '--real'],
+    /no model credentials: set ANTHROPIC_API_KEY/,
+  ],
   [
     'bad duration',
     ['run', 'x', '--task-timeout', 'forever'],

@@ -9,7 +9,7 @@ describe('the package as a library', () => {
   it('plans and runs through the published entry point, reporting every event', async () => {
     // The built entry, as `import '@parallel-orchestrator/runtime'` resolves it.
     const runtime = await import('../../packages/runtime/dist/index.js');
-    const plan = await new runtime.SimulatedPlanner().plan('Build a calculator', {
+    const { plan, usage } = await new runtime.SimulatedPlanner().plan('Build a calculator', {
       executors: 2,
       maxTasks: 20,
     });
@@ -26,6 +26,7 @@ describe('the package as a library', () => {
       retryDelayMs: 10,
       taskTimeoutMs: 60_000,
       seed: 1,
+      planner: { name: 'simulated', usage },
       onEvent: (event) => seen.push(event.type),
     });
     expect(outcome.status).toBe('succeeded');

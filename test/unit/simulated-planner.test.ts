@@ -9,7 +9,7 @@ import { stages } from '../../packages/runtime/src/scheduler/ranking.js';
 
 const planner = new SimulatedPlanner();
 const planOf = (requirements: string, maxTasks = 100, executors = 3) =>
-  planner.plan(requirements, { executors, maxTasks });
+  planner.plan(requirements, { executors, maxTasks }).then((result) => result.plan);
 const ids = (stage: { id: string }[] | undefined) => (stage ?? []).map((t) => t.id).sort();
 
 describe('simulated planner', () => {

@@ -11,6 +11,8 @@ const HOST_PATH = fileURLToPath(new URL('./local-host.js', import.meta.url));
 export interface LocalBackendOptions {
   /** Whether executors call models (`USE_REAL_EXECUTORS`). */
   real: boolean;
+  /** Model credentials and AWS chain settings for real executors: process environment only. */
+  executorEnv?: Record<string, string>;
   /** How long an aborted task may take to stop before the whole host is killed. */
   killGraceMs?: number;
 }
@@ -20,14 +22,17 @@ interface Pending {
   logPath: string;
 }
 
-/** The executor host's environment: a short allow-list, never the orchestrator's secrets. */
-function hostEnv(real: boolean): NodeJS.ProcessEnv {
+/**
+ * The executor host's environment, built from scratch: a short allow-list of the orchestrator's
+ * own, plus exactly the model settings real executors were given.
+ */
+function hostEnv({ real, executorEnv }: LocalBackendOptions): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const name of INHERITED_HOST_ENV) {
     if (process.env[name] !== undefined) env[name] = process.env[name];
   }
   env[ENV.USE_REAL_EXECUTORS] = real ? '1' : '0';
-  return env;
+  return { ...env, ...(real && executorEnv) };
 }
 
 /**
@@ -87,7 +92,7 @@ export class LocalBackend implements Backend {
   private ensureHost(): ChildProcess {
     if (this.host) return this.host;
     const host = fork(HOST_PATH, [], {
-      env: hostEnv(this.options.real),
+      env: hostEnv(this.options),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
       serialization: 'advanced',

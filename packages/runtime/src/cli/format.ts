@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Plan } from '../contracts/plan.js';
 import type { ExecutionSummary } from '../contracts/results.js';
+import type { Usage } from '../contracts/usage.js';
 import type { RunState } from '../run/replay.js';
 import type { ScheduleEstimate } from '../scheduler/estimate.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
@@ -10,6 +11,13 @@ export function formatSeconds(ms: number): string {
   const seconds = Math.round(ms / 1000);
   const [h, m, s] = [Math.floor(seconds / 3600), Math.floor((seconds % 3600) / 60), seconds % 60];
   return h ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s).padStart(2, '0')}s`;
+}
+
+/** `12,345 in / 678 out tokens (900 cached), $0.0512`. */
+export function formatUsage(usage: Usage): string {
+  const n = (value: number) => value.toLocaleString('en-US');
+  const cached = usage.cacheReadTokens + usage.cacheCreationTokens;
+  return `${n(usage.inputTokens)} in / ${n(usage.outputTokens)} out tokens${cached ? ` (${n(cached)} cached)` : ''}, $${usage.costUsd.toFixed(4)}`;
 }
 
 function table(rows: string[][]): string {
@@ -91,6 +99,12 @@ export function formatSummary(summary: ExecutionSummary, runDir: string): string
     `Run directory: ${shown}`,
     `Project:       ${path.join(shown, 'project')} (git log --graph main)`,
   ];
+  if (summary.mode === 'real') lines.push(`Model usage:   ${formatUsage(summary.usage)}`);
+  if (summary.stoppedBy === 'budget') {
+    lines.push(
+      'Stopped by the spending limit (--max-budget-usd): tasks not started are left for resume.',
+    );
+  }
   for (const task of summary.tasks.filter((t) => t.status === 'failed' || t.status === 'blocked')) {
     lines.push(
       `  ${task.taskId}: ${task.status}${task.blockedBy ? ` by ${task.blockedBy.join(', ')}` : `: ${task.error ?? ''}`}`,

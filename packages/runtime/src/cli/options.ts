@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { MAX_PLAN_TASKS, MAX_REQUIREMENTS_CHARS, type Plan, parsePlan } from '../contracts/plan.js';
 import { BACKEND_NAMES, type BackendName } from '../contracts/run-config.js';
+import { UsageError } from '../errors.js';
 import { errorMessage } from '../scheduler/scheduler.js';
-import { UsageError } from './errors.js';
 
 export const DEFAULTS = {
   executors: 5,
@@ -87,6 +87,36 @@ export function loadRequirements(words: readonly string[], file: string | undefi
     );
   }
   return text.trim();
+}
+
+/** A positive amount of US dollars, e.g. `2.50`. */
+export function parseUsd(value: string): number {
+  const n = Number(value.trim().replace(/^\$/, ''));
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InvalidArgumentError('expected a positive amount of US dollars, such as 2.50.');
+  return n;
+}
+
+/** A comma-separated list of Claude Code tool names. */
+export function parseToolList(value: string): string[] {
+  const tools = value
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  if (tools.length === 0 || tools.some((t) => !/^[A-Za-z][A-Za-z0-9_]*$/.test(t))) {
+    throw new InvalidArgumentError(
+      'expected tool names separated by commas, such as Read,Write,Edit,Bash.',
+    );
+  }
+  return tools;
+}
+
+/** A model id as the provider spells it. */
+export function parseModel(value: string): string {
+  const model = value.trim();
+  if (!/^[\w.:/@-]+$/.test(model))
+    throw new InvalidArgumentError('expected a model id, such as claude-sonnet-4-5.');
+  return model;
 }
 
 /** A plan file, validated like any plan. */

@@ -27,13 +27,40 @@ export type EnvName = (typeof ENV)[keyof typeof ENV];
 /** Every name of the contract, in the original system's order. */
 export const ENV_NAMES: readonly EnvName[] = Object.values(ENV);
 
+/**
+ * Model-access names beyond the original contract: a gateway (base URL and bearer token) and the
+ * variables Claude Code reads for Bedrock and for its model.
+ */
+export const MODEL_ENV = {
+  ANTHROPIC_BASE_URL: 'ANTHROPIC_BASE_URL',
+  ANTHROPIC_AUTH_TOKEN: 'ANTHROPIC_AUTH_TOKEN',
+  ANTHROPIC_MODEL: 'ANTHROPIC_MODEL',
+  CLAUDE_CODE_USE_BEDROCK: 'CLAUDE_CODE_USE_BEDROCK',
+} as const;
+
 /** Names whose values are secrets: never written to disk, logs, commits or container metadata. */
-export const SECRET_ENV_NAMES: readonly EnvName[] = [
+export const SECRET_ENV_NAMES = [
   ENV.ANTHROPIC_API_KEY,
+  MODEL_ENV.ANTHROPIC_AUTH_TOKEN,
   ENV.AWS_ACCESS_KEY_ID,
   ENV.AWS_SECRET_ACCESS_KEY,
   ENV.AWS_SESSION_TOKEN,
-];
+] as const;
+export type SecretEnvName = (typeof SECRET_ENV_NAMES)[number];
+
+/** AWS settings (not secrets) that the default credential chain reads: profiles, SSO, roles. */
+export const AWS_CHAIN_ENV = [
+  'AWS_PROFILE',
+  'AWS_CONFIG_FILE',
+  'AWS_SHARED_CREDENTIALS_FILE',
+  'AWS_ROLE_ARN',
+  'AWS_ROLE_SESSION_NAME',
+  'AWS_WEB_IDENTITY_TOKEN_FILE',
+  'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+  'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
+  'AWS_EC2_METADATA_DISABLED',
+] as const;
 
 /** Host variables an executor process may inherit; everything else is dropped. */
 export const INHERITED_HOST_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'] as const;

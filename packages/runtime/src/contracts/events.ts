@@ -77,6 +77,11 @@ export const EventBodySchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('task-blocked'), taskId: z.string(), blockedBy: z.array(z.string()) }),
   z.object({ type: z.literal('task-cancelled'), ...task, durationMs: z.number() }),
   z.object({
+    type: z.literal('run-budget-spent'),
+    spentUsd: z.number(),
+    limitUsd: z.number(),
+  }),
+  z.object({
     type: z.literal('run-finished'),
     status: RunStatusSchema,
     durationMs: z.number(),

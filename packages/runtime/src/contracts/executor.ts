@@ -5,6 +5,30 @@ import { UsageSchema } from './usage.js';
 export const ExecutionModeSchema = z.enum(['simulate', 'real']);
 export type ExecutionMode = z.infer<typeof ExecutionModeSchema>;
 
+/** How a real executor drives Claude Code. No secrets: those reach executors as environment. */
+export const AgentSettingsSchema = z.object({
+  provider: z.enum(['anthropic', 'bedrock']),
+  model: z.string().min(1),
+  /** A gateway speaking the Messages API. */
+  baseURL: z.string().optional(),
+  /** Bedrock's region. */
+  region: z.string().optional(),
+  maxTurns: z.number().int().min(1),
+  /** Tools the agent may use without asking; file tools stay inside the workspace regardless. */
+  allowedTools: z.array(z.string()),
+  /** Stops one task once it has spent this much. */
+  maxBudgetUsd: z.number().positive().optional(),
+});
+export type AgentSettings = z.infer<typeof AgentSettingsSchema>;
+
+/** A line of the plan as an executor's prompt shows it. */
+export const PlanContextTaskSchema = z.object({
+  id: z.string(),
+  title: z.string(),
+  dependsOn: z.array(z.string()),
+  files: z.array(z.string()).optional(),
+});
+
 /** What an executor is given for one attempt of one task, whatever backend runs it. */
 export const TaskSpecSchema = z.object({
   runId: z.string(),
@@ -19,7 +43,13 @@ export const TaskSpecSchema = z.object({
   mergedDependencies: z.array(z.object({ id: z.string(), title: z.string() })),
   /** Absolute path of the workspace as the executor sees it. */
   workspaceDir: z.string(),
+  /** The task's directory for its log and transcript (the contract's OUTPUT_DIR). */
+  outputDir: z.string(),
   seed: z.number().int(),
+  /** Real mode: how to drive the agent, where its HOME is, and the rest of the plan. */
+  agent: AgentSettingsSchema.optional(),
+  agentHome: z.string().optional(),
+  planContext: z.array(PlanContextTaskSchema).optional(),
 });
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 

@@ -43,6 +43,8 @@ export const PlanTaskSchema = z
     /** 1 is the most urgent; breaks ties after the critical path. */
     priority: z.number().int().min(1).max(5).optional(),
     estimateMinutes: z.number().min(0).max(10_000).optional(),
+    /** Paths the task expects to own; other tasks are asked not to edit them. */
+    files: z.array(relativePath).max(200).optional(),
     simulate: SimulateSpecSchema.optional(),
   })
   .strict();

@@ -52,7 +52,11 @@ export const ExecutionSummarySchema = z.object({
   }),
   /** succeeded / tasks, 0..1. */
   successRate: z.number(),
+  /** Planning and every task attempt together. */
   usage: UsageSchema,
+  planning: z.object({ planner: z.string(), model: z.string().optional(), usage: UsageSchema }),
+  /** Set when a spending limit, not the tasks, ended the run. */
+  stoppedBy: z.enum(['budget']).optional(),
   /** The integration commit holding every merged task. */
   integrationCommit: z.string(),
   orchestrator: z.object({ peakRssBytes: z.number().int() }),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ExecutionModeSchema } from './executor.js';
+import { AgentSettingsSchema, ExecutionModeSchema } from './executor.js';
+import { UsageSchema } from './usage.js';
 
 export const BACKEND_NAMES = ['local'] as const;
 export const BackendNameSchema = z.enum(BACKEND_NAMES);
@@ -17,5 +18,11 @@ export const RunConfigSchema = z.object({
   retryDelayMs: z.number().int().min(0),
   taskTimeoutMs: z.number().int().min(1),
   seed: z.number().int(),
+  /** Real mode: how executors drive Claude Code. */
+  agent: AgentSettingsSchema.optional(),
+  /** No task starts once the run has spent this much. */
+  maxBudgetUsd: z.number().positive().optional(),
+  /** Who made the plan, and what planning cost. */
+  planner: z.object({ name: z.string(), model: z.string().optional(), usage: UsageSchema }),
 });
 export type RunConfig = z.infer<typeof RunConfigSchema>;

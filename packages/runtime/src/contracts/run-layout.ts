@@ -1,5 +1,13 @@
 import path from 'node:path';
 
+/** Files in `tasks/<id>/`: the executor writes the log and transcript, knowing only the folder. */
+export const TASK_FILES = {
+  spec: 'task.json',
+  result: 'result.json',
+  log: 'executor.log',
+  transcript: 'transcript.jsonl',
+} as const;
+
 /** The run directory layout: one place that names every file a run writes. */
 export function runLayout(runDir: string) {
   const root = path.resolve(runDir);
@@ -17,10 +25,12 @@ export function runLayout(runDir: string) {
     /** The worktree of executor slot `executor`, reused by the tasks that slot runs. */
     workspace: (executor: number) => path.join(root, 'worktrees', `executor-${executor}`),
     tasks: path.join(root, 'tasks'),
+    /** HOME of the agents (Claude Code's configuration and sessions), inside the run. */
+    agentHome: path.join(root, 'agent-home'),
     taskDir,
-    taskSpec: (taskId: string) => path.join(taskDir(taskId), 'task.json'),
-    taskResult: (taskId: string) => path.join(taskDir(taskId), 'result.json'),
-    executorLog: (taskId: string) => path.join(taskDir(taskId), 'executor.log'),
+    taskSpec: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.spec),
+    taskResult: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.result),
+    executorLog: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.log),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import { WorkspaceEscapeError } from '../workspace/path-safety.js';
+import { runClaudeCodeTask } from './claude-code.js';
 import { type ExecutorIo, runSimulatedTask } from './simulated.js';
 
 export type { ExecutorIo };
@@ -10,14 +11,9 @@ export type { ExecutorIo };
  */
 export async function executeTask(spec: TaskSpec, io: ExecutorIo): Promise<ExecutorOutcome> {
   try {
-    if (spec.mode === 'real') {
-      return {
-        status: 'failed',
-        error: 'real executors are not available in this build; use simulation',
-        retryable: false,
-      };
-    }
-    return await runSimulatedTask(spec, io);
+    return spec.mode === 'real'
+      ? await runClaudeCodeTask(spec, io)
+      : await runSimulatedTask(spec, io);
   } catch (error) {
     if (io.signal.aborted) return { status: 'failed', error: 'aborted', retryable: true };
     const message = error instanceof Error ? error.message : String(error);

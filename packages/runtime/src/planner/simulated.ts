@@ -1,7 +1,8 @@
 import { type Plan, type PlanInput, parsePlan } from '../contracts/plan.js';
+import { ZERO_USAGE } from '../contracts/usage.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
 import { seededInts } from '../util/random.js';
-import type { Planner, PlannerOptions } from './planner.js';
+import type { Planner, PlannerOptions, PlanResult } from './planner.js';
 
 interface Capability {
   id: string;
@@ -106,7 +107,7 @@ interface Draft {
 export class SimulatedPlanner implements Planner {
   readonly name = 'simulated';
 
-  async plan(requirements: string, options: PlannerOptions): Promise<Plan> {
+  async plan(requirements: string, options: PlannerOptions): Promise<PlanResult> {
     const text = requirements.trim();
     const lower = text.toLowerCase();
     const { subject, items } = parseRequirement(text);
@@ -132,7 +133,7 @@ export class SimulatedPlanner implements Planner {
         .map((t) => t.id)
         .join(' → ')}. ` +
       `Widest stage: ${widest} tasks for ${options.executors} executor${options.executors === 1 ? '' : 's'}.`;
-    return parsed;
+    return { plan: parsed, usage: ZERO_USAGE };
   }
 }
 

@@ -25,6 +25,8 @@ export function describeEvent(event: JournalEvent): string {
       return `task ${event.taskId} blocked by failed ${event.blockedBy.join(', ')}`;
     case 'task-cancelled':
       return `task ${event.taskId} cancelled (attempt ${event.attempt})`;
+    case 'run-budget-spent':
+      return `run spent $${event.spentUsd.toFixed(4)} of its $${event.limitUsd} budget: no new task starts`;
     case 'run-finished':
       return `run ${event.status} after ${seconds(event.durationMs)}`;
   }

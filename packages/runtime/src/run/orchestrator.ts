@@ -3,10 +3,10 @@ import path from 'node:path';
 import type { Backend } from '../backends/backend.js';
 import { LocalBackend } from '../backends/local.js';
 import type { EventBody, JournalEvent, RunStatus } from '../contracts/events.js';
-import type { ExecutionMode, TaskSpec } from '../contracts/executor.js';
+import type { TaskSpec } from '../contracts/executor.js';
 import { type Plan, parsePlan } from '../contracts/plan.js';
 import type { ExecutionSummary } from '../contracts/results.js';
-import { type BackendName, type RunConfig, RunConfigSchema } from '../contracts/run-config.js';
+import { type RunConfig, RunConfigSchema } from '../contracts/run-config.js';
 import { type RunLayout, taskBranch } from '../contracts/run-layout.js';
 import type { AttemptContext, AttemptOutcome } from '../scheduler/scheduler.js';
 import { errorMessage, Scheduler } from '../scheduler/scheduler.js';
@@ -21,20 +21,17 @@ import { RunLog } from './run-log.js';
 import { buildSummary, taskResult } from './summary.js';
 
 /** How a run executes; stored in `run.json` so a resume continues the same way. */
-export interface RunSettings {
-  backend: BackendName;
-  mode: ExecutionMode;
-  executors: number;
-  retries: number;
-  retryDelayMs: number;
-  taskTimeoutMs: number;
-  seed: number;
-}
+export type RunSettings = Omit<RunConfig, 'version' | 'runId' | 'createdAt'>;
 
 export interface RunHooks {
   signal?: AbortSignal;
   /** Every journal event, after it is written. */
   onEvent?: (event: JournalEvent) => void;
+  /**
+   * Environment for real executors: model credentials and AWS chain settings. Handed to executor
+   * processes only, never written anywhere; a resume is given them again.
+   */
+  executorEnv?: Record<string, string>;
 }
 
 export interface StartRunOptions extends RunSettings, RunHooks {
@@ -47,6 +44,8 @@ export interface ResumeRunOptions extends RunHooks {
   retryFailed?: boolean;
   /** Change the executor budget for the rest of the run. */
   executors?: number;
+  /** Change the spending limit for the rest of the run (one that stopped it, typically). */
+  maxBudgetUsd?: number;
 }
 
 export interface RunOutcome {
@@ -59,44 +58,47 @@ function writeJson(file: string, value: unknown): void {
   writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-function createBackend(config: RunConfig): Backend {
+function createBackend(
+  config: RunConfig,
+  executorEnv: Record<string, string> | undefined,
+): Backend {
   switch (config.backend) {
     case 'local':
-      return new LocalBackend({ real: config.mode === 'real' });
+      return new LocalBackend({ real: config.mode === 'real', executorEnv });
   }
 }
 
 /** Creates a run directory for the plan and runs it to the end. */
 export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
-  const layout = createRunDir(options.outputDir, options.plan.requirements.split('\n')[0] ?? '');
+  // Hooks (and the secrets among them) stay out of run.json: only settings are written.
+  const { outputDir, plan, signal, onEvent, executorEnv, ...settings } = options;
+  const layout = createRunDir(outputDir, plan.requirements.split('\n')[0] ?? '');
   const config: RunConfig = {
     version: 1,
     runId: path.basename(layout.root),
     createdAt: new Date().toISOString(),
-    backend: options.backend,
-    mode: options.mode,
-    executors: options.executors,
-    retries: options.retries,
-    retryDelayMs: options.retryDelayMs,
-    taskTimeoutMs: options.taskTimeoutMs,
-    seed: options.seed,
+    ...settings,
   };
   const release = acquireRunLock(layout);
   try {
     writeJson(layout.config, config);
-    writeJson(layout.plan, options.plan);
+    writeJson(layout.plan, plan);
     mkdirSync(layout.tasks);
     const project = await Project.init(
       layout.project,
-      `Start run ${config.runId}\n\n${options.plan.requirements}`,
+      `Start run ${config.runId}\n\n${plan.requirements}`,
     );
     const journal = Journal.create(layout.journal);
-    const state = initialState(options.plan.tasks.map((t) => t.id));
-    const run = new ActiveRun(layout, config, options.plan, project, journal, state, options);
+    const state = initialState(plan.tasks.map((t) => t.id));
+    const run = new ActiveRun(layout, config, plan, project, journal, state, {
+      signal,
+      onEvent,
+      executorEnv,
+    });
     run.emit({
       type: 'run-started',
       runId: config.runId,
-      tasks: options.plan.tasks.length,
+      tasks: plan.tasks.length,
       executors: config.executors,
       backend: config.backend,
       mode: config.mode,
@@ -139,7 +141,11 @@ export async function resumeRun(
 ): Promise<RunOutcome> {
   const loaded = loadRun(runDir);
   const { layout, plan } = loaded;
-  const config = { ...loaded.config, executors: options.executors ?? loaded.config.executors };
+  const config: RunConfig = {
+    ...loaded.config,
+    executors: options.executors ?? loaded.config.executors,
+    maxBudgetUsd: options.maxBudgetUsd ?? loaded.config.maxBudgetUsd,
+  };
   const release = acquireRunLock(layout);
   try {
     const { journal, events } = Journal.reopen(layout.journal);
@@ -232,7 +238,7 @@ class ActiveRun {
 
   async execute(): Promise<RunOutcome> {
     const started = Date.now();
-    const backend = createBackend(this.config);
+    const backend = createBackend(this.config, this.hooks.executorEnv);
     backend.warm();
     let status: RunStatus;
     try {
@@ -246,6 +252,7 @@ class ActiveRun {
         taskTimeoutMs: this.config.taskTimeoutMs,
         signal: this.hooks.signal,
         initial: this.state.tasks,
+        admit: () => this.withinBudget(),
       });
       status = (await scheduler.run()).status;
     } finally {
@@ -255,6 +262,23 @@ class ActiveRun {
     await this.project.checkoutHead();
     this.emit({ type: 'run-finished', status, durationMs: Date.now() - started });
     return this.close(status);
+  }
+
+  /** Spent so far: planning plus every attempt. */
+  private spentUsd(): number {
+    let spent = this.config.planner.usage.costUsd;
+    for (const record of this.state.tasks.values()) spent += record.usage.costUsd;
+    return spent;
+  }
+
+  /** False once the run's spending limit is reached; says so in the journal, once. */
+  private withinBudget(): boolean {
+    const limit = this.config.maxBudgetUsd;
+    if (limit === undefined) return true;
+    const spentUsd = this.spentUsd();
+    if (spentUsd < limit) return true;
+    if (!this.state.stoppedBy) this.emit({ type: 'run-budget-spent', spentUsd, limitUsd: limit });
+    return false;
   }
 
   /** Writes every result and the summary, and closes the journal and the log. */
@@ -303,7 +327,18 @@ class ActiveRun {
         title: this.tasksById.get(id)?.title ?? id,
       })),
       workspaceDir: workspace,
+      outputDir: this.layout.taskDir(task.id),
       seed: this.config.seed,
+      ...(this.config.mode === 'real' && {
+        agent: this.config.agent,
+        agentHome: this.layout.agentHome,
+        planContext: this.plan.tasks.map(({ id, title, dependsOn, files }) => ({
+          id,
+          title,
+          dependsOn,
+          files,
+        })),
+      }),
     };
     writeJson(this.layout.taskSpec(task.id), spec);
     const outcome = await backend.execute(spec, {

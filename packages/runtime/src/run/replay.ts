@@ -25,6 +25,8 @@ export interface RunState {
   startedAt?: string;
   finishedAt?: string;
   status?: RunStatus;
+  /** Set when the spending limit stopped new tasks from starting. */
+  stoppedBy?: 'budget';
   tasks: Map<string, TaskRecord>;
 }
 
@@ -51,9 +53,13 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
       state.runId = event.runId;
       state.startedAt = event.time;
       return undefined;
+    case 'run-budget-spent':
+      state.stoppedBy = 'budget';
+      return undefined;
     case 'run-resumed':
       state.status = undefined;
       state.finishedAt = undefined;
+      state.stoppedBy = undefined;
       if (event.retryFailed) {
         for (const [id, task] of state.tasks) {
           if (task.status === 'failed' || task.status === 'blocked') {

@@ -3,7 +3,7 @@ import type { Plan, PlanTask } from '../contracts/plan.js';
 import type { ExecutionSummary, TaskResult } from '../contracts/results.js';
 import type { RunConfig } from '../contracts/run-config.js';
 import { taskBranch } from '../contracts/run-layout.js';
-import { addUsage, ZERO_USAGE } from '../contracts/usage.js';
+import { addUsage } from '../contracts/usage.js';
 import type { RunState, TaskRecord } from './replay.js';
 
 export function taskResult(task: PlanTask, record: TaskRecord): TaskResult {
@@ -63,7 +63,13 @@ export function buildSummary(
         .size,
     },
     successRate: results.length ? succeeded / results.length : 0,
-    usage: results.reduce((sum, r) => addUsage(sum, r.usage), ZERO_USAGE),
+    usage: results.reduce((sum, r) => addUsage(sum, r.usage), config.planner.usage),
+    planning: {
+      planner: config.planner.name,
+      model: config.planner.model,
+      usage: config.planner.usage,
+    },
+    ...(state.stoppedBy && { stoppedBy: state.stoppedBy }),
     integrationCommit,
     orchestrator: { peakRssBytes: process.resourceUsage().maxRSS * 1024 },
     tasks: results,

@@ -54,11 +54,18 @@ export interface SchedulerOptions {
   signal?: AbortSignal;
   /** State carried over from an interrupted run (resume). Tasks not listed start pending. */
   initial?: ReadonlyMap<string, TaskState>;
+  /**
+   * Asked before each start; once it says no (a spending limit is reached), nothing new starts,
+   * attempts in flight finish, and the run ends with the rest unstarted.
+   */
+  admit?: () => boolean;
 }
 
 export interface SchedulerResult {
   status: RunStatus;
   tasks: Map<string, TaskState>;
+  /** True when `admit` ended the run before every task could run. */
+  stopped: boolean;
 }
 
 export class TaskTimeoutError extends Error {
@@ -91,6 +98,8 @@ export class Scheduler {
   private readonly policy: RetryPolicyOptions;
   private readonly random: () => number;
   private backingOff = 0;
+  /** Admission closed: no new attempt starts. */
+  private closed = false;
   /** An error no attempt can recover from (the journal cannot be written); ends the run. */
   private fatal: { error: unknown } | undefined;
   private wake: (() => void) | undefined;
@@ -123,7 +132,9 @@ export class Scheduler {
     try {
       await this.initialise();
       while (!signal?.aborted && !this.fatal) {
-        while (this.freeSlots.length > 0 && this.ready.length > 0) this.launch(this.takeBest());
+        while (this.freeSlots.length > 0 && this.ready.length > 0 && this.admits()) {
+          this.launch(this.takeBest());
+        }
         if (this.inFlight.size === 0 && this.backingOff === 0) break;
         await this.changed();
       }
@@ -133,7 +144,12 @@ export class Scheduler {
       signal?.removeEventListener('abort', onAbort);
     }
     if (this.fatal) throw this.fatal.error;
-    return { status: this.finalStatus(), tasks: this.states };
+    return { status: this.finalStatus(), tasks: this.states, stopped: this.closed };
+  }
+
+  private admits(): boolean {
+    if (!this.closed && this.options.admit && !this.options.admit()) this.closed = true;
+    return !this.closed;
   }
 
   private async initialise(): Promise<void> {
@@ -364,6 +380,7 @@ export class Scheduler {
   private finalStatus(): RunStatus {
     if (this.options.signal?.aborted) return 'cancelled';
     const unfinished = [...this.states].filter(([, s]) => !FINISHED.has(s.status));
+    if (unfinished.length > 0 && this.closed) return 'failed';
     if (unfinished.length > 0) {
       throw new Error(
         `scheduler stopped with unfinished tasks: ${unfinished.map(([id]) => id).join(', ')}`,

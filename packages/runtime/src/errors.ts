@@ -1,4 +1,4 @@
-/** Bad input or configuration: printed as one line, exit code 2. */
+/** Bad input or configuration, found before or during a run: one line, exit code 2. */
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);

@@ -1,0 +1,290 @@
+import type { Plan } from '../contracts/plan.js';
+import type { BackendName, RunConfig } from '../contracts/run-config.js';
+import { ZERO_USAGE } from '../contracts/usage.js';
+import { EXIT, UsageError } from '../errors.js';
+import {
+  MODEL_DEFAULTS,
+  type ModelAccess,
+  type ModelFlags,
+  resolveModelAccess,
+} from '../models/access.js';
+import { findClaudeBinary } from '../models/claude-binary.js';
+import { createMessagesClient } from '../models/client.js';
+import { ModelPlanner } from '../planner/model.js';
+import { assignSimulatedDurations, SimulatedPlanner } from '../planner/simulated.js';
+import { readJournal } from '../run/journal.js';
+import {
+  loadRun,
+  type RunHooks,
+  type RunOutcome,
+  resumeRun,
+  startRun,
+} from '../run/orchestrator.js';
+import { replay } from '../run/replay.js';
+import { lockHolder } from '../run/run-dir.js';
+import { estimateSchedule } from '../scheduler/estimate.js';
+import { doctor } from './doctor.js';
+import { formatPlan, formatStatus, formatSummary, formatUsage } from './format.js';
+import { loadPlanFile, loadRequirements } from './options.js';
+import { createReporter, progressMode } from './progress.js';
+
+export interface PlanningOptions extends ModelFlags {
+  file?: string;
+  executors: number;
+  maxTasks: number;
+  json?: boolean;
+  real?: boolean;
+  planRepairs: number;
+}
+
+export interface RunCommandOptions extends PlanningOptions {
+  plan?: string;
+  backend: BackendName;
+  output: string;
+  taskTimeout: number;
+  retries: number;
+  retryDelay: number;
+  simTaskMs: { min: number; max: number };
+  seed: number;
+  maxTurns: number;
+  allowedTools: string[];
+  maxTaskUsd?: number;
+  maxBudgetUsd?: number;
+}
+
+export interface ResumeCommandOptions {
+  executors?: number;
+  retryFailed?: boolean;
+  maxBudgetUsd?: number;
+  json?: boolean;
+}
+
+const modelFlags = ({
+  plannerModel,
+  executorModel,
+  bedrock,
+  bedrockRegion,
+}: ModelFlags): ModelFlags => ({
+  plannerModel,
+  executorModel,
+  bedrock,
+  bedrockRegion,
+});
+
+/**
+ * Everything `--real` needs, checked before any work starts: model credentials and the Claude
+ * Code binary. Throws UsageError (exit 2) naming what is missing.
+ */
+async function realModePreflight(flags: ModelFlags): Promise<ModelAccess> {
+  const access = await resolveModelAccess(process.env, flags);
+  findClaudeBinary();
+  return access;
+}
+
+/** What real executors get as environment: the credentials and AWS chain settings, nothing else. */
+function executorEnv(access: ModelAccess): Record<string, string> {
+  const env: Record<string, string> = { ...access.awsEnv };
+  for (const [name, value] of Object.entries(access.secrets)) if (value) env[name] = value;
+  return env;
+}
+
+/** The plan from `--plan`, the model (`--real`) or the simulated planner, and who made it. */
+async function makePlan(
+  words: string[],
+  options: PlanningOptions & { plan?: string },
+  access: ModelAccess | undefined,
+): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
+  if (options.plan !== undefined) {
+    if (words.length > 0 || options.file !== undefined) {
+      throw new UsageError('--plan replaces the requirements: do not give both');
+    }
+    return {
+      plan: loadPlanFile(options.plan, options.maxTasks),
+      planner: { name: 'plan-file', usage: ZERO_USAGE },
+    };
+  }
+  const requirements = loadRequirements(words, options.file);
+  const planning = { executors: options.executors, maxTasks: options.maxTasks };
+  if (!access) {
+    const { plan, usage } = await new SimulatedPlanner().plan(requirements, planning);
+    return { plan, planner: { name: 'simulated', usage } };
+  }
+  const planner = new ModelPlanner({
+    client: createMessagesClient(access),
+    model: access.plannerModel,
+    repairs: options.planRepairs,
+    timeoutMs: MODEL_DEFAULTS.plannerTimeoutMs,
+    baseURL: access.baseURL,
+  });
+  const { plan, usage } = await planner.plan(requirements, planning);
+  return { plan, planner: { name: 'model', model: access.plannerModel, usage } };
+}
+
+/** Cancels on SIGINT/SIGTERM; a second signal exits at once. */
+function cancellation(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(EXIT.cancelled);
+    process.stderr.write(`\n${name}: stopping executors (again to force)\n`);
+    controller.abort(new Error(`cancelled by ${name}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+function exitCodeOf(outcome: RunOutcome): number {
+  if (outcome.status === 'succeeded') return EXIT.succeeded;
+  return outcome.status === 'cancelled' ? EXIT.cancelled : EXIT.failed;
+}
+
+/** Runs (or resumes) with progress output and Ctrl-C handling; returns the exit code. */
+async function drive(
+  json: boolean,
+  plan: Plan,
+  executors: number,
+  run: (hooks: Required<Pick<RunHooks, 'signal' | 'onEvent'>>) => Promise<RunOutcome>,
+): Promise<number> {
+  const reporter = createReporter(progressMode(json), plan, executors);
+  const { signal, dispose } = cancellation();
+  let outcome: RunOutcome;
+  try {
+    outcome = await run({ signal, onEvent: (event) => reporter.onEvent(event) });
+  } finally {
+    reporter.close();
+    dispose();
+  }
+  const exitCode = exitCodeOf(outcome);
+  if (json) {
+    const { totals, usage, stoppedBy } = outcome.summary;
+    const result = {
+      type: 'result',
+      runDir: outcome.runDir,
+      status: outcome.status,
+      exitCode,
+      totals,
+      usage,
+      stoppedBy,
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } else {
+    process.stdout.write(`\n${formatSummary(outcome.summary, outcome.runDir)}\n`);
+  }
+  return exitCode;
+}
+
+export async function runCommand(
+  words: string[],
+  options: RunCommandOptions,
+  planBudgetGiven: boolean,
+) {
+  const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
+  const made = await makePlan(words, options, access);
+  // A plan file brings its own budget unless --executors overrides it.
+  const executors =
+    options.plan !== undefined && !planBudgetGiven ? made.plan.executorBudget : options.executors;
+  const budgeted = { ...made.plan, executorBudget: executors };
+  const plan = access
+    ? budgeted
+    : assignSimulatedDurations(budgeted, options.simTaskMs, options.seed);
+  return drive(options.json ?? false, plan, executors, (hooks) =>
+    startRun({
+      ...hooks,
+      outputDir: options.output,
+      plan,
+      backend: options.backend,
+      mode: access ? 'real' : 'simulate',
+      executors,
+      retries: options.retries,
+      retryDelayMs: options.retryDelay,
+      taskTimeoutMs: options.taskTimeout,
+      seed: options.seed,
+      planner: made.planner,
+      ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
+      ...(access && {
+        executorEnv: executorEnv(access),
+        agent: {
+          provider: access.provider,
+          model: access.executorModel,
+          ...(access.baseURL && { baseURL: access.baseURL }),
+          ...(access.region && { region: access.region }),
+          maxTurns: options.maxTurns,
+          allowedTools: options.allowedTools,
+          ...(options.maxTaskUsd !== undefined && { maxBudgetUsd: options.maxTaskUsd }),
+        },
+      }),
+    }),
+  );
+}
+
+export async function planCommand(words: string[], options: PlanningOptions): Promise<void> {
+  const access = options.real
+    ? await resolveModelAccess(process.env, modelFlags(options))
+    : undefined;
+  const { plan, planner } = await makePlan(words, options, access);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
+    return;
+  }
+  const text = formatPlan(plan, await estimateSchedule(plan.tasks, plan.executorBudget));
+  const cost = planner.model
+    ? `\n\nPlanned by ${planner.model}: ${formatUsage(planner.usage)}`
+    : '';
+  process.stdout.write(`${text}${cost}\n`);
+}
+
+export async function resumeCommand(
+  runDir: string,
+  options: ResumeCommandOptions,
+): Promise<number> {
+  const { plan, config } = loadRun(runDir);
+  // A real run needs its credentials again: they were never written down.
+  const access =
+    config.mode === 'real'
+      ? await realModePreflight({
+          bedrock: config.agent?.provider === 'bedrock',
+          bedrockRegion: config.agent?.region,
+        })
+      : undefined;
+  return drive(options.json ?? false, plan, options.executors ?? config.executors, (hooks) =>
+    resumeRun(runDir, {
+      ...hooks,
+      executors: options.executors,
+      retryFailed: options.retryFailed,
+      maxBudgetUsd: options.maxBudgetUsd,
+      ...(access && { executorEnv: executorEnv(access) }),
+    }),
+  );
+}
+
+export function statusCommand(runDir: string, options: { json?: boolean }): void {
+  const { layout, plan, config } = loadRun(runDir);
+  const state = replay(
+    plan.tasks.map((t) => t.id),
+    readJournal(layout.journal).events,
+  );
+  const holder = lockHolder(layout);
+  const runStatus = state.status ?? (holder ? `running (pid ${holder})` : 'interrupted');
+  if (options.json) {
+    const tasks = Object.fromEntries(state.tasks);
+    process.stdout.write(
+      `${JSON.stringify({ runId: config.runId, status: runStatus, tasks }, null, 2)}\n`,
+    );
+    return;
+  }
+  const succeeded = [...state.tasks.values()].filter((t) => t.status === 'succeeded').length;
+  const heading = `Run ${config.runId}: ${runStatus}, ${succeeded}/${plan.tasks.length} tasks succeeded`;
+  process.stdout.write(`${formatStatus(plan, state, heading)}\n`);
+}
+
+export async function doctorCommand(flags: ModelFlags): Promise<number> {
+  const { text, ok } = await doctor(process.env, modelFlags(flags));
+  process.stdout.write(`${text}\n`);
+  return ok ? EXIT.succeeded : EXIT.failed;
+}

@@ -1,0 +1,214 @@
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { type CanUseTool, query, type SDKResultMessage } from '@anthropic-ai/claude-agent-sdk';
+import {
+  AWS_CHAIN_ENV,
+  ENV,
+  INHERITED_HOST_ENV,
+  MODEL_ENV,
+  SECRET_ENV_NAMES,
+} from '../contracts/env.js';
+import type { AgentSettings, ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
+import { TASK_FILES } from '../contracts/run-layout.js';
+import type { Usage } from '../contracts/usage.js';
+import { findClaudeBinary } from '../models/claude-binary.js';
+import { isInside } from '../workspace/path-safety.js';
+import { taskPrompt } from './prompt.js';
+import type { ExecutorIo } from './simulated.js';
+
+/** Tools that take a path: they may touch only the workspace, whatever `allowedTools` says. */
+const PATH_TOOLS: Record<string, string> = {
+  Read: 'file_path',
+  Write: 'file_path',
+  Edit: 'file_path',
+  MultiEdit: 'file_path',
+  NotebookEdit: 'notebook_path',
+  Glob: 'path',
+  Grep: 'path',
+};
+
+/** Tools that reach the network; off unless named in `allowedTools`. */
+const NETWORK_TOOLS = ['WebFetch', 'WebSearch'];
+
+/**
+ * Unattended permissions: edits inside the workspace are accepted by Claude Code itself
+ * (`acceptEdits`); every other request comes here. A path tool is allowed only inside the
+ * workspace, any other tool only when listed.
+ */
+export function toolPolicy(workspace: string, allowedTools: readonly string[]): CanUseTool {
+  return async (toolName, input) => {
+    const field = PATH_TOOLS[toolName];
+    if (field) {
+      const target = input[field];
+      if (typeof target === 'string' && !isInside(workspace, path.resolve(workspace, target))) {
+        return {
+          behavior: 'deny',
+          message: `${target} is outside this task's workspace (${workspace})`,
+        };
+      }
+      if (allowedTools.includes(toolName)) return { behavior: 'allow', updatedInput: input };
+    }
+    if (!field && allowedTools.includes(toolName))
+      return { behavior: 'allow', updatedInput: input };
+    return {
+      behavior: 'deny',
+      message: `${toolName} is not allowed for this run (--allowed-tools)`,
+    };
+  };
+}
+
+/**
+ * Claude Code's environment, built from scratch: the host basics, a HOME inside the run, the
+ * provider's settings, and the secrets this process was given. Nothing else leaks through.
+ */
+export function agentEnv(
+  spec: TaskSpec,
+  agent: AgentSettings,
+  from: NodeJS.ProcessEnv,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  const copy = (names: readonly string[]) => {
+    for (const name of names) if (from[name]) env[name] = from[name] as string;
+  };
+  copy(INHERITED_HOST_ENV);
+  copy(SECRET_ENV_NAMES);
+  const home = spec.agentHome ?? path.join(spec.outputDir, 'home');
+  Object.assign(env, {
+    HOME: home,
+    CLAUDE_CONFIG_DIR: path.join(home, '.claude'),
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+    DISABLE_TELEMETRY: '1',
+    DISABLE_ERROR_REPORTING: '1',
+    [ENV.TASK_ID]: spec.taskId,
+    [ENV.EXECUTOR_ID]: String(spec.executor),
+  });
+  if (agent.provider === 'bedrock') {
+    copy(AWS_CHAIN_ENV);
+    Object.assign(env, {
+      [MODEL_ENV.CLAUDE_CODE_USE_BEDROCK]: '1',
+      [ENV.AWS_REGION]: agent.region ?? '',
+      [MODEL_ENV.ANTHROPIC_MODEL]: agent.model,
+    });
+  } else if (agent.baseURL) {
+    env[MODEL_ENV.ANTHROPIC_BASE_URL] = agent.baseURL;
+  }
+  return env;
+}
+
+function usageOf(result: SDKResultMessage): Usage {
+  const models = Object.values(result.modelUsage ?? {});
+  const sum = (pick: (m: (typeof models)[number]) => number) =>
+    models.reduce((total, m) => total + pick(m), 0);
+  return {
+    inputTokens: sum((m) => m.inputTokens),
+    outputTokens: sum((m) => m.outputTokens),
+    cacheReadTokens: sum((m) => m.cacheReadInputTokens),
+    cacheCreationTokens: sum((m) => m.cacheCreationInputTokens),
+    costUsd: Math.round(result.total_cost_usd * 1e6) / 1e6,
+  };
+}
+
+function outcomeOf(result: SDKResultMessage | undefined, agent: AgentSettings): ExecutorOutcome {
+  if (!result)
+    return { status: 'failed', error: 'Claude Code ended without a result', retryable: true };
+  const usage = usageOf(result);
+  switch (result.subtype) {
+    case 'success':
+      return result.is_error
+        ? {
+            status: 'failed',
+            error: `Claude Code failed: ${result.result.slice(0, 300)}`,
+            retryable: true,
+            usage,
+          }
+        : { status: 'succeeded', summary: result.result.slice(0, 2_000), usage };
+    case 'error_max_budget_usd':
+      return {
+        status: 'failed',
+        error: `task spent its budget of $${agent.maxBudgetUsd}`,
+        retryable: false,
+        usage,
+      };
+    case 'error_max_turns':
+      return {
+        status: 'failed',
+        error: `task used all ${agent.maxTurns} turns`,
+        retryable: false,
+        usage,
+      };
+    default:
+      return {
+        status: 'failed',
+        error: `Claude Code stopped: ${result.subtype}`,
+        retryable: true,
+        usage,
+      };
+  }
+}
+
+/**
+ * Runs one attempt with Claude Code through the Agent SDK: the pinned binary, the workspace as
+ * working directory, unattended permissions that keep file tools inside it, a turn limit, an
+ * optional per-task budget, and abort wired to the task's signal. Every SDK message goes to the
+ * task's transcript.
+ */
+export async function runClaudeCodeTask(spec: TaskSpec, io: ExecutorIo): Promise<ExecutorOutcome> {
+  const { agent } = spec;
+  if (!agent)
+    return {
+      status: 'failed',
+      error: 'real mode needs agent settings in the task spec',
+      retryable: false,
+    };
+  const env = agentEnv(spec, agent, process.env);
+  mkdirSync(env.HOME as string, { recursive: true });
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  io.signal.addEventListener('abort', abort, { once: true });
+  const transcript = openSync(path.join(spec.outputDir, TASK_FILES.transcript), 'a');
+  let result: SDKResultMessage | undefined;
+  try {
+    io.log(`Claude Code (${agent.model}) on task ${spec.taskId}, attempt ${spec.attempt}`);
+    const session = query({
+      prompt: taskPrompt(spec),
+      options: {
+        cwd: spec.workspaceDir,
+        pathToClaudeCodeExecutable: findClaudeBinary(),
+        model: agent.model,
+        maxTurns: agent.maxTurns,
+        ...(agent.maxBudgetUsd !== undefined && { maxBudgetUsd: agent.maxBudgetUsd }),
+        permissionMode: 'acceptEdits',
+        canUseTool: toolPolicy(spec.workspaceDir, agent.allowedTools),
+        disallowedTools: NETWORK_TOOLS.filter((tool) => !agent.allowedTools.includes(tool)),
+        settingSources: [],
+        env,
+        abortController: controller,
+        stderr: (data) => io.log(data.trimEnd()),
+      },
+    });
+    for await (const message of session) {
+      writeSync(transcript, `${JSON.stringify(message)}\n`);
+      if (message.type === 'result') result = message;
+    }
+  } catch (error) {
+    if (io.signal.aborted) return { status: 'failed', error: 'aborted', retryable: true };
+    const message = error instanceof Error ? error.message : String(error);
+    io.log(`Claude Code error: ${message}`);
+    return {
+      status: 'failed',
+      error: `Claude Code error: ${message.split('\n')[0]}`,
+      retryable: true,
+    };
+  } finally {
+    io.signal.removeEventListener('abort', abort);
+    closeSync(transcript);
+  }
+  const outcome = outcomeOf(result, agent);
+  io.log(
+    outcome.status === 'succeeded'
+      ? 'Claude Code finished'
+      : `Claude Code failed: ${outcome.error}`,
+  );
+  return outcome;
+}

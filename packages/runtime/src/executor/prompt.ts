@@ -1,0 +1,41 @@
+import type { TaskSpec } from '../contracts/executor.js';
+
+const bullet = (lines: string[]) => lines.map((line) => `- ${line}`).join('\n');
+
+/**
+ * What one agent is asked to do: its task, the whole requirement, and the plan around it, so it
+ * builds on the merged dependencies and stays off the files other tasks own.
+ */
+export function taskPrompt(spec: TaskSpec): string {
+  const { task } = spec;
+  const others = (spec.planContext ?? []).filter((t) => t.id !== task.id);
+  const sections = [
+    `You are one of several agents building this requirement together:\n\n${spec.requirements}`,
+    `Your task: ${task.id}: ${task.title}\n\n${task.description}`,
+  ];
+  if (task.files?.length) sections.push(`Files your task owns:\n${bullet(task.files)}`);
+  sections.push(
+    spec.mergedDependencies.length
+      ? `Already done and merged into your working directory:\n${bullet(spec.mergedDependencies.map((d) => `${d.id}: ${d.title}`))}`
+      : 'No other task is merged into your working directory yet.',
+  );
+  if (others.length) {
+    const lines = others.map(
+      (t) =>
+        `${t.id}: ${t.title}${t.files?.length ? ` (owns ${t.files.join(', ')})` : ''}${t.dependsOn.length ? ` (after ${t.dependsOn.join(', ')})` : ''}`,
+    );
+    sections.push(
+      `The other tasks of the plan, done by other agents at the same time or later. Do not do their work and do not edit the files they own:\n${bullet(lines)}`,
+    );
+  }
+  sections.push(
+    [
+      'Rules:',
+      '- Work only inside the current working directory.',
+      '- Do not commit: your changes are committed and merged for you when you finish.',
+      '- Leave the project building and its tests passing.',
+      '- End with a short summary of what you changed.',
+    ].join('\n'),
+  );
+  return sections.join('\n\n');
+}
