@@ -16,13 +16,15 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Runs the CLI with a clean environment: PATH and HOME, plus `env`. */
 export function startCli(
   args: string[],
   cwd: string,
+  env: NodeJS.ProcessEnv = {},
 ): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -39,8 +41,12 @@ export function startCli(
   return { child, done };
 }
 
-export function runCli(args: string[], cwd: string): Promise<CliResult> {
-  return startCli(args, cwd).done;
+export function runCli(
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<CliResult> {
+  return startCli(args, cwd, env).done;
 }
 
 /** The `result` line `--json` ends with. */

@@ -193,6 +193,8 @@ export async function runClaudeCodeTask(spec: TaskSpec, io: ExecutorIo): Promise
     }
   } catch (error) {
     if (io.signal.aborted) return { status: 'failed', error: 'aborted', retryable: true };
+    // The SDK throws after an error result (budget, turns); the result says what happened.
+    if (result) return outcomeOf(result, agent);
     const message = error instanceof Error ? error.message : String(error);
     io.log(`Claude Code error: ${message}`);
     return {

@@ -7,10 +7,14 @@ import { UsageError } from '../errors.js';
 
 /** Model defaults, defined once (the docs list them). */
 export const MODEL_DEFAULTS = {
-  model: 'claude-sonnet-4-5',
-  /** The original system's Bedrock default. */
-  bedrockModel: 'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
-  bedrockRegion: 'eu-central-1',
+  /** Claude Code's own Sonnet default. */
+  model: 'claude-sonnet-5-5',
+  /**
+   * Claude Code's Bedrock id for the same model, and a region that serves its `us.` profile. The
+   * original's defaults (eu-central-1, Sonnet 4.5) retire with Sonnet 4.5 on 30 November 2026.
+   */
+  bedrockModel: 'us.anthropic.claude-sonnet-5-5',
+  bedrockRegion: 'us-east-1',
   planRepairs: 2,
   /** Further tries of one planner request after 429, 529, 5xx or a dropped connection. */
   plannerRetries: 3,

@@ -9,15 +9,18 @@ interface Price {
 }
 
 /**
- * Anthropic list prices by model family, matched on the model id (Anthropic, Bedrock and gateway
- * ids all contain the family). Claude Code prices its own calls; this prices the planner's.
+ * List prices by model, matched on the id (Anthropic, Bedrock and gateway ids all contain the
+ * family and version). Claude Code prices its own calls; this prices the planner's, with the
+ * same figures as Claude Code 2.1.332 (read off its cost reports).
  */
 const PRICES: readonly [RegExp, Price][] = [
-  [/opus-4-[5-9]|opus-4\.[5-9]/, { input: 5, output: 25, cacheWrite: 6.25, cacheRead: 0.5 }],
-  [/opus/, { input: 15, output: 75, cacheWrite: 18.75, cacheRead: 1.5 }],
-  [/haiku-4|haiku-4\./, { input: 1, output: 5, cacheWrite: 1.25, cacheRead: 0.1 }],
-  [/haiku/, { input: 0.8, output: 4, cacheWrite: 1, cacheRead: 0.08 }],
-  [/sonnet/, { input: 3, output: 15, cacheWrite: 3.75, cacheRead: 0.3 }],
+  [/sonnet-5-5/, { input: 2, output: 10, cacheWrite: 2.5, cacheRead: 0.1 }],
+  [/opus-5-5/, { input: 4, output: 20, cacheWrite: 5, cacheRead: 0.2 }],
+  [/haiku-5-5/, { input: 0.5, output: 0.5, cacheWrite: 0.625, cacheRead: 0.05 }],
+  [/opus-4-[5-8]/, { input: 5, output: 25, cacheWrite: 6.25, cacheRead: 0.5 }],
+  [/opus-4(-[01])?(\b|-\d{8})/, { input: 15, output: 75, cacheWrite: 18.75, cacheRead: 1.5 }],
+  [/sonnet-4/, { input: 3, output: 15, cacheWrite: 3.75, cacheRead: 0.3 }],
+  [/haiku-4-5/, { input: 1, output: 5, cacheWrite: 1.25, cacheRead: 0.1 }],
 ];
 
 /** Cost of one model's usage in USD, or undefined for a model whose price is unknown. */

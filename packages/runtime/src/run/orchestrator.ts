@@ -210,6 +210,11 @@ class ActiveRun {
   private readonly tasksById: Map<string, Plan['tasks'][number]>;
   /** Task directories known to exist: creating one costs a syscall every time otherwise. */
   private readonly taskDirs = new Set<string>();
+  /**
+   * Spent so far: planning and every attempt, counted as soon as an executor reports, before the
+   * attempt is committed and merged (its slot may go to the next task meanwhile).
+   */
+  private spentUsd: number;
 
   constructor(
     private readonly layout: RunLayout,
@@ -223,6 +228,10 @@ class ActiveRun {
   ) {
     this.log = new RunLog(layout.log);
     this.tasksById = new Map(plan.tasks.map((t) => [t.id, t]));
+    this.spentUsd = [...state.tasks.values()].reduce(
+      (sum, t) => sum + t.usage.costUsd,
+      config.planner.usage.costUsd,
+    );
   }
 
   /** Journals an event before anything acts on it, then updates state, results and log. */
@@ -264,20 +273,12 @@ class ActiveRun {
     return this.close(status);
   }
 
-  /** Spent so far: planning plus every attempt. */
-  private spentUsd(): number {
-    let spent = this.config.planner.usage.costUsd;
-    for (const record of this.state.tasks.values()) spent += record.usage.costUsd;
-    return spent;
-  }
-
   /** False once the run's spending limit is reached; says so in the journal, once. */
   private withinBudget(): boolean {
     const limit = this.config.maxBudgetUsd;
-    if (limit === undefined) return true;
-    const spentUsd = this.spentUsd();
-    if (spentUsd < limit) return true;
-    if (!this.state.stoppedBy) this.emit({ type: 'run-budget-spent', spentUsd, limitUsd: limit });
+    if (limit === undefined || this.spentUsd < limit) return true;
+    if (!this.state.stoppedBy)
+      this.emit({ type: 'run-budget-spent', spentUsd: this.spentUsd, limitUsd: limit });
     return false;
   }
 
@@ -346,6 +347,7 @@ class ActiveRun {
       signal,
       logPath: this.layout.executorLog(task.id),
     });
+    this.spentUsd += outcome.usage?.costUsd ?? 0;
     const usage = outcome.usage && { usage: outcome.usage };
     const trailer = `Task-Id: ${task.id}\nAttempt: ${attempt}\nRun-Id: ${this.config.runId}\n`;
     if (outcome.status === 'failed' || signal.aborted) {
