@@ -1,10 +1,17 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
-import { readEvents, readSummary, resultLine, runCli, startCli } from '../support/cli.js';
+import { readEvents, readSummary, resultLine, runCli, startCli, waitFor } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
 import {
   conversationText,
@@ -304,6 +311,101 @@ describe('budgets', () => {
       error: 'task spent its budget of $0.01',
     });
     expect(task?.usage.costUsd).toBeGreaterThan(0.01);
+  });
+});
+
+describe('stopping agents', () => {
+  function planFile(ids: string[]): string {
+    const file = path.join(work, `plan-${randomUUID()}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        requirements: 'Stop test',
+        executorBudget: 2,
+        tasks: ids.map((id) => planTask(id, [])),
+      }),
+    );
+    return file;
+  }
+
+  /** Processes whose working directory is inside `dir`: agents left behind. */
+  function processesIn(dir: string): number[] {
+    return readdirSync('/proc')
+      .filter((name) => /^\d+$/.test(name))
+      .filter((pid) => {
+        try {
+          return readlinkSync(`/proc/${pid}/cwd`).startsWith(dir);
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  }
+
+  it('kills Claude Code when a task times out', async () => {
+    // The model never answers in time.
+    script = (request) =>
+      reply({
+        content: [text('late')],
+        delayMs: 60_000,
+        usage: { input_tokens: 1, output_tokens: 1 },
+      });
+    const output = path.join(work, 'timeout');
+    const started = Date.now();
+    const { code, stdout } = await runCli(
+      [
+        'run',
+        '--real',
+        '--plan',
+        planFile(['slow']),
+        '--task-timeout',
+        '3s',
+        '--retries',
+        '0',
+        '-o',
+        output,
+        '--json',
+      ],
+      work,
+      env(),
+    );
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const { runDir } = resultLine(stdout);
+    expect(readSummary(runDir).tasks[0]?.error).toMatch(/^timed out after 3000 ms/);
+    expect(processesIn(runDir)).toEqual([]);
+  });
+
+  it('cancels a real run on SIGINT and resumes it with the credentials given again', async () => {
+    script = (request) =>
+      taskOf(request) === 'slow' && toolResults(request) === 0
+        ? reply({
+            content: [text('slow answer')],
+            delayMs: 4_000,
+            usage: { input_tokens: 10, output_tokens: 5 },
+          })
+        : agentStep(request);
+    const output = path.join(work, 'cancel');
+    const run = startCli(
+      ['run', '--real', '--plan', planFile(['slow', 'quick']), '-o', output, '--json'],
+      work,
+      env(),
+    );
+    const runDir = await waitFor(() => {
+      const entries = existsSync(output) ? readdirSync(output) : [];
+      return entries[0] ? path.join(output, entries[0]) : undefined;
+    });
+    await waitFor(() => (server.requests.some((r) => taskOf(r) === 'slow') ? true : undefined));
+    run.child.kill('SIGINT');
+    expect((await run.done).code).toBe(130);
+    expect(processesIn(runDir)).toEqual([]);
+    const withoutKey = await runCli(['resume', runDir], work, { HOME: path.join(work, 'home') });
+    expect(withoutKey.code).toBe(2);
+    expect(withoutKey.stderr).toMatch(/^error: no model credentials/);
+    script = (request) => agentStep(request);
+    const resumed = await runCli(['resume', runDir, '--json'], work, env());
+    expect(resumed.code).toBe(0);
+    expect(readSummary(runDir).totals.succeeded).toBe(2);
   });
 });
 

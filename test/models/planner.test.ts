@@ -48,9 +48,9 @@ const anthropic = (): ModelAccess => ({
   awsEnv: {},
 });
 
-function planner(access: ModelAccess, repairs = 2, maxRetries = 2) {
+async function planner(access: ModelAccess, repairs = 2, maxRetries = 2) {
   return new ModelPlanner({
-    client: createMessagesClient(access, { maxRetries }),
+    client: await createMessagesClient(access, { maxRetries }),
     model: access.plannerModel,
     repairs,
     timeoutMs: 60_000,
@@ -62,7 +62,7 @@ async function plan(access: ModelAccess, script: Reply[], repairs = 2, maxRetrie
   replies = [...script];
   const before = server.requests.length;
   const started = Date.now();
-  const outcome = await planner(access, repairs, maxRetries)
+  const outcome = await (await planner(access, repairs, maxRetries))
     .plan('Build a thing', { executors: 3, maxTasks: 20 })
     .catch((error: unknown) => error);
   return { outcome, requests: server.requests.slice(before), elapsedMs: Date.now() - started };
@@ -183,7 +183,7 @@ describe('model planner', () => {
     replies = [planReply(validPlan)];
     const before = server.requests.length;
     const bedrock = new ModelPlanner({
-      client: createMessagesClient(access, { baseURL: server.url }),
+      client: await createMessagesClient(access, { baseURL: server.url }),
       model: access.plannerModel,
       repairs: 0,
       timeoutMs: 30_000,

@@ -28,6 +28,8 @@ export interface Reply {
   content?: Block[];
   stopReason?: 'end_turn' | 'tool_use' | 'max_tokens';
   usage?: Usage;
+  /** Wait this long before answering (a slow model). */
+  delayMs?: number;
 }
 
 export interface RecordedRequest {
@@ -184,6 +186,8 @@ export async function startModelServer(script: Script, host = '127.0.0.1'): Prom
         return;
       }
       const reply = await current(request);
+      if (reply.delayMs) await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
+      if (res.destroyed) return;
       const status = reply.status ?? 200;
       if (status >= 400) {
         res.writeHead(status, { 'content-type': 'application/json', ...reply.headers });

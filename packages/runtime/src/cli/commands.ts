@@ -110,7 +110,7 @@ async function makePlan(
     return { plan, planner: { name: 'simulated', usage } };
   }
   const planner = new ModelPlanner({
-    client: createMessagesClient(access),
+    client: await createMessagesClient(access),
     model: access.plannerModel,
     repairs: options.planRepairs,
     timeoutMs: MODEL_DEFAULTS.plannerTimeoutMs,

@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { PlanValidationError } from '../contracts/plan.js';
 import { EXIT, UsageError } from '../errors.js';
-import { MODEL_DEFAULTS } from '../models/access.js';
+import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { JournalError } from '../run/journal.js';
 import { RunDirError } from '../run/run-dir.js';
 import { errorMessage } from '../scheduler/scheduler.js';

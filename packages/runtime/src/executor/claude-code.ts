@@ -1,6 +1,6 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { type CanUseTool, query, type SDKResultMessage } from '@anthropic-ai/claude-agent-sdk';
+import type { CanUseTool, SDKResultMessage } from '@anthropic-ai/claude-agent-sdk';
 import {
   AWS_CHAIN_ENV,
   ENV,
@@ -170,6 +170,8 @@ export async function runClaudeCodeTask(spec: TaskSpec, io: ExecutorIo): Promise
   let result: SDKResultMessage | undefined;
   try {
     io.log(`Claude Code (${agent.model}) on task ${spec.taskId}, attempt ${spec.attempt}`);
+    // Loaded on demand, so that hosts of simulated tasks start fast.
+    const { query } = await import('@anthropic-ai/claude-agent-sdk');
     const session = query({
       prompt: taskPrompt(spec),
       options: {

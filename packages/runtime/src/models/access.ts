@@ -1,38 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import { AWS_CHAIN_ENV, ENV, MODEL_ENV, type SecretEnvName } from '../contracts/env.js';
 import { UsageError } from '../errors.js';
+import { MODEL_DEFAULTS } from './defaults.js';
 
-/** Model defaults, defined once (the docs list them). */
-export const MODEL_DEFAULTS = {
-  /** Claude Code's own Sonnet default. */
-  model: 'claude-sonnet-5-5',
-  /**
-   * Claude Code's Bedrock id for the same model, and a region that serves its `us.` profile. The
-   * original's defaults (eu-central-1, Sonnet 4.5) retire with Sonnet 4.5 on 30 November 2026.
-   */
-  bedrockModel: 'us.anthropic.claude-sonnet-5-5',
-  bedrockRegion: 'us-east-1',
-  planRepairs: 2,
-  /** Further tries of one planner request after 429, 529, 5xx or a dropped connection. */
-  plannerRetries: 3,
-  /** The whole planning step, repairs and retry waits included. */
-  plannerTimeoutMs: 10 * 60_000,
-  maxTurns: 80,
-  allowedTools: [
-    'Read',
-    'Glob',
-    'Grep',
-    'Write',
-    'Edit',
-    'MultiEdit',
-    'NotebookEdit',
-    'Bash',
-    'TodoWrite',
-  ],
-} as const;
+export { MODEL_DEFAULTS };
 
 export type ModelProvider = 'anthropic' | 'bedrock';
 
@@ -174,6 +147,8 @@ export async function resolveModelAccess(
 
 /** Resolves the AWS default chain once, bounded in time; says where the credentials came from. */
 async function findChainCredentials(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
+  // Loaded on demand: the AWS SDK is large and most runs never need it.
+  const { fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
   const chain = fromNodeProviderChain({
     profile: env.AWS_PROFILE,
     filepath: env.AWS_SHARED_CREDENTIALS_FILE,

@@ -1,7 +1,7 @@
-import { AnthropicBedrock } from '@anthropic-ai/bedrock-sdk';
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import { ENV, MODEL_ENV } from '../contracts/env.js';
-import { MODEL_DEFAULTS, type ModelAccess } from './access.js';
+import type { ModelAccess } from './access.js';
+import { MODEL_DEFAULTS } from './defaults.js';
 
 /** The Messages API surface the planner uses; both clients provide it. */
 export type MessagesClient = Pick<Anthropic, 'messages'>;
@@ -11,12 +11,14 @@ export type MessagesClient = Pick<Anthropic, 'messages'>;
  * included) with exponential backoff that honours `retry-after`; `maxRetries` bounds the count
  * and the caller's abort signal bounds the time.
  */
-export function createMessagesClient(
+export async function createMessagesClient(
   access: ModelAccess,
   options: { maxRetries?: number; baseURL?: string } = {},
-): MessagesClient {
+): Promise<MessagesClient> {
   const maxRetries = options.maxRetries ?? MODEL_DEFAULTS.plannerRetries;
+  // The SDKs load on demand: simulated runs never need them.
   if (access.provider === 'bedrock') {
+    const { AnthropicBedrock } = await import('@anthropic-ai/bedrock-sdk');
     const common = {
       awsRegion: access.region,
       maxRetries,
@@ -36,6 +38,7 @@ export function createMessagesClient(
         : new AnthropicBedrock(common);
     return client as unknown as MessagesClient;
   }
+  const { default: Anthropic } = await import('@anthropic-ai/sdk');
   return new Anthropic({
     apiKey: access.secrets[ENV.ANTHROPIC_API_KEY] ?? null,
     authToken: access.secrets[MODEL_ENV.ANTHROPIC_AUTH_TOKEN] ?? null,

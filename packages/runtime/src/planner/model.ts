@@ -1,4 +1,4 @@
-import Anthropic from '@anthropic-ai/sdk';
+import type Anthropic from '@anthropic-ai/sdk';
 import { z } from 'zod';
 import { PlanSchema, PlanTaskSchema, PlanValidationError, parsePlan } from '../contracts/plan.js';
 import { addUsage, type Usage, ZERO_USAGE } from '../contracts/usage.js';
@@ -61,11 +61,12 @@ function usageOf(model: string, usage: Anthropic.Usage): Usage {
   return { ...tokens, costUsd: costOf(model, tokens) ?? 0 };
 }
 
-function describeApiError(error: unknown, baseURL: string | undefined): string {
-  if (error instanceof Anthropic.APIConnectionError) {
+async function describeApiError(error: unknown, baseURL: string | undefined): Promise<string> {
+  const { APIConnectionError, APIError } = await import('@anthropic-ai/sdk');
+  if (error instanceof APIConnectionError) {
     return `cannot reach the model API${baseURL ? ` at ${baseURL}` : ''}: ${error.message}`;
   }
-  if (error instanceof Anthropic.APIError) {
+  if (error instanceof APIError) {
     const detail = error.message.replace(/\s+/g, ' ').slice(0, 300);
     return `the model API answered ${error.status ?? 'with an error'}: ${detail}`;
   }
@@ -124,7 +125,7 @@ export class ModelPlanner implements Planner {
         );
       } catch (error) {
         throw new PlanningError(
-          `planning failed: ${describeApiError(error, this.options.baseURL)}`,
+          `planning failed: ${await describeApiError(error, this.options.baseURL)}`,
         );
       }
       usage = addUsage(usage, usageOf(model, response.usage));
