@@ -344,7 +344,7 @@ describe('stopping agents', () => {
 
   it('kills Claude Code when a task times out', async () => {
     // The model never answers in time.
-    script = (request) =>
+    script = () =>
       reply({
         content: [text('late')],
         delayMs: 60_000,
