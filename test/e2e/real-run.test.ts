@@ -60,24 +60,31 @@ function reply(value: Reply): Reply {
 const taskOf = (request: RecordedRequest) =>
   /Your task: ([a-z0-9-]+):/.exec(conversationText(request))?.[1];
 
-/** Each agent writes its file, tries one more tool, then says it is done. */
+/** Each agent writes its file, edits it, runs one more tool, then says it is done. */
 function agentStep(request: RecordedRequest): Reply {
   const cwd = primaryWorkingDirectory(request);
   const id = taskOf(request);
   if (!cwd || !id)
     return reply({ content: [text('ok')], usage: { input_tokens: 3, output_tokens: 2 } });
+  const file = `${cwd}/src/${id}.txt`;
   switch (toolResults(request)) {
     case 0:
       return reply({
-        content: [
-          toolUse('Write', {
-            file_path: `${cwd}/src/${id}.txt`,
-            content: `${id} written by Claude Code\n`,
-          }),
-        ],
+        content: [toolUse('Write', { file_path: file, content: `${id} written by Claude Code\n` })],
         usage: { input_tokens: 500, output_tokens: 50 },
       });
     case 1:
+      return reply({
+        content: [
+          toolUse('Edit', {
+            file_path: file,
+            old_string: 'written',
+            new_string: 'written and edited',
+          }),
+        ],
+        usage: { input_tokens: 550, output_tokens: 45 },
+      });
+    case 2:
       // The adder tries to write outside its worktree: the tool policy must refuse.
       return reply({
         content: [
@@ -162,7 +169,7 @@ describe('run --real with Claude Code against a scripted model', () => {
     const project = path.join(runDir, 'project');
     for (const id of ['core', 'adder', 'docs']) {
       expect(readFileSync(path.join(project, 'src', `${id}.txt`), 'utf8')).toBe(
-        `${id} written by Claude Code\n`,
+        `${id} written and edited by Claude Code\n`,
       );
     }
     expect(gitOut(project, ['log', '--no-merges', '--format=%s', 'main']).split('\n')).toHaveLength(
@@ -196,7 +203,7 @@ describe('run --real with Claude Code against a scripted model', () => {
 
   it('keeps file tools inside the worktree', () => {
     expect(existsSync(OUTSIDE)).toBe(false);
-    const refused = server.requests.find((r) => taskOf(r) === 'adder' && toolResults(r) === 2);
+    const refused = server.requests.find((r) => taskOf(r) === 'adder' && toolResults(r) === 3);
     expect(conversationText(refused as RecordedRequest)).toContain(
       "is outside this task's workspace",
     );

@@ -60,7 +60,13 @@ const spec = (over: Partial<TaskSpec> = {}): TaskSpec => ({
   planContext: [
     { id: 'core', title: 'Core model', dependsOn: [] },
     { id: 'api', title: 'HTTP API', dependsOn: ['core'], files: ['src/api.ts'] },
-    { id: 'ui', title: 'UI', dependsOn: ['api'], files: ['src/ui.tsx'] },
+    {
+      id: 'ui',
+      title: 'UI',
+      summary: 'Screens for the cart.',
+      dependsOn: ['api'],
+      files: ['src/ui.tsx'],
+    },
   ],
   ...over,
 });
@@ -126,7 +132,7 @@ describe('task prompt', () => {
     expect(prompt).toContain(
       'Already done and merged into your working directory:\n- core: Core model',
     );
-    expect(prompt).toContain('- ui: UI (owns src/ui.tsx) (after api)');
+    expect(prompt).toContain('- ui: UI: Screens for the cart. (owns src/ui.tsx) (after api)');
     expect(prompt).not.toContain('- api: HTTP API (owns');
     expect(prompt).toContain('Do not commit');
   });

@@ -128,22 +128,32 @@ describe('model planner', () => {
     );
   });
 
-  it('retries 429 honouring retry-after, and 529', async () => {
-    const { outcome, requests, elapsedMs } = await plan(anthropic(), [
-      {
-        status: 429,
-        headers: { 'retry-after': '1' },
-        error: { type: 'rate_limit_error', message: 'slow down' },
-      },
-      {
-        status: 529,
-        headers: { 'retry-after-ms': '50' },
-        error: { type: 'overloaded_error', message: 'busy' },
-      },
-      planReply(validPlan),
-    ]);
+  it('retries 429 honouring retry-after, 529 and 500', async () => {
+    const { outcome, requests, elapsedMs } = await plan(
+      anthropic(),
+      [
+        {
+          status: 429,
+          headers: { 'retry-after': '1' },
+          error: { type: 'rate_limit_error', message: 'slow down' },
+        },
+        {
+          status: 529,
+          headers: { 'retry-after-ms': '50' },
+          error: { type: 'overloaded_error', message: 'busy' },
+        },
+        {
+          status: 500,
+          headers: { 'retry-after-ms': '50' },
+          error: { type: 'api_error', message: 'oops' },
+        },
+        planReply(validPlan),
+      ],
+      2,
+      3,
+    );
     expect(outcome).toMatchObject({ plan: { executorBudget: 3 } });
-    expect(requests).toHaveLength(3);
+    expect(requests).toHaveLength(4);
     expect(elapsedMs).toBeGreaterThanOrEqual(1_000);
   });
 

@@ -25,6 +25,8 @@ export type AgentSettings = z.infer<typeof AgentSettingsSchema>;
 export const PlanContextTaskSchema = z.object({
   id: z.string(),
   title: z.string(),
+  /** The first line of the task's description. */
+  summary: z.string().optional(),
   dependsOn: z.array(z.string()),
   files: z.array(z.string()).optional(),
 });

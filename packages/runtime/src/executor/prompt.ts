@@ -22,7 +22,7 @@ export function taskPrompt(spec: TaskSpec): string {
   if (others.length) {
     const lines = others.map(
       (t) =>
-        `${t.id}: ${t.title}${t.files?.length ? ` (owns ${t.files.join(', ')})` : ''}${t.dependsOn.length ? ` (after ${t.dependsOn.join(', ')})` : ''}`,
+        `${t.id}: ${t.title}${t.summary && t.summary !== t.title ? `: ${t.summary}` : ''}${t.files?.length ? ` (owns ${t.files.join(', ')})` : ''}${t.dependsOn.length ? ` (after ${t.dependsOn.join(', ')})` : ''}`,
     );
     sections.push(
       `The other tasks of the plan, done by other agents at the same time or later. Do not do their work and do not edit the files they own:\n${bullet(lines)}`,

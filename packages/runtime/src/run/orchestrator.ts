@@ -333,9 +333,10 @@ class ActiveRun {
       ...(this.config.mode === 'real' && {
         agent: this.config.agent,
         agentHome: this.layout.agentHome,
-        planContext: this.plan.tasks.map(({ id, title, dependsOn, files }) => ({
+        planContext: this.plan.tasks.map(({ id, title, description, dependsOn, files }) => ({
           id,
           title,
+          summary: description.split('\n')[0]?.slice(0, 200),
           dependsOn,
           files,
         })),
