@@ -321,6 +321,35 @@ describe('budgets', () => {
   });
 });
 
+describe('turn limit', () => {
+  it('fails a task that uses all its turns, without retrying it', async () => {
+    script = (request) => agentStep(request);
+    const file = path.join(work, `plan-${randomUUID()}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({ requirements: 'Turns', executorBudget: 1, tasks: [planTask('long', [])] }),
+    );
+    const { code, stdout } = await runCli(
+      [
+        'run',
+        '--real',
+        '--plan',
+        file,
+        '--max-turns',
+        '2',
+        '-o',
+        path.join(work, 'turns'),
+        '--json',
+      ],
+      work,
+      env(),
+    );
+    expect(code).toBe(1);
+    const task = readSummary(resultLine(stdout).runDir).tasks[0];
+    expect(task).toMatchObject({ status: 'failed', attempts: 1, error: 'task used all 2 turns' });
+  });
+});
+
 describe('stopping agents', () => {
   function planFile(ids: string[]): string {
     const file = path.join(work, `plan-${randomUUID()}.json`);
