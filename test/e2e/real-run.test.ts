@@ -116,6 +116,38 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
+/** A plan file of independent tasks, for runs that skip planning. */
+function planFile(ids: string[], executorBudget: number): string {
+  const file = path.join(work, `plan-${randomUUID()}.json`);
+  const plan = {
+    requirements: 'Scripted run',
+    executorBudget,
+    tasks: ids.map((id) => planTask(id, [])),
+  };
+  writeFileSync(file, JSON.stringify(plan));
+  return file;
+}
+
+/** Runs one scripted task with extra flags; returns the exit code and the task's result. */
+async function runOne(id: string, flags: string[]) {
+  const args = [
+    'run',
+    '--real',
+    '--plan',
+    planFile([id], 1),
+    ...flags,
+    '-o',
+    path.join(work, `one-${id}`),
+    '--json',
+  ];
+  const { code, stdout } = await runCli(args, work, env());
+  return {
+    code,
+    runDir: resultLine(stdout).runDir,
+    task: readSummary(resultLine(stdout).runDir).tasks[0],
+  };
+}
+
 const env = () => ({
   ANTHROPIC_API_KEY: KEY,
   ANTHROPIC_BASE_URL: server.url,
@@ -239,19 +271,6 @@ describe('run --real with Claude Code against a scripted model', () => {
 });
 
 describe('budgets', () => {
-  function planFile(ids: string[]): string {
-    const file = path.join(work, `plan-${randomUUID()}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        requirements: 'Budget test',
-        executorBudget: 1,
-        tasks: ids.map((id) => planTask(id, [])),
-      }),
-    );
-    return file;
-  }
-
   it('stops starting tasks once the run budget is spent; running ones finish', async () => {
     // Each task costs $0.30: 100k tokens in, 10k out.
     script = (request) =>
@@ -264,7 +283,7 @@ describe('budgets', () => {
         'run',
         '--real',
         '--plan',
-        planFile(['one', 'two', 'three']),
+        planFile(['one', 'two', 'three'], 1),
         '-e',
         '1',
         '--max-budget-usd',
@@ -295,23 +314,8 @@ describe('budgets', () => {
         usage: { input_tokens: 100_000, output_tokens: 10_000 },
       });
     };
-    const { code, stdout } = await runCli(
-      [
-        'run',
-        '--real',
-        '--plan',
-        planFile(['pricey']),
-        '--max-task-usd',
-        '0.01',
-        '-o',
-        path.join(work, 'task-budget'),
-        '--json',
-      ],
-      work,
-      env(),
-    );
+    const { code, task } = await runOne('pricey', ['--max-task-usd', '0.01']);
     expect(code).toBe(1);
-    const task = readSummary(resultLine(stdout).runDir).tasks[0];
     expect(task).toMatchObject({
       status: 'failed',
       attempts: 1,
@@ -324,46 +328,13 @@ describe('budgets', () => {
 describe('turn limit', () => {
   it('fails a task that uses all its turns, without retrying it', async () => {
     script = (request) => agentStep(request);
-    const file = path.join(work, `plan-${randomUUID()}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify({ requirements: 'Turns', executorBudget: 1, tasks: [planTask('long', [])] }),
-    );
-    const { code, stdout } = await runCli(
-      [
-        'run',
-        '--real',
-        '--plan',
-        file,
-        '--max-turns',
-        '2',
-        '-o',
-        path.join(work, 'turns'),
-        '--json',
-      ],
-      work,
-      env(),
-    );
+    const { code, task } = await runOne('long', ['--max-turns', '2']);
     expect(code).toBe(1);
-    const task = readSummary(resultLine(stdout).runDir).tasks[0];
     expect(task).toMatchObject({ status: 'failed', attempts: 1, error: 'task used all 2 turns' });
   });
 });
 
 describe('stopping agents', () => {
-  function planFile(ids: string[]): string {
-    const file = path.join(work, `plan-${randomUUID()}.json`);
-    writeFileSync(
-      file,
-      JSON.stringify({
-        requirements: 'Stop test',
-        executorBudget: 2,
-        tasks: ids.map((id) => planTask(id, [])),
-      }),
-    );
-    return file;
-  }
-
   /** Processes whose working directory is inside `dir`: agents left behind. */
   function processesIn(dir: string): number[] {
     return readdirSync('/proc')
@@ -386,29 +357,11 @@ describe('stopping agents', () => {
         delayMs: 60_000,
         usage: { input_tokens: 1, output_tokens: 1 },
       });
-    const output = path.join(work, 'timeout');
     const started = Date.now();
-    const { code, stdout } = await runCli(
-      [
-        'run',
-        '--real',
-        '--plan',
-        planFile(['slow']),
-        '--task-timeout',
-        '3s',
-        '--retries',
-        '0',
-        '-o',
-        output,
-        '--json',
-      ],
-      work,
-      env(),
-    );
+    const { code, runDir, task } = await runOne('slow', ['--task-timeout', '3s', '--retries', '0']);
     expect(code).toBe(1);
     expect(Date.now() - started).toBeLessThan(30_000);
-    const { runDir } = resultLine(stdout);
-    expect(readSummary(runDir).tasks[0]?.error).toMatch(/^timed out after 3000 ms/);
+    expect(task?.error).toMatch(/^timed out after 3000 ms/);
     expect(processesIn(runDir)).toEqual([]);
   });
 
@@ -423,7 +376,7 @@ describe('stopping agents', () => {
         : agentStep(request);
     const output = path.join(work, 'cancel');
     const run = startCli(
-      ['run', '--real', '--plan', planFile(['slow', 'quick']), '-o', output, '--json'],
+      ['run', '--real', '--plan', planFile(['slow', 'quick'], 2), '-o', output, '--json'],
       work,
       env(),
     );
