@@ -1,7 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MODEL_DEFAULTS, resolveModelAccess } from '../../packages/runtime/src/models/access.js';
+import {
+  MODEL_DEFAULTS,
+  redactUrl,
+  resolveModelAccess,
+} from '../../packages/runtime/src/models/access.js';
 import { costOf } from '../../packages/runtime/src/models/pricing.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -141,6 +145,16 @@ describe('model access', () => {
     await expect(
       resolveModelAccess({ ...isolated, USE_BEDROCK: '1', AWS_ACCESS_KEY_ID: 'a' }),
     ).rejects.toThrow('AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be given together');
+  });
+});
+
+describe('redactUrl', () => {
+  it('drops what a gateway URL may carry besides its address', () => {
+    expect(redactUrl('https://user:pw@gateway.example.com:8443/v1?key=abc')).toBe(
+      'https://gateway.example.com:8443/v1',
+    );
+    expect(redactUrl('http://127.0.0.1:9')).toBe('http://127.0.0.1:9');
+    expect(redactUrl('not a url')).toBe('(an unparsable URL)');
   });
 });
 

@@ -102,6 +102,21 @@ describe('agent environment', () => {
     expect(env.AWS_PROFILE).toBeUndefined();
   });
 
+  it('takes the full gateway URL from the environment, the redacted one from the spec otherwise', () => {
+    const agent = {
+      provider: 'anthropic' as const,
+      model: 'm',
+      baseURL: 'https://gw',
+      maxTurns: 5,
+      allowedTools: [],
+    };
+    expect(
+      agentEnv(spec(), agent, { ...host, ANTHROPIC_BASE_URL: 'https://gw/?key=1' })
+        .ANTHROPIC_BASE_URL,
+    ).toBe('https://gw/?key=1');
+    expect(agentEnv(spec(), agent, host).ANTHROPIC_BASE_URL).toBe('https://gw');
+  });
+
   it('sets what Claude Code reads for Bedrock', () => {
     const env = agentEnv(
       spec(),

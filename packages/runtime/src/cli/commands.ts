@@ -1,3 +1,4 @@
+import { MODEL_ENV } from '../contracts/env.js';
 import type { Plan } from '../contracts/plan.js';
 import type { BackendName, RunConfig } from '../contracts/run-config.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
@@ -6,6 +7,7 @@ import {
   MODEL_DEFAULTS,
   type ModelAccess,
   type ModelFlags,
+  redactUrl,
   resolveModelAccess,
 } from '../models/access.js';
 import { findClaudeBinary } from '../models/claude-binary.js';
@@ -84,6 +86,7 @@ async function realModePreflight(flags: ModelFlags): Promise<ModelAccess> {
 /** What real executors get as environment: the credentials and AWS chain settings, nothing else. */
 function executorEnv(access: ModelAccess): Record<string, string> {
   const env: Record<string, string> = { ...access.awsEnv };
+  if (access.baseURL) env[MODEL_ENV.ANTHROPIC_BASE_URL] = access.baseURL;
   for (const [name, value] of Object.entries(access.secrets)) if (value) env[name] = value;
   return env;
 }
@@ -114,7 +117,7 @@ async function makePlan(
     model: access.plannerModel,
     repairs: options.planRepairs,
     timeoutMs: MODEL_DEFAULTS.plannerTimeoutMs,
-    baseURL: access.baseURL,
+    baseURL: access.baseURL && redactUrl(access.baseURL),
   });
   const { plan, usage } = await planner.plan(requirements, planning);
   return { plan, planner: { name: 'model', model: access.plannerModel, usage } };
@@ -212,7 +215,7 @@ export async function runCommand(
         agent: {
           provider: access.provider,
           model: access.executorModel,
-          ...(access.baseURL && { baseURL: access.baseURL }),
+          ...(access.baseURL && { baseURL: redactUrl(access.baseURL) }),
           ...(access.region && { region: access.region }),
           maxTurns: options.maxTurns,
           allowedTools: options.allowedTools,

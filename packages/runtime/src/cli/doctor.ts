@@ -1,6 +1,11 @@
 import { request } from 'node:http';
 import { URL } from 'node:url';
-import { type ModelAccess, type ModelFlags, resolveModelAccess } from '../models/access.js';
+import {
+  type ModelAccess,
+  type ModelFlags,
+  redactUrl,
+  resolveModelAccess,
+} from '../models/access.js';
 import { claudeVersion, findClaudeBinary } from '../models/claude-binary.js';
 import { errorMessage } from '../scheduler/scheduler.js';
 
@@ -46,7 +51,7 @@ function describeAccess(access: ModelAccess): string {
     access.provider === 'bedrock'
       ? `Bedrock in ${access.region}`
       : access.baseURL
-        ? `gateway ${access.baseURL}`
+        ? `gateway ${redactUrl(access.baseURL)}`
         : 'Anthropic API';
   return `${where}; credentials: ${access.credentials.join(', ')}; planner ${access.plannerModel}, executors ${access.executorModel}`;
 }

@@ -90,8 +90,10 @@ export function agentEnv(
       [ENV.AWS_REGION]: agent.region ?? '',
       [MODEL_ENV.ANTHROPIC_MODEL]: agent.model,
     });
-  } else if (agent.baseURL) {
-    env[MODEL_ENV.ANTHROPIC_BASE_URL] = agent.baseURL;
+  } else {
+    // The full gateway URL comes as environment (it may carry credentials); the spec's is redacted.
+    const baseURL = from[MODEL_ENV.ANTHROPIC_BASE_URL] ?? agent.baseURL;
+    if (baseURL) env[MODEL_ENV.ANTHROPIC_BASE_URL] = baseURL;
   }
   return env;
 }

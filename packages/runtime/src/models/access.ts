@@ -56,6 +56,22 @@ export function readSecret(
   return { value, source: `${name}_FILE` };
 }
 
+/**
+ * A URL fit to show and to write down: credentials a gateway URL may carry (user info, a query)
+ * are dropped. The full URL reaches executors as environment only.
+ */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    parsed.search = '';
+    return parsed.toString().replace(/\/$/, '');
+  } catch {
+    return '(an unparsable URL)';
+  }
+}
+
 const truthy = (value: string | undefined) =>
   value !== undefined && /^(1|true|yes)$/i.test(value.trim());
 
