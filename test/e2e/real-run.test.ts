@@ -399,6 +399,26 @@ describe('stopping agents', () => {
 });
 
 describe('planning failures and checks', () => {
+  it('plan --real prints the model plan and what planning cost', async () => {
+    script = (request) => planner(request) ?? agentStep(request);
+    const json = await runCli(
+      ['plan', 'Write three notes', '--real', '--json', '-e', '2'],
+      work,
+      env(),
+    );
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      requirements: 'Write three notes',
+      executorBudget: 2,
+      tasks: PLAN.tasks,
+    });
+    const textOut = await runCli(['plan', 'Write three notes', '--real'], work, env());
+    expect(textOut.stdout).toContain('Stage 3\n  docs: Write docs  ← core, adder');
+    expect(textOut.stdout).toContain(
+      'Planned by claude-sonnet-5-5: 1,200 in / 300 out tokens, $0.0054',
+    );
+  });
+
   it('exits 2 with the last problems when the model keeps planning a cycle', async () => {
     script = (request) =>
       planner(request)
