@@ -18,8 +18,11 @@ export interface ExecutionContext {
 export interface Backend {
   readonly name: BackendName;
   execute(spec: TaskSpec, context: ExecutionContext): Promise<ExecutorOutcome>;
-  /** Starts what executors need ahead of the first task (a process, a connection). */
-  warm(): void;
+  /**
+   * Gets ready before the first task: starts what executors need, and clears what an
+   * interrupted orchestrator left behind for this run.
+   */
+  warm(): Promise<void>;
   /** Stops every executor the backend started. */
   close(): Promise<void>;
 }

@@ -52,7 +52,7 @@ export class LocalBackend implements Backend {
     this.killGraceMs = options.killGraceMs ?? 5_000;
   }
 
-  warm(): void {
+  async warm(): Promise<void> {
     this.ensureHost();
   }
 

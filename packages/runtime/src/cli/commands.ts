@@ -1,6 +1,7 @@
+import { mkdirSync } from 'node:fs';
 import { MODEL_ENV } from '../contracts/env.js';
 import type { Plan } from '../contracts/plan.js';
-import type { BackendName, RunConfig } from '../contracts/run-config.js';
+import type { BackendName, DockerSettings, RunConfig } from '../contracts/run-config.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
 import { EXIT, UsageError } from '../errors.js';
 import {
@@ -52,6 +53,12 @@ export interface RunCommandOptions extends PlanningOptions {
   allowedTools: string[];
   maxTaskUsd?: number;
   maxBudgetUsd?: number;
+  dockerImage: string;
+  dockerNetwork?: string;
+  dockerMemory: number;
+  dockerCpus: number;
+  dockerPids: number;
+  dockerPlanner?: boolean;
 }
 
 export interface ResumeCommandOptions {
@@ -91,10 +98,46 @@ function executorEnv(access: ModelAccess): Record<string, string> {
   return env;
 }
 
+function dockerSettings(options: RunCommandOptions): DockerSettings {
+  return {
+    image: options.dockerImage,
+    ...(options.dockerNetwork && { network: options.dockerNetwork }),
+    memoryBytes: options.dockerMemory,
+    nanoCpus: options.dockerCpus,
+    pidsLimit: options.dockerPids,
+  };
+}
+
+/** The engine answers and has the image: checked before anything is written. */
+async function dockerPreflight(image: string): Promise<void> {
+  const docker = await import('../backends/docker.js');
+  await docker.dockerPreflight(docker.dockerClient(), image);
+}
+
+/** Plans in a container; the image plans with the model when it is given credentials. */
+async function planInContainer(
+  requirements: string,
+  options: RunCommandOptions,
+  access: ModelAccess | undefined,
+): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
+  const { DockerPlanner } = await import('../planner/docker.js');
+  mkdirSync(options.output, { recursive: true });
+  const planner = new DockerPlanner({
+    settings: dockerSettings(options),
+    scratchParent: options.output,
+    executorEnv: access && executorEnv(access),
+    timeoutMs: MODEL_DEFAULTS.plannerTimeoutMs,
+  });
+  const planning = { executors: options.executors, maxTasks: options.maxTasks };
+  const { plan, usage } = await planner.plan(requirements, planning);
+  const name = planner.model ? 'docker-model' : 'docker-simulated';
+  return { plan, planner: { name, model: planner.model, usage } };
+}
+
 /** The plan from `--plan`, the model (`--real`) or the simulated planner, and who made it. */
 async function makePlan(
   words: string[],
-  options: PlanningOptions & { plan?: string },
+  options: PlanningOptions & { plan?: string; dockerPlanner?: boolean },
   access: ModelAccess | undefined,
 ): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
   if (options.plan !== undefined) {
@@ -107,6 +150,8 @@ async function makePlan(
     };
   }
   const requirements = loadRequirements(words, options.file);
+  if (options.dockerPlanner)
+    return planInContainer(requirements, options as RunCommandOptions, access);
   const planning = { executors: options.executors, maxTasks: options.maxTasks };
   if (!access) {
     const { plan, usage } = await new SimulatedPlanner().plan(requirements, planning);
@@ -188,6 +233,9 @@ export async function runCommand(
   planBudgetGiven: boolean,
 ) {
   const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
+  const dockerUsed = options.backend === 'docker' || options.dockerPlanner;
+  const docker = dockerUsed ? dockerSettings(options) : undefined;
+  if (docker) await dockerPreflight(docker.image);
   const made = await makePlan(words, options, access);
   // A plan file brings its own budget unless --executors overrides it.
   const executors =
@@ -209,6 +257,7 @@ export async function runCommand(
       taskTimeoutMs: options.taskTimeout,
       seed: options.seed,
       planner: made.planner,
+      ...(options.backend === 'docker' && { docker }),
       ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
       ...(access && {
         executorEnv: executorEnv(access),
@@ -248,6 +297,7 @@ export async function resumeCommand(
 ): Promise<number> {
   const { plan, config } = loadRun(runDir);
   // A real run needs its credentials again: they were never written down.
+  if (config.docker) await dockerPreflight(config.docker.image);
   const access =
     config.mode === 'real'
       ? await realModePreflight({

@@ -20,11 +20,13 @@ import {
   DEFAULTS,
   intIn,
   parseBackend,
+  parseCpus,
   parseDuration,
   parseExecutors,
   parseMaxTasks,
   parseModel,
   parseSimRange,
+  parseSize,
   parseToolList,
   parseUsd,
 } from './options.js';
@@ -154,6 +156,26 @@ function program(): Command {
         MODEL_DEFAULTS.allowedTools.join(','),
       ),
     )
+    .option('--docker-image <ref>', 'executor image (docker backend)', DEFAULTS.dockerImage)
+    .option('--docker-network <name>', 'network for executor containers (default: bridge)')
+    .addOption(
+      parsed(
+        '--docker-memory <size>',
+        'memory limit per container',
+        parseSize,
+        DEFAULTS.dockerMemory,
+      ),
+    )
+    .addOption(
+      parsed('--docker-cpus <n>', 'CPU limit per container', parseCpus, DEFAULTS.dockerCpus),
+    )
+    .option(
+      '--docker-pids <n>',
+      'process limit per container',
+      intIn(16, 1_000_000),
+      DEFAULTS.dockerPids,
+    )
+    .option('--docker-planner', 'run the planner in a container of the image')
     .option('--max-task-usd <usd>', 'stop a task once it has spent this much (real)', parseUsd)
     .option(
       '--max-budget-usd <usd>',

@@ -15,7 +15,32 @@ export const DEFAULTS = {
   taskTimeout: '30m',
   simTaskMs: '250-1000',
   seed: 42,
+  dockerImage: 'parallel-orchestrator:latest',
+  dockerMemory: '4g',
+  dockerCpus: '2',
+  dockerPids: 512,
 } as const;
+
+const SIZE_UNITS: Record<string, number> = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
+
+/** A memory size as Docker writes it: `512m`, `4g`. */
+export function parseSize(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)([bkmg])?$/i.exec(value.trim());
+  const bytes = match
+    ? Math.round(Number(match[1]) * (SIZE_UNITS[(match[2] ?? 'b').toLowerCase()] as number))
+    : 0;
+  if (!match || bytes < 6 * 2 ** 20)
+    throw new InvalidArgumentError('expected a size of at least 6m, such as 512m or 4g.');
+  return bytes;
+}
+
+/** CPUs as a decimal (`1.5`), as Docker's NanoCpus. */
+export function parseCpus(value: string): number {
+  const cpus = Number(value);
+  if (!Number.isFinite(cpus) || cpus <= 0 || cpus > 1024)
+    throw new InvalidArgumentError('expected a number of CPUs, such as 2 or 0.5.');
+  return Math.round(cpus * 1e9);
+}
 
 /** Commander argument parser for an integer within [min, max]. */
 export function intIn(min: number, max: number): (value: string) => number {

@@ -2,9 +2,19 @@ import { z } from 'zod';
 import { AgentSettingsSchema, ExecutionModeSchema } from './executor.js';
 import { UsageSchema } from './usage.js';
 
-export const BACKEND_NAMES = ['local'] as const;
+export const BACKEND_NAMES = ['local', 'docker'] as const;
 export const BackendNameSchema = z.enum(BACKEND_NAMES);
 export type BackendName = z.infer<typeof BackendNameSchema>;
+
+/** How the Docker backend runs executor containers. */
+export const DockerSettingsSchema = z.object({
+  image: z.string().min(1),
+  network: z.string().optional(),
+  memoryBytes: z.number().int().positive().optional(),
+  nanoCpus: z.number().int().positive().optional(),
+  pidsLimit: z.number().int().positive(),
+});
+export type DockerSettings = z.infer<typeof DockerSettingsSchema>;
 
 /** `run.json`: the options a run was started with, so `resume` continues it the same way. */
 export const RunConfigSchema = z.object({
@@ -20,6 +30,8 @@ export const RunConfigSchema = z.object({
   seed: z.number().int(),
   /** Real mode: how executors drive Claude Code. */
   agent: AgentSettingsSchema.optional(),
+  /** The Docker backend's image and container limits. */
+  docker: DockerSettingsSchema.optional(),
   /** No task starts once the run has spent this much. */
   maxBudgetUsd: z.number().positive().optional(),
   /** Who made the plan, and what planning cost. */

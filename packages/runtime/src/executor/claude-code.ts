@@ -11,6 +11,7 @@ import {
 import type { AgentSettings, ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import { TASK_FILES } from '../contracts/run-layout.js';
 import type { Usage } from '../contracts/usage.js';
+import { readSecret } from '../models/access.js';
 import { findClaudeBinary } from '../models/claude-binary.js';
 import { isInside } from '../workspace/path-safety.js';
 import { taskPrompt } from './prompt.js';
@@ -71,7 +72,11 @@ export function agentEnv(
     for (const name of names) if (from[name]) env[name] = from[name] as string;
   };
   copy(INHERITED_HOST_ENV);
-  copy(SECRET_ENV_NAMES);
+  // In a container the secrets arrive as files (NAME_FILE); Claude Code reads them from env.
+  for (const name of SECRET_ENV_NAMES) {
+    const secret = readSecret(from, name);
+    if (secret) env[name] = secret.value;
+  }
   const home = spec.agentHome ?? path.join(spec.outputDir, 'home');
   Object.assign(env, {
     HOME: home,

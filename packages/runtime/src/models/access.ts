@@ -72,7 +72,8 @@ export function redactUrl(url: string): string {
   }
 }
 
-const truthy = (value: string | undefined) =>
+/** `1`, `true` or `yes`: how the contract's flags (USE_BEDROCK, USE_REAL_EXECUTORS) are set. */
+export const truthyEnv = (value: string | undefined) =>
   value !== undefined && /^(1|true|yes)$/i.test(value.trim());
 
 /** AWS chain settings to pass on; profiles keep working when executors get their own HOME. */
@@ -101,7 +102,7 @@ export async function resolveModelAccess(
   flags: ModelFlags = {},
   awsTimeoutMs = 10_000,
 ): Promise<ModelAccess> {
-  const bedrock = flags.bedrock ?? truthy(env[ENV.USE_BEDROCK]);
+  const bedrock = flags.bedrock ?? truthyEnv(env[ENV.USE_BEDROCK]);
   if (!bedrock) {
     const apiKey = readSecret(env, ENV.ANTHROPIC_API_KEY);
     const authToken = readSecret(env, MODEL_ENV.ANTHROPIC_AUTH_TOKEN);

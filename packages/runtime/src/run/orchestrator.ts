@@ -58,13 +58,21 @@ function writeJson(file: string, value: unknown): void {
   writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-function createBackend(
+async function createBackend(
   config: RunConfig,
   executorEnv: Record<string, string> | undefined,
-): Backend {
+): Promise<Backend> {
+  const real = config.mode === 'real';
   switch (config.backend) {
     case 'local':
-      return new LocalBackend({ real: config.mode === 'real', executorEnv });
+      return new LocalBackend({ real, executorEnv });
+    case 'docker': {
+      if (!config.docker)
+        throw new RunDirError('run.json has no docker settings for the docker backend');
+      // Loaded on demand: the Docker client takes a fifth of a second to import.
+      const { DockerBackend } = await import('../backends/docker.js');
+      return new DockerBackend({ runId: config.runId, real, settings: config.docker, executorEnv });
+    }
   }
 }
 
@@ -247,10 +255,10 @@ class ActiveRun {
 
   async execute(): Promise<RunOutcome> {
     const started = Date.now();
-    const backend = createBackend(this.config, this.hooks.executorEnv);
-    backend.warm();
+    const backend = await createBackend(this.config, this.hooks.executorEnv);
     let status: RunStatus;
     try {
+      await backend.warm();
       const scheduler = new Scheduler({
         tasks: this.plan.tasks,
         concurrency: this.config.executors,

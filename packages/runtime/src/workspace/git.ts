@@ -11,6 +11,10 @@ const GIT_ENV: NodeJS.ProcessEnv = {
   GIT_CONFIG_NOSYSTEM: '1',
   GIT_CONFIG_GLOBAL: '/dev/null',
   GIT_TERMINAL_PROMPT: '0',
+  // Executor containers may own worktree files (the orchestrator's repositories, not a user's).
+  GIT_CONFIG_COUNT: '1',
+  GIT_CONFIG_KEY_0: 'safe.directory',
+  GIT_CONFIG_VALUE_0: '*',
   GIT_AUTHOR_NAME: 'parallel-orchestrator',
   GIT_AUTHOR_EMAIL: 'orchestrator@parallel-orchestrator.invalid',
   GIT_COMMITTER_NAME: 'parallel-orchestrator',

@@ -1,0 +1,106 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { lchown } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  CONTAINER,
+  dockerClient,
+  hardenedHostConfig,
+  LABELS,
+  removeSecrets,
+  runContainer,
+  stageSecrets,
+} from '../backends/docker.js';
+import { ENV } from '../contracts/env.js';
+import { parsePlan } from '../contracts/plan.js';
+import type { DockerSettings } from '../contracts/run-config.js';
+import { UsageSchema, ZERO_USAGE } from '../contracts/usage.js';
+import { PlanningError } from './model.js';
+import type { Planner, PlannerOptions, PlanResult } from './planner.js';
+
+/** What the image's docker planner writes to OUTPUT_DIR. */
+const PLANNER_OUTPUT = 'planner_output.json';
+
+export interface DockerPlannerOptions {
+  settings: DockerSettings;
+  /** A directory for the planner's output while it runs (removed afterwards). */
+  scratchParent: string;
+  /** Model credentials and settings; without any the planner in the container simulates. */
+  executorEnv?: Record<string, string>;
+  timeoutMs: number;
+}
+
+/**
+ * Plans in a container, as the original's `--docker-planner-in-docker` did: the image's docker
+ * planner gets REQUIREMENTS and MAX_EXECUTORS, plans with the model when credentials are given
+ * (as read-only secret files) or with the simulated planner otherwise, and its plan is validated
+ * here like any other.
+ */
+export class DockerPlanner implements Planner {
+  readonly name = 'docker';
+  /** Whether the container planned with a model, and which, once `plan` has run. */
+  model: string | undefined;
+
+  constructor(private readonly options: DockerPlannerOptions) {}
+
+  async plan(requirements: string, options: PlannerOptions): Promise<PlanResult> {
+    const { settings, executorEnv = {}, timeoutMs } = this.options;
+    const scratch = mkdtempSync(path.join(this.options.scratchParent, '.planner-'));
+    const secrets = stageSecrets(executorEnv);
+    try {
+      if (process.getuid?.() === 0) await lchown(scratch, CONTAINER.uid, CONTAINER.uid);
+      const run = await runContainer(
+        dockerClient(),
+        {
+          Image: settings.image,
+          Cmd: [CONTAINER.planner],
+          User:
+            process.getuid?.() === 0
+              ? `${CONTAINER.uid}:${CONTAINER.uid}`
+              : `${process.getuid?.()}:${process.getgid?.()}`,
+          Env: [
+            `${ENV.REQUIREMENTS}=${requirements}`,
+            `${ENV.MAX_EXECUTORS}=${options.executors}`,
+            `MAX_TASKS=${options.maxTasks}`,
+            `${ENV.OUTPUT_DIR}=${CONTAINER.output}`,
+            ...secrets.env,
+          ],
+          Labels: { [LABELS.role]: 'planner' },
+          HostConfig: hardenedHostConfig(settings, [
+            `${scratch}:${CONTAINER.output}:rw`,
+            ...(secrets.env.length ? [`${secrets.dir}:${CONTAINER.secrets}:ro`] : []),
+          ]),
+        },
+        path.join(scratch, 'planner.log'),
+        AbortSignal.timeout(timeoutMs),
+      );
+      let output: {
+        success?: boolean;
+        error?: string;
+        plan?: unknown;
+        model?: string;
+        usage?: unknown;
+      };
+      try {
+        output = JSON.parse(readFileSync(path.join(scratch, PLANNER_OUTPUT), 'utf8'));
+      } catch {
+        const log = readFileSync(path.join(scratch, 'planner.log'), 'utf8')
+          .trim()
+          .split('\n')
+          .at(-1);
+        throw new PlanningError(
+          `the planner container exited with code ${run.statusCode}: ${log ?? 'no output'}`,
+        );
+      }
+      if (!output.success) throw new PlanningError(`the planner container failed: ${output.error}`);
+      this.model = output.model;
+      const usage = UsageSchema.safeParse(output.usage);
+      return {
+        plan: parsePlan(output.plan, { maxTasks: options.maxTasks }),
+        usage: usage.success ? usage.data : ZERO_USAGE,
+      };
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+      removeSecrets(secrets.dir);
+    }
+  }
+}

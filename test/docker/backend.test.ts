@@ -1,0 +1,371 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
+import { readEvents, readSummary, resultLine, runCli, startCli, waitFor } from '../support/cli.js';
+import { describeDocker, docker, IMAGE, runContainers } from '../support/docker.js';
+import { gitOut } from '../support/git.js';
+import {
+  conversationText,
+  type ModelServer,
+  primaryWorkingDirectory,
+  type RecordedRequest,
+  type Reply,
+  startModelServer,
+  text,
+  toolResults,
+  toolUse,
+} from '../support/model-server.js';
+import { planInput, task } from '../support/plans.js';
+import { tempDir } from '../support/tmp.js';
+
+const work = tempDir('po-docker-');
+const KEY = `sk-ant-api03-DOCKER-${randomUUID()}`;
+
+function writePlan(tasks: ReturnType<typeof task>[], executorBudget = 2): string {
+  const file = path.join(work, `plan-${randomUUID()}.json`);
+  writeFileSync(file, JSON.stringify(planInput(tasks, executorBudget)));
+  return file;
+}
+
+async function startRun(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const output = path.join(work, `runs-${randomUUID()}`);
+  const started = startCli(
+    ['run', '--backend', 'docker', ...args, '-o', output, '--json'],
+    work,
+    env,
+  );
+  const runDir = await waitFor(() => {
+    const entries = existsSync(output) ? readdirSync(output).filter((e) => !e.startsWith('.')) : [];
+    return entries[0] && existsSync(path.join(output, entries[0], 'events.jsonl'))
+      ? path.join(output, entries[0])
+      : undefined;
+  });
+  return { ...started, runDir, runId: path.basename(runDir) };
+}
+
+/** Waits for a container of the run to be running and returns its `docker inspect`. */
+async function inspectRunning(runId: string) {
+  for (let i = 0; i < 200; i++) {
+    const ids = await runContainers(runId);
+    if (ids[0]) {
+      const inspected = await docker(['inspect', ids[0]]);
+      if (inspected.code === 0) {
+        const [info] = JSON.parse(inspected.stdout);
+        if (info.State.Running) return info;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no running container for ${runId}`);
+}
+
+describeDocker('the Docker backend', () => {
+  let server: ModelServer;
+  const taskOf = (r: RecordedRequest) => /Your task: ([a-z0-9-]+):/.exec(conversationText(r))?.[1];
+  let script: (r: RecordedRequest) => Reply = () => ({ content: [text('ok')] });
+
+  beforeAll(async () => {
+    // Containers reach the host through host.docker.internal: listen beyond loopback.
+    server = await startModelServer((r) => script(r), '0.0.0.0');
+  });
+  afterAll(() => server.close());
+
+  it('runs every task in its own hardened container and merges the work', async () => {
+    const output = path.join(work, 'sim');
+    const { code, stdout } = await runCli(
+      [
+        'run',
+        'Build a todo list app with add, delete and complete',
+        '--backend',
+        'docker',
+        '-e',
+        '3',
+        '--sim-task-ms',
+        '50',
+        '-o',
+        output,
+        '--json',
+      ],
+      work,
+    );
+    expect(code).toBe(0);
+    const { runDir } = resultLine(stdout);
+    const summary = readSummary(runDir);
+    expect(summary).toMatchObject({
+      status: 'succeeded',
+      backend: 'docker',
+      totals: { succeeded: 8 },
+    });
+    const project = path.join(runDir, 'project');
+    expect(gitOut(project, ['log', '--no-merges', '--format=%s', 'main']).split('\n')).toHaveLength(
+      9,
+    );
+    expect(readFileSync(path.join(project, 'src/integration.ts'), 'utf8')).toContain(
+      "from './feature-add.js'",
+    );
+    expect(readFileSync(path.join(runDir, 'tasks/docs/executor.log'), 'utf8')).toMatch(
+      /executor \d running task docs/,
+    );
+    expect(await runContainers(path.basename(runDir))).toEqual([]);
+    expect(JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')).docker).toMatchObject({
+      image: IMAGE,
+      pidsLimit: 512,
+    });
+  });
+
+  it('hardens containers and hands them secrets as read-only files, never as environment', async () => {
+    script = (r) => ({
+      content: [text(`done ${taskOf(r)}`)],
+      delayMs: 3_000,
+      usage: { input_tokens: 1, output_tokens: 1 },
+    });
+    const plan = writePlan([task('guarded', [])], 1);
+    const run = await startRun(
+      [
+        '--plan',
+        plan,
+        '--real',
+        '--docker-memory',
+        '512m',
+        '--docker-cpus',
+        '1.5',
+        '--docker-pids',
+        '256',
+      ],
+      {
+        ANTHROPIC_API_KEY: KEY,
+        ANTHROPIC_BASE_URL: server.url,
+      },
+    );
+    const info = await inspectRunning(run.runId);
+    expect(info.Config.User).toBe(
+      process.getuid?.() === 0 ? '10001:10001' : `${process.getuid?.()}:${process.getgid?.()}`,
+    );
+    expect(info.HostConfig).toMatchObject({
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      PidsLimit: 256,
+      Memory: 512 * 2 ** 20,
+      NanoCpus: 1.5e9,
+    });
+    expect(Object.keys(info.HostConfig.Tmpfs).sort()).toEqual(['/home/executor', '/tmp']);
+    expect(info.Config.Labels).toMatchObject({
+      'parallel-orchestrator.run-id': run.runId,
+      'parallel-orchestrator.task-id': 'guarded',
+      'parallel-orchestrator.attempt': '1',
+    });
+    expect(info.Config.Env).toContain('ANTHROPIC_API_KEY_FILE=/run/secrets/ANTHROPIC_API_KEY');
+    expect(info.Config.Env.find((e: string) => e.startsWith('ANTHROPIC_BASE_URL='))).toMatch(
+      /^ANTHROPIC_BASE_URL=http:\/\/host\.docker\.internal:\d+$/,
+    );
+    const secrets = info.Mounts.find(
+      (m: { Destination: string }) => m.Destination === '/run/secrets',
+    );
+    expect(secrets).toMatchObject({ RW: false });
+    expect(JSON.stringify(info)).not.toContain(KEY);
+    const result = await run.done;
+    expect(result.code).toBe(0);
+    expect(existsSync(secrets.Source)).toBe(false);
+  });
+
+  it('runs the real claude in containers against the model server on the host', async () => {
+    script = (r) => {
+      if (r.body?.tools?.some((t: { name: string }) => t.name === PLAN_TOOL)) {
+        return {
+          content: [
+            toolUse(PLAN_TOOL, {
+              tasks: [
+                { id: 'core', title: 'Core', description: 'Write core.', dependsOn: [] },
+                { id: 'api', title: 'API', description: 'Write api.', dependsOn: ['core'] },
+                { id: 'cli', title: 'CLI', description: 'Write cli.', dependsOn: ['core'] },
+              ],
+            }),
+          ],
+        };
+      }
+      const cwd = primaryWorkingDirectory(r);
+      const id = taskOf(r);
+      if (!cwd || !id) return { content: [text('ok')] };
+      return toolResults(r) === 0
+        ? {
+            content: [
+              toolUse('Write', {
+                file_path: `${cwd}/${id}.txt`,
+                content: `${id} from a container\n`,
+              }),
+            ],
+          }
+        : { content: [text('done')] };
+    };
+    const output = path.join(work, 'real');
+    const { code, stdout, stderr } = await runCli(
+      ['run', 'Three files', '--real', '--backend', 'docker', '-e', '2', '-o', output, '--json'],
+      work,
+      { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: server.url },
+    );
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const { runDir } = resultLine(stdout);
+    for (const id of ['core', 'api', 'cli']) {
+      expect(readFileSync(path.join(runDir, 'project', `${id}.txt`), 'utf8')).toBe(
+        `${id} from a container\n`,
+      );
+      const transcript = readFileSync(path.join(runDir, 'tasks', id, 'transcript.jsonl'), 'utf8');
+      expect(transcript).toContain('"type":"result"');
+    }
+    // Claude Code saw the workspace as the container mounts it.
+    expect(server.requests.some((r) => primaryWorkingDirectory(r) === '/workspace')).toBe(true);
+    for (const file of walk(runDir)) expect(readFileSync(file).includes(KEY), file).toBe(false);
+  });
+
+  it('retries a task whose container is killed, and the run succeeds', async () => {
+    const plan = writePlan([task('victim', [], 4_000), task('other', [], 100)], 2);
+    const run = await startRun(['--plan', plan, '--retry-delay', '10ms']);
+    let victim: string | undefined;
+    for (let i = 0; i < 200 && !victim; i++) {
+      const { stdout } = await docker([
+        'ps',
+        '-q',
+        '--filter',
+        `label=parallel-orchestrator.task-id=victim`,
+        '--filter',
+        `label=parallel-orchestrator.run-id=${run.runId}`,
+      ]);
+      victim = stdout.trim() || undefined;
+      if (!victim) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(victim).toBeDefined();
+    await docker(['kill', victim as string]);
+    expect((await run.done).code).toBe(0);
+    const retry = readEvents(run.runDir).find((e) => e.type === 'task-retrying');
+    expect(retry).toMatchObject({ taskId: 'victim', reason: 'transient' });
+    expect(readSummary(run.runDir).tasks.find((t) => t.taskId === 'victim')).toMatchObject({
+      status: 'succeeded',
+      attempts: 2,
+    });
+  });
+
+  it('runs two runs at once without their containers clashing', async () => {
+    const plan = writePlan([task('same', [], 500), task('name', [], 500)], 2);
+    const [a, b] = await Promise.all([startRun(['--plan', plan]), startRun(['--plan', plan])]);
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    expect([ra.code, rb.code]).toEqual([0, 0]);
+    expect(a.runId).not.toBe(b.runId);
+  });
+
+  it('clears the containers an interrupted orchestrator left, and resumes', async () => {
+    const plan = writePlan([task('long', [], 6_000), task('short', [], 100)], 2);
+    const run = await startRun(['--plan', plan]);
+    await inspectRunning(run.runId);
+    run.child.kill('SIGKILL');
+    await run.done;
+    expect((await runContainers(run.runId)).length).toBeGreaterThan(0);
+    const resumed = startCli(['resume', run.runDir, '--json'], work);
+    // The leftover is gone before the task runs again.
+    await waitFor(() =>
+      readEvents(run.runDir).some((e) => e.type === 'run-resumed') ? true : undefined,
+    );
+    expect((await resumed.done).code).toBe(0);
+    expect(await runContainers(run.runId)).toEqual([]);
+    expect(readSummary(run.runDir).totals.succeeded).toBe(2);
+  });
+
+  it('reports a container killed for memory, and retries it as transient', async () => {
+    const plan = writePlan([task('hungry', [], 10)], 1);
+    const { code, stdout } = await runCli(
+      [
+        'run',
+        '--plan',
+        plan,
+        '--backend',
+        'docker',
+        '--docker-memory',
+        '8m',
+        '--retries',
+        '1',
+        '--retry-delay',
+        '10ms',
+        '-o',
+        path.join(work, 'oom'),
+        '--json',
+      ],
+      work,
+    );
+    expect(code).toBe(1);
+    const summary = readSummary(resultLine(stdout).runDir);
+    expect(summary.tasks[0]).toMatchObject({
+      status: 'failed',
+      attempts: 2,
+      error: 'container killed for memory (limit 8 MiB)',
+    });
+  });
+
+  it('plans in a container with --docker-planner', async () => {
+    const { code, stdout } = await runCli(
+      [
+        'run',
+        'Build a calculator',
+        '--backend',
+        'docker',
+        '--docker-planner',
+        '--sim-task-ms',
+        '10',
+        '-o',
+        path.join(work, 'dplan'),
+        '--json',
+      ],
+      work,
+    );
+    expect(code).toBe(0);
+    const { runDir } = resultLine(stdout);
+    expect(readSummary(runDir)).toMatchObject({
+      status: 'succeeded',
+      planning: { planner: 'docker-simulated' },
+      totals: { tasks: 6 },
+    });
+    expect(readdirSync(path.join(work, 'dplan')).filter((e) => e.startsWith('.'))).toEqual([]);
+  });
+
+  it('says when the daemon cannot be reached or the image is missing, in one line', async () => {
+    const unreachable = await runCli(
+      ['run', 'x', '--backend', 'docker', '-o', path.join(work, 'none')],
+      work,
+      {
+        DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+      },
+    );
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr).toMatch(
+      /^error: cannot reach the Docker daemon at unix:\/\/\/nonexistent\/docker\.sock: .*\n$/,
+    );
+    const missing = await runCli(
+      [
+        'run',
+        'x',
+        '--backend',
+        'docker',
+        '--docker-image',
+        'no-such-image:1',
+        '-o',
+        path.join(work, 'none'),
+      ],
+      work,
+    );
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(
+      'error: Docker image no-such-image:1 not found: build it with docker/build.sh (or pass --docker-image)\n',
+    );
+    expect(existsSync(path.join(work, 'none'))).toBe(false);
+  });
+});
+
+function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    const stats = statSync(full, { throwIfNoEntry: false });
+    return stats?.isDirectory() ? walk(full) : stats?.isFile() ? [full] : [];
+  });
+}

@@ -1,0 +1,143 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { describeDocker, docker, IMAGE } from '../support/docker.js';
+import { tempDir } from '../support/tmp.js';
+
+const work = tempDir('po-image-');
+
+describeDocker('the image', () => {
+  it('runs as the non-root user executor, with claude on PATH and the entrypoints in /app', async () => {
+    expect((await docker(['run', '--rm', IMAGE, 'whoami'])).stdout.trim()).toBe('executor');
+    expect((await docker(['run', '--rm', IMAGE, 'claude', '--version'])).stdout.trim()).toMatch(
+      /^2\.1\.\d+ \(Claude Code\)$/,
+    );
+    const app = (await docker(['run', '--rm', IMAGE, 'ls', '/app'])).stdout.split('\n');
+    for (const entry of [
+      'batch-executor',
+      'docker-executor',
+      'docker-planner',
+      'claude',
+      'parallel-orchestrator',
+      'dist',
+    ]) {
+      expect(app).toContain(entry);
+    }
+    const inspect = JSON.parse((await docker(['image', 'inspect', IMAGE])).stdout)[0];
+    expect(inspect.Config.Cmd).toEqual(['/app/batch-executor']);
+    expect(inspect.Config.User).toBe('executor');
+    expect(Object.keys(inspect.Config.Volumes ?? {})).toEqual(['/output']);
+  });
+
+  it('holds one copy of the Claude Code binary and no secret or .env file', async () => {
+    const listing = await docker([
+      'run',
+      '--rm',
+      '--entrypoint',
+      'sh',
+      IMAGE,
+      '-c',
+      "find / -xdev \\( -name claude -type f -size +1M -o -name '.env' -o -name '.npmrc' -o -name '*.pem' -path '*/home/*' \\) 2>/dev/null",
+    ]);
+    const found = listing.stdout.trim().split('\n');
+    expect(found.filter((f) => f.endsWith('/claude'))).toHaveLength(1);
+    expect(found.filter((f) => f.endsWith('.env') || f.endsWith('.npmrc'))).toEqual([]);
+    // Build arguments and layers carry no credentials.
+    const history = (await docker(['history', '--no-trunc', IMAGE])).stdout;
+    expect(history).not.toMatch(/ANTHROPIC_API_KEY=|AWS_SECRET_ACCESS_KEY=|sk-ant-/);
+    const env = JSON.parse((await docker(['image', 'inspect', IMAGE])).stdout)[0].Config.Env.join(
+      '\n',
+    );
+    expect(env).not.toMatch(/KEY=|TOKEN=/);
+  });
+
+  it("runs the original image's test command: a result, the code and a log in the volume", async () => {
+    const output = path.join(work, 'test-output');
+    mkdirSync(output);
+    chmodSync(output, 0o777);
+    const run = await docker([
+      'run',
+      '--rm',
+      '-e',
+      'EXECUTOR_ID=0',
+      '-e',
+      'OUTPUT_DIR=/output',
+      '-e',
+      'USE_REAL_EXECUTORS=0',
+      '-e',
+      'REQUIREMENTS=Build a simple calculator',
+      '-v',
+      `${output}:/output`,
+      IMAGE,
+      'docker-executor',
+    ]);
+    expect(run.code).toBe(0);
+    const result = JSON.parse(readFileSync(path.join(output, 'result.json'), 'utf8'));
+    expect(result).toMatchObject({
+      status: 'succeeded',
+      files: ['project/docs/tasks/task.md', 'project/src/task.ts', 'project/test/task.test.ts'],
+    });
+    expect(readFileSync(path.join(output, 'project/src/task.ts'), 'utf8')).toContain(
+      'Build a simple calculator',
+    );
+    expect(readFileSync(path.join(output, 'executor.log'), 'utf8')).toMatch(/task task succeeded/);
+  });
+
+  it('explains an output directory the executor user cannot write', async () => {
+    const output = path.join(work, 'root-only');
+    mkdirSync(output, { mode: 0o755 });
+    const run = await docker([
+      'run',
+      '--rm',
+      '-e',
+      'REQUIREMENTS=x',
+      '-v',
+      `${output}:/output`,
+      IMAGE,
+      'docker-executor',
+    ]);
+    // Root owns the directory in CI; as another user the mount may already be writable.
+    if (process.getuid?.() === 0) {
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(
+        /^error: OUTPUT_DIR \/output is not writable by uid 10001: EACCES; mount a directory this user can write/,
+      );
+    }
+  });
+
+  it('plans in a container, saying it simulated when given no credentials', async () => {
+    const output = path.join(work, 'planner');
+    mkdirSync(output);
+    chmodSync(output, 0o777);
+    const run = await docker([
+      'run',
+      '--rm',
+      '-e',
+      'REQUIREMENTS=Build a todo list app with add, delete and complete',
+      '-e',
+      'MAX_EXECUTORS=3',
+      '-v',
+      `${output}:/output`,
+      IMAGE,
+      'docker-planner',
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/no model credentials: planned 8 tasks with the simulated planner/);
+    const out = JSON.parse(readFileSync(path.join(output, 'planner_output.json'), 'utf8'));
+    expect(out).toMatchObject({
+      success: true,
+      planner: 'simulated',
+      num_tasks: 8,
+      plan: { executorBudget: 3 },
+    });
+    expect(existsSync(path.join(output, 'execution_plan.json'))).toBe(true);
+  });
+
+  it('the batch executor names the variables it is missing', async () => {
+    const run = await docker(['run', '--rm', '-e', 'TASK_ID=a', IMAGE]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(
+      'error: the batch executor needs TASK_ID, S3_BUCKET, S3_PREFIX, AWS_REGION (missing: S3_BUCKET, S3_PREFIX, AWS_REGION)\n',
+    );
+  });
+});
