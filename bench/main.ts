@@ -4,7 +4,7 @@
  * repeated and reported as the median with every sample, since these machines are noisy.
  *
  *   pnpm bench                          all scenarios
- *   pnpm bench -- --only overhead,speedup --repeat 5
+ *   pnpm bench -- --only overhead,speedup,docker --repeat 5
  *   pnpm bench -- --plan FILE --executors M   one plan in virtual time
  */
 import { execFileSync } from 'node:child_process';
@@ -53,7 +53,7 @@ function task(id: string, dependsOn: string[], durationMs: number) {
 }
 
 /** Runs a plan through the CLI in a scratch directory and returns its summary. */
-function runPlan(plan: PlanInput, executors: number): ExecutionSummary {
+function runPlan(plan: PlanInput, executors: number, extra: string[] = []): ExecutionSummary {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'po-bench-'));
   try {
     const file = path.join(dir, 'plan.json');
@@ -69,6 +69,7 @@ function runPlan(plan: PlanInput, executors: number): ExecutionSummary {
       '-o',
       dir,
       '--json',
+      ...extra,
     ];
     const stdout = execFileSync(process.execPath, [CLI, ...args], {
       encoding: 'utf8',
@@ -197,6 +198,53 @@ async function schedulerQuality(): Promise<Result> {
   };
 }
 
+const IMAGE = 'parallel-orchestrator:latest';
+
+/** Why the Docker measurements cannot run here, if they cannot. */
+function dockerMissing(): string | undefined {
+  try {
+    execFileSync('docker', ['image', 'inspect', IMAGE], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return `no Docker engine or no ${IMAGE} image (docker/build.sh builds it)`;
+  }
+}
+
+function imageSize(): Result {
+  const bytes = Number(
+    execFileSync('docker', ['image', 'inspect', IMAGE, '--format', '{{.Size}}'], {
+      encoding: 'utf8',
+    }),
+  );
+  const mb = round(bytes / 1e6, 1);
+  return {
+    name: 'image-size',
+    description: `${IMAGE} for this machine's platform, Claude Code binary included (docker image inspect)`,
+    value: mb,
+    unit: 'MB',
+    target: '<= 600',
+    pass: mb <= 600,
+  };
+}
+
+function containerOverhead(repeat: number): Result {
+  // One executor: each task's container is created, started, waited for and removed in turn.
+  const runs = Array.from({ length: repeat }, () =>
+    runPlan(independent(20, 0), 1, ['--backend', 'docker']),
+  );
+  const samples = runs.map((summary) => summary.durationMs / 20);
+  const value = round(median(samples), 0);
+  return {
+    name: 'container-overhead-per-task',
+    description: '20 zero-length simulated tasks on the docker backend, M=1: run time per task',
+    value,
+    unit: 'ms/task',
+    target: '<= 500',
+    pass: value <= 500,
+    samples: samples.map((s) => round(s, 0)),
+  };
+}
+
 async function onePlan(file: string, executors: number) {
   const plan = parsePlan(JSON.parse(readFileSync(file, 'utf8')), { maxTasks: 5000 });
   const missing = plan.tasks.filter((t) => t.simulate?.durationMs === undefined).map((t) => t.id);
@@ -230,12 +278,25 @@ async function main() {
     return;
   }
   const repeat = Number(values.repeat);
-  const only = new Set((values.only ?? 'overhead,speedup,scale,scheduler').split(','));
+  const only = new Set((values.only ?? 'overhead,speedup,scale,scheduler,docker').split(','));
   const results: Result[] = [];
   if (only.has('scheduler')) results.push(await schedulerQuality());
   if (only.has('overhead')) results.push(overhead(repeat));
   if (only.has('speedup')) results.push(speedup(repeat));
   if (only.has('scale')) results.push(scale());
+  if (only.has('docker')) {
+    const missing = dockerMissing();
+    if (missing)
+      results.push({
+        name: 'docker',
+        value: 0,
+        unit: '',
+        target: 'measured where Docker runs',
+        pass: true,
+        skipped: missing,
+      });
+    else results.push(imageSize(), containerOverhead(repeat));
+  }
   const machine = {
     cpus: os.cpus().length,
     memoryGiB: round(os.totalmem() / 2 ** 30, 1),

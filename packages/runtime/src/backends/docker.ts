@@ -220,7 +220,11 @@ export class DockerBackend implements Backend {
             [LABELS.attempt]: String(spec.attempt),
             [LABELS.role]: 'executor',
           },
-          HostConfig: hardenedHostConfig(settings, binds),
+          // Simulated executors need no network: none is also faster to set up than a bridge.
+          HostConfig: hardenedHostConfig(
+            this.options.real || settings.network ? settings : { ...settings, network: 'none' },
+            binds,
+          ),
         },
         logPath,
         signal,
@@ -339,6 +343,6 @@ export function hardenedHostConfig(settings: DockerSettings, binds: string[]): D
     ...(settings.memoryBytes && { Memory: settings.memoryBytes, MemorySwap: settings.memoryBytes }),
     ...(settings.nanoCpus && { NanoCpus: settings.nanoCpus }),
     ...(settings.network && { NetworkMode: settings.network }),
-    ExtraHosts: ['host.docker.internal:host-gateway'],
+    ...(settings.network !== 'none' && { ExtraHosts: ['host.docker.internal:host-gateway'] }),
   };
 }
