@@ -329,6 +329,91 @@ describeDocker('the Docker backend', () => {
     expect(readdirSync(path.join(work, 'dplan')).filter((e) => e.startsWith('.'))).toEqual([]);
   });
 
+  it('kills the container of a task that times out, and removes it', async () => {
+    const plan = writePlan([task('stuck', [], 60_000)], 1);
+    const started = Date.now();
+    const { code, stdout } = await runCli(
+      [
+        'run',
+        '--plan',
+        plan,
+        '--backend',
+        'docker',
+        '--task-timeout',
+        '2s',
+        '--retries',
+        '0',
+        '-o',
+        path.join(work, 'timeout'),
+        '--json',
+      ],
+      work,
+    );
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    const { runDir } = resultLine(stdout);
+    expect(readSummary(runDir).tasks[0]?.error).toMatch(/^timed out after 2000 ms/);
+    expect(await runContainers(path.basename(runDir))).toEqual([]);
+  });
+
+  it('removes its containers when cancelled', async () => {
+    const plan = writePlan([task('a', [], 30_000), task('b', [], 30_000)], 2);
+    const run = await startRun(['--plan', plan]);
+    await inspectRunning(run.runId);
+    run.child.kill('SIGINT');
+    expect((await run.done).code).toBe(130);
+    expect(await runContainers(run.runId)).toEqual([]);
+  });
+
+  it('plans with the model in a container and runs on a network of your choice', async () => {
+    const network = `po-test-${randomUUID().slice(0, 8)}`;
+    await docker(['network', 'create', network]);
+    try {
+      script = (r) => {
+        if (r.body?.tools?.some((t: { name: string }) => t.name === PLAN_TOOL)) {
+          return {
+            content: [
+              toolUse(PLAN_TOOL, {
+                tasks: [{ id: 'only', title: 'Only', description: 'Write it.', dependsOn: [] }],
+              }),
+            ],
+            usage: { input_tokens: 100, output_tokens: 20 },
+          };
+        }
+        const cwd = primaryWorkingDirectory(r);
+        return cwd && toolResults(r) === 0
+          ? {
+              content: [
+                toolUse('Write', {
+                  file_path: `${cwd}/only.txt`,
+                  content: 'planned in a container\n',
+                }),
+              ],
+            }
+          : { content: [text('done')] };
+      };
+      const run = await startRun(
+        ['One file', '--real', '--docker-planner', '--docker-network', network],
+        {
+          ANTHROPIC_API_KEY: KEY,
+          ANTHROPIC_BASE_URL: server.url,
+        },
+      );
+      const info = await inspectRunning(run.runId);
+      expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network]);
+      expect((await run.done).code).toBe(0);
+      expect(readSummary(run.runDir).planning).toMatchObject({
+        planner: 'docker-model',
+        model: 'claude-sonnet-5-5',
+      });
+      expect(readFileSync(path.join(run.runDir, 'project/only.txt'), 'utf8')).toBe(
+        'planned in a container\n',
+      );
+    } finally {
+      await docker(['network', 'rm', network]);
+    }
+  });
+
   it('says when the daemon cannot be reached or the image is missing, in one line', async () => {
     const unreachable = await runCli(
       ['run', 'x', '--backend', 'docker', '-o', path.join(work, 'none')],
