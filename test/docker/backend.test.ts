@@ -29,6 +29,18 @@ function writePlan(tasks: ReturnType<typeof task>[], executorBudget = 2): string
   return file;
 }
 
+/** A docker-backend run to its end: exit code, output, and the run directory it printed. */
+async function dockerRun(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const output = path.join(work, `runs-${randomUUID()}`);
+  const result = await runCli(
+    ['run', '--backend', 'docker', ...args, '-o', output, '--json'],
+    work,
+    env,
+  );
+  const runDir = result.stdout.trim() ? resultLine(result.stdout).runDir : '';
+  return { ...result, output, runDir };
+}
+
 async function startRun(args: string[], env: NodeJS.ProcessEnv = {}) {
   const output = path.join(work, `runs-${randomUUID()}`);
   const started = startCli(
@@ -73,25 +85,14 @@ describeDocker('the Docker backend', () => {
   afterAll(() => server.close());
 
   it('runs every task in its own hardened container and merges the work', async () => {
-    const output = path.join(work, 'sim');
-    const { code, stdout } = await runCli(
-      [
-        'run',
-        'Build a todo list app with add, delete and complete',
-        '--backend',
-        'docker',
-        '-e',
-        '3',
-        '--sim-task-ms',
-        '50',
-        '-o',
-        output,
-        '--json',
-      ],
-      work,
-    );
+    const { code, runDir } = await dockerRun([
+      'Build a todo list app with add, delete and complete',
+      '-e',
+      '3',
+      '--sim-task-ms',
+      '50',
+    ]);
     expect(code).toBe(0);
-    const { runDir } = resultLine(stdout);
     const summary = readSummary(runDir);
     expect(summary).toMatchObject({
       status: 'succeeded',
@@ -200,15 +201,12 @@ describeDocker('the Docker backend', () => {
           }
         : { content: [text('done')] };
     };
-    const output = path.join(work, 'real');
-    const { code, stdout, stderr } = await runCli(
-      ['run', 'Three files', '--real', '--backend', 'docker', '-e', '2', '-o', output, '--json'],
-      work,
-      { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: server.url },
-    );
+    const { code, stderr, runDir } = await dockerRun(['Three files', '--real', '-e', '2'], {
+      ANTHROPIC_API_KEY: KEY,
+      ANTHROPIC_BASE_URL: server.url,
+    });
     expect(stderr).toBe('');
     expect(code).toBe(0);
-    const { runDir } = resultLine(stdout);
     for (const id of ['core', 'api', 'cli']) {
       expect(readFileSync(path.join(runDir, 'project', `${id}.txt`), 'utf8')).toBe(
         `${id} from a container\n`,
@@ -275,27 +273,18 @@ describeDocker('the Docker backend', () => {
 
   it('reports a container killed for memory, and retries it as transient', async () => {
     const plan = writePlan([task('hungry', [], 10)], 1);
-    const { code, stdout } = await runCli(
-      [
-        'run',
-        '--plan',
-        plan,
-        '--backend',
-        'docker',
-        '--docker-memory',
-        '8m',
-        '--retries',
-        '1',
-        '--retry-delay',
-        '10ms',
-        '-o',
-        path.join(work, 'oom'),
-        '--json',
-      ],
-      work,
-    );
+    const { code, runDir } = await dockerRun([
+      '--plan',
+      plan,
+      '--docker-memory',
+      '8m',
+      '--retries',
+      '1',
+      '--retry-delay',
+      '10ms',
+    ]);
     expect(code).toBe(1);
-    const summary = readSummary(resultLine(stdout).runDir);
+    const summary = readSummary(runDir);
     expect(summary.tasks[0]).toMatchObject({
       status: 'failed',
       attempts: 2,
@@ -304,54 +293,35 @@ describeDocker('the Docker backend', () => {
   });
 
   it('plans in a container with --docker-planner', async () => {
-    const { code, stdout } = await runCli(
-      [
-        'run',
-        'Build a calculator',
-        '--backend',
-        'docker',
-        '--docker-planner',
-        '--sim-task-ms',
-        '10',
-        '-o',
-        path.join(work, 'dplan'),
-        '--json',
-      ],
-      work,
-    );
+    const { code, runDir, output } = await dockerRun([
+      'Build a calculator',
+      '--docker-planner',
+      '--sim-task-ms',
+      '10',
+    ]);
     expect(code).toBe(0);
-    const { runDir } = resultLine(stdout);
     expect(readSummary(runDir)).toMatchObject({
       status: 'succeeded',
       planning: { planner: 'docker-simulated' },
       totals: { tasks: 6 },
     });
-    expect(readdirSync(path.join(work, 'dplan')).filter((e) => e.startsWith('.'))).toEqual([]);
+    // The planner's scratch directory is gone.
+    expect(readdirSync(output).filter((e) => e.startsWith('.'))).toEqual([]);
   });
 
   it('kills the container of a task that times out, and removes it', async () => {
     const plan = writePlan([task('stuck', [], 60_000)], 1);
     const started = Date.now();
-    const { code, stdout } = await runCli(
-      [
-        'run',
-        '--plan',
-        plan,
-        '--backend',
-        'docker',
-        '--task-timeout',
-        '2s',
-        '--retries',
-        '0',
-        '-o',
-        path.join(work, 'timeout'),
-        '--json',
-      ],
-      work,
-    );
+    const { code, runDir } = await dockerRun([
+      '--plan',
+      plan,
+      '--task-timeout',
+      '2s',
+      '--retries',
+      '0',
+    ]);
     expect(code).toBe(1);
     expect(Date.now() - started).toBeLessThan(30_000);
-    const { runDir } = resultLine(stdout);
     expect(readSummary(runDir).tasks[0]?.error).toMatch(/^timed out after 2000 ms/);
     expect(await runContainers(path.basename(runDir))).toEqual([]);
   });

@@ -6,6 +6,14 @@ import { tempDir } from '../support/tmp.js';
 
 const work = tempDir('po-image-');
 
+/** A directory any container user may write, as the image's README tells users to make. */
+function sharedDir(name: string): string {
+  const dir = path.join(work, name);
+  mkdirSync(dir);
+  chmodSync(dir, 0o777);
+  return dir;
+}
+
 describeDocker('the image', () => {
   it('runs as the non-root user executor, with claude on PATH and the entrypoints in /app', async () => {
     expect((await docker(['run', '--rm', IMAGE, 'whoami'])).stdout.trim()).toBe('executor');
@@ -52,9 +60,7 @@ describeDocker('the image', () => {
   });
 
   it("runs the original image's test command: a result, the code and a log in the volume", async () => {
-    const output = path.join(work, 'test-output');
-    mkdirSync(output);
-    chmodSync(output, 0o777);
+    const output = sharedDir('test-output');
     const run = await docker([
       'run',
       '--rm',
@@ -106,9 +112,7 @@ describeDocker('the image', () => {
   });
 
   it('plans in a container, saying it simulated when given no credentials', async () => {
-    const output = path.join(work, 'planner');
-    mkdirSync(output);
-    chmodSync(output, 0o777);
+    const output = sharedDir('planner');
     const run = await docker([
       'run',
       '--rm',

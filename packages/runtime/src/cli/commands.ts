@@ -5,6 +5,7 @@ import type { BackendName, DockerSettings, RunConfig } from '../contracts/run-co
 import { ZERO_USAGE } from '../contracts/usage.js';
 import { EXIT, UsageError } from '../errors.js';
 import {
+  agentSettingsFor,
   MODEL_DEFAULTS,
   type ModelAccess,
   type ModelFlags,
@@ -261,15 +262,11 @@ export async function runCommand(
       ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
       ...(access && {
         executorEnv: executorEnv(access),
-        agent: {
-          provider: access.provider,
-          model: access.executorModel,
-          ...(access.baseURL && { baseURL: redactUrl(access.baseURL) }),
-          ...(access.region && { region: access.region }),
+        agent: agentSettingsFor(access, {
           maxTurns: options.maxTurns,
           allowedTools: options.allowedTools,
-          ...(options.maxTaskUsd !== undefined && { maxBudgetUsd: options.maxTaskUsd }),
-        },
+          maxBudgetUsd: options.maxTaskUsd,
+        }),
       }),
     }),
   );

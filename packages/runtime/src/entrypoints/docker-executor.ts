@@ -12,7 +12,7 @@ import { type TaskSpec, TaskSpecSchema } from '../contracts/executor.js';
 import { TASK_FILES } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
 import { executeTask } from '../executor/execute.js';
-import { redactUrl, resolveModelAccess, truthyEnv } from '../models/access.js';
+import { agentSettingsFor, resolveModelAccess, truthyEnv } from '../models/access.js';
 import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { consoleLog, fail, fileAndConsoleLog, outputDir, writeJson } from './common.js';
 
@@ -53,14 +53,7 @@ async function standaloneSpec(env: NodeJS.ProcessEnv, output: string): Promise<T
   return {
     ...spec,
     agentHome: env.HOME,
-    agent: {
-      provider: access.provider,
-      model: access.executorModel,
-      ...(access.baseURL && { baseURL: redactUrl(access.baseURL) }),
-      ...(access.region && { region: access.region }),
-      maxTurns: MODEL_DEFAULTS.maxTurns,
-      allowedTools: [...MODEL_DEFAULTS.allowedTools],
-    },
+    agent: agentSettingsFor(access, MODEL_DEFAULTS),
   };
 }
 

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AWS_CHAIN_ENV, ENV, MODEL_ENV, type SecretEnvName } from '../contracts/env.js';
+import type { AgentSettings } from '../contracts/executor.js';
 import { UsageError } from '../errors.js';
 import { MODEL_DEFAULTS } from './defaults.js';
 
@@ -70,6 +71,22 @@ export function redactUrl(url: string): string {
   } catch {
     return '(an unparsable URL)';
   }
+}
+
+/** What an executor needs to know about model access: no secrets, a redacted gateway URL. */
+export function agentSettingsFor(
+  access: ModelAccess,
+  limits: { maxTurns: number; allowedTools: readonly string[]; maxBudgetUsd?: number },
+): AgentSettings {
+  return {
+    provider: access.provider,
+    model: access.executorModel,
+    ...(access.baseURL && { baseURL: redactUrl(access.baseURL) }),
+    ...(access.region && { region: access.region }),
+    maxTurns: limits.maxTurns,
+    allowedTools: [...limits.allowedTools],
+    ...(limits.maxBudgetUsd !== undefined && { maxBudgetUsd: limits.maxBudgetUsd }),
+  };
 }
 
 /** `1`, `true` or `yes`: how the contract's flags (USE_BEDROCK, USE_REAL_EXECUTORS) are set. */
