@@ -11,6 +11,21 @@ const file = (name: string, content: string) => {
   writeFileSync(full, content);
   return full;
 };
+/** A valid Batch stack output, as the Pulumi component writes it. */
+const BATCH_CONFIG = {
+  version: 1,
+  backend: 'batch',
+  region: 'us-east-1',
+  jobQueueArn: 'arn:aws:batch:us-east-1:123456789012:job-queue/po',
+  jobDefinitionArn: 'arn:aws:batch:us-east-1:123456789012:job-definition/po:1',
+  bucketName: 'po-state',
+  runsPrefix: 'runs/',
+  logGroupName: '/aws/batch/po',
+  imageRef: `123456789012.dkr.ecr.us-east-1.amazonaws.com/po@sha256:${'a'.repeat(64)}`,
+  maxVcpus: 16,
+  vcpusPerJob: 2,
+  model: { provider: 'bedrock', region: 'us-east-1', model: 'us.anthropic.claude-sonnet-5-5' },
+};
 const notARun = path.join(work, 'not-a-run');
 mkdirSync(notARun);
 
@@ -86,6 +101,51 @@ const cases: [string, string[], RegExp][] = [
     /is not a run directory \(missing run\.json, execution_plan\.json, events\.jsonl\)/,
   ],
   ['status of a directory that is not a run', ['status', notARun], /is not a run directory/],
+  [
+    'a backend config that is not JSON',
+    ['run', 'x', '--backend-config', file('stack.json', 'pulumi: not json')],
+    /backend config .*stack\.json is not JSON/,
+  ],
+  [
+    'a backend config missing a field',
+    [
+      'run',
+      'x',
+      '--backend-config',
+      file('no-network.json', JSON.stringify({ version: 1, backend: 'docker', image: 'po:dev' })),
+    ],
+    /invalid backend config in .*no-network\.json: network: /,
+  ],
+  [
+    'a backend config of an unknown backend',
+    [
+      'run',
+      'x',
+      '--backend-config',
+      file('k8s.json', JSON.stringify({ version: 1, backend: 'k8s' })),
+    ],
+    /invalid backend config in .*k8s\.json: backend: /,
+  ],
+  [
+    'a Batch stack config, which this version cannot run',
+    ['run', 'x', '--backend-config', file('batch.json', JSON.stringify(BATCH_CONFIG))],
+    /the backend config is for AWS Batch, which this version cannot run yet/,
+  ],
+  [
+    'a backend config that contradicts --backend',
+    [
+      'run',
+      'x',
+      '--backend',
+      'local',
+      '--backend-config',
+      file(
+        'docker.json',
+        JSON.stringify({ version: 1, backend: 'docker', image: 'po:dev', network: 'n' }),
+      ),
+    ],
+    /--backend local contradicts the backend config \(docker\)/,
+  ],
   ['unknown command', ['launch'], /unknown command 'launch'/],
   ['unknown option', ['run', 'x', '--turbo'], /unknown option '--turbo'/],
 ];

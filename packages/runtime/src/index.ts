@@ -4,7 +4,6 @@
  */
 export type { Backend, ExecutionContext } from './backends/backend.js';
 export { LocalBackend } from './backends/local.js';
-export { ENV, ENV_NAMES, type EnvName, SECRET_ENV_NAMES } from './contracts/env.js';
 export {
   type AttemptResult,
   type EventBody,
@@ -21,6 +20,17 @@ export {
   type TaskSpec,
   TaskSpecSchema,
 } from './contracts/executor.js';
+export {
+  BATCH_JOB_ENV,
+  type BackendConfig,
+  BackendConfigSchema,
+  ENV,
+  ENV_NAMES,
+  type EnvName,
+  IMAGE,
+  S3_LAYOUT,
+  SECRET_ENV_NAMES,
+} from './contracts/index.js';
 export {
   findCycle,
   MAX_PLAN_TASKS,

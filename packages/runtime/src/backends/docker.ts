@@ -18,6 +18,7 @@ import {
   ExecutorOutcomeSchema,
   type TaskSpec,
 } from '../contracts/executor.js';
+import { IMAGE } from '../contracts/image.js';
 import type { DockerSettings } from '../contracts/run-config.js';
 import { TASK_FILES } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
@@ -26,14 +27,14 @@ import type { Backend, ExecutionContext } from './backend.js';
 /** Where the image mounts things, and the files the docker executor leaves in OUTPUT_DIR. */
 export const CONTAINER = {
   workspace: '/workspace',
-  output: '/output',
+  output: IMAGE.output,
   home: '/home/executor',
   secrets: '/run/secrets',
-  executor: '/app/docker-executor',
-  planner: '/app/docker-planner',
+  executor: IMAGE.commands.dockerExecutor,
+  planner: IMAGE.commands.dockerPlanner,
   outcome: 'outcome.json',
   /** The image's `executor` user. */
-  uid: 10001,
+  uid: IMAGE.uid,
 } as const;
 
 export const LABELS = {

@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import type { BackendConfig } from '../contracts/backend-config.js';
 import { MODEL_ENV } from '../contracts/env.js';
 import type { Plan } from '../contracts/plan.js';
 import type { BackendName, DockerSettings, RunConfig } from '../contracts/run-config.js';
@@ -43,6 +44,7 @@ export interface PlanningOptions extends ModelFlags {
 
 export interface RunCommandOptions extends PlanningOptions {
   plan?: string;
+  backendConfig?: string;
   backend: BackendName;
   output: string;
   taskTimeout: number;
@@ -60,6 +62,33 @@ export interface RunCommandOptions extends PlanningOptions {
   dockerCpus: number;
   dockerPids: number;
   dockerPlanner?: boolean;
+}
+
+/**
+ * Settings from a stack's `runtimeConfig` (`--backend-config`): a docker stack names the image
+ * and the network it made. Flags given on the command line still win.
+ */
+export function withBackendConfig(
+  options: RunCommandOptions,
+  config: BackendConfig,
+  given: (option: keyof RunCommandOptions) => boolean,
+): RunCommandOptions {
+  if (config.backend === 'batch') {
+    throw new UsageError(
+      "the backend config is for AWS Batch, which this version cannot run yet; use a docker stack's config, or --backend local or docker",
+    );
+  }
+  if (given('backend') && options.backend !== config.backend) {
+    throw new UsageError(
+      `--backend ${options.backend} contradicts the backend config (${config.backend})`,
+    );
+  }
+  return {
+    ...options,
+    backend: config.backend,
+    dockerImage: given('dockerImage') ? options.dockerImage : config.image,
+    dockerNetwork: given('dockerNetwork') ? options.dockerNetwork : config.network,
+  };
 }
 
 export interface ResumeCommandOptions {

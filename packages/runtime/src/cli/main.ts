@@ -15,10 +15,12 @@ import {
   resumeCommand,
   runCommand,
   statusCommand,
+  withBackendConfig,
 } from './commands.js';
 import {
   DEFAULTS,
   intIn,
+  loadBackendConfig,
   parseBackend,
   parseCpus,
   parseDuration,
@@ -105,6 +107,10 @@ function program(): Command {
         .default(DEFAULTS.backend)
         .argParser(parseBackend),
     )
+    .option(
+      '--backend-config <file>',
+      "a stack's runtimeConfig (pulumi stack output runtimeConfig --json)",
+    )
     .option('-o, --output <dir>', 'directory that receives a new run directory', DEFAULTS.output)
     .addOption(
       parsed(
@@ -183,8 +189,11 @@ function program(): Command {
       parseUsd,
     )
     .action(async (words: string[], options: RunCommandOptions, command: Command) => {
-      const budgetGiven = command.getOptionValueSource('executors') !== 'default';
-      process.exitCode = await runCommand(words, options, budgetGiven);
+      const given = (option: string) => command.getOptionValueSource(option) === 'cli';
+      const configured = options.backendConfig
+        ? withBackendConfig(options, loadBackendConfig(options.backendConfig), given)
+        : options;
+      process.exitCode = await runCommand(words, configured, given('executors'));
     });
 
   withPlanningOptions(

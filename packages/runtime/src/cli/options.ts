@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
+import { type BackendConfig, BackendConfigSchema } from '../contracts/backend-config.js';
 import { MAX_PLAN_TASKS, MAX_REQUIREMENTS_CHARS, type Plan, parsePlan } from '../contracts/plan.js';
 import { BACKEND_NAMES, type BackendName } from '../contracts/run-config.js';
 import { UsageError } from '../errors.js';
@@ -144,18 +145,32 @@ export function parseModel(value: string): string {
   return model;
 }
 
+function readJson(file: string, what: string): unknown {
+  const text = readText(file, what);
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`${what} ${file} is not JSON: ${errorMessage(error)}`);
+  }
+}
+
 /** A plan file, validated like any plan. */
 export function loadPlanFile(file: string, maxTasks: number): Plan {
-  const text = readText(file, 'plan file');
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (error) {
-    throw new UsageError(`plan file ${file} is not JSON: ${errorMessage(error)}`);
-  }
+  const json = readJson(file, 'plan file');
   try {
     return parsePlan(json, { maxTasks });
   } catch (error) {
     throw new UsageError(`invalid plan in ${file}: ${errorMessage(error)}`);
   }
+}
+
+/** `--backend-config`: a stack's `runtimeConfig` output (`pulumi stack output runtimeConfig --json`). */
+export function loadBackendConfig(file: string): BackendConfig {
+  const parsed = BackendConfigSchema.safeParse(readJson(file, 'backend config'));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    throw new UsageError(`invalid backend config in ${file}: ${where}${issue?.message}`);
+  }
+  return parsed.data;
 }

@@ -1,0 +1,18 @@
+/**
+ * `@parallel-orchestrator/runtime/contracts`: the shared contracts alone (names, layouts,
+ * schemas), for programs such as the Pulumi component that need them without the runtime.
+ */
+
+export { MODEL_DEFAULTS } from '../models/defaults.js';
+export {
+  type BackendConfig,
+  BackendConfigSchema,
+  type BatchBackendConfig,
+  BatchBackendConfigSchema,
+  type DockerBackendConfig,
+  DockerBackendConfigSchema,
+} from './backend-config.js';
+export { BATCH_JOB_ENV } from './batch-job.js';
+export { ENV, ENV_NAMES, type EnvName, SECRET_ENV_NAMES } from './env.js';
+export { IMAGE } from './image.js';
+export { S3_LAYOUT } from './s3-layout.js';
