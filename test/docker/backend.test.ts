@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
+import { resolved, underMocks } from '../pulumi/mocks.js';
 import { readEvents, readSummary, resultLine, runCli, startCli, waitFor } from '../support/cli.js';
 import { describeDocker, docker, IMAGE, runContainers } from '../support/docker.js';
 import { gitOut } from '../support/git.js';
@@ -379,6 +380,46 @@ describeDocker('the Docker backend', () => {
       expect(readFileSync(path.join(run.runDir, 'project/only.txt'), 'utf8')).toBe(
         'planned in a container\n',
       );
+    } finally {
+      await docker(['network', 'rm', network]);
+    }
+  });
+
+  it("runs on the image and network a docker stack's runtimeConfig names (--backend-config)", async () => {
+    const network = `po-stack-${randomUUID().slice(0, 8)}`;
+    await docker(['network', 'create', network]);
+    try {
+      // What `pulumi stack output runtimeConfig --json` prints for a docker stack; the engine
+      // cannot run here, so the component runs under Pulumi's mocks.
+      const { ParallelOrchestrator } = await import('../../packages/pulumi/src/index.js');
+      const { result } = await underMocks(
+        'local',
+        (opts) =>
+          new ParallelOrchestrator(
+            'po',
+            { backend: 'docker', docker: { imageName: IMAGE, networkName: network } },
+            opts,
+          ),
+      );
+      const config = path.join(work, `stack-${network}.json`);
+      writeFileSync(config, JSON.stringify(await resolved(result.runtimeConfig)));
+
+      script = (r) => ({ content: [text(`done ${taskOf(r)}`)], delayMs: 1_000 });
+      const plan = writePlan([task('stacked', [])], 1);
+      const run = await startRun(['--plan', plan, '--real', '--backend-config', config], {
+        ANTHROPIC_API_KEY: KEY,
+        ANTHROPIC_BASE_URL: server.url,
+      });
+      const info = await inspectRunning(run.runId);
+      expect(Object.keys(info.NetworkSettings.Networks)).toEqual([network]);
+      expect(info.Config.Image).toBe(IMAGE);
+      expect((await run.done).code).toBe(0);
+      expect(
+        JSON.parse(readFileSync(path.join(run.runDir, 'run.json'), 'utf8')).docker,
+      ).toMatchObject({
+        image: IMAGE,
+        network,
+      });
     } finally {
       await docker(['network', 'rm', network]);
     }

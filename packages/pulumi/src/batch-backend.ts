@@ -1,0 +1,467 @@
+import {
+  type BATCH_JOB_ENV,
+  ENV,
+  IMAGE,
+  MODEL_DEFAULTS,
+} from '@parallel-orchestrator/runtime/contracts';
+import * as aws from '@pulumi/aws';
+import * as awsx from '@pulumi/awsx';
+import * as pulumi from '@pulumi/pulumi';
+import { BatchRoles } from './batch-roles.js';
+import { CPU_ARCHITECTURE, INSTANCE_FAMILIES, type Platform } from './platforms.js';
+import { bedrockModelStatements, type Scope, submitterPolicy } from './policies.js';
+import { checkInteger, invalidArgument, nonEmptyList } from './validation.js';
+
+export const COMPUTE_TYPES = ['FARGATE_SPOT', 'FARGATE', 'EC2', 'SPOT'] as const;
+export type ComputeType = (typeof COMPUTE_TYPES)[number];
+
+/** CloudWatch Logs accepts only these retention periods. */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288,
+  3653,
+] as const;
+
+/** Fargate's task sizes: memory range (MiB) for each vCPU size. */
+const FARGATE_SIZES: Record<string, [number, number]> = {
+  '0.25': [512, 2048],
+  '0.5': [1024, 4096],
+  '1': [2048, 8192],
+  '2': [4096, 16384],
+  '4': [8192, 30720],
+  '8': [16384, 61440],
+  '16': [32768, 122880],
+};
+
+/** How executors reach the model. */
+export type ModelAccessArgs =
+  | {
+      provider: 'anthropic';
+      /** The API key, stored by the component in Secrets Manager. */
+      apiKey?: pulumi.Input<string>;
+      /** Or an existing Secrets Manager secret whose value is the key. */
+      apiKeySecretArn?: pulumi.Input<string>;
+    }
+  | {
+      provider: 'bedrock';
+      region?: string;
+      /** A foundation model id or an inference profile id (`us.anthropic...`). */
+      modelId?: string;
+    };
+
+/** Existing subnets and security groups; without them the component creates a VPC. */
+export interface BatchNetworkArgs {
+  subnetIds: pulumi.Input<pulumi.Input<string>[]>;
+  securityGroupIds: pulumi.Input<pulumi.Input<string>[]>;
+  /** Fargate jobs in public subnets without a NAT need a public IP to reach ECR and the model. */
+  assignPublicIp?: boolean;
+}
+
+export interface BatchBackendArgs {
+  /** Prefix of the names that must be known in advance (compute environment, log group). */
+  namePrefix: string;
+  imageRef: pulumi.Input<string>;
+  repositoryArn: pulumi.Input<string>;
+  bucketName: pulumi.Input<string>;
+  bucketArn: pulumi.Input<string>;
+  /** The image platform jobs run on. */
+  platform: Platform;
+  computeType: ComputeType;
+  /** Ceiling of the compute environment: at most maxVcpus / vcpus jobs run at once. */
+  maxVcpus: number;
+  vcpus: number;
+  memoryMib: number;
+  /** EC2 and Spot: instance types or families; current families of the architecture by default. */
+  instanceTypes?: string[];
+  network?: BatchNetworkArgs;
+  /** A task attempt is stopped after this long. */
+  attemptDurationSeconds: number;
+  /** Attempts per job; only the loss of the host or Spot capacity is retried. */
+  retryAttempts: number;
+  /** A job waiting this long for capacity is cancelled instead of waiting forever. */
+  runnableTimeoutSeconds: number;
+  logRetentionDays: number;
+  model: ModelAccessArgs;
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+/**
+ * Everything that runs executors on AWS Batch: compute environment, queue, job definition, logs,
+ * IAM, and a VPC when none is given.
+ */
+export class BatchBackend extends pulumi.ComponentResource {
+  readonly jobQueueArn: pulumi.Output<string>;
+  readonly jobDefinitionArn: pulumi.Output<string>;
+  readonly logGroupName: pulumi.Output<string>;
+  readonly submitterPolicyArn: pulumi.Output<string>;
+  readonly region: pulumi.Output<string>;
+  /** Set with the Anthropic provider. */
+  readonly apiKeySecretArn?: pulumi.Output<string>;
+
+  constructor(name: string, args: BatchBackendArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('parallel-orchestrator:index:BatchBackend', name, {}, opts);
+    validate(this, args);
+    const parent = { parent: this };
+    const fargate = args.computeType.startsWith('FARGATE');
+
+    const scope: pulumi.Output<Scope> = pulumi
+      .all([
+        aws.getPartitionOutput({}, parent),
+        aws.getRegionOutput({}, parent),
+        aws.getCallerIdentityOutput({}, parent),
+      ])
+      .apply(([partition, region, identity]) => ({
+        partition: partition.partition,
+        region: region.region,
+        accountId: identity.accountId,
+      }));
+    this.region = scope.region;
+
+    const network = args.network
+      ? {
+          subnetIds: nonEmptyList(this, 'network.subnetIds', args.network.subnetIds),
+          securityGroupIds: nonEmptyList(
+            this,
+            'network.securityGroupIds',
+            args.network.securityGroupIds,
+          ),
+          assignPublicIp: args.network.assignPublicIp ?? false,
+        }
+      : this.createNetwork(name, args.tags);
+
+    const logGroup = new aws.cloudwatch.LogGroup(
+      name,
+      {
+        name: `/aws/batch/${args.namePrefix}`,
+        retentionInDays: args.logRetentionDays,
+        tags: args.tags,
+      },
+      parent,
+    );
+    this.logGroupName = logGroup.name;
+
+    const model = args.model;
+    if (model.provider === 'anthropic') {
+      this.apiKeySecretArn = model.apiKeySecretArn
+        ? pulumi.output(model.apiKeySecretArn)
+        : this.storeApiKey(name, model.apiKey as pulumi.Input<string>, args.tags);
+    }
+    const bedrock =
+      model.provider === 'bedrock'
+        ? {
+            region: model.region ?? MODEL_DEFAULTS.bedrockRegion,
+            modelId: model.modelId ?? MODEL_DEFAULTS.bedrockModel,
+          }
+        : undefined;
+
+    const computeEnvironmentName = `${args.namePrefix}-${args.computeType.toLowerCase().replace('_', '-')}`;
+    const roles = new BatchRoles(
+      name,
+      {
+        scope,
+        repositoryArn: args.repositoryArn,
+        bucketArn: args.bucketArn,
+        logGroupArn: logGroup.arn,
+        ...(this.apiKeySecretArn && { apiKeySecretArn: this.apiKeySecretArn }),
+        ...(bedrock && {
+          bedrockStatements: scope.apply((s) =>
+            bedrockModelStatements(s, bedrock.region, bedrock.modelId),
+          ),
+        }),
+        ...(!fargate && { instanceFor: { computeEnvironmentName } }),
+        tags: args.tags,
+      },
+      parent,
+    );
+
+    const computeEnvironment = new aws.batch.ComputeEnvironment(
+      name,
+      {
+        // Known in advance: the instance role is scoped to the ECS clusters Batch names after it.
+        name: computeEnvironmentName,
+        type: 'MANAGED',
+        state: 'ENABLED',
+        // No service role: Batch uses its service-linked role.
+        computeResources: {
+          type: args.computeType,
+          maxVcpus: args.maxVcpus,
+          subnets: network.subnetIds,
+          securityGroupIds: network.securityGroupIds,
+          ...(!fargate && {
+            minVcpus: 0,
+            instanceRole: roles.instanceProfile?.arn,
+            instanceTypes: args.instanceTypes ?? INSTANCE_FAMILIES[args.platform],
+            allocationStrategy:
+              args.computeType === 'SPOT'
+                ? 'SPOT_PRICE_CAPACITY_OPTIMIZED'
+                : 'BEST_FIT_PROGRESSIVE',
+            tags: args.tags,
+          }),
+        },
+        tags: args.tags,
+      },
+      // Created after the role policies and deleted before them: without its permissions a
+      // compute environment cannot scale down and sticks in DELETING.
+      { parent: this, dependsOn: roles.policies, deleteBeforeReplace: true },
+    );
+
+    const queue = new aws.batch.JobQueue(
+      name,
+      {
+        state: 'ENABLED',
+        priority: 1,
+        computeEnvironmentOrders: [{ order: 1, computeEnvironment: computeEnvironment.arn }],
+        jobStateTimeLimitActions: [
+          {
+            state: 'RUNNABLE',
+            action: 'CANCEL',
+            maxTimeSeconds: args.runnableTimeoutSeconds,
+            reason: 'no capacity for this job: check maxVcpus, the instance types and the subnets',
+          },
+        ],
+        tags: args.tags,
+      },
+      parent,
+    );
+    this.jobQueueArn = queue.arn;
+
+    const environment: Record<DefinitionEnv, pulumi.Input<string>> &
+      Partial<Record<BedrockEnv, string>> = {
+      [ENV.OUTPUT_DIR]: IMAGE.output,
+      [ENV.S3_BUCKET]: args.bucketName,
+      [ENV.AWS_REGION]: scope.region,
+      [ENV.USE_BEDROCK]: bedrock ? '1' : '0',
+      ...(bedrock && {
+        [ENV.BEDROCK_REGION]: bedrock.region,
+        [ENV.BEDROCK_MODEL]: bedrock.modelId,
+      }),
+    };
+    const secrets: Record<string, pulumi.Input<string>> = this.apiKeySecretArn
+      ? { [ENV.ANTHROPIC_API_KEY]: this.apiKeySecretArn }
+      : {};
+    const containerProperties = pulumi
+      .all([
+        args.imageRef,
+        roles.executionRole.arn,
+        roles.jobRole.arn,
+        logGroup.name,
+        scope.region,
+        pulumi.output(environment),
+        pulumi.output(secrets),
+      ])
+      .apply(([image, executionRoleArn, jobRoleArn, logGroupName, region, env, secretArns]) =>
+        JSON.stringify({
+          image,
+          command: [IMAGE.commands.batchExecutor],
+          executionRoleArn,
+          jobRoleArn,
+          resourceRequirements: [
+            { type: 'VCPU', value: String(args.vcpus) },
+            { type: 'MEMORY', value: String(args.memoryMib) },
+          ],
+          environment: Object.entries(env).map(([envName, value]) => ({ name: envName, value })),
+          secrets: Object.entries(secretArns).map(([envName, valueFrom]) => ({
+            name: envName,
+            valueFrom,
+          })),
+          logConfiguration: {
+            logDriver: 'awslogs',
+            options: {
+              'awslogs-group': logGroupName,
+              'awslogs-region': region,
+              'awslogs-stream-prefix': 'task',
+            },
+          },
+          // As hardened as the Docker backend's containers: only the volumes are writable.
+          readonlyRootFilesystem: true,
+          volumes: WRITABLE_PATHS.map((path) => ({ name: volumeName(path) })),
+          mountPoints: WRITABLE_PATHS.map((path) => ({
+            sourceVolume: volumeName(path),
+            containerPath: path,
+            readOnly: false,
+          })),
+          linuxParameters: { initProcessEnabled: true },
+          ...(fargate && {
+            runtimePlatform: {
+              operatingSystemFamily: 'LINUX',
+              cpuArchitecture: CPU_ARCHITECTURE[args.platform],
+            },
+            networkConfiguration: {
+              assignPublicIp: network.assignPublicIp ? 'ENABLED' : 'DISABLED',
+            },
+            fargatePlatformConfiguration: { platformVersion: 'LATEST' },
+          }),
+        }),
+      );
+
+    const jobDefinition = new aws.batch.JobDefinition(
+      name,
+      {
+        type: 'container',
+        platformCapabilities: [fargate ? 'FARGATE' : 'EC2'],
+        containerProperties,
+        timeout: { attemptDurationSeconds: args.attemptDurationSeconds },
+        retryStrategy: {
+          attempts: args.retryAttempts,
+          evaluateOnExits: RETRY_ONLY_ON_CAPACITY_LOSS,
+        },
+        propagateTags: true,
+        tags: args.tags,
+      },
+      parent,
+    );
+    this.jobDefinitionArn = jobDefinition.arn;
+
+    const submitter = new aws.iam.Policy(
+      `${name}-submitter`,
+      {
+        description: `Run parallel-orchestrator with --backend batch on ${args.namePrefix}`,
+        policy: pulumi
+          .all([scope, queue.arn, jobDefinition.arnPrefix, args.bucketArn, logGroup.arn])
+          .apply(([s, jobQueueArn, jobDefinitionArnPrefix, bucketArn, logGroupArn]) =>
+            JSON.stringify(
+              submitterPolicy(s, { jobQueueArn, jobDefinitionArnPrefix, bucketArn, logGroupArn }),
+            ),
+          ),
+        tags: args.tags,
+      },
+      parent,
+    );
+    this.submitterPolicyArn = submitter.arn;
+
+    this.registerOutputs({
+      jobQueueArn: this.jobQueueArn,
+      jobDefinitionArn: this.jobDefinitionArn,
+      logGroupName: this.logGroupName,
+      submitterPolicyArn: this.submitterPolicyArn,
+      region: this.region,
+    });
+  }
+
+  /** A VPC of two zones with one NAT, and a group that lets executors out on HTTPS only. */
+  private createNetwork(
+    name: string,
+    tags: BatchBackendArgs['tags'],
+  ): {
+    subnetIds: pulumi.Output<string[]>;
+    securityGroupIds: pulumi.Output<string>[];
+    assignPublicIp: boolean;
+  } {
+    const vpc = new awsx.ec2.Vpc(
+      name,
+      { numberOfAvailabilityZones: 2, natGateways: { strategy: 'Single' }, tags },
+      { parent: this },
+    );
+    const group = new aws.ec2.SecurityGroup(
+      name,
+      {
+        vpcId: vpc.vpcId,
+        description:
+          'parallel-orchestrator executors: HTTPS out (model, ECR, S3, logs), nothing in',
+        egress: [{ protocol: 'tcp', fromPort: 443, toPort: 443, cidrBlocks: ['0.0.0.0/0'] }],
+        tags,
+      },
+      { parent: this },
+    );
+    return { subnetIds: vpc.privateSubnetIds, securityGroupIds: [group.id], assignPublicIp: false };
+  }
+
+  private storeApiKey(
+    name: string,
+    apiKey: pulumi.Input<string>,
+    tags: BatchBackendArgs['tags'],
+  ): pulumi.Output<string> {
+    const secret = new aws.secretsmanager.Secret(
+      `${name}-model-key`,
+      { description: 'Anthropic API key of parallel-orchestrator executors', tags },
+      { parent: this },
+    );
+    new aws.secretsmanager.SecretVersion(
+      `${name}-model-key`,
+      { secretId: secret.id, secretString: pulumi.secret(apiKey) },
+      { parent: this },
+    );
+    return secret.arn;
+  }
+}
+
+/** The names the job definition sets, from the runtime's contract (the rest come per task). */
+type DefinitionEnv = (typeof BATCH_JOB_ENV.definition)[number];
+type BedrockEnv = (typeof BATCH_JOB_ENV.definitionWithBedrock)[number];
+
+/** Retry a job only when its host or its Spot capacity went away; any other end is final. */
+export const RETRY_ONLY_ON_CAPACITY_LOSS = [
+  { onStatusReason: 'Host EC2*', action: 'RETRY' },
+  // Fargate Spot's stop reason when AWS reclaims the capacity.
+  { onStatusReason: 'Your Spot Task was interrupted*', action: 'RETRY' },
+  { onReason: '*', action: 'EXIT' },
+];
+
+/** The image's writable places, with the root filesystem read-only. */
+const WRITABLE_PATHS = [IMAGE.output, '/home/executor', '/tmp'];
+const volumeName = (path: string) => path.replace(/^\//, '').replaceAll('/', '-');
+
+function validate(resource: pulumi.Resource, args: BatchBackendArgs): void {
+  if (!(COMPUTE_TYPES as readonly string[]).includes(args.computeType)) {
+    throw invalidArgument(
+      resource,
+      'computeType',
+      `unknown compute type ${args.computeType}; choose from ${COMPUTE_TYPES.join(', ')}`,
+    );
+  }
+  const fargate = args.computeType.startsWith('FARGATE');
+  checkInteger(resource, 'maxVcpus', args.maxVcpus, 1, 10_000);
+  if (fargate) {
+    const memory = FARGATE_SIZES[String(args.vcpus)];
+    if (!memory) {
+      throw invalidArgument(
+        resource,
+        'vcpus',
+        `${args.vcpus} is not a Fargate size; choose from ${Object.keys(FARGATE_SIZES).join(', ')}`,
+      );
+    }
+    if (args.memoryMib < memory[0] || args.memoryMib > memory[1]) {
+      throw invalidArgument(
+        resource,
+        'memoryMib',
+        `${args.memoryMib} MiB does not fit ${args.vcpus} Fargate vCPUs (${memory[0]}-${memory[1]})`,
+      );
+    }
+    if (args.computeType === 'FARGATE_SPOT' && args.platform === 'linux/arm64') {
+      throw invalidArgument(
+        resource,
+        'computeType',
+        'Fargate Spot does not run linux/arm64; use FARGATE or SPOT',
+      );
+    }
+  } else {
+    checkInteger(resource, 'vcpus', args.vcpus, 1, 192);
+    checkInteger(resource, 'memoryMib', args.memoryMib, 512, 1_572_864);
+  }
+  if (args.vcpus > args.maxVcpus) {
+    throw invalidArgument(
+      resource,
+      'vcpus',
+      `${args.vcpus} per job is above maxVcpus (${args.maxVcpus}): no job could ever start`,
+    );
+  }
+  checkInteger(resource, 'attemptDurationSeconds', args.attemptDurationSeconds, 60, 1_209_600);
+  checkInteger(resource, 'retryAttempts', args.retryAttempts, 1, 10);
+  checkInteger(resource, 'runnableTimeoutSeconds', args.runnableTimeoutSeconds, 600, 86_400);
+  if (!(LOG_RETENTION_DAYS as readonly number[]).includes(args.logRetentionDays)) {
+    throw invalidArgument(
+      resource,
+      'logRetentionDays',
+      `${args.logRetentionDays} is not a CloudWatch retention; choose from ${LOG_RETENTION_DAYS.join(', ')}`,
+    );
+  }
+  if (args.model.provider === 'anthropic' && !args.model.apiKey && !args.model.apiKeySecretArn) {
+    throw invalidArgument(
+      resource,
+      'model.apiKey',
+      'the anthropic provider needs model.apiKey or model.apiKeySecretArn',
+    );
+  }
+  if (args.model.provider !== 'anthropic' && args.model.provider !== 'bedrock') {
+    throw invalidArgument(resource, 'model.provider', 'choose anthropic or bedrock');
+  }
+}

@@ -1,0 +1,27 @@
+/**
+ * @parallel-orchestrator/pulumi: the ParallelOrchestrator component and the smaller components
+ * it is made of, for teams that compose their own.
+ */
+export {
+  BatchBackend,
+  type BatchBackendArgs,
+  type BatchNetworkArgs,
+  COMPUTE_TYPES,
+  type ComputeType,
+  LOG_RETENTION_DAYS,
+  type ModelAccessArgs,
+  RETRY_ONLY_ON_CAPACITY_LOSS,
+} from './batch-backend.js';
+export { BatchRoles, type BatchRolesArgs } from './batch-roles.js';
+export { OrchestratorImage, type OrchestratorImageArgs } from './image.js';
+export { LocalDockerBackend, type LocalDockerBackendArgs } from './local-docker.js';
+export {
+  type BatchSettingsArgs,
+  COMPONENT_DEFAULTS,
+  findRepositoryRoot,
+  ParallelOrchestrator,
+  type ParallelOrchestratorArgs,
+} from './orchestrator.js';
+export { PLATFORMS, type Platform } from './platforms.js';
+export { ACTIONS_WITHOUT_RESOURCE_SCOPE, type PolicyDocument, type Statement } from './policies.js';
+export { StateBucket, type StateBucketArgs } from './state-bucket.js';

@@ -1,0 +1,46 @@
+import { expect } from 'vitest';
+import {
+  ACTIONS_WITHOUT_RESOURCE_SCOPE,
+  type PolicyDocument,
+} from '../../packages/pulumi/src/policies.js';
+import type { Registered } from './mocks.js';
+
+export type { PolicyDocument };
+
+export function policyOf(registered: Registered): PolicyDocument {
+  return JSON.parse(registered.inputs.policy) as PolicyDocument;
+}
+
+/**
+ * No action with a wildcard; a `*` resource only for actions AWS authorises on nothing narrower;
+ * every other resource an ARN naming a resource, not a whole service.
+ */
+export function assertLeastPrivilege(document: PolicyDocument, where: string): void {
+  expect(document.Statement.length, where).toBeGreaterThan(0);
+  for (const statement of document.Statement) {
+    const at = `${where} ${statement.Sid}`;
+    expect(statement.Effect, at).toBe('Allow');
+    for (const action of statement.Action) {
+      expect(action, at).toMatch(/^[a-z0-9-]+:[A-Za-z]+$/);
+    }
+    for (const resource of statement.Resource) {
+      if (resource === '*') {
+        for (const action of statement.Action) {
+          expect(
+            ACTIONS_WITHOUT_RESOURCE_SCOPE as readonly string[],
+            `${at}: ${action} on *`,
+          ).toContain(action);
+        }
+        continue;
+      }
+      const [arn, partition, service, , , ...rest] = resource.split(':');
+      expect([arn, partition, service], at).toEqual([
+        'arn',
+        'aws',
+        expect.stringMatching(/^[a-z0-9-]+$/),
+      ]);
+      const name = rest.join(':');
+      expect(name, `${at}: ${resource} names no resource`).toMatch(/^[A-Za-z0-9-]+[/:]?[^*]/);
+    }
+  }
+}
