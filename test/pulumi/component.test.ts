@@ -372,10 +372,7 @@ describe('model access', () => {
       secret.state.arn,
     ]);
     expect(JSON.stringify(rolePolicy(mocks, 'job'))).not.toContain('bedrock');
-    expect(
-      (await resolved(orchestrator.runtimeConfig)).backend === 'batch' &&
-        BackendConfigSchema.parse(await resolved(orchestrator.runtimeConfig)),
-    ).toMatchObject({
+    expect(BackendConfigSchema.parse(await resolved(orchestrator.runtimeConfig))).toMatchObject({
       model: { provider: 'anthropic', apiKeySecretArn: secret.state.arn },
     });
     assertEveryPolicyScoped(mocks);

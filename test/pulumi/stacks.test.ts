@@ -10,16 +10,16 @@ import { type RecordingMocks, resolved, stackConfig, underMocks } from './mocks.
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const PROGRAM = pathToFileURL(path.join(ROOT, 'infra/index.ts')).href;
+let imports = 0;
 const configOf = (stack: string) =>
   stackConfig(readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), 'utf8'));
 
 /** Runs infra/index.ts (what `pulumi up` runs) as `stack` with that stack's config. */
 async function runStack(stack: string, config: Record<string, string>) {
-  let imported = 0;
   const { mocks, result } = await underMocks(
     stack,
     // A fresh module instance per stack: the program runs when it is imported.
-    () => import(/* @vite-ignore */ `${PROGRAM}?stack=${stack}&run=${++imported}`),
+    () => import(/* @vite-ignore */ `${PROGRAM}?stack=${stack}&run=${++imports}`),
     'parallel-orchestrator',
     config,
   );

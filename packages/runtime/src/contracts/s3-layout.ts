@@ -5,8 +5,4 @@
 export const S3_LAYOUT = {
   /** Every run's objects are under this prefix; nothing else in the bucket is the runtime's. */
   runsRoot: 'runs/',
-  /** `S3_PREFIX` of one run. */
-  runPrefix: (runId: string) => `runs/${runId}/`,
-  /** Inputs and outputs of one task of a run. */
-  taskPrefix: (runId: string, taskId: string) => `runs/${runId}/tasks/${taskId}/`,
 } as const;
