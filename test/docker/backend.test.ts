@@ -117,7 +117,7 @@ describeDocker('the Docker backend', () => {
     });
   });
 
-  it('hardens containers and hands them secrets as read-only files, never as environment', async () => {
+  it('hardens containers: no credential, a token file, the model proxy socket and no network', async () => {
     script = (r) => ({
       content: [text(`done ${taskOf(r)}`)],
       delayMs: 3_000,
@@ -159,18 +159,23 @@ describeDocker('the Docker backend', () => {
       'parallel-orchestrator.task-id': 'guarded',
       'parallel-orchestrator.attempt': '1',
     });
-    expect(info.Config.Env).toContain('ANTHROPIC_API_KEY_FILE=/run/secrets/ANTHROPIC_API_KEY');
-    expect(info.Config.Env.find((e: string) => e.startsWith('ANTHROPIC_BASE_URL='))).toMatch(
-      /^ANTHROPIC_BASE_URL=http:\/\/host\.docker\.internal:\d+$/,
-    );
-    const secrets = info.Mounts.find(
-      (m: { Destination: string }) => m.Destination === '/run/secrets',
-    );
-    expect(secrets).toMatchObject({ RW: false });
+    expect(info.HostConfig.NetworkMode).toBe('none');
+    expect(info.Config.Env).toContain('MODEL_PROXY_TOKEN_FILE=/run/secrets/MODEL_PROXY_TOKEN');
+    expect(info.Config.Env.some((e: string) => /^(ANTHROPIC|AWS)_/.test(e))).toBe(false);
+    const mount = (destination: string) =>
+      info.Mounts.find((m: { Destination: string }) => m.Destination === destination);
+    const token = mount('/run/secrets/MODEL_PROXY_TOKEN');
+    expect(token).toMatchObject({ RW: false });
+    const tokenValue = readFileSync(token.Source, 'utf8');
+    expect(tokenValue).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(mount('/run/model-proxy')).toMatchObject({ RW: false });
     expect(JSON.stringify(info)).not.toContain(KEY);
+    expect(JSON.stringify(info)).not.toContain(tokenValue);
     const result = await run.done;
     expect(result.code).toBe(0);
-    expect(existsSync(secrets.Source)).toBe(false);
+    expect(existsSync(token.Source)).toBe(false);
+    // The model server heard the real key from the proxy, never from the container.
+    expect(server.requests.some((r) => r.headers['x-api-key'] === KEY)).toBe(true);
   });
 
   it('runs the real claude in containers against the model server on the host', async () => {

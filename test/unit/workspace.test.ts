@@ -1,11 +1,15 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_OUTPUT_LIMITS } from '../../packages/runtime/src/contracts/run-config.js';
+import { OutputCheck, OutputRejectedError } from '../../packages/runtime/src/trust/output-check.js';
 import {
-  assertNoEscapingSymlinks,
   resolveInside,
+  resolvesInside,
   WorkspaceEscapeError,
-} from '../../packages/runtime/src/workspace/path-safety.js';
+} from '../../packages/runtime/src/trust/path-safety.js';
+import { SecretScanner } from '../../packages/runtime/src/trust/secret-scanner.js';
 import { Project } from '../../packages/runtime/src/workspace/project.js';
 import { gitOut } from '../support/git.js';
 import { tempDir } from '../support/tmp.js';
@@ -16,8 +20,21 @@ let n = 0;
 async function freshProject() {
   const dir = path.join(root, `run-${n++}`);
   const project = await Project.init(path.join(dir, 'project'), 'Start');
-  const workspace = (slot: number) => path.join(dir, 'worktrees', `executor-${slot}`);
-  return { project, workspace };
+  const workspace = (slot: number) => path.join(dir, 'sandboxes', `executor-${slot}`, 'workspace');
+  /** Where each workspace was last prepared: its task commit's parent. */
+  const bases = new Map<string, string>();
+  const prepare = async (ws: string, base = project.head) => {
+    bases.set(ws, base);
+    await project.prepareWorkspace(ws, base);
+  };
+  const commit = (ws: string, taskId: string, check = new OutputCheck(DEFAULT_OUTPUT_LIMITS)) =>
+    project.commitWorkspace(ws, {
+      taskId,
+      base: bases.get(ws) as string,
+      message: `task ${taskId}`,
+      check,
+    });
+  return { project, workspace, prepare, commit };
 }
 
 function write(dir: string, file: string, content: string) {
@@ -27,14 +44,14 @@ function write(dir: string, file: string, content: string) {
 
 describe('project integration', () => {
   it('merges parallel tasks with one merge commit each and keeps task branches', async () => {
-    const { project, workspace } = await freshProject();
+    const { project, workspace, prepare, commit } = await freshProject();
     const base = project.head;
-    await project.prepareWorkspace(workspace(0), 'a', base);
-    await project.prepareWorkspace(workspace(1), 'b', base);
+    await prepare(workspace(0), base);
+    await prepare(workspace(1), base);
     write(workspace(0), 'src/a.ts', 'a\n');
     write(workspace(1), 'src/b.ts', 'b\n');
-    const a = await project.commitWorkspace(workspace(0), 'task a');
-    const b = await project.commitWorkspace(workspace(1), 'task b');
+    const a = await commit(workspace(0), 'a');
+    const b = await commit(workspace(1), 'b');
     expect(a.files).toEqual(['src/a.ts']);
     expect(await project.merge(a.commit, 'merge a')).toMatchObject({ merged: true });
     const merged = await project.merge(b.commit, 'merge b');
@@ -50,15 +67,15 @@ describe('project integration', () => {
   });
 
   it('reports a conflict with its files and leaves main untouched', async () => {
-    const { project, workspace } = await freshProject();
+    const { project, workspace, prepare, commit } = await freshProject();
     const base = project.head;
-    await project.prepareWorkspace(workspace(0), 'a', base);
-    await project.prepareWorkspace(workspace(1), 'b', base);
+    await prepare(workspace(0), base);
+    await prepare(workspace(1), base);
     write(workspace(0), 'shared.txt', 'from a\n');
     write(workspace(0), 'a-only.txt', 'a\n');
     write(workspace(1), 'shared.txt', 'from b\n');
-    const a = await project.commitWorkspace(workspace(0), 'task a');
-    const b = await project.commitWorkspace(workspace(1), 'task b');
+    const a = await commit(workspace(0), 'a');
+    const b = await commit(workspace(1), 'b');
     await project.merge(a.commit, 'merge a');
     const headAfterA = project.head;
     expect(await project.merge(b.commit, 'merge b')).toEqual({
@@ -73,7 +90,7 @@ describe('project integration', () => {
   });
 
   it('batches merges requested together and skips only the conflicting one', async () => {
-    const { project, workspace } = await freshProject();
+    const { project, workspace, prepare, commit } = await freshProject();
     const base = project.head;
     const commits = [];
     for (const [slot, [id, file, content]] of [
@@ -82,9 +99,9 @@ describe('project integration', () => {
       ['three', 'shared.txt', 'three'],
       ['four', 'four.txt', '4'],
     ].entries()) {
-      await project.prepareWorkspace(workspace(slot), id as string, base);
+      await prepare(workspace(slot), base);
       write(workspace(slot), file as string, content as string);
-      commits.push(await project.commitWorkspace(workspace(slot), `task ${id}`));
+      commits.push(await commit(workspace(slot), id as string));
     }
     const results = await Promise.all(commits.map((c, i) => project.merge(c.commit, `merge ${i}`)));
     expect(results.map((r) => r.merged)).toEqual([true, true, false, true]);
@@ -102,58 +119,196 @@ describe('project integration', () => {
     ).toEqual(['merge 3', 'merge 1', 'merge 0', 'Start']);
   });
 
-  it('retries a task in another slot while its branch is still checked out in the first', async () => {
-    const { project, workspace } = await freshProject();
-    await project.prepareWorkspace(workspace(0), 'again', project.head);
+  it('points task/<id> at the latest attempt, whichever slot ran it', async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
     write(workspace(0), 'partial.txt', 'first attempt');
-    await project.prepareWorkspace(workspace(1), 'again', project.head);
+    await commit(workspace(0), 'again');
+    await prepare(workspace(1));
     write(workspace(1), 'done.txt', 'second attempt');
-    const { files } = await project.commitWorkspace(workspace(1), 'second attempt');
+    const { files } = await commit(workspace(1), 'again');
     expect(files).toEqual(['done.txt']);
     expect(gitOut(project.dir, ['ls-tree', '-r', '--name-only', 'task/again'])).toBe('done.txt');
   });
 
   it('lists files with unusual names exactly', async () => {
-    const { project, workspace } = await freshProject();
-    await project.prepareWorkspace(workspace(0), 'odd', project.head);
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0), project.head);
     const names = ['with space.txt', 'ünïcödé.md', 'quote"d.txt', 'new\nline.txt'];
     for (const name of names) write(workspace(0), name, 'x');
-    const { files } = await project.commitWorkspace(workspace(0), 'odd names');
+    const { files } = await commit(workspace(0), 'odd');
     expect(files.sort()).toEqual([...names].sort());
   });
 
   it('starts every task from a clean worktree at the given commit', async () => {
-    const { project, workspace } = await freshProject();
-    await project.prepareWorkspace(workspace(0), 'first', project.head);
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0), project.head);
     write(workspace(0), '.gitignore', 'node_modules/\n');
     write(workspace(0), 'kept.txt', 'k');
-    const first = await project.commitWorkspace(workspace(0), 'first');
+    const first = await commit(workspace(0), 'first');
     await project.merge(first.commit, 'merge first');
     write(workspace(0), 'node_modules/leftover.js', 'ignored');
     write(workspace(0), 'stray.txt', 'untracked');
     write(workspace(0), 'kept.txt', 'dirty');
-    await project.prepareWorkspace(workspace(0), 'second', project.head);
+    await prepare(workspace(0), project.head);
     expect(existsSync(path.join(workspace(0), 'node_modules'))).toBe(false);
     expect(existsSync(path.join(workspace(0), 'stray.txt'))).toBe(false);
     expect(readFileSync(path.join(workspace(0), 'kept.txt'), 'utf8')).toBe('k');
   });
 
   it('rejects a task that commits a symlink pointing outside its workspace', async () => {
-    const { project, workspace } = await freshProject();
-    await project.prepareWorkspace(workspace(0), 'evil', project.head);
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0), project.head);
     symlinkSync('/etc/passwd', path.join(workspace(0), 'absolute'));
-    await expect(project.commitWorkspace(workspace(0), 'evil')).rejects.toThrow(
-      WorkspaceEscapeError,
-    );
-    await project.prepareWorkspace(workspace(0), 'evil', project.head);
+    await expect(commit(workspace(0), 'evil')).rejects.toThrow(OutputRejectedError);
+    await prepare(workspace(0), project.head);
     symlinkSync('../../../outside', path.join(workspace(0), 'relative'));
-    await expect(project.commitWorkspace(workspace(0), 'evil')).rejects.toThrow(/points outside/);
-    await project.prepareWorkspace(workspace(0), 'fine', project.head);
+    await expect(commit(workspace(0), 'evil')).rejects.toThrow(/points outside/);
+    await prepare(workspace(0), project.head);
     write(workspace(0), 'docs/real.md', 'x');
     symlinkSync('docs/real.md', path.join(workspace(0), 'inside'));
-    await expect(project.commitWorkspace(workspace(0), 'fine')).resolves.toMatchObject({
+    await expect(commit(workspace(0), 'fine')).resolves.toMatchObject({
       files: ['docs/real.md', 'inside'],
     });
+  });
+});
+
+describe('agent output crosses as data', () => {
+  const MARKER = path.join(root, 'planted-ran');
+  const plant = (dir: string) => {
+    // A repository of the agent's own whose config and hooks would run a script on any git use.
+    mkdirSync(path.join(dir, 'hooks'), { recursive: true });
+    const script = `#!/bin/sh\ntouch '${MARKER}'\n`;
+    writeFileSync(path.join(dir, 'evil.sh'), script, { mode: 0o755 });
+    for (const hook of ['pre-commit', 'post-commit', 'post-checkout', 'reference-transaction'])
+      writeFileSync(path.join(dir, 'hooks', hook), script, { mode: 0o755 });
+    writeFileSync(
+      path.join(dir, 'config'),
+      `[core]\n\tfsmonitor = ${path.join(dir, 'evil.sh')}\n\thooksPath = ${path.join(dir, 'hooks')}\n`,
+    );
+    writeFileSync(path.join(dir, 'HEAD'), 'ref: refs/heads/main\n');
+    mkdirSync(path.join(dir, 'objects'), { recursive: true });
+    mkdirSync(path.join(dir, 'refs'), { recursive: true });
+  };
+
+  it('never reads git metadata an agent left in its workspace, at any depth', async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
+    plant(path.join(workspace(0), '.git'));
+    plant(path.join(workspace(0), 'vendor/lib/.git'));
+    write(workspace(0), 'vendor/lib/index.js', 'lib');
+    write(workspace(0), 'app.txt', 'app');
+    const done = await commit(workspace(0), 'planted');
+    expect(done.files.sort()).toEqual(['app.txt', 'vendor/lib/index.js']);
+    expect(done.removed?.sort()).toEqual(['.git', 'vendor/lib/.git']);
+    const merged = await project.merge(done.commit, 'merge planted');
+    expect(merged.merged).toBe(true);
+    await prepare(workspace(0));
+    await project.checkoutHead();
+    expect(existsSync(MARKER)).toBe(false);
+    expect(gitOut(project.dir, ['ls-tree', '-r', 'main'])).not.toContain('160000');
+  });
+
+  it('refuses a file over the per-file limit and changes over the per-task limit, by path', async () => {
+    const { workspace, prepare, commit } = await freshProject();
+    const limits = { maxFileBytes: 1000, maxTaskBytes: 1500 };
+    await prepare(workspace(0));
+    write(workspace(0), 'big.bin', 'x'.repeat(1001));
+    await expect(commit(workspace(0), 'big', new OutputCheck(limits))).rejects.toThrow(
+      'big.bin is 1001 B, over the limit of 1000 B per file (--max-file-size)',
+    );
+    await prepare(workspace(0));
+    write(workspace(0), 'a.bin', 'x'.repeat(800));
+    write(workspace(0), 'b.bin', 'x'.repeat(800));
+    await expect(commit(workspace(0), 'many', new OutputCheck(limits))).rejects.toThrow(
+      /^the task's changes reach 1\.6 KiB at [ab]\.bin, over the limit of 1\.5 KiB per task/,
+    );
+    // Ignored files are not the task's output: they are neither measured nor committed.
+    await prepare(workspace(0));
+    write(workspace(0), '.gitignore', 'cache/\n');
+    write(workspace(0), 'cache/huge.bin', 'x'.repeat(5000));
+    await expect(commit(workspace(0), 'ignored', new OutputCheck(limits))).resolves.toMatchObject({
+      files: ['.gitignore'],
+    });
+  });
+
+  it('refuses a commit holding a secret, as written or encoded, and hashes none of it', async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    const key = 'sk-ant-api03-THISISASECRETKEY-0123456789';
+    const check = () => new OutputCheck(DEFAULT_OUTPUT_LIMITS, new SecretScanner({ KEY: key }));
+    for (const [file, content] of [
+      ['env.txt', `PATH=/bin\nKEY=${key}\n`],
+      ['b64.txt', Buffer.from(`xx${key}yy`).toString('base64')],
+      ['hex.txt', Buffer.from(key).toString('hex')],
+    ] as const) {
+      await prepare(workspace(0));
+      write(workspace(0), file, content);
+      await expect(commit(workspace(0), 'leak', check())).rejects.toThrow(
+        `${file} contains the value of KEY, a secret handed to agents; the attempt is not committed`,
+      );
+    }
+    expect(gitOut(project.dir, ['branch', '--list', 'task/leak'])).toBe('');
+    const objects = gitOut(project.dir, ['cat-file', '--batch-all-objects', '--batch']);
+    expect(objects).toContain('Start'); // the repository's own commit is there to be read
+    expect(objects).not.toContain(key);
+    expect(objects).not.toContain('PATH=/bin');
+  });
+
+  it('resets a workspace an agent wrecked: unreadable directories, FIFOs, files turned into directories', async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
+    write(workspace(0), 'src/keep.ts', 'keep');
+    write(workspace(0), 'file', 'a file');
+    const first = await commit(workspace(0), 'first');
+    await project.merge(first.commit, 'merge first');
+    await prepare(workspace(0));
+    execFileSync(
+      'sh',
+      [
+        '-c',
+        'rm file && mkdir -p file/inner && mkfifo fifo && mkdir locked && touch locked/x && chmod 000 locked src',
+      ],
+      {
+        cwd: workspace(0),
+      },
+    );
+    await prepare(workspace(0));
+    expect(readFileSync(path.join(workspace(0), 'file'), 'utf8')).toBe('a file');
+    expect(readFileSync(path.join(workspace(0), 'src/keep.ts'), 'utf8')).toBe('keep');
+    expect(existsSync(path.join(workspace(0), 'fifo'))).toBe(false);
+    expect(existsSync(path.join(workspace(0), 'locked'))).toBe(false);
+  });
+
+  it("merges with git's own text merge whatever .gitattributes an agent commits", async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    const base = project.head;
+    await prepare(workspace(0), base);
+    await prepare(workspace(1), base);
+    write(workspace(0), '.gitattributes', '* merge=union\n');
+    write(workspace(0), 'value.txt', 'from a\n');
+    write(workspace(1), '.gitattributes', '* merge=union\n');
+    write(workspace(1), 'value.txt', 'from b\n');
+    const a = await commit(workspace(0), 'a');
+    const b = await commit(workspace(1), 'b');
+    await project.merge(a.commit, 'merge a\n\nTask-Id: a');
+    expect(await project.merge(b.commit, 'merge b')).toEqual({
+      merged: false,
+      conflictFiles: ['value.txt'],
+    });
+    expect(await project.tasksTouching(['value.txt'])).toEqual(['a']);
+  });
+
+  it('removes lock files a killed git left, and nothing else', async () => {
+    const { project } = await freshProject();
+    const gitDir = path.join(project.dir, '.git');
+    for (const lock of ['HEAD.lock', 'refs/heads/main.lock', 'index.lock'])
+      writeFileSync(path.join(gitDir, lock), '');
+    expect((await Project.removeStaleLocks(project.dir)).sort()).toEqual([
+      'HEAD.lock',
+      'index.lock',
+      'refs/heads/main.lock',
+    ]);
+    expect(gitOut(project.dir, ['rev-parse', 'main'])).toBe(project.head);
   });
 });
 
@@ -172,8 +327,9 @@ describe('path safety', () => {
     }
   });
 
-  it('ignores regular files and missing paths when checking symlinks', async () => {
-    await expect(assertNoEscapingSymlinks(ws, ['inner', 'missing.txt'])).resolves.toBeUndefined();
-    await expect(assertNoEscapingSymlinks(ws, ['out'])).rejects.toThrow(WorkspaceEscapeError);
+  it('resolves links on the way to a path that does not exist yet', async () => {
+    expect(await resolvesInside(ws, path.join(ws, 'inner/new/deep.txt'))).toBe(true);
+    expect(await resolvesInside(ws, path.join(ws, 'out/new/deep.txt'))).toBe(false);
+    expect(await resolvesInside(ws, path.join(ws, '../elsewhere.txt'))).toBe(false);
   });
 });

@@ -11,5 +11,45 @@ export const EXIT = {
   succeeded: 0,
   failed: 1,
   usage: 2,
+  /**
+   * The orchestrator itself failed mid-run (its run directory removed, the disk full, git gone):
+   * not the tasks' doing; `resume` continues once the cause is fixed. EX_SOFTWARE of sysexits.
+   */
+  internal: 70,
   cancelled: 130,
 } as const;
+
+/** The orchestrator could not go on with a run (exit 70): says which run and how to go on. */
+export class RunStoppedError extends Error {
+  constructor(
+    readonly runDir: string,
+    cause: unknown,
+  ) {
+    super(`run ${runDir} stopped: ${describeError(cause)}; resume it once that is fixed`, {
+      cause,
+    });
+    this.name = 'RunStoppedError';
+  }
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EROFS: 'the file system is read-only',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOENT: 'no such file or directory',
+  EIO: 'input/output error',
+};
+
+/**
+ * A system error (ENOSPC, EACCES...) as one line a person can act on: what happened and to
+ * which path. Other errors keep their message.
+ */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const { code, path } = error as NodeJS.ErrnoException;
+  const text = code && ERRNO_TEXT[code];
+  if (!text) return error.message;
+  return path ? `${text}: ${path}` : text;
+}

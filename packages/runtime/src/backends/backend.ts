@@ -1,5 +1,6 @@
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import type { BackendName } from '../contracts/run-config.js';
+import type { SandboxLayout } from '../contracts/run-layout.js';
 
 export interface ExecutionContext {
   /** Executor slot 0..M-1 (the contract's EXECUTOR_ID). */
@@ -8,12 +9,20 @@ export interface ExecutionContext {
   signal: AbortSignal;
   /** Where the executor's output goes. */
   logPath: string;
+  /**
+   * The slot's sandbox: its workspace is ready for the task; its home and output are the
+   * backend's to make afresh for the attempt if its executors need them.
+   */
+  sandbox: SandboxLayout;
+  /** This attempt's model proxy token (real mode): handed to the executor, never written. */
+  modelToken?: string;
 }
 
 /**
  * Where executors run. Every backend takes the same task spec and settles with the same
  * outcome; an executor that crashes or is killed settles as a retryable failure, never a throw.
- * At most M `execute` calls are in flight; the scheduler sees to that.
+ * At most M `execute` calls are in flight; the scheduler sees to that. When `execute` settles,
+ * no process of the attempt may be left: the host then reads and resets the sandbox.
  */
 export interface Backend {
   readonly name: BackendName;

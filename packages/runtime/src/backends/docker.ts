@@ -1,8 +1,8 @@
 import {
   chmodSync,
   chownSync,
-  createWriteStream,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
@@ -12,16 +12,19 @@ import { lchown, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { ENV, MODEL_ENV, SECRET_ENV_NAMES } from '../contracts/env.js';
+import { ENV, MODEL_ENV, MODEL_PROXY_TOKEN_ENV, SECRET_ENV_NAMES } from '../contracts/env.js';
 import {
   type ExecutorOutcome,
   ExecutorOutcomeSchema,
   type TaskSpec,
 } from '../contracts/executor.js';
 import { IMAGE } from '../contracts/image.js';
-import type { DockerSettings } from '../contracts/run-config.js';
+import { MODEL_PROXY } from '../contracts/model-proxy.js';
+import type { AgentNetwork, DockerSettings } from '../contracts/run-config.js';
 import { TASK_FILES } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
+import { readUntrusted, removeTree, UntrustedFileError } from '../trust/untrusted-files.js';
+import { CappedLog } from '../util/capped-log.js';
 import type { Backend, ExecutionContext } from './backend.js';
 
 /** Where the image mounts things, and the files the docker executor leaves in OUTPUT_DIR. */
@@ -32,7 +35,6 @@ export const CONTAINER = {
   secrets: '/run/secrets',
   executor: IMAGE.commands.dockerExecutor,
   planner: IMAGE.commands.dockerPlanner,
-  outcome: 'outcome.json',
   /** The image's `executor` user. */
   uid: IMAGE.uid,
 } as const;
@@ -51,9 +53,16 @@ export interface DockerBackendOptions {
   runId: string;
   real: boolean;
   settings: DockerSettings;
-  /** Model credentials and settings for real executors (secrets become read-only files). */
-  executorEnv?: Record<string, string>;
+  /** `none`: containers get no network, only the model proxy's socket (unless one is named). */
+  network: AgentNetwork;
+  /** The model proxy's socket directory (real mode), mounted read-only into each container. */
+  modelSocketDir?: string;
 }
+
+/** The most a container's outcome may weigh; the transcript and log have bounds of their own. */
+const MAX_OUTCOME_BYTES = 2 ** 20;
+const MAX_TRANSCRIPT_BYTES = 64 * 2 ** 20;
+const MAX_LOG_BYTES = 32 * 2 ** 20;
 
 /** The engine, as DOCKER_HOST (or the default socket) says. */
 export function dockerClient(): Docker {
@@ -130,7 +139,8 @@ export async function runContainer(
   signal: AbortSignal,
 ): Promise<ContainerRun> {
   const container = await docker.createContainer(options);
-  const log = createWriteStream(logPath, { flags: 'a' });
+  // The container's output is the agent's to fill: the log is bounded.
+  const log = new CappedLog(logPath, MAX_LOG_BYTES);
   const kill = () => {
     container.kill({ signal: 'SIGKILL' }).catch(() => {});
   };
@@ -146,14 +156,17 @@ export async function runContainer(
   } finally {
     signal.removeEventListener('abort', kill);
     await container.remove({ force: true }).catch(() => {});
-    await new Promise<void>((resolve) => log.end(resolve));
+    await log.close();
   }
 }
 
 /**
  * Executors as Docker containers, one per task attempt, through the Engine API. Each runs the
- * image's docker executor with the task's worktree at /workspace and its task directory at
- * /output; secrets arrive as read-only files named by `*_FILE`, so `docker inspect` shows none.
+ * image's docker executor with the slot's workspace at /workspace and a fresh output directory at
+ * /output: the only host directories it can write. Nothing it leaves there is trusted: the host
+ * reads its outcome and transcript as data (no link followed, size-bounded) once the container
+ * is gone. Real executors reach models through the model proxy's socket with a token file per
+ * attempt, and get no network otherwise; `docker inspect` shows neither credential nor token.
  * Containers run hardened: non-root, no capabilities, no new privileges, read-only root with
  * tmpfs for /tmp and HOME, and pids, memory and CPU limits.
  */
@@ -161,43 +174,59 @@ export class DockerBackend implements Backend {
   readonly name = 'docker' as const;
   private readonly docker = dockerClient();
   private readonly user = containerUser();
-  private secrets: { dir: string; env: string[] } | undefined;
+  /** Per-attempt token files, in memory-backed storage, mounted one per container. */
+  private tokens: string | undefined;
 
   constructor(private readonly options: DockerBackendOptions) {}
 
-  /** Removes containers an interrupted orchestrator left for this run, and stages the secrets. */
+  /** Removes containers an interrupted orchestrator left for this run. */
   async warm(): Promise<void> {
     await this.removeRunContainers();
-    this.secrets = this.stageSecrets();
   }
 
   async execute(
     spec: TaskSpec,
-    { executor, signal, logPath }: ExecutionContext,
+    { executor, signal, logPath, sandbox, modelToken }: ExecutionContext,
   ): Promise<ExecutorOutcome> {
     const { settings, runId } = this.options;
-    const taskDir = spec.outputDir;
-    const outcomeFile = path.join(taskDir, CONTAINER.outcome);
-    rmSync(outcomeFile, { force: true });
+    // A fresh output directory: nothing of the slot's last container is read as this one's.
+    await removeTree(sandbox.output);
+    mkdirSync(sandbox.output, { recursive: true });
     // The executor reads its spec with the paths it sees inside the container.
     const inside: TaskSpec = {
       ...spec,
       workspaceDir: CONTAINER.workspace,
       outputDir: CONTAINER.output,
       agentHome: CONTAINER.home,
+      ...(spec.modelProxy && {
+        modelProxy: { socket: `${MODEL_PROXY.containerDir}/${MODEL_PROXY.socketName}` },
+      }),
     };
-    writeFileSync(path.join(taskDir, TASK_FILES.spec), `${JSON.stringify(inside, null, 2)}\n`);
+    writeFileSync(
+      path.join(sandbox.output, TASK_FILES.spec),
+      `${JSON.stringify(inside, null, 2)}\n`,
+    );
     if (process.getuid?.() === 0) {
-      await chownTree(spec.workspaceDir, this.user.uid, this.user.gid);
-      await chownTree(taskDir, this.user.uid, this.user.gid);
+      await chownTree(sandbox.workspace, this.user.uid, this.user.gid);
+      await chownTree(sandbox.output, this.user.uid, this.user.gid);
     }
-    const secrets = this.secrets ?? this.stageSecrets();
-    this.secrets = secrets;
     const binds = [
-      `${spec.workspaceDir}:${CONTAINER.workspace}:rw`,
-      `${taskDir}:${CONTAINER.output}:rw`,
+      `${sandbox.workspace}:${CONTAINER.workspace}:rw`,
+      `${sandbox.output}:${CONTAINER.output}:rw`,
     ];
-    if (secrets.env.length) binds.push(`${secrets.dir}:${CONTAINER.secrets}:ro`);
+    const env = [
+      `${ENV.EXECUTOR_ID}=${executor}`,
+      `${ENV.TASK_ID}=${spec.taskId}`,
+      `${ENV.OUTPUT_DIR}=${CONTAINER.output}`,
+      `${ENV.USE_REAL_EXECUTORS}=${this.options.real ? '1' : '0'}`,
+    ];
+    const tokenFile = modelToken && this.stageToken(`${spec.taskId}-${spec.attempt}`, modelToken);
+    if (tokenFile) {
+      binds.push(`${tokenFile}:${CONTAINER.secrets}/${MODEL_PROXY_TOKEN_ENV}:ro`);
+      env.push(`${MODEL_PROXY_TOKEN_ENV}_FILE=${CONTAINER.secrets}/${MODEL_PROXY_TOKEN_ENV}`);
+    }
+    if (this.options.modelSocketDir)
+      binds.push(`${this.options.modelSocketDir}:${MODEL_PROXY.containerDir}:ro`);
     let run: ContainerRun;
     try {
       run = await runContainer(
@@ -208,24 +237,14 @@ export class DockerBackend implements Backend {
           Cmd: [CONTAINER.executor],
           User: `${this.user.uid}:${this.user.gid}`,
           WorkingDir: CONTAINER.workspace,
-          Env: [
-            `${ENV.EXECUTOR_ID}=${executor}`,
-            `${ENV.TASK_ID}=${spec.taskId}`,
-            `${ENV.OUTPUT_DIR}=${CONTAINER.output}`,
-            `${ENV.USE_REAL_EXECUTORS}=${this.options.real ? '1' : '0'}`,
-            ...secrets.env,
-          ],
+          Env: env,
           Labels: {
             [LABELS.run]: runId,
             [LABELS.task]: spec.taskId,
             [LABELS.attempt]: String(spec.attempt),
             [LABELS.role]: 'executor',
           },
-          // Simulated executors need no network: none is also faster to set up than a bridge.
-          HostConfig: hardenedHostConfig(
-            this.options.real || settings.network ? settings : { ...settings, network: 'none' },
-            binds,
-          ),
+          HostConfig: hardenedHostConfig({ ...settings, network: this.networkMode() }, binds),
         },
         logPath,
         signal,
@@ -236,6 +255,8 @@ export class DockerBackend implements Backend {
         error: `docker: ${(error as Error).message.split('\n')[0]}`,
         retryable: true,
       };
+    } finally {
+      if (tokenFile) rmSync(tokenFile, { force: true });
     }
     if (signal.aborted) {
       return {
@@ -251,23 +272,71 @@ export class DockerBackend implements Backend {
         retryable: true,
       };
     }
-    if (!existsSync(outcomeFile)) {
-      return {
-        status: 'failed',
-        error: `container exited with code ${run.statusCode} and no outcome`,
-        retryable: true,
-      };
+    return this.collect(spec, sandbox.output, run.statusCode);
+  }
+
+  /**
+   * What the container left in its output directory, read as untrusted data once it is gone:
+   * the outcome (validated) and the transcript (copied into the host's task directory).
+   */
+  private async collect(
+    spec: TaskSpec,
+    output: string,
+    statusCode: number,
+  ): Promise<ExecutorOutcome> {
+    try {
+      const transcript = await readUntrusted(
+        path.join(output, TASK_FILES.transcript),
+        MAX_TRANSCRIPT_BYTES,
+      );
+      if (transcript) writeFileSync(path.join(spec.outputDir, TASK_FILES.transcript), transcript);
+      const raw = await readUntrusted(path.join(output, TASK_FILES.outcome), MAX_OUTCOME_BYTES);
+      if (!raw) {
+        return {
+          status: 'failed',
+          error: `container exited with code ${statusCode} and no outcome`,
+          retryable: true,
+        };
+      }
+      const outcome = ExecutorOutcomeSchema.safeParse(JSON.parse(raw.toString('utf8')));
+      if (outcome.success) return outcome.data;
+    } catch (error) {
+      if (error instanceof UntrustedFileError) {
+        return {
+          status: 'failed',
+          error: `the container's output: ${error.message}`,
+          retryable: false,
+        };
+      }
+      if (!(error instanceof SyntaxError)) throw error;
     }
-    const outcome = ExecutorOutcomeSchema.safeParse(JSON.parse(readFileSync(outcomeFile, 'utf8')));
-    return outcome.success
-      ? outcome.data
-      : { status: 'failed', error: 'the container wrote an unreadable outcome', retryable: true };
+    return {
+      status: 'failed',
+      error: 'the container wrote an unreadable outcome',
+      retryable: true,
+    };
+  }
+
+  /** No network for containers unless one is named, or opened for real agents. */
+  private networkMode(): string | undefined {
+    const { settings, network, real } = this.options;
+    if (settings.network) return settings.network;
+    return real && network === 'open' ? undefined : 'none';
+  }
+
+  /** One read-only file holding the attempt's token, readable by the container user only. */
+  private stageToken(name: string, token: string): string {
+    this.tokens ??= mkdtempSync(path.join(secretsBase(), 'parallel-orchestrator-'));
+    const file = path.join(this.tokens, name);
+    writeFileSync(file, token, { mode: 0o400 });
+    if (process.getuid?.() === 0) chownSync(file, this.user.uid, this.user.gid);
+    return file;
   }
 
   async close(): Promise<void> {
     await this.removeRunContainers();
-    if (this.secrets) removeSecrets(this.secrets.dir);
-    this.secrets = undefined;
+    if (this.tokens) rmSync(this.tokens, { recursive: true, force: true });
+    this.tokens = undefined;
   }
 
   private async removeRunContainers(): Promise<void> {
@@ -284,14 +353,11 @@ export class DockerBackend implements Backend {
       ),
     );
   }
+}
 
-  /**
-   * Writes each secret to its own file in memory-backed storage (/dev/shm where there is one),
-   * readable only by the container user, and names it in the environment with `*_FILE`.
-   */
-  private stageSecrets(): { dir: string; env: string[] } {
-    return stageSecrets(this.options.executorEnv ?? {}, this.user);
-  }
+/** Memory-backed storage where there is some: staged secrets never reach a disk. */
+function secretsBase(): string {
+  return existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
 }
 
 /** Deletes staged secret files (their directory is read-only once staged). */
@@ -304,13 +370,16 @@ export function removeSecrets(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** The secret files and the environment that names them; also used by the docker planner. */
+/**
+ * Writes each secret to its own file in memory-backed storage, readable only by the container
+ * user, and names it in the environment with `*_FILE`: how the docker planner, which calls the
+ * model itself, gets its credentials.
+ */
 export function stageSecrets(
   executorEnv: Record<string, string>,
   user: { uid: number; gid: number } = containerUser(),
 ): { dir: string; env: string[] } {
-  const base = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
-  const dir = mkdtempSync(path.join(base, 'parallel-orchestrator-'));
+  const dir = mkdtempSync(path.join(secretsBase(), 'parallel-orchestrator-'));
   const env: string[] = [];
   const stage = (name: string, value: string) => {
     const file = path.join(dir, name);

@@ -2,15 +2,25 @@
  * The executor host: the child process in which the local backend runs executors. It runs up
  * to M tasks at once, each with its own abort signal, and reports each outcome by task key.
  * It exits when the orchestrator goes away, so a killed orchestrator leaves nothing writing
- * into its run.
+ * into its run. It is the orchestrator's own code, outside any sandbox; the agents it starts
+ * run confined when the request carries a confinement.
  */
+import type { ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import { executeTask } from '../executor/execute.js';
 import { logLine } from '../run/run-log.js';
+import { type Confinement, confinedSpawn } from '../sandbox/bubblewrap.js';
 
 export type HostRequest =
-  | { type: 'run'; key: string; spec: TaskSpec; logPath: string }
+  | {
+      type: 'run';
+      key: string;
+      spec: TaskSpec;
+      logPath: string;
+      modelToken?: string;
+      confinement?: Confinement;
+    }
   | { type: 'abort'; key: string };
 
 export interface HostReply {
@@ -20,11 +30,42 @@ export interface HostReply {
 
 const running = new Map<string, AbortController>();
 
-async function run(key: string, spec: TaskSpec, logPath: string): Promise<void> {
+/** How long a finished agent's sandbox may take to exit before it is killed. */
+const EXIT_GRACE_MS = 5_000;
+
+/** Resolves once `child` has exited, killing it if it lingers past the grace period. */
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_GRACE_MS);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+async function run(request: Extract<HostRequest, { type: 'run' }>): Promise<void> {
+  const { key, spec, logPath, modelToken, confinement } = request;
   const controller = new AbortController();
   running.set(key, controller);
   const log = (line: string) => appendFileSync(logPath, logLine(line));
-  const outcome = await executeTask(spec, { signal: controller.signal, log });
+  const sandboxes: ChildProcess[] = [];
+  const spawnConfined = confinement && confinedSpawn(confinement, log);
+  const outcome = await executeTask(spec, {
+    signal: controller.signal,
+    log,
+    modelToken,
+    ...(spawnConfined && {
+      spawnAgent: (options) => {
+        const child = spawnConfined(options);
+        sandboxes.push(child);
+        return child;
+      },
+    }),
+  });
+  // The host reads the workspace once this reply arrives: no sandboxed process may outlive it.
+  await Promise.all(sandboxes.map(exited));
   running.delete(key);
   const reply: HostReply = { key, outcome };
   process.send?.(reply);
@@ -32,6 +73,6 @@ async function run(key: string, spec: TaskSpec, logPath: string): Promise<void> 
 
 process.on('disconnect', () => process.exit(1));
 process.on('message', (request: HostRequest) => {
-  if (request.type === 'run') void run(request.key, request.spec, request.logPath);
+  if (request.type === 'run') void run(request);
   else running.get(request.key)?.abort();
 });

@@ -1,8 +1,12 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ENV, INHERITED_HOST_ENV } from '../contracts/env.js';
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
+import type { AgentNetwork } from '../contracts/run-config.js';
+import { findClaudeBinary } from '../models/claude-binary.js';
+import { type Confinement, confinementPaths } from '../sandbox/bubblewrap.js';
+import { removeTree } from '../trust/untrusted-files.js';
 import type { Backend, ExecutionContext } from './backend.js';
 import type { HostReply, HostRequest } from './local-host.js';
 
@@ -11,8 +15,16 @@ const HOST_PATH = fileURLToPath(new URL('./local-host.js', import.meta.url));
 export interface LocalBackendOptions {
   /** Whether executors call models (`USE_REAL_EXECUTORS`). */
   real: boolean;
-  /** Model credentials and AWS chain settings for real executors: process environment only. */
-  executorEnv?: Record<string, string>;
+  /**
+   * Real mode: confine each agent with bubblewrap (its workspace and home writable, the run
+   * directory and homes hidden). Without it agents run as the user, with file tools only.
+   */
+  confine?: {
+    runRoot: string;
+    network: AgentNetwork;
+    /** The model proxy's socket directory, mounted into every sandbox. */
+    modelSocketDir?: string;
+  };
   /** How long an aborted task may take to stop before the whole host is killed. */
   killGraceMs?: number;
 }
@@ -24,15 +36,15 @@ interface Pending {
 
 /**
  * The executor host's environment, built from scratch: a short allow-list of the orchestrator's
- * own, plus exactly the model settings real executors were given.
+ * own. No credential: agents reach models through the model proxy with a token per attempt.
  */
-function hostEnv({ real, executorEnv }: LocalBackendOptions): NodeJS.ProcessEnv {
+function hostEnv({ real }: LocalBackendOptions): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const name of INHERITED_HOST_ENV) {
     if (process.env[name] !== undefined) env[name] = process.env[name];
   }
   env[ENV.USE_REAL_EXECUTORS] = real ? '1' : '0';
-  return { ...env, ...(real && executorEnv) };
+  return env;
 }
 
 /**
@@ -47,17 +59,38 @@ export class LocalBackend implements Backend {
   private host: ChildProcess | undefined;
   private readonly pending = new Map<string, Pending>();
   private readonly killGraceMs: number;
+  private readonly visibility?: Pick<Confinement, 'hidden' | 'exposed'>;
 
   constructor(private readonly options: LocalBackendOptions) {
     this.killGraceMs = options.killGraceMs ?? 5_000;
+    if (options.confine)
+      this.visibility = confinementPaths(options.confine.runRoot, findClaudeBinary());
   }
 
   async warm(): Promise<void> {
     this.ensureHost();
   }
 
-  execute(spec: TaskSpec, { signal, logPath }: ExecutionContext): Promise<ExecutorOutcome> {
-    if (signal.aborted) return Promise.resolve(aborted(signal));
+  async execute(
+    spec: TaskSpec,
+    { signal, logPath, sandbox, modelToken }: ExecutionContext,
+  ): Promise<ExecutorOutcome> {
+    if (signal.aborted) return aborted(signal);
+    let confinement: Confinement | undefined;
+    if (this.options.real) {
+      // The agent's HOME, fresh: nothing of the slot's last agent (settings, shell files) stays.
+      await removeTree(sandbox.home);
+      mkdirSync(sandbox.home, { recursive: true });
+    }
+    if (this.options.confine && this.visibility) {
+      confinement = {
+        workspace: sandbox.workspace,
+        home: sandbox.home,
+        network: this.options.confine.network,
+        modelSocketDir: this.options.confine.modelSocketDir,
+        ...this.visibility,
+      };
+    }
     const host = this.ensureHost();
     const key = `${spec.taskId}#${spec.attempt}`;
     return new Promise<ExecutorOutcome>((resolve) => {
@@ -76,7 +109,7 @@ export class LocalBackend implements Backend {
         },
       });
       signal.addEventListener('abort', onAbort, { once: true });
-      host.send({ type: 'run', key, spec, logPath } satisfies HostRequest);
+      host.send({ type: 'run', key, spec, logPath, modelToken, confinement } satisfies HostRequest);
     });
   }
 

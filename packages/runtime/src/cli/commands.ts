@@ -1,8 +1,13 @@
-import { mkdirSync } from 'node:fs';
 import type { BackendConfig } from '../contracts/backend-config.js';
 import { MODEL_ENV } from '../contracts/env.js';
 import type { Plan } from '../contracts/plan.js';
-import type { BackendName, DockerSettings, RunConfig } from '../contracts/run-config.js';
+import type {
+  AgentNetwork,
+  BackendName,
+  DockerSettings,
+  LocalSandbox,
+  RunConfig,
+} from '../contracts/run-config.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
 import { EXIT, UsageError } from '../errors.js';
 import {
@@ -25,10 +30,12 @@ import {
   resumeRun,
   startRun,
 } from '../run/orchestrator.js';
+import { checkOutputDir, prepareOutputDir } from '../run/output-dir.js';
 import { replay } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
+import { probeBubblewrap } from '../sandbox/bubblewrap.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
-import { doctor } from './doctor.js';
+import { doctor, gitPreflight } from './doctor.js';
 import { formatPlan, formatStatus, formatSummary, formatUsage } from './format.js';
 import { loadPlanFile, loadRequirements } from './options.js';
 import { createReporter, progressMode } from './progress.js';
@@ -54,6 +61,9 @@ export interface RunCommandOptions extends PlanningOptions {
   seed: number;
   maxTurns: number;
   allowedTools: string[];
+  maxFileSize: number;
+  maxTaskSize: number;
+  agentNetwork: AgentNetwork;
   maxTaskUsd?: number;
   maxBudgetUsd?: number;
   dockerImage: string;
@@ -120,8 +130,11 @@ async function realModePreflight(flags: ModelFlags): Promise<ModelAccess> {
   return access;
 }
 
-/** What real executors get as environment: the credentials and AWS chain settings, nothing else. */
-function executorEnv(access: ModelAccess): Record<string, string> {
+/**
+ * What the docker planner (our code, not an agent) gets as environment: the credentials and AWS
+ * chain settings, nothing else.
+ */
+function plannerEnv(access: ModelAccess): Record<string, string> {
   const env: Record<string, string> = { ...access.awsEnv };
   if (access.baseURL) env[MODEL_ENV.ANTHROPIC_BASE_URL] = access.baseURL;
   for (const [name, value] of Object.entries(access.secrets)) if (value) env[name] = value;
@@ -151,11 +164,11 @@ async function planInContainer(
   access: ModelAccess | undefined,
 ): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
   const { DockerPlanner } = await import('../planner/docker.js');
-  mkdirSync(options.output, { recursive: true });
+  prepareOutputDir(options.output);
   const planner = new DockerPlanner({
     settings: dockerSettings(options),
     scratchParent: options.output,
-    executorEnv: access && executorEnv(access),
+    executorEnv: access && plannerEnv(access),
     timeoutMs: MODEL_DEFAULTS.plannerTimeoutMs,
   });
   const planning = { executors: options.executors, maxTasks: options.maxTasks };
@@ -257,19 +270,51 @@ async function drive(
   return exitCode;
 }
 
+/**
+ * Real runs of the local backend confine each agent with bubblewrap. Where it cannot run, agents
+ * get no Bash: dropped from the default tools with a note, refused when asked for by name.
+ */
+async function localSandbox(
+  allowedTools: string[],
+  toolsGiven: boolean,
+): Promise<{ sandbox: LocalSandbox; allowedTools: string[] }> {
+  const probe = await probeBubblewrap();
+  if (probe.available) return { sandbox: 'bubblewrap', allowedTools };
+  if (allowedTools.includes('Bash')) {
+    const why = `${probe.reason}, so agents' commands cannot be confined to their workspace`;
+    if (toolsGiven)
+      throw new UsageError(
+        `--allowed-tools names Bash, but ${why}: install bubblewrap, or use --backend docker`,
+      );
+    process.stderr.write(
+      `note: agents get no Bash: ${why} (install bubblewrap, or use --backend docker)\n`,
+    );
+  }
+  return { sandbox: 'none', allowedTools: allowedTools.filter((tool) => tool !== 'Bash') };
+}
+
 export async function runCommand(
   words: string[],
   options: RunCommandOptions,
-  planBudgetGiven: boolean,
+  given: (option: keyof RunCommandOptions) => boolean,
 ) {
+  // Everything that can be checked is checked before any work, or model spending, starts.
+  checkOutputDir(options.output);
+  await gitPreflight();
   const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
+  const confinement =
+    access && options.backend === 'local'
+      ? await localSandbox(options.allowedTools, given('allowedTools'))
+      : undefined;
   const dockerUsed = options.backend === 'docker' || options.dockerPlanner;
   const docker = dockerUsed ? dockerSettings(options) : undefined;
   if (docker) await dockerPreflight(docker.image);
   const made = await makePlan(words, options, access);
   // A plan file brings its own budget unless --executors overrides it.
   const executors =
-    options.plan !== undefined && !planBudgetGiven ? made.plan.executorBudget : options.executors;
+    options.plan !== undefined && !given('executors')
+      ? made.plan.executorBudget
+      : options.executors;
   const budgeted = { ...made.plan, executorBudget: executors };
   const plan = access
     ? budgeted
@@ -289,11 +334,14 @@ export async function runCommand(
       planner: made.planner,
       ...(options.backend === 'docker' && { docker }),
       ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
+      outputLimits: { maxFileBytes: options.maxFileSize, maxTaskBytes: options.maxTaskSize },
+      agentNetwork: options.agentNetwork,
+      ...(confinement && { localSandbox: confinement.sandbox }),
       ...(access && {
-        executorEnv: executorEnv(access),
+        modelAccess: access,
         agent: agentSettingsFor(access, {
           maxTurns: options.maxTurns,
-          allowedTools: options.allowedTools,
+          allowedTools: confinement?.allowedTools ?? options.allowedTools,
           maxBudgetUsd: options.maxTaskUsd,
         }),
       }),
@@ -322,6 +370,7 @@ export async function resumeCommand(
   options: ResumeCommandOptions,
 ): Promise<number> {
   const { plan, config } = loadRun(runDir);
+  await gitPreflight();
   // A real run needs its credentials again: they were never written down.
   if (config.docker) await dockerPreflight(config.docker.image);
   const access =
@@ -331,13 +380,18 @@ export async function resumeCommand(
           bedrockRegion: config.agent?.region,
         })
       : undefined;
+  if (config.localSandbox === 'bubblewrap') {
+    const probe = await probeBubblewrap();
+    if (!probe.available)
+      throw new UsageError(`this run confines its agents with bubblewrap, but ${probe.reason}`);
+  }
   return drive(options.json ?? false, plan, options.executors ?? config.executors, (hooks) =>
     resumeRun(runDir, {
       ...hooks,
       executors: options.executors,
       retryFailed: options.retryFailed,
       maxBudgetUsd: options.maxBudgetUsd,
-      ...(access && { executorEnv: executorEnv(access) }),
+      ...(access && { modelAccess: access }),
     }),
   );
 }

@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { URL } from 'node:url';
+import { UsageError } from '../errors.js';
 import {
   type ModelAccess,
   type ModelFlags,
@@ -7,7 +9,35 @@ import {
   resolveModelAccess,
 } from '../models/access.js';
 import { claudeVersion, findClaudeBinary } from '../models/claude-binary.js';
+import { probeBubblewrap } from '../sandbox/bubblewrap.js';
 import { errorMessage } from '../scheduler/scheduler.js';
+
+/** `git merge-tree --write-tree`, which merges without a checkout, came with git 2.38. */
+const GIT_MINIMUM = [2, 38] as const;
+
+/** git on PATH and recent enough, or a UsageError (exit 2) saying what to install. */
+export function gitPreflight(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile('git', ['--version'], { timeout: 10_000 }, (error, stdout) => {
+      if (error) {
+        reject(
+          new UsageError(
+            `git is not available (${(error as NodeJS.ErrnoException).code ?? error.message}): runs need git ${GIT_MINIMUM.join('.')} or newer on PATH`,
+          ),
+        );
+        return;
+      }
+      const [major = 0, minor = 0] = (/(\d+)\.(\d+)/.exec(stdout) ?? []).slice(1).map(Number);
+      if (major < GIT_MINIMUM[0] || (major === GIT_MINIMUM[0] && minor < GIT_MINIMUM[1])) {
+        reject(
+          new UsageError(
+            `${stdout.trim()} is too old: runs need git ${GIT_MINIMUM.join('.')} or newer (merge-tree --write-tree)`,
+          ),
+        );
+      } else resolve(stdout.trim());
+    });
+  });
+}
 
 interface Check {
   name: string;
@@ -58,7 +88,8 @@ function describeAccess(access: ModelAccess): string {
 
 /**
  * What `--real` needs on this machine: the Claude Code binary and its version, which model
- * credentials were found (names and sources, never values), and whether Docker answers.
+ * credentials were found (names and sources, never values), git, the sandbox for local agents,
+ * and whether Docker answers.
  */
 export async function doctor(
   env: NodeJS.ProcessEnv,
@@ -84,6 +115,21 @@ export async function doctor(
   } catch (error) {
     checks.push({ name: 'Models', ok: false, detail: errorMessage(error) });
   }
+  checks.push(
+    await gitPreflight().then(
+      (detail) => ({ name: 'git', ok: true, detail }),
+      (error: unknown) => ({ name: 'git', ok: false, detail: errorMessage(error) }),
+    ),
+  );
+  // Without a sandbox, local agents still run, but with no Bash.
+  const sandbox = await probeBubblewrap();
+  checks.push({
+    name: 'Sandbox',
+    ok: true,
+    detail: sandbox.available
+      ? 'bubblewrap: local agents run confined to their workspace, Bash included'
+      : `unavailable: ${sandbox.reason}; local agents get no Bash (install bubblewrap, or use --backend docker)`,
+  });
   // Docker is optional (the docker backend needs it, the local one does not).
   const docker = await dockerVersion(env).then(
     (detail) => ({ name: 'Docker', ok: true, detail }),

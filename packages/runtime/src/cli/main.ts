@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { PlanValidationError } from '../contracts/plan.js';
-import { EXIT, UsageError } from '../errors.js';
+import { describeError, EXIT, UsageError } from '../errors.js';
 import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { JournalError } from '../run/journal.js';
 import { RunDirError } from '../run/run-dir.js';
@@ -21,14 +21,17 @@ import {
   DEFAULTS,
   intIn,
   loadBackendConfig,
+  parseAgentNetwork,
   parseBackend,
   parseCpus,
-  parseDuration,
   parseExecutors,
   parseMaxTasks,
+  parseMemory,
   parseModel,
+  parseOutputSize,
+  parseRetryDelay,
   parseSimRange,
-  parseSize,
+  parseTaskTimeout,
   parseToolList,
   parseUsd,
 } from './options.js';
@@ -115,8 +118,8 @@ function program(): Command {
     .addOption(
       parsed(
         '--task-timeout <duration>',
-        'per-attempt time limit (500ms, 90s, 30m, 2h)',
-        parseDuration,
+        'per-attempt time limit, 100ms to 7d (500ms, 90s, 30m, 2h)',
+        parseTaskTimeout,
         DEFAULTS.taskTimeout,
       ),
     )
@@ -129,8 +132,8 @@ function program(): Command {
     .addOption(
       parsed(
         '--retry-delay <duration>',
-        'base of the exponential backoff between attempts',
-        parseDuration,
+        'base of the exponential backoff between attempts (up to 1h)',
+        parseRetryDelay,
         DEFAULTS.retryDelay,
       ),
     )
@@ -168,7 +171,7 @@ function program(): Command {
       parsed(
         '--docker-memory <size>',
         'memory limit per container',
-        parseSize,
+        parseMemory,
         DEFAULTS.dockerMemory,
       ),
     )
@@ -182,6 +185,30 @@ function program(): Command {
       DEFAULTS.dockerPids,
     )
     .option('--docker-planner', 'run the planner in a container of the image')
+    .addOption(
+      parsed(
+        '--max-file-size <size>',
+        'largest file a task may add or change (1k to 1024g)',
+        parseOutputSize,
+        DEFAULTS.maxFileSize,
+      ),
+    )
+    .addOption(
+      parsed(
+        '--max-task-size <size>',
+        'most a task may add or change in all (1k to 1024g)',
+        parseOutputSize,
+        DEFAULTS.maxTaskSize,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--agent-network <none|open>',
+        'real agents: no network but the model (none), or the network (open)',
+      )
+        .argParser(parseAgentNetwork)
+        .default(DEFAULTS.agentNetwork),
+    )
     .option('--max-task-usd <usd>', 'stop a task once it has spent this much (real)', parseUsd)
     .option(
       '--max-budget-usd <usd>',
@@ -193,7 +220,7 @@ function program(): Command {
       const configured = options.backendConfig
         ? withBackendConfig(options, loadBackendConfig(options.backendConfig), given)
         : options;
-      process.exitCode = await runCommand(words, configured, given('executors'));
+      process.exitCode = await runCommand(words, configured, given);
     });
 
   withPlanningOptions(
@@ -249,12 +276,23 @@ async function main(argv: string[]): Promise<number> {
       error instanceof PlanValidationError ||
       error instanceof RunDirError ||
       error instanceof JournalError;
-    process.stderr.write(`error: ${errorMessage(error).split('\n')[0]}\n`);
-    if (process.env.PARALLEL_ORCHESTRATOR_DEBUG && error instanceof Error) {
-      process.stderr.write(`${error.stack}\n`);
-    }
-    return usage ? EXIT.usage : EXIT.failed;
+    return report(error, usage ? EXIT.usage : EXIT.internal);
   }
+}
+
+/** One line on stderr (the stack too with PARALLEL_ORCHESTRATOR_DEBUG=1); returns `code`. */
+function report(error: unknown, code: number): number {
+  process.stderr.write(`error: ${describeError(error).split('\n')[0]}\n`);
+  if (process.env.PARALLEL_ORCHESTRATOR_DEBUG && error instanceof Error) {
+    process.stderr.write(`${error.stack}\n`);
+  }
+  return code;
+}
+
+// A failure outside the awaited path (a stream or timer callback) ends the run the same way: one
+// line and the internal-failure code, never a stack trace.
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (error: unknown) => process.exit(report(error, EXIT.internal)));
 }
 
 process.exitCode = await main(process.argv.slice(2));

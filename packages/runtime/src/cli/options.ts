@@ -1,10 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { type BackendConfig, BackendConfigSchema } from '../contracts/backend-config.js';
 import { MAX_PLAN_TASKS, MAX_REQUIREMENTS_CHARS, type Plan, parsePlan } from '../contracts/plan.js';
-import { BACKEND_NAMES, type BackendName } from '../contracts/run-config.js';
+import {
+  type AgentNetwork,
+  AgentNetworkSchema,
+  BACKEND_NAMES,
+  type BackendName,
+} from '../contracts/run-config.js';
 import { UsageError } from '../errors.js';
 import { errorMessage } from '../scheduler/scheduler.js';
+import { formatBytes } from '../util/bytes.js';
 
 export const DEFAULTS = {
   executors: 5,
@@ -20,20 +26,34 @@ export const DEFAULTS = {
   dockerMemory: '4g',
   dockerCpus: '2',
   dockerPids: 512,
+  maxFileSize: '100m',
+  maxTaskSize: '512m',
+  agentNetwork: 'none' as AgentNetwork,
 } as const;
 
 const SIZE_UNITS: Record<string, number> = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
 
-/** A memory size as Docker writes it: `512m`, `4g`. */
-export function parseSize(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)([bkmg])?$/i.exec(value.trim());
-  const bytes = match
-    ? Math.round(Number(match[1]) * (SIZE_UNITS[(match[2] ?? 'b').toLowerCase()] as number))
-    : 0;
-  if (!match || bytes < 6 * 2 ** 20)
-    throw new InvalidArgumentError('expected a size of at least 6m, such as 512m or 4g.');
-  return bytes;
+/** A size as Docker writes it (`512m`, `4g`), within [min, max] bytes. */
+export function sizeIn(min: string, max: string): (value: string) => number {
+  const bytes = (value: string) => {
+    const match = /^(\d+(?:\.\d+)?)([bkmg])?$/i.exec(value.trim());
+    return match
+      ? Math.round(Number(match[1]) * (SIZE_UNITS[(match[2] ?? 'b').toLowerCase()] as number))
+      : Number.NaN;
+  };
+  const [low, high] = [bytes(min), bytes(max)];
+  return (value) => {
+    const n = bytes(value);
+    if (!(n >= low && n <= high))
+      throw new InvalidArgumentError(`expected a size from ${min} to ${max}, such as 512m or 4g.`);
+    return n;
+  };
 }
+
+/** Docker's memory limit: it refuses less than 6 MiB. */
+export const parseMemory = sizeIn('6m', '1024g');
+/** Output limits: from a kilobyte up; more than a terabyte is no limit at all. */
+export const parseOutputSize = sizeIn('1k', '1024g');
 
 /** CPUs as a decimal (`1.5`), as Docker's NanoCpus. */
 export function parseCpus(value: string): number {
@@ -57,13 +77,37 @@ export function intIn(min: number, max: number): (value: string) => number {
 export const parseExecutors = intIn(1, 1000);
 export const parseMaxTasks = intIn(1, MAX_PLAN_TASKS);
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** `1500ms`, `90s`, `30m`, `2h`; a bare number is seconds. */
-export function parseDuration(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!match) throw new InvalidArgumentError('expected a duration such as 500ms, 90s, 30m or 2h.');
-  return Math.round(Number(match[1]) * (UNITS[match[2] ?? 's'] as number));
+/** `1500ms`, `90s`, `30m`, `2h`, `7d`; a bare number is seconds. */
+function durationMs(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  return match ? Math.round(Number(match[1]) * (UNITS[match[2] ?? 's'] as number)) : Number.NaN;
+}
+
+/**
+ * A duration within [min, max], both written as durations. Every duration ends up in a timer,
+ * and Node's timers overflow past 24.8 days (they then fire at once), so every flag is bounded.
+ */
+export function durationIn(min: string, max: string): (value: string) => number {
+  const [low, high] = [durationMs(min), durationMs(max)];
+  return (value) => {
+    const ms = durationMs(value);
+    if (!(ms >= low && ms <= high))
+      throw new InvalidArgumentError(
+        `expected a duration from ${min} to ${max}, such as 500ms, 90s, 30m or 2h.`,
+      );
+    return ms;
+  };
+}
+
+export const parseTaskTimeout = durationIn('100ms', '7d');
+export const parseRetryDelay = durationIn('0s', '1h');
+
+export function parseAgentNetwork(value: string): AgentNetwork {
+  if (!(AgentNetworkSchema.options as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`choose from: ${AgentNetworkSchema.options.join(', ')}.`);
+  return value as AgentNetwork;
 }
 
 export function parseBackend(value: string): BackendName {
@@ -84,12 +128,48 @@ export function parseSimRange(value: string): { min: number; max: number } {
   return { min, max };
 }
 
-function readText(file: string, what: string): string {
+/** The most an input file may hold: far above any real one, low enough never to exhaust memory. */
+export const INPUT_LIMITS = {
+  /** Requirements are capped in characters; UTF-8 takes at most 4 bytes for one. */
+  requirements: MAX_REQUIREMENTS_CHARS * 4,
+  plan: 64 * 2 ** 20,
+  backendConfig: 2 ** 20,
+} as const;
+
+/**
+ * Reads an input file of at most `maxBytes`: a regular file (its size checked first) or a pipe
+ * (read up to the limit). A device such as /dev/zero, a directory or a socket is refused before
+ * anything is read, so no input can make the CLI read forever.
+ */
+function readText(file: string, what: string, maxBytes: number): string {
+  const tooBig = () => new UsageError(`${what} ${file} is larger than ${formatBytes(maxBytes)}`);
+  let fd: number;
   try {
-    return readFileSync(file, 'utf8');
+    fd = openSync(file, 'r');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(`cannot read ${what} ${file}: ${code ?? errorMessage(error)}`);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (stats.isFile()) {
+      if (stats.size > maxBytes) throw tooBig();
+    } else if (!stats.isFIFO()) {
+      throw new UsageError(`${what} ${file} is not a regular file or a pipe`);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const chunk = Buffer.alloc(64 * 1024);
+    while (true) {
+      const read = readSync(fd, chunk);
+      if (read === 0) break;
+      total += read;
+      if (total > maxBytes) throw tooBig();
+      chunks.push(Buffer.from(chunk.subarray(0, read)));
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -98,7 +178,10 @@ export function loadRequirements(words: readonly string[], file: string | undefi
   if (file !== undefined && words.length > 0) {
     throw new UsageError('give the requirements either as an argument or with --file, not both');
   }
-  const text = file !== undefined ? readText(file, 'requirements file') : words.join(' ');
+  const text =
+    file !== undefined
+      ? readText(file, 'requirements file', INPUT_LIMITS.requirements)
+      : words.join(' ');
   if (file === undefined && words.length === 0) {
     throw new UsageError(
       'no requirements: pass them as an argument, or use --file FILE or --plan FILE',
@@ -145,8 +228,8 @@ export function parseModel(value: string): string {
   return model;
 }
 
-function readJson(file: string, what: string): unknown {
-  const text = readText(file, what);
+function readJson(file: string, what: string, maxBytes: number): unknown {
+  const text = readText(file, what, maxBytes);
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -156,7 +239,7 @@ function readJson(file: string, what: string): unknown {
 
 /** A plan file, validated like any plan. */
 export function loadPlanFile(file: string, maxTasks: number): Plan {
-  const json = readJson(file, 'plan file');
+  const json = readJson(file, 'plan file', INPUT_LIMITS.plan);
   try {
     return parsePlan(json, { maxTasks });
   } catch (error) {
@@ -166,7 +249,9 @@ export function loadPlanFile(file: string, maxTasks: number): Plan {
 
 /** `--backend-config`: a stack's `runtimeConfig` output (`pulumi stack output runtimeConfig --json`). */
 export function loadBackendConfig(file: string): BackendConfig {
-  const parsed = BackendConfigSchema.safeParse(readJson(file, 'backend config'));
+  const parsed = BackendConfigSchema.safeParse(
+    readJson(file, 'backend config', INPUT_LIMITS.backendConfig),
+  );
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';

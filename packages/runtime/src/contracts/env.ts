@@ -35,8 +35,20 @@ export const MODEL_ENV = {
   ANTHROPIC_BASE_URL: 'ANTHROPIC_BASE_URL',
   ANTHROPIC_AUTH_TOKEN: 'ANTHROPIC_AUTH_TOKEN',
   ANTHROPIC_MODEL: 'ANTHROPIC_MODEL',
+  /** Bedrock through a VPC endpoint or gateway instead of the regional endpoint. */
+  ANTHROPIC_BEDROCK_BASE_URL: 'ANTHROPIC_BEDROCK_BASE_URL',
   CLAUDE_CODE_USE_BEDROCK: 'CLAUDE_CODE_USE_BEDROCK',
+  /** Claude Code sends its API requests over this Unix socket (the model proxy's). */
+  ANTHROPIC_UNIX_SOCKET: 'ANTHROPIC_UNIX_SOCKET',
+  /** Claude Code leaves Bedrock requests unsigned: the model proxy signs them. */
+  CLAUDE_CODE_SKIP_BEDROCK_AUTH: 'CLAUDE_CODE_SKIP_BEDROCK_AUTH',
 } as const;
+
+/**
+ * How a containerised executor is told its model proxy token: a file (`*_FILE`, like any
+ * secret), so that `docker inspect` shows no token.
+ */
+export const MODEL_PROXY_TOKEN_ENV = 'MODEL_PROXY_TOKEN';
 
 /** Names whose values are secrets: never written to disk, logs, commits or container metadata. */
 export const SECRET_ENV_NAMES = [

@@ -22,6 +22,8 @@ export const AttemptResultSchema = z.object({
   mergeCommit: z.string().optional(),
   files: z.array(z.string()).optional(),
   conflictFiles: z.array(z.string()).optional(),
+  /** Tasks whose merged work the conflicting files came from. */
+  conflictsWith: z.array(z.string()).optional(),
   usage: UsageSchema.optional(),
 });
 export type AttemptResult = z.infer<typeof AttemptResultSchema>;
@@ -47,6 +49,8 @@ export const EventBodySchema = z.discriminatedUnion('type', [
     remaining: z.number().int(),
     /** Failed and blocked tasks were given another chance. */
     retryFailed: z.boolean(),
+    /** Lock files a killed git left in the repository, removed before going on. */
+    recoveredLocks: z.array(z.string()).optional(),
   }),
   z.object({ type: z.literal('task-started'), ...task, executor: z.number().int() }),
   z.object({ type: z.literal('task-merging'), ...task, commit: z.string() }),

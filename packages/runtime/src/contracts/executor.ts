@@ -31,6 +31,15 @@ export const PlanContextTaskSchema = z.object({
   files: z.array(z.string()).optional(),
 });
 
+/** The conflict that ended a task's previous attempt: what its retry must build on. */
+export const ConflictSchema = z.object({
+  attempt: z.number().int().min(1),
+  /** Tasks whose merged work the attempt conflicted with. */
+  withTasks: z.array(z.string()),
+  files: z.array(z.string()),
+});
+export type Conflict = z.infer<typeof ConflictSchema>;
+
 /** What an executor is given for one attempt of one task, whatever backend runs it. */
 export const TaskSpecSchema = z.object({
   runId: z.string(),
@@ -52,6 +61,14 @@ export const TaskSpecSchema = z.object({
   agent: AgentSettingsSchema.optional(),
   agentHome: z.string().optional(),
   planContext: z.array(PlanContextTaskSchema).optional(),
+  /**
+   * Real mode: the model proxy's socket as the executor sees it. The agent reaches models only
+   * through it, with a token for this attempt (never in the spec); the proxy adds the real
+   * credentials. Absent when the executor holds credentials itself (a container run by hand).
+   */
+  modelProxy: z.object({ socket: z.string() }).optional(),
+  /** Set on the attempt after a merge conflict: whose work to keep, in which files. */
+  conflict: ConflictSchema.optional(),
 });
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 

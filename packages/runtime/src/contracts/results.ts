@@ -1,7 +1,16 @@
 import { z } from 'zod';
 import { RunStatusSchema, TaskStatusSchema } from './events.js';
-import { ExecutionModeSchema } from './executor.js';
+import { ConflictSchema, ExecutionModeSchema } from './executor.js';
 import { UsageSchema } from './usage.js';
+
+/**
+ * A merge conflict and how it ended: the retry was told whose work to keep and merged
+ * (`merged-on-retry`), the task failed, or it has not ended yet.
+ */
+export const ConflictRecordSchema = ConflictSchema.extend({
+  resolution: z.enum(['merged-on-retry', 'failed', 'pending']),
+});
+export type ConflictRecord = z.infer<typeof ConflictRecordSchema>;
 
 /** `tasks/<id>/result.json`. */
 export const TaskResultSchema = z.object({
@@ -22,6 +31,8 @@ export const TaskResultSchema = z.object({
   mergeCommit: z.string().optional(),
   files: z.array(z.string()),
   conflictFiles: z.array(z.string()).optional(),
+  /** Every merge conflict the task met, in attempt order. */
+  conflicts: z.array(ConflictRecordSchema).optional(),
   error: z.string().optional(),
   blockedBy: z.array(z.string()).optional(),
   /** Tokens and cost over every attempt (failed attempts cost too). */
@@ -49,6 +60,8 @@ export const ExecutionSummarySchema = z.object({
     unfinished: z.number().int(),
     attempts: z.number().int(),
     filesChanged: z.number().int(),
+    /** Merge conflicts met, resolved or not. */
+    conflicts: z.number().int(),
   }),
   /** succeeded / tasks, 0..1. */
   successRate: z.number(),

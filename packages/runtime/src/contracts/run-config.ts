@@ -16,6 +16,32 @@ export const DockerSettingsSchema = z.object({
 });
 export type DockerSettings = z.infer<typeof DockerSettingsSchema>;
 
+/** Bounds on what one attempt may add to the project; an attempt over them fails for good. */
+export const OutputLimitsSchema = z.object({
+  /** Largest file an attempt may add or change. */
+  maxFileBytes: z.number().int().positive(),
+  /** All files an attempt adds or changes, together. */
+  maxTaskBytes: z.number().int().positive(),
+});
+export type OutputLimits = z.infer<typeof OutputLimitsSchema>;
+
+/** GitHub refuses files over 100 MiB; no source tree needs half a GiB of changes in one task. */
+export const DEFAULT_OUTPUT_LIMITS: OutputLimits = {
+  maxFileBytes: 100 * 2 ** 20,
+  maxTaskBytes: 512 * 2 ** 20,
+};
+
+/** Whether agents reach the network beyond the model proxy (`none`, the default) or not. */
+export const AgentNetworkSchema = z.enum(['none', 'open']);
+export type AgentNetwork = z.infer<typeof AgentNetworkSchema>;
+
+/**
+ * How agent processes of the local backend are confined: in a bubblewrap sandbox that can write
+ * only its workspace and home, or not at all (then agents get no Bash).
+ */
+export const LocalSandboxSchema = z.enum(['bubblewrap', 'none']);
+export type LocalSandbox = z.infer<typeof LocalSandboxSchema>;
+
 /** `run.json`: the options a run was started with, so `resume` continues it the same way. */
 export const RunConfigSchema = z.object({
   version: z.literal(1),
@@ -34,6 +60,10 @@ export const RunConfigSchema = z.object({
   docker: DockerSettingsSchema.optional(),
   /** No task starts once the run has spent this much. */
   maxBudgetUsd: z.number().positive().optional(),
+  outputLimits: OutputLimitsSchema.default(DEFAULT_OUTPUT_LIMITS),
+  agentNetwork: AgentNetworkSchema.default('none'),
+  /** Real runs of the local backend: how agents are confined. */
+  localSandbox: LocalSandboxSchema.optional(),
   /** Who made the plan, and what planning cost. */
   planner: z.object({ name: z.string(), model: z.string().optional(), usage: UsageSchema }),
 });

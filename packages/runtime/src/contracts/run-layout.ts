@@ -1,14 +1,39 @@
 import path from 'node:path';
 
-/** Files in `tasks/<id>/`: the executor writes the log and transcript, knowing only the folder. */
+/**
+ * Files in `tasks/<id>/` (the host's record of a task) and in an executor's OUTPUT_DIR (what a
+ * containerised executor leaves: its outcome and transcript, which the host reads as data).
+ */
 export const TASK_FILES = {
   spec: 'task.json',
   result: 'result.json',
   log: 'executor.log',
   transcript: 'transcript.jsonl',
+  outcome: 'outcome.json',
 } as const;
 
-/** The run directory layout: one place that names every file a run writes. */
+/**
+ * An executor slot's sandbox: the only directories of a run an agent can write. The workspace
+ * holds the project's files and nothing of git; the home and the output are made afresh for
+ * every attempt. What the host reads from here it reads as untrusted data.
+ */
+export function sandboxLayout(root: string) {
+  return {
+    root,
+    /** The task's files, reused by the tasks the slot runs (reset by the host between them). */
+    workspace: path.join(root, 'workspace'),
+    /** HOME of the agent (Claude Code's configuration and sessions). */
+    home: path.join(root, 'home'),
+    /** Where a containerised executor leaves its outcome and transcript for the host. */
+    output: path.join(root, 'output'),
+  };
+}
+export type SandboxLayout = ReturnType<typeof sandboxLayout>;
+
+/**
+ * The run directory layout: one place that names every file a run writes. Only the orchestrator
+ * writes outside `sandboxes/`; `tasks/<id>/` in particular is never shared with an agent.
+ */
 export function runLayout(runDir: string) {
   const root = path.resolve(runDir);
   const taskDir = (taskId: string) => path.join(root, 'tasks', taskId);
@@ -21,12 +46,11 @@ export function runLayout(runDir: string) {
     summary: path.join(root, 'execution_summary.json'),
     lock: path.join(root, '.lock'),
     project: path.join(root, 'project'),
-    worktrees: path.join(root, 'worktrees'),
-    /** The worktree of executor slot `executor`, reused by the tasks that slot runs. */
-    workspace: (executor: number) => path.join(root, 'worktrees', `executor-${executor}`),
+    /** Everything agents may write, one directory per executor slot; nothing else is theirs. */
+    sandboxes: path.join(root, 'sandboxes'),
+    sandbox: (executor: number) =>
+      sandboxLayout(path.join(root, 'sandboxes', `executor-${executor}`)),
     tasks: path.join(root, 'tasks'),
-    /** HOME of the agents (Claude Code's configuration and sessions), inside the run. */
-    agentHome: path.join(root, 'agent-home'),
     taskDir,
     taskSpec: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.spec),
     taskResult: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.result),

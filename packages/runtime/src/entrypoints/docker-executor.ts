@@ -3,11 +3,12 @@
  * Docker backend writes one) it runs that task in the mounted workspace; without one it treats
  * REQUIREMENTS as a single task whose code goes to OUTPUT_DIR/project, as the original image did.
  * Leaves `outcome.json` (and in real mode `transcript.jsonl`) in OUTPUT_DIR; run by hand also
- * `result.json` and `executor.log`.
+ * `result.json` and `executor.log`. Run by the backend, a real task reaches models through the
+ * model proxy's socket with the token in MODEL_PROXY_TOKEN_FILE, and holds no credential.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ENV } from '../contracts/env.js';
+import { ENV, MODEL_PROXY_TOKEN_ENV } from '../contracts/env.js';
 import { type TaskSpec, TaskSpecSchema } from '../contracts/executor.js';
 import { TASK_FILES } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
@@ -15,8 +16,6 @@ import { executeTask } from '../executor/execute.js';
 import { agentSettingsFor, resolveModelAccess, truthyEnv } from '../models/access.js';
 import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { consoleLog, fail, fileAndConsoleLog, outputDir, writeJson } from './common.js';
-
-export const OUTCOME_FILE = 'outcome.json';
 
 async function standaloneSpec(env: NodeJS.ProcessEnv, output: string): Promise<TaskSpec> {
   const requirements = env[ENV.REQUIREMENTS]?.trim();
@@ -57,6 +56,18 @@ async function standaloneSpec(env: NodeJS.ProcessEnv, output: string): Promise<T
   };
 }
 
+function readToken(env: NodeJS.ProcessEnv): string {
+  const file = env[`${MODEL_PROXY_TOKEN_ENV}_FILE`];
+  try {
+    if (file) return readFileSync(file, 'utf8').trim();
+  } catch (error) {
+    fail(
+      `cannot read ${MODEL_PROXY_TOKEN_ENV}_FILE (${file}): ${(error as NodeJS.ErrnoException).code}`,
+    );
+  }
+  fail(`the task names a model proxy but ${MODEL_PROXY_TOKEN_ENV}_FILE is not set`);
+}
+
 function filesBelow(dir: string, prefix = ''): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -91,8 +102,10 @@ async function main(): Promise<void> {
   log(
     `executor ${spec.executor} running task ${spec.taskId} (attempt ${spec.attempt}, ${spec.mode})`,
   );
-  const outcome = await executeTask(spec, { signal: controller.signal, log });
-  writeJson(path.join(output, OUTCOME_FILE), outcome);
+  // The model proxy's token for this attempt, from the file the backend mounted.
+  const modelToken = spec.modelProxy ? readToken(env) : undefined;
+  const outcome = await executeTask(spec, { signal: controller.signal, log, modelToken });
+  writeJson(path.join(output, TASK_FILES.outcome), outcome);
   if (standalone) {
     writeJson(path.join(output, TASK_FILES.result), {
       taskId: spec.taskId,

@@ -1,6 +1,6 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import type { CanUseTool, SDKResultMessage } from '@anthropic-ai/claude-agent-sdk';
+import type { SDKResultMessage } from '@anthropic-ai/claude-agent-sdk';
 import {
   AWS_CHAIN_ENV,
   ENV,
@@ -9,74 +9,32 @@ import {
   SECRET_ENV_NAMES,
 } from '../contracts/env.js';
 import type { AgentSettings, ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
+import { MODEL_PROXY } from '../contracts/model-proxy.js';
 import { TASK_FILES } from '../contracts/run-layout.js';
 import type { Usage } from '../contracts/usage.js';
 import { readSecret } from '../models/access.js';
 import { findClaudeBinary } from '../models/claude-binary.js';
-import { isInside } from '../workspace/path-safety.js';
+import type { ExecutorIo } from './io.js';
 import { taskPrompt } from './prompt.js';
-import type { ExecutorIo } from './simulated.js';
-
-/** Tools that take a path: they may touch only the workspace, whatever `allowedTools` says. */
-const PATH_TOOLS: Record<string, string> = {
-  Read: 'file_path',
-  Write: 'file_path',
-  Edit: 'file_path',
-  MultiEdit: 'file_path',
-  NotebookEdit: 'notebook_path',
-  Glob: 'path',
-  Grep: 'path',
-};
-
-/** Tools that reach the network; off unless named in `allowedTools`. */
-const NETWORK_TOOLS = ['WebFetch', 'WebSearch'];
+import { NETWORK_TOOLS, pathGuard, toolPolicy } from './tool-policy.js';
 
 /**
- * Unattended permissions: edits inside the workspace are accepted by Claude Code itself
- * (`acceptEdits`); every other request comes here. A path tool is allowed only inside the
- * workspace, any other tool only when listed.
- */
-export function toolPolicy(workspace: string, allowedTools: readonly string[]): CanUseTool {
-  return async (toolName, input) => {
-    const field = PATH_TOOLS[toolName];
-    if (field) {
-      const target = input[field];
-      if (typeof target === 'string' && !isInside(workspace, path.resolve(workspace, target))) {
-        return {
-          behavior: 'deny',
-          message: `${target} is outside this task's workspace (${workspace})`,
-        };
-      }
-      if (allowedTools.includes(toolName)) return { behavior: 'allow', updatedInput: input };
-    }
-    if (!field && allowedTools.includes(toolName))
-      return { behavior: 'allow', updatedInput: input };
-    return {
-      behavior: 'deny',
-      message: `${toolName} is not allowed for this run (--allowed-tools)`,
-    };
-  };
-}
-
-/**
- * Claude Code's environment, built from scratch: the host basics, a HOME inside the run, the
- * provider's settings, and the secrets this process was given. Nothing else leaks through.
+ * Claude Code's environment, built from scratch: the host basics, a HOME inside the sandbox, and
+ * the route to the model. Through the model proxy (the orchestrator's runs) the agent gets the
+ * proxy's socket and this attempt's token, and no credential at all; without one (the image run
+ * by hand) it gets the credentials this process was given. Nothing else leaks through.
  */
 export function agentEnv(
   spec: TaskSpec,
   agent: AgentSettings,
   from: NodeJS.ProcessEnv,
+  modelToken?: string,
 ): Record<string, string> {
   const env: Record<string, string> = {};
   const copy = (names: readonly string[]) => {
     for (const name of names) if (from[name]) env[name] = from[name] as string;
   };
   copy(INHERITED_HOST_ENV);
-  // In a container the secrets arrive as files (NAME_FILE); Claude Code reads them from env.
-  for (const name of SECRET_ENV_NAMES) {
-    const secret = readSecret(from, name);
-    if (secret) env[name] = secret.value;
-  }
   const home = spec.agentHome ?? path.join(spec.outputDir, 'home');
   Object.assign(env, {
     HOME: home,
@@ -88,6 +46,32 @@ export function agentEnv(
     [ENV.TASK_ID]: spec.taskId,
     [ENV.EXECUTOR_ID]: String(spec.executor),
   });
+  if (spec.modelProxy) {
+    if (!modelToken) throw new Error('the model proxy needs a token for this attempt');
+    const proxyUrl = `http://${MODEL_PROXY.host}/${modelToken}`;
+    env[MODEL_ENV.ANTHROPIC_UNIX_SOCKET] = spec.modelProxy.socket;
+    if (agent.provider === 'bedrock') {
+      Object.assign(env, {
+        [MODEL_ENV.CLAUDE_CODE_USE_BEDROCK]: '1',
+        [MODEL_ENV.CLAUDE_CODE_SKIP_BEDROCK_AUTH]: '1',
+        [MODEL_ENV.ANTHROPIC_BEDROCK_BASE_URL]: proxyUrl,
+        [ENV.AWS_REGION]: agent.region ?? '',
+        [MODEL_ENV.ANTHROPIC_MODEL]: agent.model,
+      });
+    } else {
+      // Claude Code wants a key to send; the proxy drops it and authenticates by the token.
+      Object.assign(env, {
+        [MODEL_ENV.ANTHROPIC_BASE_URL]: proxyUrl,
+        [ENV.ANTHROPIC_API_KEY]: MODEL_PROXY.host,
+      });
+    }
+    return env;
+  }
+  // In a container the secrets arrive as files (NAME_FILE); Claude Code reads them from env.
+  for (const name of SECRET_ENV_NAMES) {
+    const secret = readSecret(from, name);
+    if (secret) env[name] = secret.value;
+  }
   if (agent.provider === 'bedrock') {
     copy(AWS_CHAIN_ENV);
     Object.assign(env, {
@@ -168,7 +152,7 @@ export async function runClaudeCodeTask(spec: TaskSpec, io: ExecutorIo): Promise
       error: 'real mode needs agent settings in the task spec',
       retryable: false,
     };
-  const env = agentEnv(spec, agent, process.env);
+  const env = agentEnv(spec, agent, process.env, io.modelToken);
   mkdirSync(env.HOME as string, { recursive: true });
   const controller = new AbortController();
   const abort = () => controller.abort();
@@ -188,12 +172,16 @@ export async function runClaudeCodeTask(spec: TaskSpec, io: ExecutorIo): Promise
         maxTurns: agent.maxTurns,
         ...(agent.maxBudgetUsd !== undefined && { maxBudgetUsd: agent.maxBudgetUsd }),
         permissionMode: 'acceptEdits',
+        hooks: { PreToolUse: [pathGuard(spec.workspaceDir)] },
         canUseTool: toolPolicy(spec.workspaceDir, agent.allowedTools),
-        disallowedTools: NETWORK_TOOLS.filter((tool) => !agent.allowedTools.includes(tool)),
+        disallowedTools: [...NETWORK_TOOLS, 'Bash'].filter(
+          (tool) => !agent.allowedTools.includes(tool),
+        ),
         settingSources: [],
         env,
         abortController: controller,
         stderr: (data) => io.log(data.trimEnd()),
+        ...(io.spawnAgent && { spawnClaudeCodeProcess: io.spawnAgent }),
       },
     });
     for await (const message of session) {

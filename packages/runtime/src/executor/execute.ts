@@ -1,7 +1,8 @@
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
-import { WorkspaceEscapeError } from '../workspace/path-safety.js';
+import { WorkspaceEscapeError } from '../trust/path-safety.js';
 import { runClaudeCodeTask } from './claude-code.js';
-import { type ExecutorIo, runSimulatedTask } from './simulated.js';
+import type { ExecutorIo } from './io.js';
+import { runSimulatedTask } from './simulated.js';
 
 export type { ExecutorIo };
 

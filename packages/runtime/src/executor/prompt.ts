@@ -14,6 +14,17 @@ export function taskPrompt(spec: TaskSpec): string {
     `Your task: ${task.id}: ${task.title}\n\n${task.description}`,
   ];
   if (task.files?.length) sections.push(`Files your task owns:\n${bullet(task.files)}`);
+  if (spec.conflict) {
+    const { attempt, withTasks, files } = spec.conflict;
+    const whose = withTasks.length ? `task ${withTasks.join(', task ')}` : 'another task';
+    sections.push(
+      [
+        `Your previous attempt (attempt ${attempt}) could not be merged: it conflicted with the work of ${whose} in:`,
+        bullet(files),
+        `That work is now merged into your working directory, and it is theirs to keep: do not overwrite, revert or drop it. Redo your task on top of it, adding your changes to these files alongside theirs.`,
+      ].join('\n'),
+    );
+  }
   sections.push(
     spec.mergedDependencies.length
       ? `Already done and merged into your working directory:\n${bullet(spec.mergedDependencies.map((d) => `${d.id}: ${d.title}`))}`

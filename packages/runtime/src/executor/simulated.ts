@@ -2,14 +2,8 @@ import { access, appendFile, mkdir, readFile, writeFile } from 'node:fs/promises
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
-import { resolveInside } from '../workspace/path-safety.js';
-
-/** What an executor gets from the process hosting it. */
-export interface ExecutorIo {
-  /** Aborts when the task times out or the run is cancelled. */
-  signal: AbortSignal;
-  log(line: string): void;
-}
+import { resolveInside } from '../trust/path-safety.js';
+import type { ExecutorIo } from './io.js';
 
 const camel = (id: string) => id.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 const pascal = (id: string) => camel(id).replace(/^[a-z]/, (c) => c.toUpperCase());

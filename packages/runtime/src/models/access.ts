@@ -21,7 +21,7 @@ export interface ModelAccess {
   provider: ModelProvider;
   plannerModel: string;
   executorModel: string;
-  /** A gateway that speaks the Messages API. */
+  /** A gateway that speaks the Messages API, or Bedrock's endpoint (ANTHROPIC_BEDROCK_BASE_URL). */
   baseURL?: string;
   /** Bedrock's region. */
   region?: string;
@@ -35,15 +35,19 @@ export interface ModelAccess {
 
 /**
  * Reads a secret from `NAME` or from the file named by `NAME_FILE` (Docker and Kubernetes
- * secrets), trimmed. A `_FILE` that cannot be read is a configuration error.
+ * secrets), trimmed. Both at once is ambiguous, and a `_FILE` that cannot be read is a
+ * configuration error.
  */
 export function readSecret(
   env: NodeJS.ProcessEnv,
   name: SecretEnvName,
 ): { value: string; source: string } | undefined {
   const direct = env[name]?.trim();
-  if (direct) return { value: direct, source: name };
   const file = env[`${name}_FILE`];
+  if (direct && file) {
+    throw new UsageError(`both ${name} and ${name}_FILE are set: unset the one not to use`);
+  }
+  if (direct) return { value: direct, source: name };
   if (!file) return undefined;
   let value: string;
   try {
@@ -164,10 +168,12 @@ export async function resolveModelAccess(
   } else {
     credentials = [await findChainCredentials({ ...env, ...awsEnv }, awsTimeoutMs)];
   }
+  const baseURL = env[MODEL_ENV.ANTHROPIC_BEDROCK_BASE_URL]?.trim() || undefined;
   return {
     provider: 'bedrock',
     plannerModel: flags.plannerModel ?? model,
     executorModel: flags.executorModel ?? model,
+    ...(baseURL && { baseURL }),
     region,
     credentials,
     secrets: {

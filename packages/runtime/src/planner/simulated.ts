@@ -1,6 +1,7 @@
 import { type Plan, type PlanInput, parsePlan } from '../contracts/plan.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
+import { clip } from '../util/clip.js';
 import { seededInts } from '../util/random.js';
 import type { Planner, PlannerOptions, PlanResult } from './planner.js';
 
@@ -62,6 +63,9 @@ function stripArticles(text: string): string {
   return text.replace(/^(?:(?:an?|the|some|simple|basic|small|new)\s+)+/i, '').trim();
 }
 
+/** Longest subject or feature name taken from the requirement: titles are built from them. */
+const NAME_CHARS = 80;
+
 /** Splits a requirement into its subject ("todo list app") and listed items ("add", "delete"). */
 export function parseRequirement(requirements: string): { subject: string; items: string[] } {
   const lines = requirements
@@ -75,13 +79,18 @@ export function parseRequirement(requirements: string): { subject: string; items
     .split(/(?<=[.!?])\s/)[0]
     ?.replace(/[.!?:]+$/, '') as string;
   const [head = '', ...rest] = first.replace(LEADING_VERB, '').split(FEATURE_CLAUSE);
-  const subject = stripArticles(head) || 'project';
+  const subject = clip(stripArticles(head), NAME_CHARS) || 'project';
   const listed = rest
     .join(', ')
     .split(/,|;|\band\b|&|\+|\//i)
     .map((item) => stripArticles(item.trim()))
     .filter((item) => item.length > 0);
-  return { subject, items: [...listed, ...bullets.map((b) => b.replace(/[.;]+$/, ''))] };
+  return {
+    subject,
+    items: [...listed, ...bullets.map((b) => b.replace(/[.;]+$/, ''))].map((item) =>
+      clip(item, NAME_CHARS),
+    ),
+  };
 }
 
 interface Feature {
@@ -268,8 +277,11 @@ function fitToLimit(drafts: Draft[], maxTasks: number): Draft[] {
     const merged = groups.map((group, i) => ({
       ...(group[0] as Draft),
       id: `feature-group-${i + 1}`,
-      title: `Implement ${group.map((f) => f.title.replace(/^Implement /, '')).join(', ')}`,
-      description: group.map((f) => f.description).join('\n'),
+      title: clip(
+        `Implement ${group.map((f) => f.title.replace(/^Implement /, '')).join(', ')}`,
+        200,
+      ),
+      description: clip(group.map((f) => f.description).join('\n'), 20_000),
       estimateMinutes: group.reduce((sum, f) => sum + f.estimateMinutes, 0),
     }));
     const renamed = new Map(
@@ -288,7 +300,7 @@ function fitToLimit(drafts: Draft[], maxTasks: number): Draft[] {
     {
       id: 'implement',
       title: 'Implement every feature',
-      description: `Implement: ${all}.`,
+      description: clip(`Implement: ${all}.`, 20_000),
       dependsOn: ['scaffold'],
       priority: 2,
       estimateMinutes: drafts.reduce((sum, d) => sum + d.estimateMinutes, 0),

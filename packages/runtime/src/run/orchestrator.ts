@@ -1,5 +1,6 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { z } from 'zod';
 import type { Backend } from '../backends/backend.js';
 import { LocalBackend } from '../backends/local.js';
 import type { EventBody, JournalEvent, RunStatus } from '../contracts/events.js';
@@ -8,30 +9,41 @@ import { type Plan, parsePlan } from '../contracts/plan.js';
 import type { ExecutionSummary } from '../contracts/results.js';
 import { type RunConfig, RunConfigSchema } from '../contracts/run-config.js';
 import { type RunLayout, taskBranch } from '../contracts/run-layout.js';
+import { describeError, RunStoppedError, UsageError } from '../errors.js';
+import type { ModelAccess } from '../models/access.js';
+import type { ModelProxy } from '../proxy/model-proxy.js';
 import type { AttemptContext, AttemptOutcome } from '../scheduler/scheduler.js';
 import { errorMessage, Scheduler } from '../scheduler/scheduler.js';
+import { OutputCheck, OutputRejectedError } from '../trust/output-check.js';
+import { SecretScanner } from '../trust/secret-scanner.js';
 import { seededRandom } from '../util/random.js';
-import { WorkspaceEscapeError } from '../workspace/path-safety.js';
 import { Project, type TaskCommit } from '../workspace/project.js';
 import { describeEvent } from './describe-event.js';
 import { Journal } from './journal.js';
 import { applyEvent, FINAL_TASK_STATUSES, initialState, type RunState, replay } from './replay.js';
-import { acquireRunLock, createRunDir, openRunDir, RunDirError } from './run-dir.js';
-import { RunLog } from './run-log.js';
+import {
+  acquireRunLock,
+  createRunDir,
+  openRunDir,
+  processesWorkingIn,
+  RunDirError,
+} from './run-dir.js';
+import { logLine, RunLog } from './run-log.js';
 import { buildSummary, taskResult } from './summary.js';
 
 /** How a run executes; stored in `run.json` so a resume continues the same way. */
-export type RunSettings = Omit<RunConfig, 'version' | 'runId' | 'createdAt'>;
+export type RunSettings = Omit<z.input<typeof RunConfigSchema>, 'version' | 'runId' | 'createdAt'>;
 
 export interface RunHooks {
   signal?: AbortSignal;
   /** Every journal event, after it is written. */
   onEvent?: (event: JournalEvent) => void;
   /**
-   * Environment for real executors: model credentials and AWS chain settings. Handed to executor
-   * processes only, never written anywhere; a resume is given them again.
+   * Real mode: the model access (credentials included) the model proxy uses for the agents.
+   * Held in memory only, never written anywhere and never given to an agent; a resume is given
+   * it again.
    */
-  executorEnv?: Record<string, string>;
+  modelAccess?: ModelAccess;
 }
 
 export interface StartRunOptions extends RunSettings, RunHooks {
@@ -60,18 +72,35 @@ function writeJson(file: string, value: unknown): void {
 
 async function createBackend(
   config: RunConfig,
-  executorEnv: Record<string, string> | undefined,
+  layout: RunLayout,
+  proxy: ModelProxy | undefined,
 ): Promise<Backend> {
   const real = config.mode === 'real';
   switch (config.backend) {
     case 'local':
-      return new LocalBackend({ real, executorEnv });
+      return new LocalBackend({
+        real,
+        ...(real &&
+          config.localSandbox === 'bubblewrap' && {
+            confine: {
+              runRoot: layout.root,
+              network: config.agentNetwork,
+              modelSocketDir: proxy?.socketDir,
+            },
+          }),
+      });
     case 'docker': {
       if (!config.docker)
         throw new RunDirError('run.json has no docker settings for the docker backend');
       // Loaded on demand: the Docker client takes a fifth of a second to import.
       const { DockerBackend } = await import('../backends/docker.js');
-      return new DockerBackend({ runId: config.runId, real, settings: config.docker, executorEnv });
+      return new DockerBackend({
+        runId: config.runId,
+        real,
+        settings: config.docker,
+        network: config.agentNetwork,
+        modelSocketDir: proxy?.socketDir,
+      });
     }
   }
 }
@@ -79,29 +108,37 @@ async function createBackend(
 /** Creates a run directory for the plan and runs it to the end. */
 export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
   // Hooks (and the secrets among them) stay out of run.json: only settings are written.
-  const { outputDir, plan, signal, onEvent, executorEnv, ...settings } = options;
+  const { outputDir, plan, signal, onEvent, modelAccess, ...settings } = options;
   const layout = createRunDir(outputDir, plan.requirements.split('\n')[0] ?? '');
-  const config: RunConfig = {
+  const config = RunConfigSchema.parse({
     version: 1,
     runId: path.basename(layout.root),
     createdAt: new Date().toISOString(),
     ...settings,
-  };
+  });
   const release = acquireRunLock(layout);
   try {
-    writeJson(layout.config, config);
-    writeJson(layout.plan, plan);
-    mkdirSync(layout.tasks);
-    const project = await Project.init(
-      layout.project,
-      `Start run ${config.runId}\n\n${plan.requirements}`,
-    );
-    const journal = Journal.create(layout.journal);
+    let project: Project;
+    let journal: Journal;
+    try {
+      writeJson(layout.config, config);
+      writeJson(layout.plan, plan);
+      mkdirSync(layout.tasks);
+      project = await Project.init(
+        layout.project,
+        `Start run ${config.runId}\n\n${plan.requirements}`,
+      );
+      journal = Journal.create(layout.journal);
+    } catch (error) {
+      // Nothing has run: a run that could not even be set up leaves nothing behind.
+      rmSync(layout.root, { recursive: true, force: true });
+      throw new RunDirError(`cannot set up a run in ${outputDir}: ${describeError(error)}`);
+    }
     const state = initialState(plan.tasks.map((t) => t.id));
     const run = new ActiveRun(layout, config, plan, project, journal, state, {
       signal,
       onEvent,
-      executorEnv,
+      modelAccess,
     });
     run.emit({
       type: 'run-started',
@@ -112,9 +149,22 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
       mode: config.mode,
     });
     return await run.execute();
+  } catch (error) {
+    throw stopped(layout, error);
   } finally {
     release();
   }
+}
+
+/** An error that ended a run midway, told as such (usage errors stay what they are). */
+function stopped(layout: RunLayout, error: unknown): unknown {
+  if (
+    error instanceof UsageError ||
+    error instanceof RunDirError ||
+    error instanceof RunStoppedError
+  )
+    return error;
+  return new RunStoppedError(layout.root, error);
 }
 
 /** Reads a run directory's config, plan and journal. */
@@ -161,8 +211,11 @@ export async function resumeRun(
       plan.tasks.map((t) => t.id),
       events,
     );
+    const recoveredLocks = await recoverGitLocks(layout);
     const project = await Project.open(layout.project);
     const run = new ActiveRun(layout, config, plan, project, journal, state, options);
+    // Sandboxes may hold half-done work of interrupted attempts, or a finished run's leftovers.
+    await project.removeWorkspaces(layout.sandboxes);
     const records = [...state.tasks.values()];
     const retryFailed =
       (options.retryFailed ?? false) && records.some((t) => t.status !== 'succeeded');
@@ -173,8 +226,6 @@ export async function resumeRun(
       if (!state.status) run.emit({ type: 'run-finished', status, durationMs: 0 });
       return run.close(status);
     }
-    // Executor worktrees may hold half-done work of interrupted attempts.
-    await project.removeWorkspaces(layout.worktrees);
     for (const task of plan.tasks) {
       const record = state.tasks.get(task.id);
       if (record?.status !== 'running') continue;
@@ -205,11 +256,36 @@ export async function resumeRun(
     const remaining = [...state.tasks.values()].filter(
       (t) => !FINAL_TASK_STATUSES.has(t.status) || (retryFailed && t.status !== 'succeeded'),
     ).length;
-    run.emit({ type: 'run-resumed', runId: config.runId, remaining, retryFailed });
+    run.emit({
+      type: 'run-resumed',
+      runId: config.runId,
+      remaining,
+      retryFailed,
+      ...(recoveredLocks.length > 0 && { recoveredLocks }),
+    });
     return await run.execute();
+  } catch (error) {
+    throw stopped(layout, error);
   } finally {
     release();
   }
+}
+
+/**
+ * Removes the lock files a killed git left in the run's repository, once it is proved that none
+ * is in use: the run's lock is held (no other orchestrator) and no process works in the run
+ * directory (every git the orchestrator runs works there). Where that cannot be told (no /proc),
+ * locks are left for git to report.
+ */
+async function recoverGitLocks(layout: RunLayout): Promise<string[]> {
+  const busy = processesWorkingIn(layout.root);
+  if (busy === undefined) return [];
+  if (busy.length > 0) {
+    throw new RunDirError(
+      `process ${busy.join(', ')} still works in ${layout.root}; wait for it to end or stop it, then resume`,
+    );
+  }
+  return Project.removeStaleLocks(layout.project);
 }
 
 /** A run being driven: journal, project, backend and scheduler wired together. */
@@ -255,30 +331,54 @@ class ActiveRun {
 
   async execute(): Promise<RunOutcome> {
     const started = Date.now();
-    const backend = await createBackend(this.config, this.hooks.executorEnv);
+    const proxy = await this.startModelProxy();
     let status: RunStatus;
     try {
-      await backend.warm();
-      const scheduler = new Scheduler({
-        tasks: this.plan.tasks,
-        concurrency: this.config.executors,
-        runAttempt: (context) => this.runAttempt(backend, context),
-        emit: (event) => this.emit(event),
-        retry: { retries: this.config.retries, baseDelayMs: this.config.retryDelayMs },
-        random: seededRandom(this.config.seed),
-        taskTimeoutMs: this.config.taskTimeoutMs,
-        signal: this.hooks.signal,
-        initial: this.state.tasks,
-        admit: () => this.withinBudget(),
-      });
-      status = (await scheduler.run()).status;
+      const backend = await createBackend(this.config, this.layout, proxy);
+      try {
+        await backend.warm();
+        const scheduler = new Scheduler({
+          tasks: this.plan.tasks,
+          concurrency: this.config.executors,
+          runAttempt: (context) => this.runAttempt(backend, proxy, context),
+          emit: (event) => this.emit(event),
+          retry: { retries: this.config.retries, baseDelayMs: this.config.retryDelayMs },
+          random: seededRandom(this.config.seed),
+          taskTimeoutMs: this.config.taskTimeoutMs,
+          signal: this.hooks.signal,
+          initial: this.state.tasks,
+          admit: () => this.withinBudget(),
+        });
+        status = (await scheduler.run()).status;
+      } finally {
+        await backend.close();
+      }
     } finally {
-      await backend.close();
+      await proxy?.close();
     }
-    await this.project.removeWorkspaces(this.layout.worktrees);
+    await this.project.removeWorkspaces(this.layout.sandboxes);
+    // Only the orchestrator moves `main`; a published head it did not make means that broke.
+    const published = await this.project.publishedHead();
+    if (published !== this.project.head) {
+      throw new Error(
+        `main is at ${published.slice(0, 12)}, not at the integration commit ${this.project.head.slice(0, 12)}`,
+      );
+    }
     await this.project.checkoutHead();
     this.emit({ type: 'run-finished', status, durationMs: Date.now() - started });
     return this.close(status);
+  }
+
+  /**
+   * Real runs start the model proxy: agents get a token per attempt and the proxy adds the
+   * credentials, which stay in this process.
+   */
+  private async startModelProxy(): Promise<ModelProxy | undefined> {
+    if (this.config.mode !== 'real') return undefined;
+    const access = this.hooks.modelAccess;
+    if (!access) throw new UsageError('a real run needs model access: resolve credentials first');
+    const { startModelProxy } = await import('../proxy/model-proxy.js');
+    return startModelProxy(access);
   }
 
   /** False once the run's spending limit is reached; says so in the journal, once. */
@@ -314,15 +414,31 @@ class ActiveRun {
     writeJson(this.layout.taskResult(taskId), taskResult(task, record));
   }
 
-  /** One attempt: a worktree at the integration commit, execute, commit, merge. */
+  /**
+   * The rules this attempt's changes must pass: the run's size limits and, in real mode, no
+   * secret the run handed out (the model credentials and the attempt's own proxy token).
+   */
+  private outputCheck(modelToken: string | undefined): OutputCheck {
+    const secrets: Record<string, string> = {};
+    for (const [name, value] of Object.entries(this.hooks.modelAccess?.secrets ?? {})) {
+      if (value) secrets[name] = value;
+    }
+    if (modelToken) secrets['the model proxy token'] = modelToken;
+    return new OutputCheck(this.config.outputLimits, new SecretScanner(secrets));
+  }
+
+  /** One attempt: the slot's workspace at the integration commit, execute, commit, merge. */
   private async runAttempt(
     backend: Backend,
+    proxy: ModelProxy | undefined,
     { task, attempt, executor, signal, releaseExecutor }: AttemptContext,
   ): Promise<AttemptOutcome> {
-    const workspace = this.layout.workspace(executor);
+    const sandbox = this.layout.sandbox(executor);
     this.ensureTaskDir(task.id);
     // Every dependency has succeeded, so it is merged: the head holds all the task builds on.
-    await this.project.prepareWorkspace(workspace, task.id, this.project.head);
+    const base = this.project.head;
+    await this.project.prepareWorkspace(sandbox.workspace, base);
+    const lastConflict = this.state.tasks.get(task.id)?.conflictLog.at(-1);
     const spec: TaskSpec = {
       runId: this.config.runId,
       taskId: task.id,
@@ -335,12 +451,13 @@ class ActiveRun {
         id,
         title: this.tasksById.get(id)?.title ?? id,
       })),
-      workspaceDir: workspace,
+      workspaceDir: sandbox.workspace,
       outputDir: this.layout.taskDir(task.id),
       seed: this.config.seed,
+      ...(lastConflict?.attempt === attempt - 1 && { conflict: lastConflict }),
       ...(this.config.mode === 'real' && {
         agent: this.config.agent,
-        agentHome: this.layout.agentHome,
+        agentHome: sandbox.home,
         planContext: this.plan.tasks.map(({ id, title, description, dependsOn, files }) => ({
           id,
           title,
@@ -348,57 +465,82 @@ class ActiveRun {
           dependsOn,
           files,
         })),
+        ...(proxy && { modelProxy: { socket: proxy.socketPath } }),
       }),
     };
     writeJson(this.layout.taskSpec(task.id), spec);
-    const outcome = await backend.execute(spec, {
-      executor,
-      signal,
-      logPath: this.layout.executorLog(task.id),
-    });
+    const modelToken = proxy?.issue(`task ${task.id} attempt ${attempt}`);
+    let outcome: Awaited<ReturnType<Backend['execute']>>;
+    try {
+      outcome = await backend.execute(spec, {
+        executor,
+        signal,
+        logPath: this.layout.executorLog(task.id),
+        sandbox,
+        modelToken,
+      });
+    } finally {
+      // The attempt is over: its token opens nothing any more.
+      if (modelToken) proxy?.revoke(modelToken);
+    }
     this.spentUsd += outcome.usage?.costUsd ?? 0;
     const usage = outcome.usage && { usage: outcome.usage };
     const trailer = `Task-Id: ${task.id}\nAttempt: ${attempt}\nRun-Id: ${this.config.runId}\n`;
+    const commit = (message: string) =>
+      this.project.commitWorkspace(sandbox.workspace, {
+        taskId: task.id,
+        base,
+        message: `${message}\n\n${trailer}`,
+        check: this.outputCheck(modelToken),
+      });
     if (outcome.status === 'failed' || signal.aborted) {
       const permanent = outcome.retryable === false && !signal.aborted;
       let kept: TaskCommit | undefined;
       if (permanent) {
-        // Keep what the failed attempt did on its branch for inspection; it is never merged.
-        kept = await this.project
-          .commitWorkspace(workspace, `task(${task.id}): failed attempt, not merged\n\n${trailer}`)
-          .catch(() => undefined);
+        // Keep what the failed attempt did on its branch for inspection, if it passes the
+        // output rules; it is never merged.
+        kept = await commit(`task(${task.id}): failed attempt, not merged`).catch(() => undefined);
       }
       return {
         ok: false,
         error: outcome.error ?? 'executor failed without a message',
         kind: permanent ? 'permanent' : 'transient',
-        result: { ...kept, ...usage },
+        result: { ...(kept && { commit: kept.commit, files: kept.files }), ...usage },
       };
     }
     let committed: TaskCommit;
     try {
-      committed = await this.project.commitWorkspace(
-        workspace,
-        `task(${task.id}): ${task.title}\n\n${trailer}`,
-      );
+      committed = await commit(`task(${task.id}): ${task.title}`);
     } catch (error) {
-      if (!(error instanceof WorkspaceEscapeError)) throw error;
+      if (!(error instanceof OutputRejectedError)) throw error;
       return { ok: false, error: error.message, kind: 'permanent', result: usage };
     }
+    if (committed.removed) {
+      appendFileSync(
+        this.layout.executorLog(task.id),
+        logLine(
+          `removed what git must not read from the workspace: ${committed.removed.join(', ')}`,
+        ),
+      );
+    }
     this.emit({ type: 'task-merging', taskId: task.id, attempt, commit: committed.commit });
-    // The commit holds the work; the slot's worktree can serve the next task while this merges.
+    // The commit holds the work; the slot's workspace can serve the next task while this merges.
     releaseExecutor();
     const merge = await this.project.merge(
       committed.commit,
       `Merge ${taskBranch(task.id)}: ${task.title}\n\n${trailer}`,
     );
-    const result = { ...committed, ...usage };
+    const result = { commit: committed.commit, files: committed.files, ...usage };
     if (!merge.merged) {
+      const conflictsWith = await this.project.tasksTouching(merge.conflictFiles);
+      const whose = conflictsWith.length
+        ? `task ${conflictsWith.join(', ')}`
+        : 'the integration branch';
       return {
         ok: false,
         kind: 'conflict',
-        error: `merge conflict with ${this.project.head.slice(0, 12)} in ${merge.conflictFiles.join(', ')}; the task's work is kept on ${taskBranch(task.id)}`,
-        result: { ...result, conflictFiles: merge.conflictFiles },
+        error: `merge conflict with ${whose} in ${merge.conflictFiles.join(', ')}; the task's work is kept on ${taskBranch(task.id)}`,
+        result: { ...result, conflictFiles: merge.conflictFiles, conflictsWith },
       };
     }
     return { ok: true, result: { ...result, mergeCommit: merge.mergeCommit } };

@@ -1,4 +1,5 @@
 import type { AttemptResult, JournalEvent, RunStatus, TaskStatus } from '../contracts/events.js';
+import type { Conflict } from '../contracts/executor.js';
 import { addUsage, type Usage, ZERO_USAGE } from '../contracts/usage.js';
 
 /** Everything the journal says about one task. */
@@ -7,6 +8,8 @@ export interface TaskRecord {
   attempts: number;
   transientFailures: number;
   conflicts: number;
+  /** Every conflict met, in attempt order. */
+  conflictLog: Conflict[];
   executor?: number;
   startedAt?: string;
   finishedAt?: string;
@@ -36,6 +39,7 @@ export function emptyRecord(): TaskRecord {
     attempts: 0,
     transientFailures: 0,
     conflicts: 0,
+    conflictLog: [],
     totalDurationMs: 0,
     result: {},
     usage: ZERO_USAGE,
@@ -63,8 +67,14 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
       if (event.retryFailed) {
         for (const [id, task] of state.tasks) {
           if (task.status === 'failed' || task.status === 'blocked') {
-            const { attempts, usage, totalDurationMs } = task;
-            state.tasks.set(id, { ...emptyRecord(), attempts, usage, totalDurationMs });
+            const { attempts, usage, totalDurationMs, conflictLog } = task;
+            state.tasks.set(id, {
+              ...emptyRecord(),
+              attempts,
+              usage,
+              totalDurationMs,
+              conflictLog,
+            });
           }
         }
       }
@@ -89,21 +99,21 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
       task.merging = { attempt: event.attempt, commit: event.commit };
       break;
     case 'task-succeeded':
-      finishAttempt(task, 'succeeded', event.time, event.durationMs, event.result);
+      finishAttempt(task, 'succeeded', event, event.result);
       task.error = undefined;
       break;
     case 'task-retrying':
-      finishAttempt(task, 'retrying', event.time, event.durationMs, event.result);
+      finishAttempt(task, 'retrying', event, event.result);
       task.error = event.error;
       if (event.reason === 'transient') task.transientFailures += 1;
       if (event.reason === 'conflict') task.conflicts += 1;
       break;
     case 'task-failed':
-      finishAttempt(task, 'failed', event.time, event.durationMs, event.result);
+      finishAttempt(task, 'failed', event, event.result);
       task.error = event.error;
       break;
     case 'task-cancelled':
-      finishAttempt(task, 'cancelled', event.time, event.durationMs, undefined);
+      finishAttempt(task, 'cancelled', event, undefined);
       break;
     case 'task-blocked':
       task.status = 'blocked';
@@ -117,8 +127,7 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
 function finishAttempt(
   task: TaskRecord,
   status: TaskStatus,
-  time: string,
-  durationMs: number,
+  { time, durationMs, attempt }: { time: string; durationMs: number; attempt: number },
   result: AttemptResult | undefined,
 ): void {
   task.status = status;
@@ -129,6 +138,12 @@ function finishAttempt(
   if (result) {
     task.result = result;
     if (result.usage) task.usage = addUsage(task.usage, result.usage);
+    if (result.conflictFiles) {
+      task.conflictLog = [
+        ...task.conflictLog,
+        { attempt, withTasks: result.conflictsWith ?? [], files: result.conflictFiles },
+      ];
+    }
   }
 }
 

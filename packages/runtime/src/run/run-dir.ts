@@ -4,12 +4,15 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
 import { type RunLayout, runLayout } from '../contracts/run-layout.js';
+import { prepareOutputDir } from './output-dir.js';
 
 export class RunDirError extends Error {
   constructor(message: string) {
@@ -28,7 +31,7 @@ function timestamp(date: Date): string {
 
 /** Creates a new, never reused run directory under `outputDir`: `<utc time>-<hint>-<random>`. */
 export function createRunDir(outputDir: string, hint: string, now = new Date()): RunLayout {
-  mkdirSync(outputDir, { recursive: true });
+  prepareOutputDir(outputDir);
   const name = hint
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
@@ -104,4 +107,28 @@ export function acquireRunLock(layout: RunLayout): () => void {
     }
   }
   throw new RunDirError(`cannot lock run ${layout.root}`);
+}
+
+/**
+ * Processes other than this one whose working directory is inside `dir` (every git the
+ * orchestrator starts works in its run directory), or undefined where the system does not say
+ * (no /proc).
+ */
+export function processesWorkingIn(dir: string): number[] | undefined {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
+  } catch {
+    return undefined;
+  }
+  const root = path.resolve(dir);
+  return pids.map(Number).filter((pid) => {
+    if (pid === process.pid) return false;
+    try {
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      return cwd === root || cwd.startsWith(`${root}/`);
+    } catch {
+      return false;
+    }
+  });
 }

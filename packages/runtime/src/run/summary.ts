@@ -1,10 +1,15 @@
 import type { RunStatus } from '../contracts/events.js';
 import type { Plan, PlanTask } from '../contracts/plan.js';
-import type { ExecutionSummary, TaskResult } from '../contracts/results.js';
+import type { ConflictRecord, ExecutionSummary, TaskResult } from '../contracts/results.js';
 import type { RunConfig } from '../contracts/run-config.js';
 import { taskBranch } from '../contracts/run-layout.js';
 import { addUsage } from '../contracts/usage.js';
 import type { RunState, TaskRecord } from './replay.js';
+
+function conflictResolution(record: TaskRecord): ConflictRecord['resolution'] {
+  if (record.status === 'succeeded') return 'merged-on-retry';
+  return record.status === 'failed' ? 'failed' : 'pending';
+}
 
 export function taskResult(task: PlanTask, record: TaskRecord): TaskResult {
   return {
@@ -22,6 +27,12 @@ export function taskResult(task: PlanTask, record: TaskRecord): TaskResult {
     mergeCommit: record.result.mergeCommit,
     files: record.result.files ?? [],
     conflictFiles: record.result.conflictFiles,
+    ...(record.conflictLog.length > 0 && {
+      conflicts: record.conflictLog.map((conflict) => ({
+        ...conflict,
+        resolution: conflictResolution(record),
+      })),
+    }),
     error: record.status === 'succeeded' ? undefined : record.error,
     blockedBy: record.blockedBy,
     usage: record.usage,
@@ -61,6 +72,7 @@ export function buildSummary(
       attempts: results.reduce((sum, r) => sum + r.attempts, 0),
       filesChanged: new Set(results.filter((r) => r.status === 'succeeded').flatMap((r) => r.files))
         .size,
+      conflicts: results.reduce((sum, r) => sum + (r.conflicts?.length ?? 0), 0),
     },
     successRate: results.length ? succeeded / results.length : 0,
     usage: results.reduce((sum, r) => addUsage(sum, r.usage), config.planner.usage),

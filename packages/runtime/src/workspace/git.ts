@@ -1,8 +1,24 @@
 import { execFile } from 'node:child_process';
 
 /**
+ * Configuration every git call runs with, given on the command line (GIT_CONFIG_COUNT), which
+ * wins over any file: no hooks, no fsmonitor, no transport, no implicit bare repositories. The
+ * run's repository is written only by the orchestrator, but this holds even if that ever broke.
+ */
+const HARDENED_CONFIG: readonly (readonly [string, string])[] = [
+  ['core.hooksPath', '/dev/null'],
+  ['core.fsmonitor', 'false'],
+  ['core.untrackedCache', 'false'],
+  ['protocol.allow', 'never'],
+  ['safe.bareRepository', 'explicit'],
+  ['submodule.recurse', 'false'],
+];
+
+/**
  * The environment every git call runs with: no user or system configuration, so hooks, signing,
- * templates and aliases of the host cannot change what a run commits.
+ * templates and aliases of the host cannot change what a run commits, and the hardened settings
+ * above. There is deliberately no `safe.directory`: the repository is always named explicitly
+ * (GIT_DIR), never discovered from a directory an agent could have written.
  */
 const GIT_ENV: NodeJS.ProcessEnv = {
   PATH: process.env.PATH,
@@ -10,16 +26,32 @@ const GIT_ENV: NodeJS.ProcessEnv = {
   LC_ALL: 'C',
   GIT_CONFIG_NOSYSTEM: '1',
   GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_ATTR_NOSYSTEM: '1',
   GIT_TERMINAL_PROMPT: '0',
-  // Executor containers may own worktree files (the orchestrator's repositories, not a user's).
-  GIT_CONFIG_COUNT: '1',
-  GIT_CONFIG_KEY_0: 'safe.directory',
-  GIT_CONFIG_VALUE_0: '*',
+  GIT_NO_REPLACE_OBJECTS: '1',
+  GIT_OPTIONAL_LOCKS: '0',
+  GIT_CONFIG_COUNT: String(HARDENED_CONFIG.length),
+  ...Object.fromEntries(
+    HARDENED_CONFIG.flatMap(([key, value], i) => [
+      [`GIT_CONFIG_KEY_${i}`, key],
+      [`GIT_CONFIG_VALUE_${i}`, value],
+    ]),
+  ),
   GIT_AUTHOR_NAME: 'parallel-orchestrator',
   GIT_AUTHOR_EMAIL: 'orchestrator@parallel-orchestrator.invalid',
   GIT_COMMITTER_NAME: 'parallel-orchestrator',
   GIT_COMMITTER_EMAIL: 'orchestrator@parallel-orchestrator.invalid',
 };
+
+/**
+ * Where a git call works: always an explicit git directory; for a workspace, its work tree and
+ * the index the orchestrator keeps for it inside the git directory.
+ */
+export interface GitTarget {
+  gitDir: string;
+  workTree?: string;
+  indexFile?: string;
+}
 
 export class GitError extends Error {
   constructor(
@@ -40,15 +72,18 @@ export interface GitResult {
 function run(
   command: string,
   argv: readonly string[],
-  cwd: string,
+  target: GitTarget,
   label: string,
   okCodes: readonly number[],
 ): Promise<GitResult> {
+  const env: NodeJS.ProcessEnv = { ...GIT_ENV, GIT_DIR: target.gitDir };
+  if (target.workTree) env.GIT_WORK_TREE = target.workTree;
+  if (target.indexFile) env.GIT_INDEX_FILE = target.indexFile;
   return new Promise((resolve, reject) => {
     execFile(
       command,
       argv,
-      { cwd, env: GIT_ENV, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      { cwd: target.workTree ?? target.gitDir, env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (error, stdout, stderr) => {
         const exitCode = error ? (typeof error.code === 'number' ? error.code : null) : 0;
         if (exitCode !== null && okCodes.includes(exitCode)) resolve({ stdout, exitCode });
@@ -60,13 +95,13 @@ function run(
   });
 }
 
-/** Runs git in `cwd`. Exit codes listed in `okCodes` (default: 0) resolve; others reject. */
+/** Runs git on `target`. Exit codes listed in `okCodes` (default: 0) resolve; others reject. */
 export function git(
-  cwd: string,
+  target: GitTarget,
   args: readonly string[],
   okCodes: readonly number[] = [0],
 ): Promise<GitResult> {
-  return run('git', args, cwd, `git ${args[0]}`, okCodes);
+  return run('git', args, target, `git ${args[0]}`, okCodes);
 }
 
 /**
@@ -76,10 +111,10 @@ export function git(
  * phase of a task (prepare, commit, merge) pays for one start instead of three or four.
  */
 export function gitScript(
-  cwd: string,
+  target: GitTarget,
   name: string,
   script: string,
   args: readonly string[],
 ): Promise<GitResult> {
-  return run('sh', ['-c', `set -e\n${script}`, name, ...args], cwd, name, [0]);
+  return run('sh', ['-c', `set -e\n${script}`, name, ...args], target, name, [0]);
 }

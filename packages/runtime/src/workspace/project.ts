@@ -1,11 +1,16 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { INTEGRATION_BRANCH, taskBranch } from '../contracts/run-layout.js';
-import { GitError, git, gitScript } from './git.js';
-import { assertNoEscapingSymlinks } from './path-safety.js';
+import type { OutputCheck } from '../trust/output-check.js';
+import { readUntrusted, removeTree, sanitizeTree } from '../trust/untrusted-files.js';
+import { GitError, type GitTarget, git, gitScript } from './git.js';
 
 export interface TaskCommit {
   commit: string;
   files: string[];
+  /** Git metadata and special files the agent left, removed before committing. */
+  removed?: string[];
 }
 
 export type MergeResult =
@@ -15,21 +20,33 @@ export type MergeResult =
 const OID = /^[0-9a-f]{40,64}$/;
 
 /**
- * Points the worktree $1 at a fresh `task/<id>` ($2) at the integration commit $3, dropping every
- * leftover of the slot's previous task, ignored files included. Another worktree may still have
- * the branch checked out from an earlier attempt of the same task; it is reset before its reuse.
+ * Attributes that outrank any `.gitattributes` an agent commits: merges use git's own text
+ * merge (an agent's `merge=union` would turn every conflict into a silent concatenation), and
+ * no filter, diff or encoding driver is looked up for agent files.
+ */
+const HOST_ATTRIBUTES = '* !merge !filter !diff !working-tree-encoding\n';
+
+/**
+ * Points a workspace at the integration commit $1: the index the host keeps for it is reset to
+ * that tree and the files follow (changed files rewritten, files not in it removed), then every
+ * untracked or ignored file goes. Only what changed since the workspace's last task is written.
  */
 const PREPARE_WORKSPACE = `
-cd "$1"
-git checkout --quiet --force --ignore-other-worktrees -B "$2" "$3"
-git clean --quiet -ffdx
+git read-tree --reset -u "$1"
+git clean -ffdxq
 `;
 
-/** Commits the whole workspace on its branch and prints the commit and its files. */
+/**
+ * Commits the whole workspace on top of $1 as branch $2 with message $3, without HEAD: the index
+ * is the host's, the commit is made from its tree. Prints the commit and the changed files.
+ */
 const COMMIT_WORKSPACE = `
 git add --all
-git commit --quiet --allow-empty --no-verify -m "$1"
-git log -1 -z --format=%H --name-only --no-renames
+tree=$(git write-tree)
+commit=$(git commit-tree "$tree" -p "$1" -m "$3")
+git update-ref "$2" "$commit"
+printf '%s\\0' "$commit"
+git diff-tree -r -z --name-only --no-commit-id --no-renames "$1" "$commit"
 `;
 
 /**
@@ -56,6 +73,14 @@ done
 [ "$tip" = "$base" ] || git update-ref refs/heads/${INTEGRATION_BRANCH} "$tip" "$base"
 `;
 
+/** For each file after $1 (the integration tip): the task whose merge last changed it. */
+const TASKS_TOUCHING = `
+tip=$1; shift
+for file; do
+  git log -1 --first-parent --format='%(trailers:key=Task-Id,valueonly,separator=%x2C)' "$tip" -- "$file"
+done
+`;
+
 /** Merges queued while one batch runs go together in the next. */
 const MAX_MERGE_BATCH = 64;
 
@@ -65,40 +90,69 @@ interface QueuedMerge {
   settle: (result: MergeResult | Error) => void;
 }
 
+export interface CommitRequest {
+  taskId: string;
+  /** The integration commit the workspace was prepared at: the task commit's parent. */
+  base: string;
+  message: string;
+  /** The rules the changes must pass before anything of them is hashed into the repository. */
+  check: OutputCheck;
+}
+
 /**
- * The run's git repository. `main` is the integration branch; each task works in an executor
- * worktree checked out at the integration commit, is committed on `task/<id>` and merged back
- * with a merge commit. Merges are computed with `git merge-tree` and published with a
- * compare-and-swap `update-ref`, so the project's own checkout is never touched mid-run and a
- * conflict is reported, never resolved by picking a side.
+ * The run's git repository and the workspaces agents work in. The git directory lives only
+ * here, where no agent can reach: a workspace holds files and nothing else, its index is kept in
+ * the git directory, and every git call names the repository explicitly, so nothing an agent
+ * writes (a `.git`, hooks, config, attributes) is ever read as git configuration.
+ *
+ * `main` is the integration branch. A task's changes are committed as `task/<id>` on top of the
+ * integration commit its workspace was prepared at, then merged with a merge commit computed by
+ * `git merge-tree` and published with a compare-and-swap `update-ref`, so the project's own
+ * checkout is never touched mid-run and a conflict is reported, never resolved by picking a side.
  */
 export class Project {
   private readonly queue: QueuedMerge[] = [];
   private merging = false;
-  private readonly workspaces = new Set<string>();
-  private registrations: Promise<void> = Promise.resolve();
+  readonly gitDir: string;
 
   private constructor(
     readonly dir: string,
     private mainHead: string,
-  ) {}
+  ) {
+    this.gitDir = path.join(dir, '.git');
+  }
 
   static async init(dir: string, initialMessage: string): Promise<Project> {
     await mkdir(dir, { recursive: true });
-    await git(dir, ['init', '--quiet', '--template=', `--initial-branch=${INTEGRATION_BRANCH}`]);
+    const gitDir = path.join(dir, '.git');
+    await git({ gitDir, workTree: dir }, [
+      'init',
+      '--quiet',
+      '--template=',
+      `--initial-branch=${INTEGRATION_BRANCH}`,
+    ]);
     for (const [key, value] of [
       ['gc.auto', '0'], // no background gc racing the run's parallel writers
       ['core.autocrlf', 'false'],
       ['commit.gpgsign', 'false'],
     ] as const) {
-      await git(dir, ['config', key, value]);
+      await git({ gitDir }, ['config', key, value]);
     }
-    await git(dir, ['commit', '--quiet', '--allow-empty', '--no-verify', '-m', initialMessage]);
+    await mkdir(path.join(gitDir, 'info'), { recursive: true });
+    await writeFile(path.join(gitDir, 'info', 'attributes'), HOST_ATTRIBUTES);
+    await git({ gitDir, workTree: dir }, [
+      'commit',
+      '--quiet',
+      '--allow-empty',
+      '--no-verify',
+      '-m',
+      initialMessage,
+    ]);
     return Project.open(dir);
   }
 
   static async open(dir: string): Promise<Project> {
-    const { stdout } = await git(dir, [
+    const { stdout } = await git({ gitDir: path.join(dir, '.git') }, [
       'rev-parse',
       '--verify',
       `refs/heads/${INTEGRATION_BRANCH}`,
@@ -111,60 +165,103 @@ export class Project {
     return this.mainHead;
   }
 
+  private get repo(): GitTarget {
+    return { gitDir: this.gitDir };
+  }
+
+  /** A workspace as git sees it: its files, and the index the host keeps for it. */
+  private workspaceTarget(workspace: string): GitTarget {
+    const key = createHash('sha256').update(workspace).digest('hex').slice(0, 16);
+    return {
+      gitDir: this.gitDir,
+      workTree: workspace,
+      indexFile: path.join(this.gitDir, 'workspaces', `${key}.index`),
+    };
+  }
+
   /**
-   * Readies a slot's worktree for a task: `task/<id>` at `base`, nothing else in it. Worktrees
-   * belong to executor slots, not tasks: a task's checkout rewrites only what changed since the
-   * slot's last task instead of the whole project. A slot's worktree is registered on its first
-   * use, one registration at a time: `worktree add` reads every other worktree's metadata and
-   * fails on one that is half-created.
+   * Readies a workspace for a task: exactly the files of `base`, nothing else. Workspaces belong
+   * to executor slots and are reused, so a task's checkout rewrites only what changed since the
+   * slot's last task. What the last agent left is cleared of git metadata and special files
+   * first; if the workspace cannot be reset (an agent made parts of it unwritable, say), it is
+   * deleted and checked out afresh.
    */
-  async prepareWorkspace(workspace: string, taskId: string, base: string): Promise<void> {
-    if (!this.workspaces.has(workspace)) {
-      const added = this.registrations.then(() =>
-        git(this.dir, [
-          'worktree',
-          'add',
-          '--quiet',
-          '--force',
-          '--no-checkout',
-          '--detach',
-          workspace,
-          base,
-        ]),
-      );
-      this.registrations = added.then(
-        () => {},
-        () => {},
-      );
-      await added;
-      this.workspaces.add(workspace);
+  async prepareWorkspace(workspace: string, base: string): Promise<void> {
+    const target = this.workspaceTarget(workspace);
+    try {
+      await mkdir(workspace, { recursive: true });
+      await sanitizeTree(workspace);
+      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base]);
+    } catch {
+      await removeTree(workspace);
+      await rm(target.indexFile as string, { force: true });
+      await mkdir(path.dirname(target.indexFile as string), { recursive: true });
+      await mkdir(workspace, { recursive: true });
+      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base]);
     }
-    await gitScript(this.dir, 'prepare-workspace', PREPARE_WORKSPACE, [
-      workspace,
-      taskBranch(taskId),
-      base,
-    ]);
   }
 
-  /** Deletes every executor worktree and its git metadata. */
+  /** Deletes every workspace under `root` and the indexes the host kept for them. */
   async removeWorkspaces(root: string): Promise<void> {
-    this.workspaces.clear();
-    await rm(root, { recursive: true, force: true });
-    await git(this.dir, ['worktree', 'prune']);
+    await removeTree(root);
+    await rm(path.join(this.gitDir, 'workspaces'), { recursive: true, force: true });
   }
 
   /**
-   * Commits everything in the workspace on its task branch. An attempt that changed nothing
-   * still gets its commit, so every task has one.
+   * Commits everything in the workspace as `task/<id>` on top of its base, once the changes pass
+   * `request.check`: the agent's git metadata and special files are removed, then every added or
+   * changed file is measured (and read, when there are secrets to look for) before git hashes
+   * any of it. An attempt that changed nothing still gets its commit, so every task has one.
+   * Throws OutputRejectedError naming the first file that breaks a rule.
    */
-  async commitWorkspace(workspace: string, message: string): Promise<TaskCommit> {
-    const { stdout } = await gitScript(workspace, 'commit-workspace', COMMIT_WORKSPACE, [message]);
-    // Output: `<hash>\0\n<file>\0<file>\0...`
+  async commitWorkspace(workspace: string, request: CommitRequest): Promise<TaskCommit> {
+    const target = this.workspaceTarget(workspace);
+    const { symlinks, removed } = await sanitizeTree(workspace);
+    await this.checkChanges(target, workspace, symlinks, request.check);
+    const { stdout } = await gitScript(target, 'commit-workspace', COMMIT_WORKSPACE, [
+      request.base,
+      `refs/heads/${taskBranch(request.taskId)}`,
+      request.message,
+    ]);
     const [commit = '', ...names] = stdout.split('\0');
-    if (names[0]?.startsWith('\n')) names[0] = names[0].slice(1);
-    const files = names.filter(Boolean);
-    await assertNoEscapingSymlinks(workspace, files);
-    return { commit, files };
+    if (!OID.test(commit))
+      throw new GitError('commit-workspace', 0, `unexpected output: ${stdout}`);
+    return { commit, files: names.filter(Boolean), ...(removed.length > 0 && { removed }) };
+  }
+
+  /**
+   * Applies the output rules to what `git add --all` would take: untracked files that are not
+   * ignored and tracked files that changed. Git lists them without descending into links, and
+   * no agent is alive to change the tree, so measuring each by lstat is measuring what git reads.
+   */
+  private async checkChanges(
+    target: GitTarget,
+    workspace: string,
+    symlinks: ReadonlyMap<string, string>,
+    check: OutputCheck,
+  ): Promise<void> {
+    const { stdout } = await git(target, [
+      'ls-files',
+      '-z',
+      '--others',
+      '--modified',
+      '--exclude-standard',
+    ]);
+    for (const file of new Set(stdout.split('\0').filter(Boolean))) {
+      const link = symlinks.get(file);
+      if (link !== undefined) {
+        check.symlink(file, link);
+        continue;
+      }
+      const full = path.join(workspace, file);
+      const stats = await lstat(full).catch(() => undefined);
+      if (!stats?.isFile()) continue; // deleted
+      check.file(file, stats.size);
+      if (check.needsContent) {
+        const content = await readUntrusted(full, stats.size);
+        if (content) check.content(file, content);
+      }
+    }
   }
 
   /** Merges a task commit into `main`; merges requested meanwhile are batched into one publish. */
@@ -200,7 +297,7 @@ export class Project {
 
   private async mergeBatch(batch: readonly QueuedMerge[]): Promise<MergeResult[]> {
     const args = [this.mainHead, ...batch.flatMap((m) => [m.commit, m.message])];
-    const { stdout } = await gitScript(this.dir, 'merge-commits', MERGE_COMMITS, args);
+    const { stdout } = await gitScript(this.repo, 'merge-commits', MERGE_COMMITS, args);
     const lines = stdout.trim().split('\n');
     if (lines.length !== batch.length)
       throw new GitError('merge-commits', 0, `unexpected output: ${stdout}`);
@@ -224,7 +321,7 @@ export class Project {
   /** The paths that conflict when merging `commit` into `tip` (conflicts are rare: asked apart). */
   private async conflictedFiles(tip: string, commit: string): Promise<string[]> {
     const { stdout } = await git(
-      this.dir,
+      this.repo,
       ['merge-tree', '--write-tree', '--name-only', '-z', '--no-messages', tip, commit],
       [1],
     );
@@ -234,9 +331,19 @@ export class Project {
     return [...new Set(names.filter(Boolean))];
   }
 
+  /** The tasks whose merges last changed `files` on the integration branch. */
+  async tasksTouching(files: readonly string[]): Promise<string[]> {
+    if (files.length === 0) return [];
+    const { stdout } = await gitScript(this.repo, 'tasks-touching', TASKS_TOUCHING, [
+      this.mainHead,
+      ...files,
+    ]);
+    return [...new Set(stdout.split(/[\n,]/).map((id) => id.trim()))].filter(Boolean);
+  }
+
   /** The paths a commit changed against its first parent. */
   async changedFiles(commit: string): Promise<string[]> {
-    const { stdout } = await git(this.dir, [
+    const { stdout } = await git(this.repo, [
       'diff-tree',
       '--no-commit-id',
       '--name-only',
@@ -251,15 +358,57 @@ export class Project {
   /** True when `commit` is already part of the integration branch. */
   async contains(commit: string): Promise<boolean> {
     const { exitCode } = await git(
-      this.dir,
+      this.repo,
       ['merge-base', '--is-ancestor', commit, this.mainHead],
       [0, 1, 128],
     );
     return exitCode === 0;
   }
 
+  /** The commit `main` points at in the repository (the published truth, not the cached head). */
+  async publishedHead(): Promise<string> {
+    const { stdout } = await git(this.repo, [
+      'rev-parse',
+      '--verify',
+      `refs/heads/${INTEGRATION_BRANCH}`,
+    ]);
+    return stdout.trim();
+  }
+
+  /**
+   * Removes lock files a killed git left in the repository at `dir` (`main.lock`, `HEAD.lock`,
+   * index locks). Only for a caller that has proved no git is running on it: the run's lock is
+   * held and no process works in the run directory. Returns the locks removed, relative to the
+   * git directory.
+   */
+  static async removeStaleLocks(dir: string): Promise<string[]> {
+    const gitDir = path.join(dir, '.git');
+    const removed: string[] = [];
+    const visit = async (relativeDir: string): Promise<void> => {
+      const entries = await readdir(path.join(gitDir, relativeDir), {
+        withFileTypes: true,
+      }).catch(() => []);
+      for (const entry of entries) {
+        const relative = relativeDir ? `${relativeDir}/${entry.name}` : entry.name;
+        const descend = relativeDir !== '' || ['refs', 'workspaces'].includes(entry.name);
+        if (entry.isDirectory() && descend) await visit(relative);
+        else if (entry.isFile() && entry.name.endsWith('.lock')) {
+          await rm(path.join(gitDir, relative), { force: true });
+          removed.push(relative);
+        }
+      }
+    };
+    await visit('');
+    return removed;
+  }
+
   /** Brings the project's own checkout up to the integration branch (done once a run ends). */
   async checkoutHead(): Promise<void> {
-    await git(this.dir, ['reset', '--quiet', '--hard', INTEGRATION_BRANCH]);
+    await git({ gitDir: this.gitDir, workTree: this.dir }, [
+      'reset',
+      '--quiet',
+      '--hard',
+      INTEGRATION_BRANCH,
+    ]);
   }
 }

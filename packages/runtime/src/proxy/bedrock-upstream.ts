@@ -1,0 +1,64 @@
+import type { ServerResponse } from 'node:http';
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { joinUrl, type ProxiedRequest, relay, type Upstream } from './upstream.js';
+
+/**
+ * Amazon Bedrock's runtime API. Claude Code sends its Bedrock requests unsigned
+ * (`CLAUDE_CODE_SKIP_BEDROCK_AUTH`); they are signed here with SigV4 and the host's AWS
+ * credentials, which agents never hold. Only the body and the content headers are sent on.
+ */
+export class BedrockUpstream implements Upstream {
+  readonly routes = /^\/model\/[^/]+\/(invoke|invoke-with-response-stream|count-tokens)$/;
+  private readonly endpoint: URL;
+  private readonly signer: SignatureV4;
+
+  constructor(options: {
+    region: string;
+    credentials: ConstructorParameters<typeof SignatureV4>[0]['credentials'];
+    /** `ANTHROPIC_BEDROCK_BASE_URL`: a VPC endpoint or gateway instead of the regional one. */
+    endpoint?: string;
+  }) {
+    this.endpoint = new URL(
+      options.endpoint ?? `https://bedrock-runtime.${options.region}.amazonaws.com`,
+    );
+    this.signer = new SignatureV4({
+      service: 'bedrock',
+      region: options.region,
+      credentials: options.credentials,
+      sha256: Sha256,
+    });
+  }
+
+  async forward(request: ProxiedRequest, response: ServerResponse): Promise<void> {
+    // Model ids hold `:`; the path is sent percent-encoded and signed as AWS SDKs sign it.
+    const path = request.path
+      .split('/')
+      .map((segment) => encodeURIComponent(decodeURIComponent(segment)))
+      .join('/');
+    const url = joinUrl(this.endpoint, path, request.search);
+    const signed = await this.signer.sign({
+      method: 'POST',
+      protocol: url.protocol,
+      hostname: url.hostname,
+      ...(url.port && { port: Number(url.port) }),
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: {
+        host: url.host,
+        'content-type': request.headers['content-type'] ?? 'application/json',
+        accept: request.headers.accept ?? 'application/json',
+      },
+      body: request.body,
+    });
+    const { host: _host, ...headers } = signed.headers;
+    const upstream = await fetch(url, {
+      method: 'POST',
+      headers,
+      body: request.body,
+      signal: request.signal,
+      redirect: 'manual',
+    });
+    await relay(upstream, response);
+  }
+}

@@ -1,0 +1,57 @@
+import { realpath } from 'node:fs/promises';
+import path from 'node:path';
+
+export class WorkspaceEscapeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkspaceEscapeError';
+  }
+}
+
+/** True when `candidate` is `root` or lies below it (both absolute and normalised). */
+export function isInside(root: string, candidate: string): boolean {
+  const relative = path.relative(root, candidate);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/**
+ * Where an absolute path really leads: links resolved for the part that exists, the rest (a file
+ * about to be created) appended as written. The nearest existing ancestor decides where a write
+ * lands, so a link anywhere on the way is followed before a path is judged.
+ */
+export async function realPathOf(target: string): Promise<string> {
+  const missing: string[] = [];
+  let current = path.resolve(target);
+  while (true) {
+    try {
+      return path.join(await realpath(current), ...missing.reverse());
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const parent = path.dirname(current);
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || parent === current) throw error;
+      missing.push(path.basename(current));
+      current = parent;
+    }
+  }
+}
+
+/** True when `target`, with every link on its way resolved, lies inside `root`. */
+export async function resolvesInside(root: string, target: string): Promise<boolean> {
+  const [realRoot, realTarget] = await Promise.all([realpath(root), realPathOf(target)]);
+  return isInside(realRoot, realTarget);
+}
+
+/**
+ * Resolves a workspace-relative path for writing, refusing anything that lands outside the
+ * workspace: `..` segments, absolute paths, or a parent directory that is a symlink pointing out.
+ */
+export async function resolveInside(root: string, relative: string): Promise<string> {
+  const target = path.resolve(root, relative);
+  if (path.isAbsolute(relative) || !isInside(root, target) || target === root) {
+    throw new WorkspaceEscapeError(`path "${relative}" is outside the workspace`);
+  }
+  if (!(await resolvesInside(root, path.dirname(target)))) {
+    throw new WorkspaceEscapeError(`path "${relative}" resolves outside the workspace`);
+  }
+  return target;
+}
