@@ -398,6 +398,64 @@ describe('stopping agents', () => {
   });
 });
 
+describe('Bedrock through the model proxy', () => {
+  it('runs Claude Code on Bedrock with requests signed by the proxy; the agent holds no AWS key', async () => {
+    const secretKey = `aws-secret-${randomUUID()}`;
+    script = (request) => {
+      const cwd = primaryWorkingDirectory(request);
+      if (!cwd) return reply({ content: [text('ok')] });
+      return toolResults(request) === 0
+        ? reply({
+            content: [
+              toolUse('Bash', { command: 'env | sort > env.txt; cat env.txt' }),
+            ],
+          })
+        : reply({
+            content: [text('done on Bedrock')],
+            usage: { input_tokens: 20, output_tokens: 10 },
+          });
+    };
+    const before = server.requests.length;
+    const plan = planFile(['bedrock'], 1);
+    const { code, stdout, stderr } = await runCli(
+      ['run', '--real', '--plan', plan, '-o', path.join(work, 'bedrock'), '--json'],
+      work,
+      {
+        HOME: path.join(work, 'home'),
+        USE_BEDROCK: '1',
+        BEDROCK_REGION: 'eu-west-1',
+        BEDROCK_MODEL: 'eu.anthropic.claude-sonnet-5-5-v1:0',
+        AWS_ACCESS_KEY_ID: 'AKIDBEDROCKTEST',
+        AWS_SECRET_ACCESS_KEY: secretKey,
+        ANTHROPIC_BEDROCK_BASE_URL: server.url,
+      },
+    );
+    const { runDir } = resultLine(stdout);
+    expect(code, stderr).toBe(1);
+    const calls = server.requests.slice(before);
+    expect(calls.length).toBeGreaterThan(0);
+    for (const call of calls) {
+      expect(call.path).toBe(
+        '/model/eu.anthropic.claude-sonnet-5-5-v1%3A0/invoke-with-response-stream',
+      );
+      expect(call.headers.authorization).toMatch(
+        /^AWS4-HMAC-SHA256 Credential=AKIDBEDROCKTEST\/\d{8}\/eu-west-1\/bedrock\/aws4_request, /,
+      );
+    }
+    // The agent's environment (what it wrote to env.txt, refused at commit): no AWS credential.
+    const seen = conversationText(calls.at(-1) as RecordedRequest);
+    expect(seen).toContain('CLAUDE_CODE_SKIP_BEDROCK_AUTH=1');
+    expect(seen).toContain('AWS_REGION=eu-west-1');
+    expect(seen).not.toMatch(/AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|PROFILE)=/);
+    expect(seen).not.toContain(secretKey);
+    const [task] = readSummary(runDir).tasks;
+    expect(task?.error).toMatch(/^env\.txt contains the value of the model proxy token/);
+    for (const file of filesBelow(runDir)) {
+      expect(readFileSync(file).includes(secretKey), file).toBe(false);
+    }
+  });
+});
+
 describe('planning failures and checks', () => {
   it('plan --real prints the model plan and what planning cost', async () => {
     script = (request) => planner(request) ?? agentStep(request);

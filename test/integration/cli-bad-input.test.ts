@@ -1,7 +1,7 @@
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../support/cli.js';
+import { CLI, runCli } from '../support/cli.js';
 import { planInput, task } from '../support/plans.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -146,6 +146,42 @@ const cases: [string, string[], RegExp][] = [
     ],
     /--backend local contradicts the backend config \(docker\)/,
   ],
+  [
+    'a device as the plan',
+    ['run', '--plan', '/dev/zero'],
+    /plan file \/dev\/zero is not a regular file or a pipe/,
+  ],
+  [
+    'a device as the requirements',
+    ['run', '--file', '/dev/urandom'],
+    /requirements file \/dev\/urandom is not a regular file or a pipe/,
+  ],
+  ['a directory as the requirements', ['run', '--file', work], /is not a regular file or a pipe/],
+  [
+    'a task timeout of 0',
+    ['run', 'x', '--task-timeout', '0'],
+    /argument '0' is invalid. expected a duration from 100ms to 7d/,
+  ],
+  [
+    'a task timeout past what a timer holds',
+    ['run', 'x', '--task-timeout', '99999999h'],
+    /argument '99999999h' is invalid. expected a duration from 100ms to 7d/,
+  ],
+  [
+    'a retry delay over an hour',
+    ['run', 'x', '--retry-delay', '2h'],
+    /argument '2h' is invalid. expected a duration from 0s to 1h/,
+  ],
+  [
+    'a file size limit of 0',
+    ['run', 'x', '--max-file-size', '0'],
+    /argument '0' is invalid. expected a size from 1k to 1024g/,
+  ],
+  [
+    'an unknown agent network',
+    ['run', 'x', '--agent-network', 'wide'],
+    /argument 'wide' is invalid. choose from: none, open/,
+  ],
   ['unknown command', ['launch'], /unknown command 'launch'/],
   ['unknown option', ['run', 'x', '--turbo'], /unknown option '--turbo'/],
 ];
@@ -165,5 +201,104 @@ describe('bad input', () => {
     expect(stderr).not.toMatch(/\n\s+at /);
     expect(stdout).toBe('');
     expect(readdirSync(work).filter((name) => name.startsWith('out-'))).toEqual([]);
+  });
+});
+
+/** Expects one `error:` line matching `message`, exit `code`, and no stack trace. */
+function expectOneLine(
+  result: { code: number | null; stderr: string },
+  message: RegExp,
+  code = 2,
+): void {
+  expect(result.code, result.stderr).toBe(code);
+  expect(result.stderr).toMatch(/^error: [^\n]*\n$/);
+  expect(result.stderr).toMatch(message);
+}
+
+describe('bad output directories and environments', () => {
+  const aFile = file('a-file', 'not a directory');
+
+  it.each([
+    ['/proc/x', /cannot write runs to \/proc\/x: \/proc is on proc/],
+    ['/sys/kernel/x', /cannot write runs to \/sys\/kernel\/x: \/sys\/kernel is on sysfs/],
+    ['/dev/shm/runs', /cannot write runs to \/dev\/shm\/runs: it is under \/dev/],
+    [aFile, /a-file is not a directory/],
+    [path.join(aFile, 'sub'), /a-file is not a directory/],
+  ])('refuses --output %s before touching it', async (output, message) => {
+    const result = await runCli(['run', 'x', '--output', output], work);
+    expectOneLine(result, message);
+  });
+
+  /** The CLI in a mount namespace of its own, with a small tmpfs at `dir` (unprivileged too). */
+  const inTmpfs = (options: string, dir: string, args: string[], before = 'true') =>
+    runCli(
+      [
+        '-c',
+        `mkdir -p ${dir} && mount -t tmpfs -o ${options} tmpfs ${dir} && ${before} && exec "$0" "$@"`,
+        process.execPath,
+        CLI,
+        ...args,
+      ],
+      work,
+      {},
+      'unshare',
+      ['--user', '--map-root-user', '--mount', 'sh'],
+    );
+
+  it('says in one line that the output is read-only or the disk full, and exits 2', async () => {
+    const readOnly = path.join(work, 'ro');
+    expectOneLine(
+      await inTmpfs('ro,size=1m', readOnly, ['run', 'x', '-o', path.join(readOnly, 'runs')]),
+      /cannot write runs to .*ro\/runs: the file system is read-only/,
+    );
+    const full = path.join(work, 'full');
+    expectOneLine(
+      await inTmpfs(
+        'size=64k',
+        full,
+        ['run', 'Build a thing', '-o', path.join(full, 'runs')],
+        `head -c 60k /dev/zero > ${full}/fill 2>/dev/null; true`,
+      ),
+      /^error: cannot (set up a run in|write runs to) .*full\/runs: no space left on the device/,
+    );
+  });
+
+  it('says git is missing before doing anything', async () => {
+    const bin = path.join(work, 'bin-node-only');
+    mkdirSync(bin);
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    const result = await runCli(['run', 'x', '-o', path.join(work, 'no-git')], work, { PATH: bin });
+    expectOneLine(result, /git is not available \(ENOENT\): runs need git 2\.38 or newer on PATH/);
+    expect(readdirSync(work)).not.toContain('no-git');
+  });
+
+  it('refuses a key given both as a variable and as a file', async () => {
+    const result = await runCli(['run', 'x', '--real', '-o', path.join(work, 'both')], work, {
+      ANTHROPIC_API_KEY: 'sk-ant-one',
+      ANTHROPIC_API_KEY_FILE: file('key', 'sk-ant-two'),
+    });
+    expectOneLine(
+      result,
+      /both ANTHROPIC_API_KEY and ANTHROPIC_API_KEY_FILE are set: unset the one not to use/,
+    );
+  });
+
+  it('reads a pipe only up to the limit', async () => {
+    const result = await runCli(
+      [
+        '-c',
+        `head -c 900000 /dev/zero | tr '\\0' a | exec "$0" "$@"`,
+        process.execPath,
+        CLI,
+        'plan',
+        '--file',
+        '/dev/stdin',
+      ],
+      work,
+      {},
+      'sh',
+      [],
+    );
+    expectOneLine(result, /requirements file \/dev\/stdin is larger than 781\.3 KiB/);
   });
 });

@@ -270,6 +270,28 @@ describe('plan and status', () => {
     expect(existsSync(path.join(work, 'runs'))).toBe(false);
   });
 
+  it('plans requirements of any shape within the plan bounds: one 199,000-character line, 5,000 items', async () => {
+    writeFileSync(path.join(work, 'long.md'), `Build ${'a'.repeat(199_000)}`);
+    const items = Array.from({ length: 5000 }, (_, i) => `feature number ${i} with some words`);
+    writeFileSync(path.join(work, 'many.md'), `Build a todo app with ${items.join(', ')}`);
+    for (const [file, tasks] of [
+      ['long.md', 6],
+      ['many.md', 100],
+    ] as const) {
+      const { code, stdout, stderr } = await runCli(
+        ['plan', '--json', '--file', path.join(work, file)],
+        work,
+      );
+      expect(code, stderr).toBe(0);
+      const plan = JSON.parse(stdout);
+      expect(plan.tasks).toHaveLength(tasks);
+      for (const t of plan.tasks) {
+        expect(t.title.length).toBeLessThanOrEqual(200);
+        expect(t.description.length).toBeLessThanOrEqual(20_000);
+      }
+    }
+  });
+
   it('status shows a table of tasks, states, attempts and durations', async () => {
     const plan = writePlan('status', [
       task('one', [], 5),

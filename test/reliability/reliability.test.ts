@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JournalEvent } from '../../packages/runtime/src/contracts/events.js';
@@ -273,6 +273,101 @@ describe('reliability', () => {
     const resumed = await runCli(['resume', runDir], work);
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toMatch(/Run succeeded: 8\/8 tasks succeeded/);
+  });
+
+  it('resumes after SIGKILL at many points around merges, to the tree of an uninterrupted run', async () => {
+    // Many short independent tasks on four slots: merges are queued and batched all the time.
+    const plan = writePlan(Array.from({ length: 10 }, (_, i) => task(`m${i}`, [], 0)));
+    const reference = await runCli(
+      ['run', '--plan', plan, '-e', '4', '-o', path.join(work, 'merge-reference'), '--json'],
+      work,
+    );
+    const referenceTree = treeHash(path.join(resultLine(reference.stdout).runDir, 'project'));
+    const killPoints = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map((n) => ({ after: 'task-merging', n }));
+    for (const { after, n } of [...killPoints, { after: 'task-succeeded', n: 5 }]) {
+      const { child, done, runDir } = await startRun(['--plan', plan, '-e', '4']);
+      // Poll the journal as fast as the loop allows and kill at once: inside a merge's git.
+      await waitFor(
+        () => (eventsSoFar(runDir).filter((e) => e.type === after).length >= n ? true : undefined),
+        20_000,
+        `${after} #${n}`,
+        0,
+      );
+      child.kill('SIGKILL');
+      await done;
+      const resumed = await runCli(['resume', runDir, '--json'], work);
+      expect(resumed.code, `killed after ${after} #${n}: ${resumed.stderr}`).toBe(0);
+      expect(treeHash(path.join(runDir, 'project'))).toBe(referenceTree);
+      const project = path.join(runDir, 'project');
+      // Each task merged exactly once.
+      const merges = gitOut(project, ['log', '--first-parent', '--merges', '--format=%s', 'main']);
+      expect(merges.split('\n')).toHaveLength(10);
+      expect(readSummary(runDir).totals).toMatchObject({ succeeded: 10, unfinished: 0 });
+      expect(gitOut(project, ['rev-parse', 'main'])).toBe(readSummary(runDir).integrationCommit);
+    }
+  });
+
+  it('removes the lock files a killed git left, once it has proved no git is running', async () => {
+    const plan = writePlan(Array.from({ length: 6 }, (_, i) => task(`l${i}`, [], 0)));
+    const { child, done, runDir } = await startRun(['--plan', plan, '-e', '2']);
+    await waitFor(() =>
+      eventsSoFar(runDir).filter((e) => e.type === 'task-succeeded').length >= 2 ? true : undefined,
+    );
+    child.kill('SIGKILL');
+    await done;
+    const gitDir = path.join(runDir, 'project/.git');
+    for (const lock of ['HEAD.lock', 'refs/heads/main.lock', 'index.lock'])
+      writeFileSync(path.join(gitDir, lock), '');
+    // A process still working in the run directory: its locks might be live, so resume waits.
+    const busy = spawn('sleep', ['30'], { cwd: path.join(runDir, 'project') });
+    const refused = await runCli(['resume', runDir], work);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      new RegExp(
+        `^error: process ${busy.pid} still works in .*; wait for it to end or stop it, then resume\n$`,
+      ),
+    );
+    busy.kill('SIGKILL');
+    await new Promise((resolve) => busy.once('exit', resolve));
+    const resumed = await runCli(['resume', runDir, '--json'], work);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(readEvents(runDir).find((e) => e.type === 'run-resumed')).toMatchObject({
+      recoveredLocks: ['HEAD.lock', 'index.lock', 'refs/heads/main.lock'],
+    });
+    expect(readSummary(runDir).totals.succeeded).toBe(6);
+  });
+
+  it('cleans up on resume when the orchestrator died after its last task, before cleanup', async () => {
+    const plan = writePlan([task('only', [], 0)]);
+    const run = await runCli(
+      ['run', '--plan', plan, '-o', path.join(work, 'late'), '--json'],
+      work,
+    );
+    const { runDir } = resultLine(run.stdout);
+    // The moment between the last success and the cleanup: no run-finished, sandboxes left.
+    const events = readEvents(runDir).filter((e) => e.type !== 'run-finished');
+    writeFileSync(
+      path.join(runDir, 'events.jsonl'),
+      events.map((e) => `${JSON.stringify(e)}\n`).join(''),
+    );
+    mkdirSync(path.join(runDir, 'sandboxes/executor-0/workspace'), { recursive: true });
+    writeFileSync(path.join(runDir, 'sandboxes/executor-0/workspace/leftover.txt'), 'x');
+    const resumed = await runCli(['resume', runDir, '--json'], work);
+    expect(resumed.code).toBe(0);
+    expect(existsSync(path.join(runDir, 'sandboxes'))).toBe(false);
+    expect(readEvents(runDir).at(-1)).toMatchObject({ type: 'run-finished', status: 'succeeded' });
+  });
+
+  it('stops in one line with exit 70 when its run directory is deleted mid-run', async () => {
+    const plan = writePlan(layered(200).slice(0, 12));
+    const { done, runDir } = await startRun(['--plan', plan, '-e', '2']);
+    await waitFor(() =>
+      eventsSoFar(runDir).some((e) => e.type === 'task-succeeded') ? true : undefined,
+    );
+    rmSync(runDir, { recursive: true, force: true });
+    const result = await done;
+    expect(result.code).toBe(70);
+    expect(result.stderr).toMatch(/^error: [^\n]+\n$/);
   });
 
   it('refuses to resume a run another orchestrator is driving', async () => {

@@ -16,13 +16,18 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the CLI with a clean environment: PATH and HOME, plus `env`. */
+/**
+ * Runs the CLI with a clean environment: PATH and HOME, plus `env`. `command` and `prefix` run it
+ * through something else (a shell, `unshare`) whose own arguments come first.
+ */
 export function startCli(
   args: string[],
   cwd: string,
   env: NodeJS.ProcessEnv = {},
+  command = process.execPath,
+  prefix: string[] = [CLI],
 ): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(command, [...prefix, ...args], {
     cwd,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -45,8 +50,10 @@ export function runCli(
   args: string[],
   cwd: string,
   env: NodeJS.ProcessEnv = {},
+  command?: string,
+  prefix?: string[],
 ): Promise<CliResult> {
-  return startCli(args, cwd, env).done;
+  return startCli(args, cwd, env, command, prefix).done;
 }
 
 /** The `result` line `--json` ends with. */
@@ -66,17 +73,18 @@ export function readSummary(runDir: string): ExecutionSummary {
   return JSON.parse(readFileSync(path.join(runDir, 'execution_summary.json'), 'utf8'));
 }
 
-/** Polls until `check` returns a value, failing after `timeoutMs`. */
+/** Polls every `everyMs` (0: as often as the event loop allows) until `check` returns a value. */
 export async function waitFor<T>(
   check: () => T | undefined,
   timeoutMs = 20_000,
   what = 'condition',
+  everyMs = 25,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const value = check();
     if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => (everyMs > 0 ? setTimeout(r, everyMs) : setImmediate(r)));
   }
   throw new Error(`timed out waiting for ${what}`);
 }

@@ -1,11 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EventStreamCodec } from '@smithy/eventstream-codec';
+import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
 
 /**
  * A scripted server speaking the Anthropic Messages API (`POST /v1/messages`, streamed as
  * server-sent events when the request asks for it, plain JSON otherwise) and Bedrock's
- * `POST /model/<id>/invoke`. Each test gives it a script: a function from the request to the
+ * `POST /model/<id>/invoke` and `invoke-with-response-stream` (AWS event stream). Each test gives it a script: a function from the request to the
  * reply. Every request is recorded so tests can assert on what was sent.
  */
 
@@ -118,10 +120,44 @@ function messageBody(request: RecordedRequest, reply: Reply) {
   };
 }
 
-function sendStream(res: ServerResponse, body: ReturnType<typeof messageBody>): void {
+type EventWriter = (type: string, data: unknown) => void;
+
+/** Messages API events as server-sent events, as Anthropic streams them. */
+function sseWriter(res: ServerResponse): EventWriter {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  const event = (type: string, data: unknown) =>
+  return (type, data) =>
     res.write(`event: ${type}\ndata: ${JSON.stringify({ type, ...(data as object) })}\n\n`);
+}
+
+const eventStream = new EventStreamCodec(toUtf8, fromUtf8);
+
+/**
+ * The same events as Bedrock's invoke-with-response-stream sends them: AWS event-stream
+ * messages whose `chunk` events carry each event's JSON, base64-encoded.
+ */
+function bedrockWriter(res: ServerResponse): EventWriter {
+  res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream' });
+  return (type, data) => {
+    const json = JSON.stringify({ type, ...(data as object) });
+    const payload = JSON.stringify({ bytes: Buffer.from(json).toString('base64') });
+    res.write(
+      eventStream.encode({
+        headers: {
+          ':event-type': { type: 'string', value: 'chunk' },
+          ':content-type': { type: 'string', value: 'application/json' },
+          ':message-type': { type: 'string', value: 'event' },
+        },
+        body: fromUtf8(payload),
+      }),
+    );
+  };
+}
+
+function sendStream(
+  res: ServerResponse,
+  body: ReturnType<typeof messageBody>,
+  event: EventWriter,
+): void {
   const { usage } = body;
   event('message_start', {
     message: { ...body, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } },
@@ -176,7 +212,10 @@ export async function startModelServer(script: Script, host = '127.0.0.1'): Prom
       };
       requests.push(request);
       const isMessages =
-        req.method === 'POST' && /^\/v1\/messages(\?|$)|^\/model\/[^/]+\/invoke$/.test(path);
+        req.method === 'POST' &&
+        /^(\/[^?]*)?\/v1\/messages(\?|$)|^\/model\/[^/]+\/invoke(-with-response-stream)?$/.test(
+          path,
+        );
       if (!isMessages) {
         // Anything else Claude Code may probe: answer politely and emptily.
         res.writeHead(path.includes('count_tokens') ? 200 : 404, {
@@ -200,7 +239,10 @@ export async function startModelServer(script: Script, host = '127.0.0.1'): Prom
         return;
       }
       const message = messageBody(request, reply);
-      if ((body as { stream?: boolean } | undefined)?.stream) sendStream(res, message);
+      if (path.endsWith('/invoke-with-response-stream'))
+        sendStream(res, message, bedrockWriter(res));
+      else if ((body as { stream?: boolean } | undefined)?.stream)
+        sendStream(res, message, sseWriter(res));
       else {
         res.writeHead(status, { 'content-type': 'application/json', ...reply.headers });
         res.end(JSON.stringify(message));

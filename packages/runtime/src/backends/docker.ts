@@ -23,6 +23,7 @@ import { MODEL_PROXY } from '../contracts/model-proxy.js';
 import type { AgentNetwork, DockerSettings } from '../contracts/run-config.js';
 import { TASK_FILES } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
+import { redactor } from '../trust/secret-scanner.js';
 import { readUntrusted, removeTree, UntrustedFileError } from '../trust/untrusted-files.js';
 import { CappedLog } from '../util/capped-log.js';
 import type { Backend, ExecutionContext } from './backend.js';
@@ -137,10 +138,11 @@ export async function runContainer(
   options: Docker.ContainerCreateOptions,
   logPath: string,
   signal: AbortSignal,
+  redact?: (text: string) => string,
 ): Promise<ContainerRun> {
   const container = await docker.createContainer(options);
-  // The container's output is the agent's to fill: the log is bounded.
-  const log = new CappedLog(logPath, MAX_LOG_BYTES);
+  // The container's output is the agent's to fill: the log is bounded, and its token kept out.
+  const log = new CappedLog(logPath, MAX_LOG_BYTES, redact);
   const kill = () => {
     container.kill({ signal: 'SIGKILL' }).catch(() => {});
   };
@@ -221,6 +223,7 @@ export class DockerBackend implements Backend {
       `${ENV.USE_REAL_EXECUTORS}=${this.options.real ? '1' : '0'}`,
     ];
     const tokenFile = modelToken && this.stageToken(`${spec.taskId}-${spec.attempt}`, modelToken);
+    const redact = redactor([modelToken]);
     if (tokenFile) {
       binds.push(`${tokenFile}:${CONTAINER.secrets}/${MODEL_PROXY_TOKEN_ENV}:ro`);
       env.push(`${MODEL_PROXY_TOKEN_ENV}_FILE=${CONTAINER.secrets}/${MODEL_PROXY_TOKEN_ENV}`);
@@ -248,6 +251,7 @@ export class DockerBackend implements Backend {
         },
         logPath,
         signal,
+        redact,
       );
     } catch (error) {
       return {
@@ -272,7 +276,7 @@ export class DockerBackend implements Backend {
         retryable: true,
       };
     }
-    return this.collect(spec, sandbox.output, run.statusCode);
+    return this.collect(spec, sandbox.output, run.statusCode, redact);
   }
 
   /**
@@ -283,13 +287,17 @@ export class DockerBackend implements Backend {
     spec: TaskSpec,
     output: string,
     statusCode: number,
+    redact: (text: string) => string,
   ): Promise<ExecutorOutcome> {
     try {
       const transcript = await readUntrusted(
         path.join(output, TASK_FILES.transcript),
         MAX_TRANSCRIPT_BYTES,
       );
-      if (transcript) writeFileSync(path.join(spec.outputDir, TASK_FILES.transcript), transcript);
+      if (transcript) {
+        const kept = redact(transcript.toString('utf8'));
+        writeFileSync(path.join(spec.outputDir, TASK_FILES.transcript), kept);
+      }
       const raw = await readUntrusted(path.join(output, TASK_FILES.outcome), MAX_OUTCOME_BYTES);
       if (!raw) {
         return {

@@ -14,6 +14,7 @@ import { TASK_FILES } from '../contracts/run-layout.js';
 import type { Usage } from '../contracts/usage.js';
 import { readSecret } from '../models/access.js';
 import { findClaudeBinary } from '../models/claude-binary.js';
+import { redactor } from '../trust/secret-scanner.js';
 import type { ExecutorIo } from './io.js';
 import { taskPrompt } from './prompt.js';
 import { NETWORK_TOOLS, pathGuard, toolPolicy } from './tool-policy.js';
@@ -158,6 +159,8 @@ export async function runClaudeCodeTask(spec: TaskSpec, io: ExecutorIo): Promise
   const abort = () => controller.abort();
   io.signal.addEventListener('abort', abort, { once: true });
   const transcript = openSync(path.join(spec.outputDir, TASK_FILES.transcript), 'a');
+  // The agent may print its token; the transcript and log keep it out.
+  const redact = redactor([io.modelToken]);
   let result: SDKResultMessage | undefined;
   try {
     io.log(`Claude Code (${agent.model}) on task ${spec.taskId}, attempt ${spec.attempt}`);
@@ -180,12 +183,12 @@ export async function runClaudeCodeTask(spec: TaskSpec, io: ExecutorIo): Promise
         settingSources: [],
         env,
         abortController: controller,
-        stderr: (data) => io.log(data.trimEnd()),
+        stderr: (data) => io.log(redact(data.trimEnd())),
         ...(io.spawnAgent && { spawnClaudeCodeProcess: io.spawnAgent }),
       },
     });
     for await (const message of session) {
-      writeSync(transcript, `${JSON.stringify(message)}\n`);
+      writeSync(transcript, `${redact(JSON.stringify(message))}\n`);
       if (message.type === 'result') result = message;
     }
   } catch (error) {

@@ -131,6 +131,12 @@ export class ModelProxy {
       );
       return;
     }
+    if (Number(request.headers['content-length'] ?? 0) > MAX_REQUEST_BYTES) {
+      // Not read at all: the connection ends with the answer.
+      response.shouldKeepAlive = false;
+      reject(response, 413, 'request_too_large', 'request over the model proxy limit');
+      return;
+    }
     const controller = new AbortController();
     grant.requests.add(controller);
     response.on('close', () => controller.abort());

@@ -52,3 +52,13 @@ export class SecretScanner {
     return this.patterns.find((p) => haystack.includes(p.bytes))?.name;
   }
 }
+
+/**
+ * Replaces each of `values` in a text by a placeholder: for what an agent could make appear in
+ * its transcript or log (its own proxy token), which the host keeps on disk.
+ */
+export function redactor(values: readonly (string | undefined)[]): (text: string) => string {
+  const present = values.filter((v): v is string => Boolean(v && v.length >= MIN_SECRET_LENGTH));
+  if (present.length === 0) return (text) => text;
+  return (text) => present.reduce((out, value) => out.replaceAll(value, '[redacted]'), text);
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { readSummary, resultLine, runCli } from '../support/cli.js';
+import { describeDocker } from '../support/docker.js';
+import { gitOut } from '../support/git.js';
+import { expectIntegrity, scripted, taskOf } from '../support/hostile.js';
+import {
+  conversationText,
+  type ModelServer,
+  type RecordedRequest,
+  type Reply,
+  startModelServer,
+  toolUse,
+} from '../support/model-server.js';
+import { planInput, type TaskInput, task } from '../support/plans.js';
+import { tempDir } from '../support/tmp.js';
+
+/**
+ * Prompt-injected agents on the docker backend: the real `claude` in the project's image, doing
+ * from inside its container what an attacker would, against the scripted Messages API.
+ */
+
+const work = tempDir('po-hostile-docker-');
+const KEY = `sk-ant-api03-HOSTILE-DOCKER-${randomUUID()}`;
+/** A host path a planted script would touch if the host ran it (root, here). */
+const MARKER = path.join(work, 'planted-script-ran');
+/** A host path an agent aims a link at, for the host to write through. */
+const VICTIM = path.join(work, 'victim.json');
+
+let server: ModelServer;
+let script: (request: RecordedRequest) => Reply;
+
+beforeAll(async () => {
+  server = await startModelServer((request) => script(request));
+});
+afterAll(() => server.close());
+
+async function hostileRun(tasks: TaskInput[]) {
+  const plan = path.join(work, `plan-${randomUUID()}.json`);
+  writeFileSync(plan, JSON.stringify(planInput(tasks, 1)));
+  const result = await runCli(
+    [
+      'run',
+      '--real',
+      '--backend',
+      'docker',
+      '--plan',
+      plan,
+      '-o',
+      path.join(work, 'runs'),
+      '--json',
+    ],
+    work,
+    { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: server.url, HOME: path.join(work, 'home') },
+  );
+  return { ...result, runDir: result.stdout.trim() ? resultLine(result.stdout).runDir : '' };
+}
+
+const bash = (command: string) => toolUse('Bash', { command });
+const innocent = (cwd: string, taskId: string) => [
+  toolUse('Write', { file_path: `${cwd}/src/${taskId}.txt`, content: `${taskId}\n` }),
+];
+const conversation = (taskId: string) =>
+  server.requests
+    .filter((r) => taskOf(r) === taskId)
+    .map((r) => conversationText(r))
+    .reduce((longest, t) => (t.length > longest.length ? t : longest), '');
+
+describeDocker('a hostile agent in a container', () => {
+  it('cannot make the host run its git config or hooks by replacing /workspace/.git', async () => {
+    const evil = `#!/bin/sh\\ntouch ${MARKER}\\n`;
+    script = scripted(({ taskId, cwd }) =>
+      taskId === 'escaper'
+        ? [
+            bash(
+              [
+                `printf '${evil}' > /workspace/evil.sh && chmod +x /workspace/evil.sh`,
+                // A repository of its own as /workspace/.git (the image has no git: by hand).
+                'for g in /workspace/.git /workspace/.hidden-git; do rm -rf $g; mkdir -p $g/hooks $g/objects $g/refs/heads; echo "ref: refs/heads/main" > $g/HEAD; printf "[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = /workspace/evil.sh\\n\\thooksPath = $g/hooks\\n" > $g/config; for h in pre-commit post-commit post-checkout reference-transaction post-index-change; do cp /workspace/evil.sh $g/hooks/$h; done; done',
+                // A nested repository found through a gitfile.
+                'mkdir -p /workspace/lib && echo "gitdir: /workspace/.hidden-git" > /workspace/lib/.git',
+                'ls -la /workspace /workspace/.git && cat /workspace/.git/config',
+              ].join(' && '),
+            ),
+            ...innocent(cwd, taskId),
+          ]
+        : innocent(cwd, taskId),
+    );
+    const run = await hostileRun([
+      task('escaper', [], undefined, { priority: 1 }),
+      task('after-one'),
+      task('after-two'),
+    ]);
+    expect(run.code).toBe(0);
+    expect(existsSync(MARKER)).toBe(false);
+    const summary = expectIntegrity(run.runDir, [KEY]);
+    expect(summary.totals.succeeded).toBe(3);
+    const files = gitOut(path.join(run.runDir, 'project'), ['ls-tree', '-r', 'main']);
+    expect(files).not.toMatch(/160000|\.git\//);
+    expect(readFileSync(path.join(run.runDir, 'tasks/escaper/executor.log'), 'utf8')).toMatch(
+      /removed what git must not read from the workspace: .*\.git/,
+    );
+  });
+
+  it('cannot make the host write or read through links it plants in /output', async () => {
+    script = scripted(() => [
+      bash(
+        `ln -sf ${VICTIM} /output/result.json; ln -sf /dev/zero /output/transcript.jsonl; ln -sf /etc/shadow /output/outcome.json; ls -la /output`,
+      ),
+    ]);
+    const run = await hostileRun([task('linker')]);
+    expect(run.code).toBe(1);
+    expect(existsSync(VICTIM)).toBe(false);
+    const result = path.join(run.runDir, 'tasks/linker/result.json');
+    expect(lstatSync(result).isFile()).toBe(true);
+    expect(JSON.parse(readFileSync(result, 'utf8'))).toMatchObject({ status: 'failed' });
+    const [linker] = expectIntegrity(run.runDir, [KEY]).tasks;
+    expect(linker?.error).toMatch(/^the container's output: \S+ is a symlink; not followed$/);
+    expect(existsSync(path.join(run.runDir, 'tasks/linker/transcript.jsonl'))).toBe(false);
+  });
+
+  it('holds no credential and no network; the token it can read is caught in its commit', async () => {
+    script = scripted(() => [
+      bash(
+        `env > env.txt; cat /run/secrets/MODEL_PROXY_TOKEN > token.txt; getent hosts host.docker.internal || echo no-dns; node -e "require('net').connect(80, '1.1.1.1').on('error', () => console.log('no-net')).on('connect', () => console.log('NETWORK'))"; cat env.txt`,
+      ),
+    ]);
+    const run = await hostileRun([task('thief')]);
+    expect(run.code).toBe(1);
+    const seen = conversation('thief');
+    expect(seen).toContain('ANTHROPIC_UNIX_SOCKET=/run/model-proxy/model.sock');
+    expect(seen).toContain('no-dns');
+    expect(seen).toContain('no-net');
+    expect(seen).not.toContain(KEY);
+    expect(server.requests.some((r) => r.headers['x-api-key'] === KEY)).toBe(true);
+    const [thief] = readSummary(run.runDir).tasks;
+    expect(thief?.error).toMatch(
+      /^(env|token)\.txt contains the value of the model proxy token, a secret handed to agents/,
+    );
+    const token = /ANTHROPIC_BASE_URL=http:\/\/model-proxy\/([A-Za-z0-9_-]{43})/.exec(seen)?.[1];
+    expect(token).toBeDefined();
+    expectIntegrity(run.runDir, [KEY, token as string]);
+  });
+});
