@@ -406,9 +406,7 @@ describe('Bedrock through the model proxy', () => {
       if (!cwd) return reply({ content: [text('ok')] });
       return toolResults(request) === 0
         ? reply({
-            content: [
-              toolUse('Bash', { command: 'env | sort > env.txt; cat env.txt' }),
-            ],
+            content: [toolUse('Bash', { command: 'env | sort > env.txt; cat env.txt' })],
           })
         : reply({
             content: [text('done on Bedrock')],

@@ -5,7 +5,6 @@ import { describeError, EXIT, UsageError } from '../errors.js';
 import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { JournalError } from '../run/journal.js';
 import { RunDirError } from '../run/run-dir.js';
-import { errorMessage } from '../scheduler/scheduler.js';
 import {
   doctorCommand,
   type PlanningOptions,

@@ -1,7 +1,13 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import { type BackendConfig, BackendConfigSchema } from '../contracts/backend-config.js';
-import { MAX_PLAN_TASKS, MAX_REQUIREMENTS_CHARS, type Plan, parsePlan } from '../contracts/plan.js';
+import {
+  MAX_PLAN_BYTES,
+  MAX_PLAN_TASKS,
+  MAX_REQUIREMENTS_CHARS,
+  type Plan,
+  parsePlan,
+} from '../contracts/plan.js';
 import {
   type AgentNetwork,
   AgentNetworkSchema,
@@ -132,7 +138,7 @@ export function parseSimRange(value: string): { min: number; max: number } {
 export const INPUT_LIMITS = {
   /** Requirements are capped in characters; UTF-8 takes at most 4 bytes for one. */
   requirements: MAX_REQUIREMENTS_CHARS * 4,
-  plan: 64 * 2 ** 20,
+  plan: MAX_PLAN_BYTES,
   backendConfig: 2 ** 20,
 } as const;
 

@@ -5,6 +5,8 @@ export const TASK_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Hard ceiling on plan size, whatever `--max-tasks` says: keeps a runaway plan bounded. */
 export const MAX_PLAN_TASKS = 5000;
 export const MAX_REQUIREMENTS_CHARS = 200_000;
+/** The most a plan file (or a planner's output) may weigh: far above any real plan. */
+export const MAX_PLAN_BYTES = 64 * 2 ** 20;
 
 const relativePath = z
   .string()

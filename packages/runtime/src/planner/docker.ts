@@ -11,9 +11,10 @@ import {
   stageSecrets,
 } from '../backends/docker.js';
 import { ENV } from '../contracts/env.js';
-import { parsePlan } from '../contracts/plan.js';
+import { MAX_PLAN_BYTES, parsePlan } from '../contracts/plan.js';
 import type { DockerSettings } from '../contracts/run-config.js';
 import { UsageSchema, ZERO_USAGE } from '../contracts/usage.js';
+import { readUntrusted } from '../trust/untrusted-files.js';
 import { PlanningError } from './model.js';
 import type { Planner, PlannerOptions, PlanResult } from './planner.js';
 
@@ -81,7 +82,9 @@ export class DockerPlanner implements Planner {
         usage?: unknown;
       };
       try {
-        output = JSON.parse(readFileSync(path.join(scratch, PLANNER_OUTPUT), 'utf8'));
+        // Written in a directory the container could write: read as data, bounded.
+        const raw = await readUntrusted(path.join(scratch, PLANNER_OUTPUT), MAX_PLAN_BYTES);
+        output = JSON.parse(raw?.toString('utf8') ?? '');
       } catch {
         const log = readFileSync(path.join(scratch, 'planner.log'), 'utf8')
           .trim()
