@@ -5,14 +5,12 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readSummary, resultLine, runCli } from '../support/cli.js';
 import { describeDocker } from '../support/docker.js';
 import { gitOut } from '../support/git.js';
-import { expectIntegrity, scripted, taskOf } from '../support/hostile.js';
+import { bash, expectIntegrity, innocent, lastConversation, scripted } from '../support/hostile.js';
 import {
-  conversationText,
   type ModelServer,
   type RecordedRequest,
   type Reply,
   startModelServer,
-  toolUse,
 } from '../support/model-server.js';
 import { planInput, type TaskInput, task } from '../support/plans.js';
 import { tempDir } from '../support/tmp.js';
@@ -58,16 +56,6 @@ async function hostileRun(tasks: TaskInput[]) {
   return { ...result, runDir: result.stdout.trim() ? resultLine(result.stdout).runDir : '' };
 }
 
-const bash = (command: string) => toolUse('Bash', { command });
-const innocent = (cwd: string, taskId: string) => [
-  toolUse('Write', { file_path: `${cwd}/src/${taskId}.txt`, content: `${taskId}\n` }),
-];
-const conversation = (taskId: string) =>
-  server.requests
-    .filter((r) => taskOf(r) === taskId)
-    .map((r) => conversationText(r))
-    .reduce((longest, t) => (t.length > longest.length ? t : longest), '');
-
 describeDocker('a hostile agent in a container', () => {
   it('cannot make the host run its git config or hooks by replacing /workspace/.git', async () => {
     const evil = `#!/bin/sh\\ntouch ${MARKER}\\n`;
@@ -78,7 +66,7 @@ describeDocker('a hostile agent in a container', () => {
               [
                 `printf '${evil}' > /workspace/evil.sh && chmod +x /workspace/evil.sh`,
                 // A repository of its own as /workspace/.git (the image has no git: by hand).
-                'for g in /workspace/.git /workspace/.hidden-git; do rm -rf $g; mkdir -p $g/hooks $g/objects $g/refs/heads; echo "ref: refs/heads/main" > $g/HEAD; printf "[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = /workspace/evil.sh\\n\\thooksPath = $g/hooks\\n" > $g/config; for h in pre-commit post-commit post-checkout reference-transaction post-index-change; do cp /workspace/evil.sh $g/hooks/$h; done; done',
+                'for g in /workspace/.git /workspace/.hidden-git; do rm -rf $g; mkdir -p $g/hooks $g/objects $g/refs/heads; echo "ref: refs/heads/main" > $g/HEAD; printf "[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = ./evil.sh\\n\\thooksPath = ./$(basename $g)/hooks\\n" > $g/config; for h in pre-commit post-commit post-checkout reference-transaction post-index-change; do cp /workspace/evil.sh $g/hooks/$h; done; done',
                 // A nested repository found through a gitfile.
                 'mkdir -p /workspace/lib && echo "gitdir: /workspace/.hidden-git" > /workspace/lib/.git',
                 'ls -la /workspace /workspace/.git && cat /workspace/.git/config',
@@ -93,6 +81,7 @@ describeDocker('a hostile agent in a container', () => {
       task('after-one'),
       task('after-two'),
     ]);
+    expect(lastConversation(server, 'escaper')).toContain('fsmonitor = ./evil.sh');
     expect(run.code).toBe(0);
     expect(existsSync(MARKER)).toBe(false);
     const summary = expectIntegrity(run.runDir, [KEY]);
@@ -111,6 +100,7 @@ describeDocker('a hostile agent in a container', () => {
       ),
     ]);
     const run = await hostileRun([task('linker')]);
+    expect(lastConversation(server, 'linker')).toContain('outcome.json -> /etc/shadow');
     expect(run.code).toBe(1);
     expect(existsSync(VICTIM)).toBe(false);
     const result = path.join(run.runDir, 'tasks/linker/result.json');
@@ -129,7 +119,7 @@ describeDocker('a hostile agent in a container', () => {
     ]);
     const run = await hostileRun([task('thief')]);
     expect(run.code).toBe(1);
-    const seen = conversation('thief');
+    const seen = lastConversation(server, 'thief');
     expect(seen).toContain('ANTHROPIC_UNIX_SOCKET=/run/model-proxy/model.sock');
     expect(seen).toContain('no-dns');
     expect(seen).toContain('no-net');

@@ -13,7 +13,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
-import { expectIntegrity, repositoryObjects, scripted, taskOf } from '../support/hostile.js';
+import {
+  bash,
+  expectIntegrity,
+  innocent,
+  lastConversation,
+  repositoryObjects,
+  scripted,
+  taskOf,
+} from '../support/hostile.js';
 import {
   conversationText,
   type ModelServer,
@@ -76,17 +84,8 @@ async function hostileRun(tasks: TaskInput[], flags: string[] = [], extraEnv?: N
   return { ...result, runDir };
 }
 
-const bash = (command: string) => toolUse('Bash', { command });
 const write = (file: string, content: string) => toolUse('Write', { file_path: file, content });
-const innocent = (cwd: string, taskId: string) => [
-  write(`${cwd}/src/${taskId}.txt`, `${taskId} was here\n`),
-];
-/** The agent's whole conversation, tool results included: what the model saw last. */
-const resultsSeen = (taskId: string) =>
-  server.requests
-    .filter((r) => taskOf(r) === taskId)
-    .map((r) => conversationText(r))
-    .reduce((longest, t) => (t.length > longest.length ? t : longest), '');
+const resultsSeen = (taskId: string) => lastConversation(server, taskId);
 
 describe('a hostile agent on the local backend', () => {
   it('cannot plant hooks or config that the host runs: its git metadata never reaches host git', async () => {
@@ -95,7 +94,7 @@ describe('a hostile agent on the local backend', () => {
         ? [
             // Its own repository in the workspace, with fsmonitor and hooks pointing at a script.
             bash(
-              `git init -q . && printf '${EVIL.replaceAll('\n', '\\n')}' > evil.sh && chmod +x evil.sh && git config core.fsmonitor "$PWD/evil.sh" && git config core.hooksPath "$PWD/.git/hooks" && for h in pre-commit post-commit post-checkout reference-transaction; do cp evil.sh .git/hooks/$h; done`,
+              `git init -q . && printf '${EVIL.replaceAll('\n', '\\n')}' > evil.sh && chmod +x evil.sh && git config core.fsmonitor "$PWD/evil.sh" && git config core.hooksPath "$PWD/.git/hooks" && for h in pre-commit post-commit post-checkout reference-transaction; do cp evil.sh .git/hooks/$h; done && echo planted`,
             ),
             // The host repository's git directory, by every way up it could find.
             bash(
@@ -110,6 +109,7 @@ describe('a hostile agent on the local backend', () => {
       task('after-one'),
       task('after-two'),
     ]);
+    expect(resultsSeen('hostile')).toMatch(/^planted$/m); // the attack ran
     expect(run.code).toBe(0);
     const summary = expectIntegrity(run.runDir, [KEY]);
     expect(summary.totals.succeeded).toBe(3);
@@ -141,6 +141,7 @@ describe('a hostile agent on the local backend', () => {
       bash(`echo escaped > ${OUTSIDE}/by-bash.txt; cat /etc/shadow | head -c 20; echo`),
     ]);
     const run = await hostileRun([task('links')]);
+    expect(resultsSeen('links')).toMatch(/^linked$/m); // the attack ran
     expect(existsSync(path.join(OUTSIDE, 'planted.txt'))).toBe(false);
     expect(existsSync(path.join(OUTSIDE, 'by-bash.txt'))).toBe(false);
     // Nothing of the secret went to the model, in any request.
@@ -169,6 +170,7 @@ describe('a hostile agent on the local backend', () => {
       task('rewinder', ['first']),
       task('last', ['rewinder']),
     ]);
+    expect(resultsSeen('rewinder')).toMatch(/^tried$/m); // the attack ran
     expect(run.code).toBe(0);
     const summary = expectIntegrity(run.runDir, [KEY]);
     const project = path.join(run.runDir, 'project');
@@ -186,14 +188,16 @@ describe('a hostile agent on the local backend', () => {
             write(`${cwd}/src/wrecker.txt`, 'wrecker\n'),
             bash(
               [
-                // Git metadata that would break a host checkout, a FIFO, unreadable directories,
-                // and a process that outlives the agent to write into the next task's workspace.
+                // The slot's git state, wherever git finds it from here; git metadata that would
+                // break a host checkout; a FIFO; unreadable directories; and a process that
+                // outlives the agent to write into the next task's workspace.
+                'gd=$(git rev-parse --absolute-git-dir) && echo 0000000000000000000000000000000000000000 > "$gd/HEAD" && echo broken > "$gd/index"',
                 "printf 'gitdir: /nonexistent\\n' > .git",
                 'mkfifo pipe',
                 'mkdir -p locked/deeper && chmod 000 locked/deeper locked',
                 "nohup sh -c 'sleep 1; echo late > late.txt; echo late > src/after-one.txt' >/dev/null 2>&1 &",
                 'echo wrecked',
-              ].join('; '),
+              ].join('\n'),
             ),
           ]
         : [...innocent(cwd, taskId), bash('sleep 2; ls')],
@@ -203,6 +207,7 @@ describe('a hostile agent on the local backend', () => {
       task('after-one', [], undefined, { priority: 2 }),
       task('after-two', [], undefined, { priority: 3 }),
     ]);
+    expect(resultsSeen('wrecker')).toMatch(/^wrecked$/m); // the attack ran
     expect(run.code).toBe(0);
     const summary = expectIntegrity(run.runDir, [KEY]);
     expect(summary.tasks.map((t) => [t.taskId, t.status, t.executor])).toEqual([

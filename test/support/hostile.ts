@@ -7,11 +7,13 @@ import { gitOut } from './git.js';
 import {
   type Block,
   conversationText,
+  type ModelServer,
   primaryWorkingDirectory,
   type RecordedRequest,
   type Reply,
   text,
   toolResults,
+  toolUse,
 } from './model-server.js';
 
 /**
@@ -42,6 +44,21 @@ export function scripted(steps: (turn: AgentTurn) => Block[]): (request: Recorde
     const step = steps({ taskId, cwd, request })[toolResults(request)];
     return { content: [step ?? text(`Done with ${taskId}.`)] };
   };
+}
+
+export const bash = (command: string) => toolUse('Bash', { command });
+
+/** What an innocent agent does: writes its own file. */
+export const innocent = (cwd: string, taskId: string) => [
+  toolUse('Write', { file_path: `${cwd}/src/${taskId}.txt`, content: `${taskId} was here\n` }),
+];
+
+/** A task's whole conversation, tool results included: what the model saw last. */
+export function lastConversation(server: ModelServer, taskId: string): string {
+  return server.requests
+    .filter((r) => taskOf(r) === taskId)
+    .map((r) => conversationText(r))
+    .reduce((longest, t) => (t.length > longest.length ? t : longest), '');
 }
 
 /** Every regular file below `dir`. */

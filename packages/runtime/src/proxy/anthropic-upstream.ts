@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { joinUrl, type ProxiedRequest, relay, type Upstream } from './upstream.js';
+import { forwardTo, joinUrl, type ProxiedRequest, type Upstream } from './upstream.js';
 
 /** Credentials of the Messages API: an API key, a gateway's bearer token, or both. */
 export interface AnthropicCredentials {
@@ -37,13 +37,6 @@ export class AnthropicUpstream implements Upstream {
       ? `Bearer ${this.credentials.authToken}`
       : this.basicAuth;
     if (authorization) headers.authorization = authorization;
-    const upstream = await fetch(joinUrl(this.base, request.path, request.search), {
-      method: 'POST',
-      headers,
-      body: request.body,
-      signal: request.signal,
-      redirect: 'manual',
-    });
-    await relay(upstream, response);
+    await forwardTo(joinUrl(this.base, request.path, request.search), headers, request, response);
   }
 }

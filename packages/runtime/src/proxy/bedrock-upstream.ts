@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { joinUrl, type ProxiedRequest, relay, type Upstream } from './upstream.js';
+import { forwardTo, joinUrl, type ProxiedRequest, type Upstream } from './upstream.js';
 
 /**
  * Amazon Bedrock's runtime API. Claude Code sends its Bedrock requests unsigned
@@ -52,13 +52,6 @@ export class BedrockUpstream implements Upstream {
       body: request.body,
     });
     const { host: _host, ...headers } = signed.headers;
-    const upstream = await fetch(url, {
-      method: 'POST',
-      headers,
-      body: request.body,
-      signal: request.signal,
-      redirect: 'manual',
-    });
-    await relay(upstream, response);
+    await forwardTo(url, headers, request, response);
   }
 }

@@ -60,8 +60,28 @@ export function joinUrl(base: URL, path: string, search: string): URL {
   return url;
 }
 
+/**
+ * Sends the checked request to the provider at `url` with `headers` (the real credentials among
+ * them) and relays the answer to the agent.
+ */
+export async function forwardTo(
+  url: URL,
+  headers: Record<string, string>,
+  request: ProxiedRequest,
+  response: ServerResponse,
+): Promise<void> {
+  const upstream = await fetch(url, {
+    method: 'POST',
+    headers,
+    body: request.body,
+    signal: request.signal,
+    redirect: 'manual',
+  });
+  await relay(upstream, response);
+}
+
 /** Relays a provider's response (status, safe headers, streamed body) to the agent. */
-export async function relay(upstream: Response, response: ServerResponse): Promise<void> {
+async function relay(upstream: Response, response: ServerResponse): Promise<void> {
   const headers: Record<string, string> = {};
   upstream.headers.forEach((value, name) => {
     if (!DROPPED_HEADERS.has(name) && name !== 'set-cookie') headers[name] = value;
