@@ -50,8 +50,11 @@ export {
   TaskResultSchema,
 } from './contracts/results.js';
 export {
+  type AgentNetwork,
   BACKEND_NAMES,
   type BackendName,
+  DEFAULT_OUTPUT_LIMITS,
+  type OutputLimits,
   type RunConfig,
   RunConfigSchema,
 } from './contracts/run-config.js';
@@ -62,6 +65,7 @@ export {
   taskBranch,
 } from './contracts/run-layout.js';
 export { type Usage, UsageSchema } from './contracts/usage.js';
+export { type ModelAccess, type ModelFlags, resolveModelAccess } from './models/access.js';
 export type { Planner, PlannerOptions } from './planner/planner.js';
 export { assignSimulatedDurations, SimulatedPlanner } from './planner/simulated.js';
 export { readJournal } from './run/journal.js';
