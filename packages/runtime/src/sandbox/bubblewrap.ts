@@ -6,6 +6,9 @@ import type { Readable, Writable } from 'node:stream';
 import type { SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import { isInside } from '../trust/path-safety.js';
 
+/** Directories every sandbox gets empty and private, whatever else it hides. */
+const PRIVATE_DIRS = ['/tmp', '/run'] as const;
+
 /** What one confined agent may see and write. */
 export interface Confinement {
   /** The task's files: writable. */
@@ -53,11 +56,7 @@ export function bubblewrapArgs(
     '/dev',
     '--proc',
     '/proc',
-    '--tmpfs',
-    '/tmp',
-    '--tmpfs',
-    '/run',
-    ...hidden.flatMap((dir) => ['--tmpfs', dir]),
+    ...[...PRIVATE_DIRS, ...hidden].flatMap((dir) => ['--tmpfs', dir]),
     ...confinement.exposed.flatMap((dir) => bind('--ro-bind', dir)),
     ...(confinement.modelSocketDir ? bind('--ro-bind', confinement.modelSocketDir) : []),
     ...bind('--bind', confinement.workspace),
@@ -76,7 +75,8 @@ export function bubblewrapArgs(
  * orchestrator was started in (the user's own project, its `.env`), the orchestrator user's home
  * and every home (keys, cloud credentials, tokens), and `/var/run` where it is its own directory
  * (the Docker socket: root on the host). Exposed again read-only: the Claude Code binary's
- * directory, Node's installation, and the tools on PATH, should they live in a hidden directory.
+ * directory, Node's installation, and the tools on PATH, should they live in a hidden directory
+ * or under the private /tmp and /run.
  */
 export function confinementPaths(
   runRoot: string,
@@ -96,8 +96,9 @@ export function confinementPaths(
       .filter((dir) => path.isAbsolute(dir))
       .map((dir) => (path.basename(dir) === 'bin' ? path.dirname(dir) : dir)),
   ];
+  const emptied = [...PRIVATE_DIRS, ...hidden];
   const exposed = [...new Set(needed)].filter(
-    (dir) => existsSync(dir) && hidden.some((h) => isInside(h, dir)) && !isInside(runRoot, dir),
+    (dir) => existsSync(dir) && emptied.some((h) => isInside(h, dir)) && !isInside(runRoot, dir),
   );
   return { hidden, exposed };
 }
