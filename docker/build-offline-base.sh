@@ -8,21 +8,22 @@
 #   docker/build-offline-base.sh                       # node:22-slim, host arch
 #   docker/build-offline-base.sh --tag node:22-slim --ca /etc/ssl/certs/ca-certificates.crt
 #
-# Needs root, debootstrap, npm, and a Docker engine; reaches deb.debian.org and the npm registry.
+# Needs root, debootstrap, npm, and a Docker engine; reaches the Debian mirror this machine's apt
+# uses (or --mirror URL) and the npm registry npm is configured with.
 set -euo pipefail
 
 tag=node:22-slim
 node_major=22
 npm_version=10.9.9
 ca=
-mirror=http://deb.debian.org/debian
+mirror=
 while (($#)); do
   case "$1" in
     --tag) tag=$2; shift 2 ;;
     --node) node_major=$2; shift 2 ;;
     --ca) ca=$2; shift 2 ;;
     --mirror) mirror=$2; shift 2 ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -30,6 +31,23 @@ for tool in debootstrap npm docker tar; do
   command -v "$tool" >/dev/null || { echo "error: $tool is needed to build the base image" >&2; exit 2; }
 done
 [[ -z "$ca" || -r "$ca" ]] || { echo "error: cannot read CA bundle $ca" >&2; exit 2; }
+
+# The bookworm mirror of this machine's apt sources (deb822 .sources, then one-line lists).
+apt_mirror() {
+  local file
+  for file in /etc/apt/sources.list.d/*.sources; do
+    [[ -r "$file" ]] && awk 'BEGIN { RS = "" }
+      /Suites:[^\n]*[ \t]bookworm([ \t\n]|$)/ && match($0, /URIs:[ \t]*[^ \t\n]+/) {
+        uri = substr($0, RSTART, RLENGTH); sub(/URIs:[ \t]*/, "", uri); print uri; exit
+      }' "$file"
+  done
+  for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [[ -r "$file" ]] && awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' "$file"
+  done
+  true
+}
+[[ -n "$mirror" ]] || mirror=$(apt_mirror | head -n 1)
+[[ -n "$mirror" ]] || { echo "error: no bookworm mirror in /etc/apt/sources.list*: pass --mirror URL" >&2; exit 2; }
 
 case "$(uname -m)" in
   x86_64) arch=x64 ;;
