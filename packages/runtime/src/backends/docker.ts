@@ -1,4 +1,5 @@
 import {
+  appendFileSync,
   chmodSync,
   chownSync,
   existsSync,
@@ -294,9 +295,10 @@ export class DockerBackend implements Backend {
         path.join(output, TASK_FILES.transcript),
         MAX_TRANSCRIPT_BYTES,
       );
+      // Appended, as the local backend does: one transcript across a task's attempts.
       if (transcript) {
         const kept = redact(transcript.toString('utf8'));
-        writeFileSync(path.join(spec.outputDir, TASK_FILES.transcript), kept);
+        appendFileSync(path.join(spec.outputDir, TASK_FILES.transcript), kept);
       }
       const raw = await readUntrusted(path.join(output, TASK_FILES.outcome), MAX_OUTCOME_BYTES);
       if (!raw) {
