@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# Builds the base image (default tag node:22-slim) without pulling anything from a registry, for
+# Builds the base image (default tag node:24-slim) without pulling anything from a registry, for
 # machines that cannot reach Docker Hub: a Debian bookworm root filesystem from debootstrap, the
 # Node.js binary and npm from the npm registry, and optionally an extra CA bundle (a corporate
-# proxy's root) that Node, npm and the Claude Code binary then trust. `FROM node:22-slim` in
+# proxy's root) that Node, npm and the Claude Code binary then trust. `FROM node:24-slim` in
 # docker/Dockerfile builds unchanged on top of it.
 #
-#   docker/build-offline-base.sh                       # node:22-slim, host arch
-#   docker/build-offline-base.sh --tag node:22-slim --ca /etc/ssl/certs/ca-certificates.crt
+#   docker/build-offline-base.sh                       # node:24-slim, host arch
+#   docker/build-offline-base.sh --tag node:24-slim --ca /etc/ssl/certs/ca-certificates.crt
 #
 # Needs root, debootstrap, npm, and a Docker engine; reaches the Debian mirror this machine's apt
 # uses (or --mirror URL) and the npm registry npm is configured with.
 set -euo pipefail
 
-tag=node:22-slim
-node_major=22
-npm_version=10.9.9
+tag=node:24-slim
+node_major=24
+npm_version=11.21.2
 ca=
 mirror=
 while (($#)); do

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ModelAccess } from '../../packages/runtime/src/models/access.js';
 import { createMessagesClient } from '../../packages/runtime/src/models/client.js';
+import { MODEL_DEFAULTS } from '../../packages/runtime/src/models/defaults.js';
 import {
   ModelPlanner,
   PLAN_TOOL,
@@ -40,8 +41,8 @@ afterAll(() => server.close());
 
 const anthropic = (): ModelAccess => ({
   provider: 'anthropic',
-  plannerModel: 'claude-sonnet-4-5',
-  executorModel: 'claude-sonnet-4-5',
+  plannerModel: MODEL_DEFAULTS.model,
+  executorModel: MODEL_DEFAULTS.model,
   baseURL: server.url,
   credentials: ['ANTHROPIC_API_KEY'],
   secrets: { ANTHROPIC_API_KEY: 'sk-ant-test-planner' },
@@ -73,7 +74,8 @@ describe('model planner', () => {
     const { outcome, requests } = await plan(anthropic(), [planReply(validPlan)]);
     expect(outcome).toMatchObject({
       plan: { requirements: 'Build a thing', executorBudget: 3, strategy: 'chain' },
-      usage: { inputTokens: 1000, outputTokens: 200, costUsd: 0.006 },
+      // The default model's list price: $2 in, $10 out per million tokens.
+      usage: { inputTokens: 1000, outputTokens: 200, costUsd: 0.004 },
     });
     const body = requests[0]?.body;
     expect(requests[0]?.path).toBe('/v1/messages');
@@ -183,8 +185,8 @@ describe('model planner', () => {
   it('sends Bedrock requests signed with SigV4 to the invoke endpoint of the model', async () => {
     const access: ModelAccess = {
       provider: 'bedrock',
-      plannerModel: 'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
-      executorModel: 'global.anthropic.claude-sonnet-4-5-20250929-v1:0',
+      plannerModel: MODEL_DEFAULTS.bedrockModel,
+      executorModel: MODEL_DEFAULTS.bedrockModel,
       region: 'eu-central-1',
       credentials: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'],
       secrets: { AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG' },

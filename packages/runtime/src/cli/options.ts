@@ -230,7 +230,7 @@ export function parseToolList(value: string): string[] {
 export function parseModel(value: string): string {
   const model = value.trim();
   if (!/^[\w.:/@-]+$/.test(model))
-    throw new InvalidArgumentError('expected a model id, such as claude-sonnet-4-5.');
+    throw new InvalidArgumentError('expected a model id, such as claude-sonnet-5-5.');
   return model;
 }
 
