@@ -1,7 +1,10 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { describe, it } from 'vitest';
 
 export const IMAGE = process.env.PO_TEST_IMAGE ?? 'parallel-orchestrator:latest';
+/** The arm64 image, as `docker/build.sh --platform linux/arm64` tags it. */
+export const ARM64_IMAGE = process.env.PO_TEST_ARM64_IMAGE ?? 'parallel-orchestrator:latest-arm64';
 
 export function docker(
   args: string[],
@@ -33,20 +36,50 @@ async function availability(): Promise<string | undefined> {
 
 const missing = await availability();
 
+/** Why arm64 containers cannot run here, if they cannot: no emulation, or no arm64 image. */
+async function arm64Availability(): Promise<string | undefined> {
+  if (missing) return missing;
+  const native = process.arch === 'arm64';
+  if (!native && !existsSync('/proc/sys/fs/binfmt_misc/qemu-aarch64'))
+    return 'no arm64 emulation (qemu-user-static with binfmt_misc)';
+  const image = await docker(['image', 'inspect', ARM64_IMAGE], 10_000);
+  if (image.code !== 0)
+    return `image ${ARM64_IMAGE} is missing: build it with docker/build.sh --platform linux/arm64`;
+  return undefined;
+}
+
+const arm64Missing = await arm64Availability();
+
+/** A suite that skips, saying why, unless `required` is set: then it fails, saying why. */
+function describeNeeding(
+  name: string,
+  body: () => void,
+  why: string | undefined,
+  required: string,
+): void {
+  if (why && process.env[required] === '1') {
+    describe(name, () => {
+      it(`needs what ${required}=1 asks for`, () => {
+        throw new Error(`${required}=1 but ${why}`);
+      });
+    });
+    return;
+  }
+  if (why) describe.skip(`${name} (skipped: ${why})`, body);
+  else describe(name, body);
+}
+
 /**
  * A suite that needs the Docker engine and the image. Without them it is skipped, unless
  * REQUIRE_DOCKER=1 (CI sets it): then it fails, saying what is missing.
  */
 export function describeDocker(name: string, body: () => void): void {
-  if (missing && process.env.REQUIRE_DOCKER === '1') {
-    describe(name, () => {
-      it('needs Docker', () => {
-        throw new Error(`REQUIRE_DOCKER=1 but ${missing}`);
-      });
-    });
-    return;
-  }
-  describe.skipIf(Boolean(missing))(name, body);
+  describeNeeding(name, body, missing, 'REQUIRE_DOCKER');
+}
+
+/** A suite that runs the arm64 image: skipped without emulation, failing with REQUIRE_ARM64=1. */
+export function describeArm64(name: string, body: () => void): void {
+  describeNeeding(name, body, arm64Missing, 'REQUIRE_ARM64');
 }
 
 /** Containers of a run, running or not. */
