@@ -240,7 +240,10 @@ describe('a hostile agent on the local backend', () => {
     // The key reached the model provider, added by the proxy.
     expect(server.requests.some((r) => r.headers['x-api-key'] === KEY)).toBe(true);
     const summary = expectIntegrity(run.runDir, [KEY, token as string]);
-    expect(summary.tasks[0]).toMatchObject({ status: 'failed', attempts: 1 });
+    // Refused for good, never retried for it (an unrelated crash of an attempt may be retried).
+    const retries = readEvents(run.runDir).filter((e) => e.type === 'task-retrying');
+    expect(JSON.stringify(retries)).not.toContain('model proxy token');
+    expect(summary.tasks[0]?.status).toBe('failed');
     expect(summary.tasks[0]?.error).toMatch(
       /^env\.(txt|b64) contains the value of the model proxy token, a secret handed to agents; the attempt is not committed$/,
     );

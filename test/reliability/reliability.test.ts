@@ -364,7 +364,8 @@ describe('reliability', () => {
     await waitFor(() =>
       eventsSoFar(runDir).some((e) => e.type === 'task-succeeded') ? true : undefined,
     );
-    rmSync(runDir, { recursive: true, force: true });
+    // The orchestrator writes on meanwhile: retried until the directory is gone.
+    rmSync(runDir, { recursive: true, force: true, maxRetries: 50, retryDelay: 10 });
     const result = await done;
     expect(result.code).toBe(70);
     expect(result.stderr).toMatch(/^error: [^\n]+\n$/);
