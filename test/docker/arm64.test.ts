@@ -1,8 +1,13 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { readSummary, resultLine, runCli } from '../support/cli.js';
-import { ARM64_IMAGE, describeArm64, docker } from '../support/docker.js';
+import {
+  ARM64_IMAGE,
+  describeArm64,
+  docker,
+  runOriginalExecutorCommand,
+} from '../support/docker.js';
 import { planInput, task } from '../support/plans.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -43,37 +48,8 @@ describeArm64('the arm64 image', () => {
     timeout: SLOW,
   }, async () => {
     const output = mkdtempSync(path.join(work, 'output-'));
-    await docker([
-      'run',
-      '--rm',
-      '-v',
-      `${output}:/output`,
-      '--user',
-      '0',
-      ARM64_IMAGE,
-      'chmod',
-      '777',
-      '/output',
-    ]);
-    const run = await docker(
-      [
-        'run',
-        '--rm',
-        '-e',
-        'EXECUTOR_ID=0',
-        '-e',
-        'OUTPUT_DIR=/output',
-        '-e',
-        'USE_REAL_EXECUTORS=0',
-        '-e',
-        'REQUIREMENTS=Build a simple calculator',
-        '-v',
-        `${output}:/output`,
-        ARM64_IMAGE,
-        'docker-executor',
-      ],
-      SLOW,
-    );
+    chmodSync(output, 0o777);
+    const run = await runOriginalExecutorCommand(ARM64_IMAGE, output, SLOW);
     expect(run.code, run.stderr).toBe(0);
     const result = JSON.parse(readFileSync(path.join(output, 'result.json'), 'utf8'));
     expect(result).toMatchObject({ status: 'succeeded' });

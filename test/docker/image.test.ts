@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { describeDocker, docker, IMAGE } from '../support/docker.js';
+import { describeDocker, docker, IMAGE, runOriginalExecutorCommand } from '../support/docker.js';
 import { tempDir } from '../support/tmp.js';
 
 const work = tempDir('po-image-');
@@ -61,22 +61,7 @@ describeDocker('the image', () => {
 
   it("runs the original image's test command: a result, the code and a log in the volume", async () => {
     const output = sharedDir('test-output');
-    const run = await docker([
-      'run',
-      '--rm',
-      '-e',
-      'EXECUTOR_ID=0',
-      '-e',
-      'OUTPUT_DIR=/output',
-      '-e',
-      'USE_REAL_EXECUTORS=0',
-      '-e',
-      'REQUIREMENTS=Build a simple calculator',
-      '-v',
-      `${output}:/output`,
-      IMAGE,
-      'docker-executor',
-    ]);
+    const run = await runOriginalExecutorCommand(IMAGE, output);
     expect(run.code).toBe(0);
     const result = JSON.parse(readFileSync(path.join(output, 'result.json'), 'utf8'));
     expect(result).toMatchObject({

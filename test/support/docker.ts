@@ -92,3 +92,29 @@ export async function runContainers(runId: string): Promise<string[]> {
   ]);
   return stdout.trim().split('\n').filter(Boolean);
 }
+
+/**
+ * The original image's executor test command (its README's): a simulated executor writing its
+ * result, code and log into a mounted /output that the image's user can write.
+ */
+export function runOriginalExecutorCommand(image: string, output: string, timeoutMs?: number) {
+  return docker(
+    [
+      'run',
+      '--rm',
+      '-e',
+      'EXECUTOR_ID=0',
+      '-e',
+      'OUTPUT_DIR=/output',
+      '-e',
+      'USE_REAL_EXECUTORS=0',
+      '-e',
+      'REQUIREMENTS=Build a simple calculator',
+      '-v',
+      `${output}:/output`,
+      image,
+      'docker-executor',
+    ],
+    timeoutMs,
+  );
+}
