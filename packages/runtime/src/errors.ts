@@ -42,6 +42,11 @@ const ERRNO_TEXT: Record<string, string> = {
   EIO: 'input/output error',
 };
 
+/** What a system error code means, in words, where it is one a user can act on. */
+export function errnoText(code: string | undefined): string | undefined {
+  return code ? ERRNO_TEXT[code] : undefined;
+}
+
 /**
  * A system error (ENOSPC, EACCES...) as one line a person can act on: what happened and to
  * which path. Other errors keep their message.
@@ -49,7 +54,7 @@ const ERRNO_TEXT: Record<string, string> = {
 export function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const { code, path } = error as NodeJS.ErrnoException;
-  const text = code && ERRNO_TEXT[code];
+  const text = errnoText(code);
   if (!text) return error.message;
   return path ? `${text}: ${path}` : text;
 }

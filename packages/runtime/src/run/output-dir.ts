@@ -1,5 +1,6 @@
 import { accessSync, constants, mkdirSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { errnoText } from '../errors.js';
 import { RunDirError } from './run-dir.js';
 
 /**
@@ -40,13 +41,6 @@ function existingAncestor(dir: string): { dir: string; isDirectory: boolean } {
   }
 }
 
-const REASONS: Record<string, string> = {
-  EROFS: 'the file system is read-only',
-  EACCES: 'permission denied',
-  ENOSPC: 'no space left on the device',
-  EDQUOT: 'disk quota exceeded',
-};
-
 /**
  * Checks, writing nothing, that runs can be written under `outputDir` before any work (or model
  * spending) starts: it must be a writable directory on a real file system, or creatable in one.
@@ -68,8 +62,8 @@ export function checkOutputDir(outputDir: string): void {
   try {
     accessSync(nearest.dir, constants.W_OK | constants.X_OK);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    throw fail(REASONS[code] ?? code);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw fail(errnoText(code) ?? String(code));
   }
 }
 
@@ -79,7 +73,7 @@ export function prepareOutputDir(outputDir: string): void {
   try {
     mkdirSync(outputDir, { recursive: true });
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    throw new RunDirError(`cannot write runs to ${outputDir}: ${REASONS[code] ?? code}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new RunDirError(`cannot write runs to ${outputDir}: ${errnoText(code) ?? String(code)}`);
   }
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
+import type { AgentNetwork } from '../contracts/run-config.js';
 import { isInside } from '../trust/path-safety.js';
 
 /** Directories every sandbox gets empty and private, whatever else it hides. */
@@ -18,7 +19,7 @@ export interface Confinement {
   /** The model proxy's socket directory, mounted at the same path; absent in direct mode. */
   modelSocketDir?: string;
   /** `none`: no network namespace shared with the host, so only the proxy's socket leads out. */
-  network: 'none' | 'open';
+  network: AgentNetwork;
   /** Directories replaced by empty ones: the run directory, homes, runtime sockets. */
   hidden: readonly string[];
   /** Directories under `hidden` that stay readable: the Claude Code binary, Node, tools on PATH. */

@@ -113,6 +113,8 @@ export interface CommitRequest {
 export class Project {
   private readonly queue: QueuedMerge[] = [];
   private merging = false;
+  /** Workspaces cleared of what agents leave (commitWorkspace) with no agent run since. */
+  private readonly sanitized = new Set<string>();
   readonly gitDir: string;
 
   private constructor(
@@ -188,14 +190,17 @@ export class Project {
    */
   async prepareWorkspace(workspace: string, base: string): Promise<void> {
     const target = this.workspaceTarget(workspace);
+    const indexDir = path.dirname(target.indexFile as string);
     try {
       await mkdir(workspace, { recursive: true });
-      await sanitizeTree(workspace);
+      await mkdir(indexDir, { recursive: true });
+      // A workspace just committed was cleared then, and no agent has run in it since.
+      if (!this.sanitized.delete(workspace)) await sanitizeTree(workspace);
       await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base]);
     } catch {
       await removeTree(workspace);
       await rm(target.indexFile as string, { force: true });
-      await mkdir(path.dirname(target.indexFile as string), { recursive: true });
+      await mkdir(indexDir, { recursive: true });
       await mkdir(workspace, { recursive: true });
       await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base]);
     }
@@ -203,6 +208,7 @@ export class Project {
 
   /** Deletes every workspace under `root` and the indexes the host kept for them. */
   async removeWorkspaces(root: string): Promise<void> {
+    this.sanitized.clear();
     await removeTree(root);
     await rm(path.join(this.gitDir, 'workspaces'), { recursive: true, force: true });
   }
@@ -217,6 +223,7 @@ export class Project {
   async commitWorkspace(workspace: string, request: CommitRequest): Promise<TaskCommit> {
     const target = this.workspaceTarget(workspace);
     const { symlinks, removed } = await sanitizeTree(workspace);
+    this.sanitized.add(workspace);
     await this.checkChanges(target, workspace, symlinks, request.check);
     const { stdout } = await gitScript(target, 'commit-workspace', COMMIT_WORKSPACE, [
       request.base,
