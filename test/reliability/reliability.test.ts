@@ -1,5 +1,13 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JournalEvent } from '../../packages/runtime/src/contracts/events.js';
@@ -364,11 +372,13 @@ describe('reliability', () => {
     await waitFor(() =>
       eventsSoFar(runDir).some((e) => e.type === 'task-succeeded') ? true : undefined,
     );
-    // The orchestrator writes on meanwhile: retried until the directory is gone.
-    rmSync(runDir, { recursive: true, force: true, maxRetries: 50, retryDelay: 10 });
+    // At once (a rename), then removed: the orchestrator writes on meanwhile.
+    renameSync(runDir, `${runDir}.deleted`);
+    rmSync(`${runDir}.deleted`, { recursive: true, force: true, maxRetries: 50, retryDelay: 10 });
     const result = await done;
     expect(result.code).toBe(70);
     expect(result.stderr).toMatch(/^error: [^\n]+\n$/);
+    expect(existsSync(runDir), 'the run directory made again').toBe(false);
   });
 
   it('refuses to resume a run another orchestrator is driving', async () => {

@@ -400,9 +400,17 @@ class ActiveRun {
     return { runDir: this.layout.root, status, summary };
   }
 
+  /**
+   * Not recursive: `tasks/` exists from the start, so a run directory deleted mid-run shows up as
+   * an error here instead of being silently made again.
+   */
   private ensureTaskDir(taskId: string): void {
     if (this.taskDirs.has(taskId)) return;
-    mkdirSync(this.layout.taskDir(taskId), { recursive: true });
+    try {
+      mkdirSync(this.layout.taskDir(taskId));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
     this.taskDirs.add(taskId);
   }
 

@@ -191,16 +191,21 @@ export class Project {
   async prepareWorkspace(workspace: string, base: string): Promise<void> {
     const target = this.workspaceTarget(workspace);
     const indexDir = path.dirname(target.indexFile as string);
+    // Not recursive, and first: a run directory deleted mid-run must fail here, not be made again.
+    const makeIndexDir = () =>
+      mkdir(indexDir).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
     try {
+      await makeIndexDir();
       await mkdir(workspace, { recursive: true });
-      await mkdir(indexDir, { recursive: true });
       // A workspace just committed was cleared then, and no agent has run in it since.
       if (!this.sanitized.delete(workspace)) await sanitizeTree(workspace);
       await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base]);
     } catch {
       await removeTree(workspace);
       await rm(target.indexFile as string, { force: true });
-      await mkdir(indexDir, { recursive: true });
+      await makeIndexDir();
       await mkdir(workspace, { recursive: true });
       await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base]);
     }
