@@ -1,4 +1,5 @@
 import {
+  BATCH_JOB_DEFINITION,
   type BATCH_JOB_ENV,
   ENV,
   IMAGE,
@@ -251,7 +252,7 @@ export class BatchBackend extends pulumi.ComponentResource {
       .apply(([image, executionRoleArn, jobRoleArn, logGroupName, region, env, secretArns]) =>
         JSON.stringify({
           image,
-          command: [IMAGE.commands.batchExecutor],
+          command: BATCH_JOB_DEFINITION.command,
           executionRoleArn,
           jobRoleArn,
           resourceRequirements: [
@@ -268,7 +269,7 @@ export class BatchBackend extends pulumi.ComponentResource {
             options: {
               'awslogs-group': logGroupName,
               'awslogs-region': region,
-              'awslogs-stream-prefix': 'task',
+              'awslogs-stream-prefix': BATCH_JOB_DEFINITION.logStreamPrefix,
             },
           },
           // As hardened as the Docker backend's containers: only the volumes are writable.
@@ -389,15 +390,11 @@ type DefinitionEnv = (typeof BATCH_JOB_ENV.definition)[number];
 type BedrockEnv = (typeof BATCH_JOB_ENV.definitionWithBedrock)[number];
 
 /** Retry a job only when its host or its Spot capacity went away; any other end is final. */
-export const RETRY_ONLY_ON_CAPACITY_LOSS = [
-  { onStatusReason: 'Host EC2*', action: 'RETRY' },
-  // Fargate Spot's stop reason when AWS reclaims the capacity.
-  { onStatusReason: 'Your Spot Task was interrupted*', action: 'RETRY' },
-  { onReason: '*', action: 'EXIT' },
-];
+export const RETRY_ONLY_ON_CAPACITY_LOSS = BATCH_JOB_DEFINITION.retryOnCapacityLoss.map((rule) => ({
+  ...rule,
+}));
 
-/** The image's writable places, with the root filesystem read-only. */
-const WRITABLE_PATHS = [IMAGE.output, '/home/executor', '/tmp'];
+const WRITABLE_PATHS = BATCH_JOB_DEFINITION.writablePaths;
 const volumeName = (path: string) => path.replace(/^\//, '').replaceAll('/', '-');
 
 function validate(resource: pulumi.Resource, args: BatchBackendArgs): void {

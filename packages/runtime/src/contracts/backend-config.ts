@@ -27,6 +27,16 @@ const ModelAccessConfigSchema = z.discriminatedUnion('provider', [
   }),
 ]);
 
+/**
+ * A local Batch sandbox (`pnpm sandbox:batch`) in place of AWS: where its services listen. The
+ * CLI then signs with the sandbox's placeholder credentials instead of the default chain's.
+ */
+export const BatchSandboxEndpointsSchema = z.strictObject({
+  batch: z.url(),
+  s3: z.url(),
+  logs: z.url(),
+});
+
 export const BatchBackendConfigSchema = z.strictObject({
   version: z.literal(1),
   backend: z.literal('batch'),
@@ -43,6 +53,7 @@ export const BatchBackendConfigSchema = z.strictObject({
   maxVcpus: z.number().int().positive(),
   vcpusPerJob: z.number().positive(),
   model: ModelAccessConfigSchema,
+  sandbox: BatchSandboxEndpointsSchema.optional(),
 });
 
 export const BackendConfigSchema = z.discriminatedUnion('backend', [
@@ -52,3 +63,12 @@ export const BackendConfigSchema = z.discriminatedUnion('backend', [
 export type DockerBackendConfig = z.infer<typeof DockerBackendConfigSchema>;
 export type BatchBackendConfig = z.infer<typeof BatchBackendConfigSchema>;
 export type BackendConfig = z.infer<typeof BackendConfigSchema>;
+
+/**
+ * What the CLI and sandbox jobs sign with against a local Batch sandbox: placeholders, not
+ * secrets (the sandbox checks no signature), so no real AWS credential is ever sent to it.
+ */
+export const BATCH_SANDBOX_CREDENTIALS = {
+  accessKeyId: 'batch-sandbox',
+  secretAccessKey: 'batch-sandbox',
+} as const;

@@ -1,4 +1,8 @@
+import { z } from 'zod';
 import { ENV, type EnvName } from './env.js';
+import { ExecutorOutcomeSchema, TaskSpecSchema } from './executor.js';
+import { IMAGE } from './image.js';
+import { OutputLimitsSchema } from './run-config.js';
 
 /**
  * How each name of the environment contract reaches a Batch job. The Pulumi component writes the
@@ -23,3 +27,86 @@ export const BATCH_JOB_ENV = {
   /** Never passed: the job role's temporary credentials stand in for static keys. */
   fromJobRole: [ENV.AWS_ACCESS_KEY_ID, ENV.AWS_SECRET_ACCESS_KEY, ENV.AWS_SESSION_TOKEN],
 } as const satisfies Record<string, readonly EnvName[]>;
+
+/**
+ * The job definition's fixed parts, shared by the Pulumi component (which registers it on AWS)
+ * and the local Batch sandbox (which runs it on Docker).
+ */
+export const BATCH_JOB_DEFINITION = {
+  command: [IMAGE.commands.batchExecutor],
+  /** The image's writable places, with the root filesystem read-only. */
+  writablePaths: [IMAGE.output, '/home/executor', '/tmp'],
+  /** Log streams are named `<prefix>/<container>/<task id>`. */
+  logStreamPrefix: 'task',
+  /**
+   * Batch retries a job only when its host or its Spot capacity went away; any other end is
+   * final, and the orchestrator decides on a new attempt.
+   */
+  retryOnCapacityLoss: [
+    { onStatusReason: 'Host EC2*', action: 'RETRY' },
+    // Fargate Spot's stop reason when AWS reclaims the capacity.
+    { onStatusReason: 'Your Spot Task was interrupted*', action: 'RETRY' },
+    { onReason: '*', action: 'EXIT' },
+  ],
+} as const;
+
+/** AWS Batch's own limits, which every submission keeps to. */
+export const BATCH_LIMITS = {
+  /** Letters, digits, hyphens and underscores, starting with a letter or digit. */
+  jobName: /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/,
+  /** Batch accepts longer container overrides, then fails the job when it starts. */
+  containerOverridesChars: 8192,
+  /** Batch refuses a SubmitJob request body larger than this. */
+  requestBytes: 30 * 1024,
+  /** Job ids per DescribeJobs call. */
+  describeJobsIds: 100,
+  /** Characters of a tag value. */
+  tagValueChars: 256,
+} as const;
+
+/** Tags on every job the Batch backend submits (propagated to its ECS task). */
+export const BATCH_JOB_TAGS = {
+  run: 'parallel-orchestrator:run-id',
+  task: 'parallel-orchestrator:task-id',
+  attempt: 'parallel-orchestrator:attempt',
+} as const;
+
+const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
+const CommitSchema = z.string().regex(/^[0-9a-f]{40}([0-9a-f]{24})?$/);
+
+/** An object in the state bucket with the checksum and size its reader verifies. */
+export const StagedObjectSchema = z.object({
+  key: z.string().min(1),
+  sha256: Sha256Schema,
+  bytes: z.number().int().min(0),
+});
+export type StagedObject = z.infer<typeof StagedObjectSchema>;
+
+/** `input.json`: what one job runs, uploaded by the orchestrator before it submits the job. */
+export const BatchJobInputSchema = z.object({
+  version: z.literal(1),
+  /** The task as the job sees it (its paths are the job's own). */
+  spec: TaskSpecSchema,
+  /** The integration commit the task starts from, in a bundle shared by attempts. */
+  base: z.object({ commit: CommitSchema, bundle: StagedObjectSchema }),
+  /** The job refuses to stage out more than this; the host checks again. */
+  limits: OutputLimitsSchema,
+});
+export type BatchJobInput = z.infer<typeof BatchJobInputSchema>;
+
+/**
+ * `result.json`: the job's outcome, uploaded last, so its presence means the rest is complete.
+ * Written by an untrusted job: the host checks every object against it and trusts nothing else.
+ */
+export const BatchJobResultSchema = z.object({
+  version: z.literal(1),
+  outcome: ExecutorOutcomeSchema,
+  /** The job's commit on top of the base (a succeeded attempt), as `refs/heads/result`. */
+  commit: CommitSchema.optional(),
+  bundle: StagedObjectSchema.optional(),
+  transcript: StagedObjectSchema.optional(),
+});
+export type BatchJobResult = z.infer<typeof BatchJobResultSchema>;
+
+/** The branch a job's bundle carries its commit on: the only ref the host fetches. */
+export const BATCH_RESULT_REF = 'refs/heads/result';

@@ -5,14 +5,27 @@
 
 export { MODEL_DEFAULTS } from '../models/defaults.js';
 export {
+  BATCH_SANDBOX_CREDENTIALS,
   type BackendConfig,
   BackendConfigSchema,
   type BatchBackendConfig,
   BatchBackendConfigSchema,
+  BatchSandboxEndpointsSchema,
   type DockerBackendConfig,
   DockerBackendConfigSchema,
 } from './backend-config.js';
-export { BATCH_JOB_ENV } from './batch-job.js';
+export {
+  BATCH_JOB_DEFINITION,
+  BATCH_JOB_ENV,
+  BATCH_JOB_TAGS,
+  BATCH_LIMITS,
+  BATCH_RESULT_REF,
+  type BatchJobInput,
+  BatchJobInputSchema,
+  type BatchJobResult,
+  BatchJobResultSchema,
+  type StagedObject,
+} from './batch-job.js';
 export { ENV, ENV_NAMES, type EnvName, SECRET_ENV_NAMES } from './env.js';
 export { IMAGE } from './image.js';
 export { S3_LAYOUT } from './s3-layout.js';

@@ -1,8 +1,33 @@
 /**
- * Where runs live in the state bucket. The Batch backend stages through these keys; the Pulumi
- * component scopes the job role and the expiry rule to the same prefix.
+ * Where runs live in the state bucket. The Batch backend and the job's entrypoint stage through
+ * these keys; the Pulumi component scopes the job role and the expiry rule to `runsRoot`.
+ *
+ *   <runsRoot><runId>/bases/<commit>.bundle                 integration commits tasks start from
+ *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/input.json what the job runs (its S3_PREFIX)
+ *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/output.bundle, transcript.jsonl, result.json
  */
 export const S3_LAYOUT = {
   /** Every run's objects are under this prefix; nothing else in the bucket is the runtime's. */
   runsRoot: 'runs/',
+  /** All of one run's objects. */
+  run: (runsRoot: string, runId: string) => `${runsRoot}${runId}/`,
+  /**
+   * A bundle of an integration commit. Tasks that start from the same commit share it, so a
+   * commit goes up once however many attempts build on it.
+   */
+  base: (runsRoot: string, runId: string, commit: string) =>
+    `${runsRoot}${runId}/bases/${commit}.bundle`,
+  /** One attempt's staging prefix: the job's S3_PREFIX. */
+  attempt: (runsRoot: string, runId: string, taskId: string, attempt: number) =>
+    `${runsRoot}${runId}/tasks/${taskId}/attempt-${attempt}/`,
+  /** Object names under an attempt's prefix. */
+  files: {
+    /** Uploaded by the orchestrator before it submits the job. */
+    input: 'input.json',
+    /** Uploaded by the job: its commit on top of the base, as `refs/heads/result`. */
+    bundle: 'output.bundle',
+    transcript: 'transcript.jsonl',
+    /** Uploaded by the job last: the outcome and the checksums of the other objects. */
+    result: 'result.json',
+  },
 } as const;
