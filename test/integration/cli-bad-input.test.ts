@@ -127,9 +127,34 @@ const cases: [string, string[], RegExp][] = [
     /invalid backend config in .*k8s\.json: backend: /,
   ],
   [
-    'a Batch stack config, which this version cannot run',
+    'a Batch stack config with no AWS credentials',
     ['run', 'x', '--backend-config', file('batch.json', JSON.stringify(BATCH_CONFIG))],
-    /the backend config is for AWS Batch, which this version cannot run yet/,
+    /no AWS credentials for the batch backend in us-east-1/,
+  ],
+  [
+    'a Batch sandbox config whose sandbox is not running',
+    [
+      'run',
+      'x',
+      '--backend-config',
+      file(
+        'sandbox.json',
+        JSON.stringify({
+          ...BATCH_CONFIG,
+          sandbox: {
+            batch: 'http://127.0.0.1:9/',
+            s3: 'http://127.0.0.1:9/',
+            logs: 'http://127.0.0.1:9/',
+          },
+        }),
+      ),
+    ],
+    /cannot reach AWS Batch in us-east-1: .*ECONNREFUSED/,
+  ],
+  [
+    'the batch backend with nothing to submit to',
+    ['run', 'x', '--backend', 'batch', '--batch-region', 'us-east-1'],
+    /the batch backend needs --backend-config FILE .* or --batch-job-queue, --batch-job-definition, --batch-bucket, --batch-log-group/,
   ],
   [
     'a backend config that contradicts --backend',

@@ -184,7 +184,7 @@ describe('reliability', () => {
     );
     const host = await waitFor(() =>
       childPids(child.pid as number).find((pid) =>
-        readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('local-host.js'),
+        readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('local/host.js'),
       ),
     );
     process.kill(host, 'SIGKILL');

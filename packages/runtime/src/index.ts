@@ -3,7 +3,7 @@
  * executors, and integrate every task into one git repository.
  */
 export type { Backend, ExecutionContext } from './backends/backend.js';
-export { LocalBackend } from './backends/local.js';
+export { LocalBackend } from './backends/local/backend.js';
 export {
   type AttemptResult,
   type EventBody,

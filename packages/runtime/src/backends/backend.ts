@@ -1,6 +1,10 @@
+import type { Option } from 'commander';
+import type { BackendConfig } from '../contracts/backend-config.js';
+import type { RemoteJob } from '../contracts/events.js';
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
-import type { BackendName } from '../contracts/run-config.js';
-import type { SandboxLayout } from '../contracts/run-layout.js';
+import type { BackendName, RunConfig } from '../contracts/run-config.js';
+import type { RunLayout, SandboxLayout } from '../contracts/run-layout.js';
+import type { ModelProxy } from '../proxy/model-proxy.js';
 
 export interface ExecutionContext {
   /** Executor slot 0..M-1 (the contract's EXECUTOR_ID). */
@@ -16,13 +20,27 @@ export interface ExecutionContext {
   sandbox: SandboxLayout;
   /** This attempt's model proxy token (real mode): handed to the executor, never written. */
   modelToken?: string;
+  /** The integration commit the workspace was prepared at: the attempt's base. */
+  base: string;
+  /**
+   * Backends that run an attempt as a remote job journal it through this: its name before it is
+   * submitted, its id and states after. Written before the backend acts on it.
+   */
+  recordJob?: (job: RemoteJob, state: string, reason?: string) => void;
+  /**
+   * Set when a resumed run continues this attempt: the job the interrupted orchestrator left,
+   * to be waited for (or collected) instead of submitting another.
+   */
+  adopt?: RemoteJob;
 }
 
 /**
  * Where executors run. Every backend takes the same task spec and settles with the same
  * outcome; an executor that crashes or is killed settles as a retryable failure, never a throw.
  * At most M `execute` calls are in flight; the scheduler sees to that. When `execute` settles,
- * no process of the attempt may be left: the host then reads and resets the sandbox.
+ * no process of the attempt may be left: the host then reads and resets the sandbox. A succeeded
+ * attempt's work is in the slot's workspace by then (a backend whose executors run elsewhere
+ * writes it there from what the job returned), and the host commits it from there.
  */
 export interface Backend {
   readonly name: BackendName;
@@ -34,4 +52,56 @@ export interface Backend {
   warm(): Promise<void>;
   /** Stops every executor the backend started. */
   close(): Promise<void>;
+}
+
+/** What a backend is built from, besides its own settings. */
+export interface BackendContext {
+  config: RunConfig;
+  layout: RunLayout;
+  /** Real runs of a backend whose agents use it: the host's model proxy. */
+  proxy?: ModelProxy;
+  /** Values that must never reach a log or transcript the backend writes (model credentials). */
+  secrets: readonly string[];
+}
+
+/** What `run` and `resume` ask of a backend before any work starts. */
+export interface PreflightRequest {
+  real: boolean;
+  /** The tools real agents get, and whether the user named them. */
+  allowedTools: readonly string[];
+  toolsGiven: boolean;
+}
+
+export interface Preflight<Settings> {
+  settings: Settings;
+  /** The tools agents get on this backend (fewer than asked where they cannot be confined). */
+  allowedTools: readonly string[];
+}
+
+/**
+ * One backend's home: its settings (stored in run.json under its name), the flags `run` takes
+ * for it, the checks made before a run writes anything, and its construction. The CLI and the
+ * orchestrator know backends only through this, so adding one touches neither.
+ */
+export interface BackendKind<Settings = unknown> {
+  readonly name: BackendName;
+  /** Options of `run` for this backend; their values reach `settings` by attribute name. */
+  readonly flags: readonly Option[];
+  /**
+   * Whether real agents reach models through this machine's model proxy (their credentials stay
+   * here); a backend whose executors run elsewhere gets credentials from its own stack.
+   */
+  readonly usesModelProxy: boolean;
+  /**
+   * Settings from the flags and, when given, a stack's backend config for this backend; `given`
+   * tells a flag typed on the command line (which wins over the config) from a default.
+   */
+  settings(
+    flags: Readonly<Record<string, unknown>>,
+    given: (flag: string) => boolean,
+    config?: BackendConfig,
+  ): Settings;
+  /** Checks made before a run starts and again before it resumes; says what agents may use. */
+  preflight(settings: Settings, request: PreflightRequest): Promise<Preflight<Settings>>;
+  create(settings: Settings, context: BackendContext): Promise<Backend>;
 }

@@ -1,13 +1,9 @@
-import type { BackendConfig } from '../contracts/backend-config.js';
-import { MODEL_ENV } from '../contracts/env.js';
+import type { BackendKind } from '../backends/backend.js';
+import { dockerPreflight, dockerSettings } from '../backends/docker/kind.js';
+import type { DockerSettings } from '../backends/docker/settings.js';
+import { backendKind, backendSettings } from '../backends/kinds.js';
 import type { Plan } from '../contracts/plan.js';
-import type {
-  AgentNetwork,
-  BackendName,
-  DockerSettings,
-  LocalSandbox,
-  RunConfig,
-} from '../contracts/run-config.js';
+import type { AgentNetwork, BackendName, RunConfig } from '../contracts/run-config.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
 import { EXIT, UsageError } from '../errors.js';
 import {
@@ -33,11 +29,10 @@ import {
 import { checkOutputDir, prepareOutputDir } from '../run/output-dir.js';
 import { replay } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
-import { probeBubblewrap } from '../sandbox/bubblewrap.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
 import { doctor, gitPreflight } from './doctor.js';
 import { formatPlan, formatStatus, formatSummary, formatUsage } from './format.js';
-import { loadPlanFile, loadRequirements } from './options.js';
+import { loadBackendConfig, loadPlanFile, loadRequirements } from './options.js';
 import { createReporter, progressMode } from './progress.js';
 
 export interface PlanningOptions extends ModelFlags {
@@ -66,39 +61,27 @@ export interface RunCommandOptions extends PlanningOptions {
   agentNetwork: AgentNetwork;
   maxTaskUsd?: number;
   maxBudgetUsd?: number;
-  dockerImage: string;
-  dockerNetwork?: string;
-  dockerMemory: number;
-  dockerCpus: number;
-  dockerPids: number;
   dockerPlanner?: boolean;
+  /** Each backend's own flags, read by its kind. */
+  [backendFlag: string]: unknown;
 }
 
 /**
- * Settings from a stack's `runtimeConfig` (`--backend-config`): a docker stack names the image
- * and the network it made. Flags given on the command line still win.
+ * The backend a run uses and its settings: from `--backend`, or from a stack's `runtimeConfig`
+ * (`--backend-config`), whose values flags typed on the command line still override.
  */
-export function withBackendConfig(
+function chooseBackend(
   options: RunCommandOptions,
-  config: BackendConfig,
-  given: (option: keyof RunCommandOptions) => boolean,
-): RunCommandOptions {
-  if (config.backend === 'batch') {
-    throw new UsageError(
-      "the backend config is for AWS Batch, which this version cannot run yet; use a docker stack's config, or --backend local or docker",
-    );
-  }
-  if (given('backend') && options.backend !== config.backend) {
+  given: (option: string) => boolean,
+): { kind: BackendKind<unknown>; settings: unknown } {
+  const config = options.backendConfig ? loadBackendConfig(options.backendConfig) : undefined;
+  if (config && given('backend') && options.backend !== config.backend) {
     throw new UsageError(
       `--backend ${options.backend} contradicts the backend config (${config.backend})`,
     );
   }
-  return {
-    ...options,
-    backend: config.backend,
-    dockerImage: given('dockerImage') ? options.dockerImage : config.image,
-    dockerNetwork: given('dockerNetwork') ? options.dockerNetwork : config.network,
-  };
+  const kind = backendKind(config?.backend ?? options.backend);
+  return { kind, settings: kind.settings(options, given, config) };
 }
 
 export interface ResumeCommandOptions {
@@ -130,57 +113,14 @@ async function realModePreflight(flags: ModelFlags): Promise<ModelAccess> {
   return access;
 }
 
-/**
- * What the docker planner (our code, not an agent) gets as environment: the credentials and AWS
- * chain settings, nothing else.
- */
-function plannerEnv(access: ModelAccess): Record<string, string> {
-  const env: Record<string, string> = { ...access.awsEnv };
-  if (access.baseURL) env[MODEL_ENV.ANTHROPIC_BASE_URL] = access.baseURL;
-  for (const [name, value] of Object.entries(access.secrets)) if (value) env[name] = value;
-  return env;
-}
-
-function dockerSettings(options: RunCommandOptions): DockerSettings {
-  return {
-    image: options.dockerImage,
-    ...(options.dockerNetwork && { network: options.dockerNetwork }),
-    memoryBytes: options.dockerMemory,
-    nanoCpus: options.dockerCpus,
-    pidsLimit: options.dockerPids,
-  };
-}
-
-/** The engine answers and has the image: checked before anything is written. */
-async function dockerPreflight(image: string): Promise<void> {
-  const docker = await import('../backends/docker.js');
-  await docker.dockerPreflight(docker.dockerClient(), image);
-}
-
-/** Plans in a container; the image plans with the model when it is given credentials. */
-async function planInContainer(
-  requirements: string,
-  options: RunCommandOptions,
-  access: ModelAccess | undefined,
-): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
-  const { DockerPlanner } = await import('../planner/docker.js');
-  prepareOutputDir(options.output);
-  const planner = new DockerPlanner({
-    settings: dockerSettings(options),
-    scratchParent: options.output,
-    executorEnv: access && plannerEnv(access),
-    timeoutMs: MODEL_DEFAULTS.plannerTimeoutMs,
-  });
-  const planning = { executors: options.executors, maxTasks: options.maxTasks };
-  const { plan, usage } = await planner.plan(requirements, planning);
-  const name = planner.model ? 'docker-model' : 'docker-simulated';
-  return { plan, planner: { name, model: planner.model, usage } };
-}
-
 /** The plan from `--plan`, the model (`--real`) or the simulated planner, and who made it. */
 async function makePlan(
   words: string[],
-  options: PlanningOptions & { plan?: string; dockerPlanner?: boolean },
+  options: PlanningOptions & {
+    plan?: string;
+    /** `--docker-planner`: plan in a container with these settings. */
+    plannerContainer?: { settings: DockerSettings; scratchParent: string };
+  },
   access: ModelAccess | undefined,
 ): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
   if (options.plan !== undefined) {
@@ -193,8 +133,16 @@ async function makePlan(
     };
   }
   const requirements = loadRequirements(words, options.file);
-  if (options.dockerPlanner)
-    return planInContainer(requirements, options as RunCommandOptions, access);
+  if (options.plannerContainer) {
+    const { planInContainer } = await import('../planner/docker.js');
+    prepareOutputDir(options.plannerContainer.scratchParent);
+    return planInContainer(requirements, {
+      ...options.plannerContainer,
+      executors: options.executors,
+      maxTasks: options.maxTasks,
+      access,
+    });
+  }
   const planning = { executors: options.executors, maxTasks: options.maxTasks };
   if (!access) {
     const { plan, usage } = await new SimulatedPlanner().plan(requirements, planning);
@@ -270,46 +218,29 @@ async function drive(
   return exitCode;
 }
 
-/**
- * Real runs of the local backend confine each agent with bubblewrap. Where it cannot run, agents
- * get no Bash: dropped from the default tools with a note, refused when asked for by name.
- */
-async function localSandbox(
-  allowedTools: string[],
-  toolsGiven: boolean,
-): Promise<{ sandbox: LocalSandbox; allowedTools: string[] }> {
-  const probe = await probeBubblewrap();
-  if (probe.available) return { sandbox: 'bubblewrap', allowedTools };
-  if (allowedTools.includes('Bash')) {
-    const why = `${probe.reason}, so agents' commands cannot be confined to their workspace`;
-    if (toolsGiven)
-      throw new UsageError(
-        `--allowed-tools names Bash, but ${why}: install bubblewrap, or use --backend docker`,
-      );
-    process.stderr.write(
-      `note: agents get no Bash: ${why} (install bubblewrap, or use --backend docker)\n`,
-    );
-  }
-  return { sandbox: 'none', allowedTools: allowedTools.filter((tool) => tool !== 'Bash') };
-}
-
 export async function runCommand(
   words: string[],
   options: RunCommandOptions,
-  given: (option: keyof RunCommandOptions) => boolean,
+  given: (option: string) => boolean,
 ) {
   // Everything that can be checked is checked before any work, or model spending, starts.
   checkOutputDir(options.output);
   await gitPreflight();
+  const { kind, settings } = chooseBackend(options, given);
   const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
-  const confinement =
-    access && options.backend === 'local'
-      ? await localSandbox(options.allowedTools, given('allowedTools'))
-      : undefined;
-  const dockerUsed = options.backend === 'docker' || options.dockerPlanner;
-  const docker = dockerUsed ? dockerSettings(options) : undefined;
-  if (docker) await dockerPreflight(docker.image);
-  const made = await makePlan(words, options, access);
+  const ready = await kind.preflight(settings, {
+    real: access !== undefined,
+    allowedTools: options.allowedTools,
+    toolsGiven: given('allowedTools'),
+  });
+  let plannerContainer: { settings: DockerSettings; scratchParent: string } | undefined;
+  if (options.dockerPlanner) {
+    const docker =
+      kind.name === 'docker' ? (ready.settings as DockerSettings) : dockerSettings(options);
+    if (kind.name !== 'docker') await dockerPreflight(docker.image);
+    plannerContainer = { settings: docker, scratchParent: options.output };
+  }
+  const made = await makePlan(words, { ...options, plannerContainer }, access);
   // A plan file brings its own budget unless --executors overrides it.
   const executors =
     options.plan !== undefined && !given('executors')
@@ -324,7 +255,8 @@ export async function runCommand(
       ...hooks,
       outputDir: options.output,
       plan,
-      backend: options.backend,
+      backend: kind.name,
+      [kind.name]: ready.settings,
       mode: access ? 'real' : 'simulate',
       executors,
       retries: options.retries,
@@ -332,16 +264,14 @@ export async function runCommand(
       taskTimeoutMs: options.taskTimeout,
       seed: options.seed,
       planner: made.planner,
-      ...(options.backend === 'docker' && { docker }),
       ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
       outputLimits: { maxFileBytes: options.maxFileSize, maxTaskBytes: options.maxTaskSize },
       agentNetwork: options.agentNetwork,
-      ...(confinement && { localSandbox: confinement.sandbox }),
       ...(access && {
         modelAccess: access,
         agent: agentSettingsFor(access, {
           maxTurns: options.maxTurns,
-          allowedTools: confinement?.allowedTools ?? options.allowedTools,
+          allowedTools: ready.allowedTools,
           maxBudgetUsd: options.maxTaskUsd,
         }),
       }),
@@ -372,7 +302,6 @@ export async function resumeCommand(
   const { plan, config } = loadRun(runDir);
   await gitPreflight();
   // A real run needs its credentials again: they were never written down.
-  if (config.docker) await dockerPreflight(config.docker.image);
   const access =
     config.mode === 'real'
       ? await realModePreflight({
@@ -380,11 +309,12 @@ export async function resumeCommand(
           bedrockRegion: config.agent?.region,
         })
       : undefined;
-  if (config.localSandbox === 'bubblewrap') {
-    const probe = await probeBubblewrap();
-    if (!probe.available)
-      throw new UsageError(`this run confines its agents with bubblewrap, but ${probe.reason}`);
-  }
+  // The backend must still be there, as the run started with it.
+  await backendKind(config.backend).preflight(backendSettings(config), {
+    real: config.mode === 'real',
+    allowedTools: config.agent?.allowedTools ?? [],
+    toolsGiven: true,
+  });
   return drive(options.json ?? false, plan, options.executors ?? config.executors, (hooks) =>
     resumeRun(runDir, {
       ...hooks,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
+import { BACKEND_KINDS } from '../backends/kinds.js';
 import { PlanValidationError } from '../contracts/plan.js';
 import { describeError, EXIT, UsageError } from '../errors.js';
 import { MODEL_DEFAULTS } from '../models/defaults.js';
@@ -14,18 +15,15 @@ import {
   resumeCommand,
   runCommand,
   statusCommand,
-  withBackendConfig,
 } from './commands.js';
 import {
   DEFAULTS,
   intIn,
-  loadBackendConfig,
   parseAgentNetwork,
   parseBackend,
-  parseCpus,
+  parsedOption,
   parseExecutors,
   parseMaxTasks,
-  parseMemory,
   parseModel,
   parseOutputSize,
   parseRetryDelay,
@@ -34,16 +32,6 @@ import {
   parseToolList,
   parseUsd,
 } from './options.js';
-
-/** An option whose default is written as the user would type it, e.g. `30m`. */
-function parsed<T>(
-  flags: string,
-  description: string,
-  parse: (value: string) => T,
-  typed: string,
-): Option {
-  return new Option(flags, description).argParser(parse).default(parse(typed), typed);
-}
 
 /** Provider and model choices; flags win over the environment. */
 function withModelOptions(command: Command): Command {
@@ -97,7 +85,7 @@ function program(): Command {
     .description('Plan a requirement into a task DAG and run up to M coding agents on it at once.')
     .exitOverride();
 
-  withPlanningOptions(
+  const run = withPlanningOptions(
     cli
       .command('run')
       .description('plan the requirements and run every task, merging each into one git repository')
@@ -115,7 +103,7 @@ function program(): Command {
     )
     .option('-o, --output <dir>', 'directory that receives a new run directory', DEFAULTS.output)
     .addOption(
-      parsed(
+      parsedOption(
         '--task-timeout <duration>',
         'per-attempt time limit, 100ms to 7d (500ms, 90s, 30m, 2h)',
         parseTaskTimeout,
@@ -129,7 +117,7 @@ function program(): Command {
       DEFAULTS.retries,
     )
     .addOption(
-      parsed(
+      parsedOption(
         '--retry-delay <duration>',
         'base of the exponential backoff between attempts (up to 1h)',
         parseRetryDelay,
@@ -137,7 +125,7 @@ function program(): Command {
       ),
     )
     .addOption(
-      parsed(
+      parsedOption(
         '--sim-task-ms <ms|min-max>',
         'duration of a simulated task, or a range drawn from with --seed',
         parseSimRange,
@@ -157,35 +145,16 @@ function program(): Command {
       MODEL_DEFAULTS.maxTurns,
     )
     .addOption(
-      parsed(
+      parsedOption(
         '--allowed-tools <list>',
         'tools agents may use (real)',
         parseToolList,
         MODEL_DEFAULTS.allowedTools.join(','),
       ),
     )
-    .option('--docker-image <ref>', 'executor image (docker backend)', DEFAULTS.dockerImage)
-    .option('--docker-network <name>', 'network for executor containers (default: bridge)')
-    .addOption(
-      parsed(
-        '--docker-memory <size>',
-        'memory limit per container',
-        parseMemory,
-        DEFAULTS.dockerMemory,
-      ),
-    )
-    .addOption(
-      parsed('--docker-cpus <n>', 'CPU limit per container', parseCpus, DEFAULTS.dockerCpus),
-    )
-    .option(
-      '--docker-pids <n>',
-      'process limit per container',
-      intIn(16, 1_000_000),
-      DEFAULTS.dockerPids,
-    )
     .option('--docker-planner', 'run the planner in a container of the image')
     .addOption(
-      parsed(
+      parsedOption(
         '--max-file-size <size>',
         'largest file a task may add or change (1k to 1024g)',
         parseOutputSize,
@@ -193,7 +162,7 @@ function program(): Command {
       ),
     )
     .addOption(
-      parsed(
+      parsedOption(
         '--max-task-size <size>',
         'most a task may add or change in all (1k to 1024g)',
         parseOutputSize,
@@ -216,11 +185,10 @@ function program(): Command {
     )
     .action(async (words: string[], options: RunCommandOptions, command: Command) => {
       const given = (option: string) => command.getOptionValueSource(option) === 'cli';
-      const configured = options.backendConfig
-        ? withBackendConfig(options, loadBackendConfig(options.backendConfig), given)
-        : options;
-      process.exitCode = await runCommand(words, configured, given);
+      process.exitCode = await runCommand(words, options, given);
     });
+  for (const kind of Object.values(BACKEND_KINDS))
+    for (const flag of kind.flags) run.addOption(flag);
 
   withPlanningOptions(
     cli

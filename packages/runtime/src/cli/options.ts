@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { type BackendConfig, BackendConfigSchema } from '../contracts/backend-config.js';
 import {
   MAX_PLAN_BYTES,
@@ -28,14 +28,20 @@ export const DEFAULTS = {
   taskTimeout: '30m',
   simTaskMs: '250-1000',
   seed: 42,
-  dockerImage: 'parallel-orchestrator:latest',
-  dockerMemory: '4g',
-  dockerCpus: '2',
-  dockerPids: 512,
   maxFileSize: '100m',
   maxTaskSize: '512m',
   agentNetwork: 'none' as AgentNetwork,
 } as const;
+
+/** An option whose default is written as the user would type it, e.g. `30m`. */
+export function parsedOption<T>(
+  flags: string,
+  description: string,
+  parse: (value: string) => T,
+  typed: string,
+): Option {
+  return new Option(flags, description).argParser(parse).default(parse(typed), typed);
+}
 
 const SIZE_UNITS: Record<string, number> = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
 
@@ -108,6 +114,16 @@ export function durationIn(min: string, max: string): (value: string) => number 
 }
 
 export const parseTaskTimeout = durationIn('100ms', '7d');
+
+/** `MIN-MAX` durations, such as `2s-20s`: each from 50ms to 10m, the first at most the second. */
+export function parseDurationRange(value: string): { minMs: number; maxMs: number } {
+  const parse = durationIn('50ms', '10m');
+  const [low, high, ...rest] = value.split('-');
+  const range = { minMs: parse(low ?? ''), maxMs: parse(high ?? low ?? '') };
+  if (rest.length > 0 || range.minMs > range.maxMs)
+    throw new InvalidArgumentError('expected MIN-MAX durations, such as 2s-20s.');
+  return range;
+}
 export const parseRetryDelay = durationIn('0s', '1h');
 
 export function parseAgentNetwork(value: string): AgentNetwork {

@@ -33,6 +33,21 @@ export type RetryReason = z.infer<typeof RetryReasonSchema>;
 
 const task = { taskId: z.string(), attempt: z.number().int().min(1) };
 
+/**
+ * A job that runs an attempt elsewhere (a Batch job): named before it is submitted, its id
+ * recorded once known, so a resumed run finds it again instead of submitting another.
+ */
+export const RemoteJobSchema = z.object({
+  name: z.string(),
+  id: z.string().optional(),
+  /** The integration commit the attempt started from. */
+  base: z.string(),
+});
+export type RemoteJob = z.infer<typeof RemoteJobSchema>;
+
+/** `submitting` before the job is submitted, then the job's own states, `terminating` on a stop. */
+export const RemoteJobStateSchema = z.string().regex(/^[a-zA-Z_-]{1,32}$/);
+
 /** Event bodies, before the journal stamps them with `seq` and `time`. */
 export const EventBodySchema = z.discriminatedUnion('type', [
   z.object({
@@ -54,6 +69,20 @@ export const EventBodySchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('task-started'), ...task, executor: z.number().int() }),
   z.object({ type: z.literal('task-merging'), ...task, commit: z.string() }),
+  z.object({
+    type: z.literal('task-job'),
+    ...task,
+    job: RemoteJobSchema,
+    state: RemoteJobStateSchema,
+    /** Why the job is in this state, as its backend says (a failure, a stop). */
+    reason: z.string().optional(),
+  }),
+  z.object({
+    /** A resumed run takes up an attempt whose job outlived the orchestrator. */
+    type: z.literal('task-adopted'),
+    ...task,
+    job: RemoteJobSchema,
+  }),
   z.object({
     type: z.literal('task-succeeded'),
     ...task,

@@ -1,20 +1,13 @@
 import { z } from 'zod';
+import { BatchSettingsSchema } from '../backends/batch/settings.js';
+import { DockerSettingsSchema } from '../backends/docker/settings.js';
+import { LocalSettingsSchema } from '../backends/local/settings.js';
 import { AgentSettingsSchema, ExecutionModeSchema } from './executor.js';
 import { UsageSchema } from './usage.js';
 
-export const BACKEND_NAMES = ['local', 'docker'] as const;
+export const BACKEND_NAMES = ['local', 'docker', 'batch'] as const;
 export const BackendNameSchema = z.enum(BACKEND_NAMES);
 export type BackendName = z.infer<typeof BackendNameSchema>;
-
-/** How the Docker backend runs executor containers. */
-export const DockerSettingsSchema = z.object({
-  image: z.string().min(1),
-  network: z.string().optional(),
-  memoryBytes: z.number().int().positive().optional(),
-  nanoCpus: z.number().int().positive().optional(),
-  pidsLimit: z.number().int().positive(),
-});
-export type DockerSettings = z.infer<typeof DockerSettingsSchema>;
 
 /** Bounds on what one attempt may add to the project; an attempt over them fails for good. */
 export const OutputLimitsSchema = z.object({
@@ -35,13 +28,6 @@ export const DEFAULT_OUTPUT_LIMITS: OutputLimits = {
 export const AgentNetworkSchema = z.enum(['none', 'open']);
 export type AgentNetwork = z.infer<typeof AgentNetworkSchema>;
 
-/**
- * How agent processes of the local backend are confined: in a bubblewrap sandbox that can write
- * only its workspace and home, or not at all (then agents get no Bash).
- */
-export const LocalSandboxSchema = z.enum(['bubblewrap', 'none']);
-export type LocalSandbox = z.infer<typeof LocalSandboxSchema>;
-
 /** `run.json`: the options a run was started with, so `resume` continues it the same way. */
 export const RunConfigSchema = z.object({
   version: z.literal(1),
@@ -56,14 +42,14 @@ export const RunConfigSchema = z.object({
   seed: z.number().int(),
   /** Real mode: how executors drive Claude Code. */
   agent: AgentSettingsSchema.optional(),
-  /** The Docker backend's image and container limits. */
+  /** Each backend's settings, under its name: the chosen backend's are present. */
+  local: LocalSettingsSchema.optional(),
   docker: DockerSettingsSchema.optional(),
+  batch: BatchSettingsSchema.optional(),
   /** No task starts once the run has spent this much. */
   maxBudgetUsd: z.number().positive().optional(),
   outputLimits: OutputLimitsSchema.default(DEFAULT_OUTPUT_LIMITS),
   agentNetwork: AgentNetworkSchema.default('none'),
-  /** Real runs of the local backend: how agents are confined. */
-  localSandbox: LocalSandboxSchema.optional(),
   /** Who made the plan, and what planning cost. */
   planner: z.object({ name: z.string(), model: z.string().optional(), usage: UsageSchema }),
 });

@@ -51,6 +51,8 @@ export function runLayout(runDir: string) {
     sandbox: (executor: number) =>
       sandboxLayout(path.join(root, 'sandboxes', `executor-${executor}`)),
     tasks: path.join(root, 'tasks'),
+    /** What a remote backend moves to and from its jobs while it does (bundles), host-only. */
+    staging: path.join(root, 'staging'),
     taskDir,
     taskSpec: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.spec),
     taskResult: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.result),

@@ -9,11 +9,14 @@ import {
   removeSecrets,
   runContainer,
   stageSecrets,
-} from '../backends/docker.js';
-import { ENV } from '../contracts/env.js';
-import { MAX_PLAN_BYTES, parsePlan } from '../contracts/plan.js';
-import type { DockerSettings } from '../contracts/run-config.js';
+} from '../backends/docker/backend.js';
+import type { DockerSettings } from '../backends/docker/settings.js';
+import { ENV, MODEL_ENV } from '../contracts/env.js';
+import { MAX_PLAN_BYTES, type Plan, parsePlan } from '../contracts/plan.js';
+import type { RunConfig } from '../contracts/run-config.js';
 import { UsageSchema, ZERO_USAGE } from '../contracts/usage.js';
+import type { ModelAccess } from '../models/access.js';
+import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { readUntrusted } from '../trust/untrusted-files.js';
 import { PlanningError } from './model.js';
 import type { Planner, PlannerOptions, PlanResult } from './planner.js';
@@ -106,4 +109,38 @@ export class DockerPlanner implements Planner {
       removeSecrets(secrets.dir);
     }
   }
+}
+
+/**
+ * What the docker planner (our code, not an agent) gets as environment: the credentials and AWS
+ * chain settings, nothing else.
+ */
+function plannerEnv(access: ModelAccess): Record<string, string> {
+  const env: Record<string, string> = { ...access.awsEnv };
+  if (access.baseURL) env[MODEL_ENV.ANTHROPIC_BASE_URL] = access.baseURL;
+  for (const [name, value] of Object.entries(access.secrets)) if (value) env[name] = value;
+  return env;
+}
+
+/** `--docker-planner`: plans in a container; the image plans with the model when given access. */
+export async function planInContainer(
+  requirements: string,
+  options: {
+    settings: DockerSettings;
+    scratchParent: string;
+    executors: number;
+    maxTasks: number;
+    access: ModelAccess | undefined;
+  },
+): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
+  const planner = new DockerPlanner({
+    settings: options.settings,
+    scratchParent: options.scratchParent,
+    executorEnv: options.access && plannerEnv(options.access),
+    timeoutMs: MODEL_DEFAULTS.plannerTimeoutMs,
+  });
+  const planning = { executors: options.executors, maxTasks: options.maxTasks };
+  const { plan, usage } = await planner.plan(requirements, planning);
+  const name = planner.model ? 'docker-model' : 'docker-simulated';
+  return { plan, planner: { name, model: planner.model, usage } };
 }

@@ -13,6 +13,10 @@ export function describeEvent(event: JournalEvent): string {
       return `task ${event.taskId} started (attempt ${event.attempt}, executor ${event.executor})`;
     case 'task-merging':
       return `task ${event.taskId} committed ${event.commit.slice(0, 12)}, merging`;
+    case 'task-job':
+      return `task ${event.taskId} attempt ${event.attempt}: job ${event.job.name}${event.job.id ? ` (${event.job.id})` : ''} ${event.state}${event.reason ? `: ${event.reason}` : ''}`;
+    case 'task-adopted':
+      return `task ${event.taskId} attempt ${event.attempt}: job ${event.job.name} outlived the orchestrator; waiting for it`;
     case 'task-succeeded':
       return event.recovered
         ? `task ${event.taskId} was already merged before the interruption`

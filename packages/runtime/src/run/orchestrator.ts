@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from '
 import path from 'node:path';
 import type { z } from 'zod';
 import type { Backend } from '../backends/backend.js';
-import { LocalBackend } from '../backends/local.js';
+import { backendKind, backendSettings } from '../backends/kinds.js';
 import type { EventBody, JournalEvent, RunStatus } from '../contracts/events.js';
 import type { TaskSpec } from '../contracts/executor.js';
 import { type Plan, parsePlan } from '../contracts/plan.js';
@@ -68,41 +68,6 @@ export interface RunOutcome {
 
 function writeJson(file: string, value: unknown): void {
   writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
-}
-
-async function createBackend(
-  config: RunConfig,
-  layout: RunLayout,
-  proxy: ModelProxy | undefined,
-): Promise<Backend> {
-  const real = config.mode === 'real';
-  switch (config.backend) {
-    case 'local':
-      return new LocalBackend({
-        real,
-        ...(real &&
-          config.localSandbox === 'bubblewrap' && {
-            confine: {
-              runRoot: layout.root,
-              network: config.agentNetwork,
-              modelSocketDir: proxy?.socketDir,
-            },
-          }),
-      });
-    case 'docker': {
-      if (!config.docker)
-        throw new RunDirError('run.json has no docker settings for the docker backend');
-      // Loaded on demand: the Docker client takes a fifth of a second to import.
-      const { DockerBackend } = await import('../backends/docker.js');
-      return new DockerBackend({
-        runId: config.runId,
-        real,
-        settings: config.docker,
-        network: config.agentNetwork,
-        modelSocketDir: proxy?.socketDir,
-      });
-    }
-  }
 }
 
 /** Creates a run directory for the plan and runs it to the end. */
@@ -241,6 +206,15 @@ export async function resumeRun(
           },
           recovered: true,
         });
+      } else if (record.job?.attempt === record.attempts) {
+        // Its job may still be running, or have finished while no one watched: take it up.
+        const { name, id, base } = record.job;
+        run.emit({
+          type: 'task-adopted',
+          taskId: task.id,
+          attempt: record.attempts,
+          job: { name, base, ...(id && { id }) },
+        });
       } else {
         run.emit({
           type: 'task-retrying',
@@ -331,10 +305,22 @@ class ActiveRun {
 
   async execute(): Promise<RunOutcome> {
     const started = Date.now();
-    const proxy = await this.startModelProxy();
+    const kind = backendKind(this.config.backend);
+    const proxy = kind.usesModelProxy ? await this.startModelProxy() : undefined;
     let status: RunStatus;
     try {
-      const backend = await createBackend(this.config, this.layout, proxy);
+      const backend = await kind
+        .create(backendSettings(this.config), {
+          config: this.config,
+          layout: this.layout,
+          proxy,
+          secrets: Object.values(this.hooks.modelAccess?.secrets ?? {}).filter(
+            (value): value is string => Boolean(value),
+          ),
+        })
+        .catch((error: unknown) => {
+          throw new RunDirError(`cannot start the ${kind.name} backend: ${describeError(error)}`);
+        });
       try {
         await backend.warm();
         const scheduler = new Scheduler({
@@ -443,10 +429,13 @@ class ActiveRun {
   ): Promise<AttemptOutcome> {
     const sandbox = this.layout.sandbox(executor);
     this.ensureTaskDir(task.id);
+    const record = this.state.tasks.get(task.id);
+    const adopt = record?.adopting?.attempt === attempt ? record.adopting : undefined;
     // Every dependency has succeeded, so it is merged: the head holds all the task builds on.
-    const base = this.project.head;
+    // An adopted attempt keeps the base its job started from.
+    const base = adopt?.base ?? this.project.head;
     await this.project.prepareWorkspace(sandbox.workspace, base);
-    const lastConflict = this.state.tasks.get(task.id)?.conflictLog.at(-1);
+    const lastConflict = record?.conflictLog.at(-1);
     const spec: TaskSpec = {
       runId: this.config.runId,
       taskId: task.id,
@@ -486,6 +475,19 @@ class ActiveRun {
         logPath: this.layout.executorLog(task.id),
         sandbox,
         modelToken,
+        base,
+        recordJob: (job, state, reason) =>
+          this.emit({
+            type: 'task-job',
+            taskId: task.id,
+            attempt,
+            job,
+            state,
+            ...(reason && { reason }),
+          }),
+        ...(adopt && {
+          adopt: { name: adopt.name, base: adopt.base, ...(adopt.id && { id: adopt.id }) },
+        }),
       });
     } finally {
       // The attempt is over: its token opens nothing any more.

@@ -1,4 +1,10 @@
-import type { AttemptResult, JournalEvent, RunStatus, TaskStatus } from '../contracts/events.js';
+import type {
+  AttemptResult,
+  JournalEvent,
+  RemoteJob,
+  RunStatus,
+  TaskStatus,
+} from '../contracts/events.js';
 import type { Conflict } from '../contracts/executor.js';
 import { addUsage, type Usage, ZERO_USAGE } from '../contracts/usage.js';
 
@@ -21,6 +27,10 @@ export interface TaskRecord {
   blockedBy?: string[];
   /** The task commit being merged when the journal was last written. */
   merging?: { attempt: number; commit: string };
+  /** The remote job of the latest attempt, and its last known state. */
+  job?: RemoteJob & { attempt: number; state: string; reason?: string };
+  /** Set by a resume: the next start of the task continues this job's attempt. */
+  adopting?: RemoteJob & { attempt: number };
 }
 
 export interface RunState {
@@ -94,6 +104,23 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
       task.startedAt = event.time;
       task.finishedAt = undefined;
       task.merging = undefined;
+      if (task.job?.attempt !== event.attempt) task.job = undefined;
+      if (task.adopting?.attempt !== event.attempt) task.adopting = undefined;
+      break;
+    case 'task-job':
+      task.job = {
+        ...event.job,
+        id: event.job.id ?? task.job?.id,
+        attempt: event.attempt,
+        state: event.state,
+        ...(event.reason && { reason: event.reason }),
+      };
+      break;
+    case 'task-adopted':
+      // The attempt is not over: it is started again under its own number.
+      task.status = 'pending';
+      task.attempts = event.attempt - 1;
+      task.adopting = { ...event.job, attempt: event.attempt };
       break;
     case 'task-merging':
       task.merging = { attempt: event.attempt, commit: event.commit };

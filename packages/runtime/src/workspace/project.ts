@@ -81,6 +81,32 @@ for file; do
 done
 `;
 
+/** Bundles commit $2 as ref $1 into file $3, less the history of $4 if given. */
+const WRITE_BUNDLE = `
+git update-ref "$1" "$2"
+status=0
+if [ -n "$4" ]; then
+  git bundle create --quiet "$3" "$1" "^$4" || status=$?
+else
+  git bundle create --quiet "$3" "$1" || status=$?
+fi
+git update-ref -d "$1"
+exit $status
+`;
+
+/**
+ * Reading a bundle is a fetch from a local file, the one transport the hardened configuration
+ * lets through, for these calls only; every object fetched is checked by git's fsck.
+ */
+export const FETCH_BUNDLE_CONFIG = [
+  '-c',
+  'protocol.file.allow=always',
+  '-c',
+  'transfer.fsckObjects=true',
+  '-c',
+  'fetch.fsckObjects=true',
+] as const;
+
 /** Merges queued while one batch runs go together in the next. */
 const MAX_MERGE_BATCH = 64;
 
@@ -124,7 +150,40 @@ export class Project {
     this.gitDir = path.join(dir, '.git');
   }
 
+  /** A new repository at `dir` whose integration branch starts with an empty commit. */
   static async init(dir: string, initialMessage: string): Promise<Project> {
+    const gitDir = await Project.create(dir);
+    await git({ gitDir, workTree: dir }, [
+      'commit',
+      '--quiet',
+      '--allow-empty',
+      '--no-verify',
+      '-m',
+      initialMessage,
+    ]);
+    return Project.open(dir);
+  }
+
+  /**
+   * A new repository at `dir` holding a bundle's history (the orchestrator's, checked by fsck),
+   * its integration branch at `commit`: how a job on another machine starts from its base.
+   */
+  static async fromBundle(dir: string, bundle: string, commit: string): Promise<Project> {
+    const gitDir = await Project.create(dir);
+    await git({ gitDir }, [
+      ...FETCH_BUNDLE_CONFIG,
+      'fetch',
+      '--quiet',
+      '--no-tags',
+      '--no-write-fetch-head',
+      bundle,
+      '+refs/*:refs/bundle/*',
+    ]);
+    await git({ gitDir }, ['update-ref', `refs/heads/${INTEGRATION_BRANCH}`, commit]);
+    return Project.open(dir);
+  }
+
+  private static async create(dir: string): Promise<string> {
     await mkdir(dir, { recursive: true });
     const gitDir = path.join(dir, '.git');
     await git({ gitDir, workTree: dir }, [
@@ -142,15 +201,7 @@ export class Project {
     }
     await mkdir(path.join(gitDir, 'info'), { recursive: true });
     await writeFile(path.join(gitDir, 'info', 'attributes'), HOST_ATTRIBUTES);
-    await git({ gitDir, workTree: dir }, [
-      'commit',
-      '--quiet',
-      '--allow-empty',
-      '--no-verify',
-      '-m',
-      initialMessage,
-    ]);
-    return Project.open(dir);
+    return gitDir;
   }
 
   static async open(dir: string): Promise<Project> {
@@ -385,6 +436,14 @@ export class Project {
       `refs/heads/${INTEGRATION_BRANCH}`,
     ]);
     return stdout.trim();
+  }
+
+  /**
+   * Writes `commit` and its history (less `exclude`'s, a prerequisite the reader must have) to a
+   * bundle, under `ref`. Git bundles refs, not commits, so the ref exists only while bundling.
+   */
+  async writeBundle(file: string, ref: string, commit: string, exclude?: string): Promise<void> {
+    await gitScript(this.repo, 'write-bundle', WRITE_BUNDLE, [ref, commit, file, exclude ?? '']);
   }
 
   /**

@@ -8,14 +8,20 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ENV, MODEL_PROXY_TOKEN_ENV } from '../contracts/env.js';
-import { type TaskSpec, TaskSpecSchema } from '../contracts/executor.js';
-import { TASK_FILES } from '../contracts/run-layout.js';
-import { UsageError } from '../errors.js';
-import { executeTask } from '../executor/execute.js';
-import { agentSettingsFor, resolveModelAccess, truthyEnv } from '../models/access.js';
-import { MODEL_DEFAULTS } from '../models/defaults.js';
-import { consoleLog, fail, fileAndConsoleLog, outputDir, writeJson } from './common.js';
+import { ENV, MODEL_PROXY_TOKEN_ENV } from '../../contracts/env.js';
+import { type TaskSpec, TaskSpecSchema } from '../../contracts/executor.js';
+import { TASK_FILES } from '../../contracts/run-layout.js';
+import {
+  consoleLog,
+  fail,
+  fileAndConsoleLog,
+  outputDir,
+  writeJson,
+} from '../../entrypoints/common.js';
+import { UsageError } from '../../errors.js';
+import { executeTask } from '../../executor/execute.js';
+import { agentSettingsFor, resolveModelAccess, truthyEnv } from '../../models/access.js';
+import { MODEL_DEFAULTS } from '../../models/defaults.js';
 
 async function standaloneSpec(env: NodeJS.ProcessEnv, output: string): Promise<TaskSpec> {
   const requirements = env[ENV.REQUIREMENTS]?.trim();

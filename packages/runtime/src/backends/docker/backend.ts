@@ -13,21 +13,22 @@ import { lchown, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { ENV, MODEL_ENV, MODEL_PROXY_TOKEN_ENV, SECRET_ENV_NAMES } from '../contracts/env.js';
+import { ENV, MODEL_ENV, MODEL_PROXY_TOKEN_ENV, SECRET_ENV_NAMES } from '../../contracts/env.js';
 import {
   type ExecutorOutcome,
   ExecutorOutcomeSchema,
   type TaskSpec,
-} from '../contracts/executor.js';
-import { IMAGE } from '../contracts/image.js';
-import { MODEL_PROXY } from '../contracts/model-proxy.js';
-import type { AgentNetwork, DockerSettings } from '../contracts/run-config.js';
-import { TASK_FILES } from '../contracts/run-layout.js';
-import { UsageError } from '../errors.js';
-import { redactor } from '../trust/secret-scanner.js';
-import { readUntrusted, removeTree, UntrustedFileError } from '../trust/untrusted-files.js';
-import { CappedLog } from '../util/capped-log.js';
-import type { Backend, ExecutionContext } from './backend.js';
+} from '../../contracts/executor.js';
+import { IMAGE } from '../../contracts/image.js';
+import { MODEL_PROXY } from '../../contracts/model-proxy.js';
+import type { AgentNetwork } from '../../contracts/run-config.js';
+import { TASK_FILES } from '../../contracts/run-layout.js';
+import { UsageError } from '../../errors.js';
+import { redactor } from '../../trust/secret-scanner.js';
+import { readUntrusted, removeTree, UntrustedFileError } from '../../trust/untrusted-files.js';
+import { CappedLog } from '../../util/capped-log.js';
+import type { Backend, ExecutionContext } from '../backend.js';
+import type { DockerSettings } from './settings.js';
 
 /** Where the image mounts things, and the files the docker executor leaves in OUTPUT_DIR. */
 export const CONTAINER = {
@@ -75,7 +76,7 @@ export function dockerClient(): Docker {
  * Checks the engine answers and the image exists, with errors that say what to do. Called
  * before a run writes anything.
  */
-export async function dockerPreflight(docker: Docker, image: string): Promise<void> {
+export async function checkEngine(docker: Docker, image: string): Promise<void> {
   try {
     await docker.ping();
   } catch (error) {

@@ -7,10 +7,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
-import { executeTask } from '../executor/execute.js';
-import { logLine } from '../run/run-log.js';
-import { type Confinement, confinedSpawn } from '../sandbox/bubblewrap.js';
+import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
+import { executeTask } from '../../executor/execute.js';
+import { logLine } from '../../run/run-log.js';
+import { type Confinement, confinedSpawn } from '../../sandbox/bubblewrap.js';
 
 export type HostRequest =
   | {

@@ -1,16 +1,16 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { ENV, INHERITED_HOST_ENV } from '../contracts/env.js';
-import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
-import type { AgentNetwork } from '../contracts/run-config.js';
-import { findClaudeBinary } from '../models/claude-binary.js';
-import { type Confinement, confinementPaths } from '../sandbox/bubblewrap.js';
-import { removeTree } from '../trust/untrusted-files.js';
-import type { Backend, ExecutionContext } from './backend.js';
-import type { HostReply, HostRequest } from './local-host.js';
+import { ENV, INHERITED_HOST_ENV } from '../../contracts/env.js';
+import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
+import type { AgentNetwork } from '../../contracts/run-config.js';
+import { findClaudeBinary } from '../../models/claude-binary.js';
+import { type Confinement, confinementPaths } from '../../sandbox/bubblewrap.js';
+import { removeTree } from '../../trust/untrusted-files.js';
+import type { Backend, ExecutionContext } from '../backend.js';
+import type { HostReply, HostRequest } from './host.js';
 
-const HOST_PATH = fileURLToPath(new URL('./local-host.js', import.meta.url));
+const HOST_PATH = fileURLToPath(new URL('./host.js', import.meta.url));
 
 export interface LocalBackendOptions {
   /** Whether executors call models (`USE_REAL_EXECUTORS`). */

@@ -1,0 +1,445 @@
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  DescribeJobQueuesCommand,
+  type JobDetail,
+  TerminateJobCommand,
+} from '@aws-sdk/client-batch';
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import {
+  type BatchJobInput,
+  type BatchJobResult,
+  BatchJobResultSchema,
+  type StagedObject,
+} from '../../contracts/batch-job.js';
+import type { RemoteJob } from '../../contracts/events.js';
+import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
+import type { RunConfig } from '../../contracts/run-config.js';
+import { type RunLayout, TASK_FILES } from '../../contracts/run-layout.js';
+import { S3_LAYOUT } from '../../contracts/s3-layout.js';
+import { UsageError } from '../../errors.js';
+import { OutputRejectedError } from '../../trust/output-check.js';
+import { redactor } from '../../trust/secret-scanner.js';
+import { CappedLog } from '../../util/capped-log.js';
+import { applyJobBundle, BundleError } from '../../workspace/bundles.js';
+import { Project } from '../../workspace/project.js';
+import type { Backend, ExecutionContext } from '../backend.js';
+import { type AwsClients, awsClients, awsErrorMessage, isMissingCredentials } from './aws.js';
+import { LogFollower } from './logs.js';
+import { jobFailure } from './outcome.js';
+import { type JobEnd, JobPoller } from './poll.js';
+import type { BatchSettings } from './settings.js';
+import { Staging, StagingError } from './staging.js';
+import { JobSubmitter, jobName, SubmissionTooLargeError } from './submit.js';
+
+/** The most a job's result.json may weigh; its transcript and log have bounds of their own. */
+const MAX_RESULT_BYTES = 2 ** 20;
+const MAX_TRANSCRIPT_BYTES = 64 * 2 ** 20;
+const MAX_LOG_BYTES = 32 * 2 ** 20;
+/** A bundle's git overhead on top of the files it carries. */
+const BUNDLE_SLACK_BYTES = 16 * 2 ** 20;
+/** GetLogEvents calls a second for the whole run (CloudWatch allows 25 per account). */
+const LOG_CALLS_PER_SECOND = 5;
+
+/** Checks the stack answers: the queue exists and takes jobs, the bucket is reachable. */
+export async function checkBatch(settings: BatchSettings): Promise<void> {
+  // One retry: a stack that does not answer is a configuration problem, said at once.
+  const { batch, s3, logs } = awsClients(settings, 2);
+  try {
+    const answer = await batch
+      .send(new DescribeJobQueuesCommand({ jobQueues: [settings.jobQueue] }))
+      .catch((error: unknown) => {
+        throw new UsageError(
+          isMissingCredentials(error)
+            ? `no AWS credentials for the batch backend in ${settings.region}: sign in (AWS_PROFILE, aws sso login) or run where a role provides them`
+            : `cannot reach AWS Batch in ${settings.region}: ${awsErrorMessage(error)}`,
+        );
+      });
+    const queue = answer.jobQueues?.[0];
+    if (!queue)
+      throw new UsageError(
+        `AWS Batch job queue ${settings.jobQueue} not found in ${settings.region}`,
+      );
+    if (queue.state !== 'ENABLED' || queue.status !== 'VALID')
+      throw new UsageError(
+        `job queue ${queue.jobQueueName} is ${queue.state} and ${queue.status}${queue.statusReason ? `: ${queue.statusReason}` : ''}`,
+      );
+    await s3.send(new HeadBucketCommand({ Bucket: settings.bucket })).catch((error: unknown) => {
+      throw new UsageError(
+        `cannot use the state bucket ${settings.bucket}: ${awsErrorMessage(error)}`,
+      );
+    });
+  } finally {
+    for (const client of [batch, s3, logs]) client.destroy();
+  }
+}
+
+export interface BatchBackendOptions {
+  settings: BatchSettings;
+  config: RunConfig;
+  layout: RunLayout;
+  /** Values kept out of the logs and transcripts copied from jobs. */
+  secrets: readonly string[];
+}
+
+/**
+ * Executors as AWS Batch jobs, one per attempt, while the DAG, the journal and git stay here.
+ * An attempt stages its base commit (a bundle, shared by attempts on the same commit) and its
+ * task into the state bucket, journals the job's name, submits, and is watched by the run's one
+ * poller; its log is copied from CloudWatch Logs as it runs. A job that ends is collected: its
+ * result is read and checked against the checksums it gives, its bundle taken into quarantine
+ * and written into the slot's workspace, which the orchestrator then commits like any other.
+ * Nothing the job uploads is run or trusted. A resumed run adopts the jobs it left running.
+ */
+export class BatchBackend implements Backend {
+  readonly name = 'batch' as const;
+  private readonly clients: AwsClients;
+  private readonly staging: Staging;
+  private readonly submitter: JobSubmitter;
+  private readonly poller: JobPoller;
+  private readonly logs: LogFollower;
+  /** Base bundles staged so far (or being staged), by commit. */
+  private readonly bases = new Map<string, Promise<StagedObject>>();
+  /** Jobs of attempts in flight, terminated if the backend closes before they end. */
+  private readonly active = new Map<
+    string,
+    { job: RemoteJob; record: ExecutionContext['recordJob'] }
+  >();
+  private readonly redact: (text: string) => string;
+
+  constructor(private readonly options: BatchBackendOptions) {
+    const { settings } = options;
+    this.clients = awsClients(settings);
+    this.staging = new Staging(this.clients.s3, settings.bucket);
+    this.submitter = new JobSubmitter(
+      this.clients.batch,
+      settings.jobQueue,
+      settings.jobDefinition,
+      settings.submitsPerSecond,
+    );
+    this.poller = new JobPoller(this.clients.batch, settings.poll);
+    this.logs = new LogFollower(
+      this.clients.logs,
+      settings.logGroup,
+      LOG_CALLS_PER_SECOND,
+      settings.poll.minMs,
+    );
+    this.redact = redactor(options.secrets);
+  }
+
+  /** API calls made so far, for the benchmarks. */
+  get calls(): { describeJobs: number; getLogEvents: number } {
+    return { describeJobs: this.poller.calls, getLogEvents: this.logs.calls };
+  }
+
+  async warm(): Promise<void> {
+    mkdirSync(this.options.layout.staging, { recursive: true });
+  }
+
+  async execute(spec: TaskSpec, context: ExecutionContext): Promise<ExecutorOutcome> {
+    const { runId } = this.options.config;
+    const prefix = S3_LAYOUT.attempt(
+      this.options.settings.runsPrefix,
+      runId,
+      spec.taskId,
+      spec.attempt,
+    );
+    const job: RemoteJob = context.adopt ?? {
+      name: jobName(runId, spec.taskId, spec.attempt),
+      base: context.base,
+    };
+    const log = new CappedLog(context.logPath, MAX_LOG_BYTES, this.redact);
+    try {
+      const id = await this.findOrSubmit(spec, context, job, prefix);
+      if (typeof id !== 'string') return id;
+      const known = { ...job, id };
+      this.active.set(id, { job: known, record: context.recordJob });
+      try {
+        const end = await this.watch(known, context, log);
+        if (context.signal.aborted) return stopped(context.signal);
+        return await this.collect(spec, context, known, prefix, end);
+      } finally {
+        this.active.delete(id);
+      }
+    } catch (error) {
+      if (context.signal.aborted) return stopped(context.signal);
+      if (error instanceof SubmissionTooLargeError)
+        return { status: 'failed', error: error.message, retryable: false };
+      return { status: 'failed', error: `batch: ${awsErrorMessage(error)}`, retryable: true };
+    } finally {
+      await log.close();
+    }
+  }
+
+  /**
+   * The job's id: an adopted attempt's if its job was submitted (found by name if its id was
+   * never journaled); otherwise the attempt is staged and submitted, its name journaled first.
+   */
+  private async findOrSubmit(
+    spec: TaskSpec,
+    context: ExecutionContext,
+    job: RemoteJob,
+    prefix: string,
+  ): Promise<string | ExecutorOutcome> {
+    if (context.adopt) {
+      const id = job.id ?? (await this.submitter.findByName(job.name));
+      if (id) {
+        context.recordJob?.({ ...job, id }, 'adopted');
+        return id;
+      }
+    }
+    const bundle = await this.stageBase(job.base);
+    const input: BatchJobInput = {
+      version: 1,
+      spec: { ...spec, modelProxy: undefined },
+      base: { commit: job.base, bundle },
+      limits: this.options.config.outputLimits,
+    };
+    await this.staging.putBytes(
+      `${prefix}${S3_LAYOUT.files.input}`,
+      JSON.stringify(input),
+      'application/json',
+    );
+    if (context.signal.aborted) return stopped(context.signal);
+    context.recordJob?.(job, 'submitting');
+    const id = await this.submitter.submit(
+      {
+        name: job.name,
+        runId: this.options.config.runId,
+        taskId: spec.taskId,
+        attempt: spec.attempt,
+        executor: context.executor,
+        executors: this.options.config.executors,
+        real: spec.mode === 'real',
+        requirements: spec.requirements,
+        prefix,
+        timeoutMs: this.options.config.taskTimeoutMs,
+      },
+      context.signal,
+    );
+    context.recordJob?.({ ...job, id }, 'SUBMITTED');
+    return id;
+  }
+
+  /** A bundle of the base commit in the bucket, staged once per commit for the whole run. */
+  private stageBase(commit: string): Promise<StagedObject> {
+    let staged = this.bases.get(commit);
+    if (!staged) {
+      staged = (async () => {
+        const { layout, config, settings } = this.options;
+        const file = path.join(layout.staging, `${commit}.bundle`);
+        const project = await Project.open(layout.project);
+        await project.writeBundle(file, `refs/staging/${commit}`, commit);
+        try {
+          return await this.staging.putFile(
+            S3_LAYOUT.base(settings.runsPrefix, config.runId, commit),
+            file,
+          );
+        } finally {
+          await rm(file, { force: true });
+        }
+      })();
+      // A failed staging is tried again by the next attempt that needs it.
+      staged.catch(() => this.bases.delete(commit));
+      this.bases.set(commit, staged);
+    }
+    return staged;
+  }
+
+  /**
+   * Waits for the job to end, journaling each state it is seen in, following its log, and
+   * terminating it when the attempt is aborted or it waits for capacity too long.
+   */
+  private async watch(
+    job: RemoteJob & { id: string },
+    context: ExecutionContext,
+    log: CappedLog,
+  ): Promise<JobEnd> {
+    const { signal, recordJob } = context;
+    let stream: string | undefined;
+    let runnableTimer: NodeJS.Timeout | undefined;
+    let stuck: string | undefined;
+    const onChange = (detail: JobDetail) => {
+      recordJob?.(job, detail.status ?? 'UNKNOWN', detail.statusReason);
+      clearTimeout(runnableTimer);
+      if (detail.status === 'RUNNABLE') {
+        runnableTimer = setTimeout(() => {
+          stuck = `the job waited ${Math.round(this.options.settings.runnableTimeoutMs / 60_000)} min in RUNNABLE: no compute environment of the queue can place it (check its vCPU limit, instance types and the job's resources)`;
+          void this.terminate(job, recordJob, stuck);
+        }, this.options.settings.runnableTimeoutMs);
+      }
+      const next = detail.container?.logStreamName;
+      if (next && next !== stream) {
+        if (stream) void this.logs.finish(stream);
+        stream = next;
+        this.logs.follow(stream, log);
+      }
+    };
+    const onAbort = () => {
+      const reason = signal.reason instanceof Error ? signal.reason.message : 'cancelled';
+      void this.terminate(job, recordJob, reason);
+      this.poller.forget(job.id);
+      settleAborted?.({ kind: 'lost', reason });
+    };
+    let settleAborted: ((end: JobEnd) => void) | undefined;
+    const aborted = new Promise<JobEnd>((resolve) => {
+      settleAborted = resolve;
+    });
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    try {
+      const end = await Promise.race([this.poller.watch(job.id, onChange), aborted]);
+      if (stuck && end.kind === 'ended') return { kind: 'lost', reason: stuck };
+      return end;
+    } finally {
+      clearTimeout(runnableTimer);
+      signal.removeEventListener('abort', onAbort);
+      if (stream) await this.logs.finish(stream);
+    }
+  }
+
+  /** Ends a job whatever its state (CancelJob does nothing once a job is STARTING or RUNNING). */
+  private async terminate(
+    job: RemoteJob & { id: string },
+    recordJob: ExecutionContext['recordJob'],
+    reason: string,
+  ): Promise<void> {
+    recordJob?.(job, 'terminating', reason);
+    await this.clients.batch
+      .send(new TerminateJobCommand({ jobId: job.id, reason: reason.slice(0, 256) }))
+      .catch(() => {});
+  }
+
+  /** What an ended job leaves: its result, transcript and bundle, each checked before use. */
+  private async collect(
+    spec: TaskSpec,
+    context: ExecutionContext,
+    job: RemoteJob & { id: string },
+    prefix: string,
+    end: JobEnd,
+  ): Promise<ExecutorOutcome> {
+    if (end.kind === 'lost')
+      return { status: 'failed', error: `job ${job.name}: ${end.reason}`, retryable: true };
+    const { detail } = end;
+    let result: BatchJobResult | undefined;
+    try {
+      result = await this.readResult(prefix);
+    } catch (error) {
+      return {
+        status: 'failed',
+        error: `job ${job.name}: ${(error as Error).message}`,
+        retryable: true,
+      };
+    }
+    if (!result) {
+      const failure =
+        detail.status === 'FAILED'
+          ? jobFailure(detail)
+          : { error: 'the job succeeded but staged no result', retryable: true };
+      return {
+        status: 'failed',
+        error: `job ${job.name}: ${failure.error}`,
+        retryable: failure.retryable,
+      };
+    }
+    try {
+      if (result.transcript) await this.copyTranscript(spec, result.transcript);
+      if (result.outcome.status === 'failed')
+        return {
+          ...result.outcome,
+          error: result.outcome.error ?? 'the job failed without a message',
+        };
+      // An outcome uploaded by a job that then failed (killed on its way out) is not taken.
+      if (detail.status !== 'SUCCEEDED') return { status: 'failed', ...jobFailure(detail) };
+      if (!result.bundle || !result.commit)
+        return {
+          status: 'failed',
+          error: `job ${job.name} succeeded but staged no bundle`,
+          retryable: true,
+        };
+      await this.takeBundle(spec, context, job, result.bundle, result.commit);
+      return result.outcome;
+    } catch (error) {
+      if (error instanceof OutputRejectedError)
+        return { status: 'failed', error: error.message, retryable: false };
+      if (error instanceof BundleError || error instanceof StagingError)
+        return { status: 'failed', error: `job ${job.name}: ${error.message}`, retryable: true };
+      throw error;
+    }
+  }
+
+  private async readResult(prefix: string): Promise<BatchJobResult | undefined> {
+    const raw = await this.staging.getBytes(`${prefix}${S3_LAYOUT.files.result}`, MAX_RESULT_BYTES);
+    if (!raw) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new StagingError('its result.json is not JSON');
+    }
+    const result = BatchJobResultSchema.safeParse(parsed);
+    if (!result.success) throw new StagingError('its result.json is not a valid result');
+    return result.data;
+  }
+
+  /** The job's transcript, checked, bounded and redacted, appended to the task's own. */
+  private async copyTranscript(spec: TaskSpec, transcript: StagedObject): Promise<void> {
+    if (transcript.bytes > MAX_TRANSCRIPT_BYTES)
+      throw new StagingError(`its transcript is over ${MAX_TRANSCRIPT_BYTES} bytes`);
+    const raw = await this.staging.getBytes(transcript.key, transcript.bytes);
+    if (!raw) throw new StagingError(`its transcript ${transcript.key} is missing`);
+    Staging.verify(transcript, raw);
+    appendFileSync(
+      path.join(spec.outputDir, TASK_FILES.transcript),
+      this.redact(raw.toString('utf8')),
+    );
+  }
+
+  /** Downloads the job's bundle, checks it, and writes its work into the slot's workspace. */
+  private async takeBundle(
+    spec: TaskSpec,
+    context: ExecutionContext,
+    job: RemoteJob,
+    bundle: StagedObject,
+    commit: string,
+  ): Promise<void> {
+    const { layout, config } = this.options;
+    const limit = config.outputLimits.maxTaskBytes + BUNDLE_SLACK_BYTES;
+    if (bundle.bytes > limit)
+      throw new OutputRejectedError(
+        `the job's bundle is ${bundle.bytes} bytes, more than its changes may weigh (--max-task-size)`,
+      );
+    const name = `${spec.taskId}-${spec.attempt}`;
+    const file = path.join(layout.staging, `${name}.bundle`);
+    try {
+      await this.staging.getFile(bundle, file);
+      await applyJobBundle(
+        path.join(layout.project, '.git'),
+        path.join(layout.staging, `${name}.quarantine`),
+        context.sandbox.workspace,
+        { file, commit, base: job.base },
+        config.outputLimits,
+      );
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      [...this.active.values()].map(({ job, record }) =>
+        this.terminate(job as RemoteJob & { id: string }, record, 'the orchestrator stopped'),
+      ),
+    );
+    for (const client of Object.values(this.clients)) client.destroy();
+  }
+}
+
+function stopped(signal: AbortSignal): ExecutorOutcome {
+  return {
+    status: 'failed',
+    error: signal.reason instanceof Error ? signal.reason.message : 'cancelled',
+    retryable: true,
+  };
+}

@@ -1,0 +1,50 @@
+import type { JobDetail } from '@aws-sdk/client-batch';
+
+/** What a failed job says about its attempt: why, and whether another attempt may succeed. */
+export interface JobFailure {
+  error: string;
+  retryable: boolean;
+}
+
+/** Stop reasons of capacity that went away: Spot reclaims on EC2 and on Fargate. */
+const CAPACITY_LOST = [/^Host EC2 .* terminated/i, /^Your Spot Task was interrupted/i];
+
+/** Failures of the infrastructure around the container, not of the task. */
+const INFRASTRUCTURE = [
+  /CannotPullContainerError/i,
+  /CannotStartContainerError/i,
+  /CannotInspectContainerError/i,
+  /CannotCreateContainerError/i,
+  /ResourceInitializationError/i,
+  /DockerTimeoutError/i,
+  /Task failed to start/i,
+  /InternalError/i,
+  /Timeout waiting for network interface/i,
+];
+
+/**
+ * Reads a FAILED job the way Nextflow's Batch handler does: Spot reclaims and infrastructure
+ * errors are worth another attempt; running out of memory and the attempt timeout say so; any
+ * other end is the container's own exit, retried like a crashed executor.
+ */
+export function jobFailure(detail: JobDetail): JobFailure {
+  const statusReason = detail.statusReason ?? '';
+  const container = detail.container ?? {};
+  const reason = container.reason ?? '';
+  const exitCode = container.exitCode;
+  const said = [statusReason, reason].filter(Boolean).join('; ');
+  if (CAPACITY_LOST.some((pattern) => pattern.test(statusReason)))
+    return { error: `the job's Spot capacity was reclaimed (${statusReason})`, retryable: true };
+  if (/^OutOfMemoryError/i.test(reason))
+    return { error: `the job ran out of memory (${reason})`, retryable: true };
+  if (/attempt duration exceeded timeout/i.test(statusReason))
+    return { error: `the job exceeded its attempt timeout (${statusReason})`, retryable: true };
+  if (INFRASTRUCTURE.some((pattern) => pattern.test(said)))
+    return { error: `AWS Batch could not run the job: ${said}`, retryable: true };
+  if (exitCode !== undefined)
+    return {
+      error: `the job exited with code ${exitCode} and no outcome${said ? ` (${said})` : ''}`,
+      retryable: true,
+    };
+  return { error: `the job failed: ${said || 'no reason given'}`, retryable: true };
+}

@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto';
+import {
+  type BatchClient,
+  ListJobsCommand,
+  SubmitJobCommand,
+  type SubmitJobCommandInput,
+} from '@aws-sdk/client-batch';
+import { BATCH_JOB_TAGS, BATCH_LIMITS } from '../../contracts/batch-job.js';
+import { ENV } from '../../contracts/env.js';
+
+/** Requirements ride along in REQUIREMENTS only when this short; the job reads them from S3. */
+const MAX_INLINE_REQUIREMENTS = 2_000;
+
+/** Batch refuses attempt timeouts under a minute. */
+const MIN_ATTEMPT_SECONDS = 60;
+
+/** A submission that Batch would refuse or fail: it is never sent. */
+export class SubmissionTooLargeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SubmissionTooLargeError';
+  }
+}
+
+/**
+ * Job names: `po-<run tag>-<task>-a<attempt>`, within Batch's charset and 128 characters. The
+ * run tag is a hash of the run id, so every job of a run shares a prefix a resume can list by.
+ */
+export function jobNamePrefix(runId: string): string {
+  return `po-${createHash('sha256').update(runId).digest('hex').slice(0, 10)}-`;
+}
+
+export function jobName(runId: string, taskId: string, attempt: number): string {
+  const name = `${jobNamePrefix(runId)}${taskId}-a${attempt}`;
+  if (!BATCH_LIMITS.jobName.test(name))
+    throw new SubmissionTooLargeError(`job name ${name} is not valid for AWS Batch`);
+  return name;
+}
+
+export interface JobRequest {
+  name: string;
+  runId: string;
+  taskId: string;
+  attempt: number;
+  executor: number;
+  executors: number;
+  real: boolean;
+  requirements: string;
+  /** The attempt's S3 prefix: the job's S3_PREFIX. */
+  prefix: string;
+  /** Batch ends the attempt itself after this long, should the orchestrator be gone. */
+  timeoutMs: number;
+}
+
+/**
+ * What one SubmitJob sends: ids and S3 locations only, so nothing of unbounded size is in the
+ * request. Checked against Batch's limits before it is sent.
+ */
+export function submission(
+  request: JobRequest,
+  queue: string,
+  definition: string,
+): SubmitJobCommandInput {
+  const environment = [
+    { name: ENV.EXECUTOR_ID, value: String(request.executor) },
+    { name: ENV.TASK_ID, value: request.taskId },
+    { name: ENV.S3_PREFIX, value: request.prefix },
+    { name: ENV.USE_REAL_EXECUTORS, value: request.real ? '1' : '0' },
+    { name: ENV.MAX_EXECUTORS, value: String(request.executors) },
+    ...(request.requirements.length <= MAX_INLINE_REQUIREMENTS
+      ? [{ name: ENV.REQUIREMENTS, value: request.requirements }]
+      : []),
+  ];
+  const input: SubmitJobCommandInput = {
+    jobName: request.name,
+    jobQueue: queue,
+    jobDefinition: definition,
+    containerOverrides: { environment },
+    timeout: {
+      attemptDurationSeconds: Math.max(MIN_ATTEMPT_SECONDS, Math.ceil(request.timeoutMs / 1000)),
+    },
+    tags: {
+      [BATCH_JOB_TAGS.run]: request.runId.slice(0, BATCH_LIMITS.tagValueChars),
+      [BATCH_JOB_TAGS.task]: request.taskId,
+      [BATCH_JOB_TAGS.attempt]: String(request.attempt),
+    },
+    propagateTags: true,
+  };
+  const overrides = JSON.stringify(input.containerOverrides).length;
+  if (overrides > BATCH_LIMITS.containerOverridesChars)
+    throw new SubmissionTooLargeError(
+      `container overrides of ${overrides} characters exceed Batch's ${BATCH_LIMITS.containerOverridesChars}`,
+    );
+  const bytes = Buffer.byteLength(JSON.stringify(input));
+  if (bytes > BATCH_LIMITS.requestBytes)
+    throw new SubmissionTooLargeError(
+      `a SubmitJob request of ${bytes} bytes exceeds Batch's ${BATCH_LIMITS.requestBytes}`,
+    );
+  return input;
+}
+
+/** A token bucket: at most `perSecond` calls a second, in bursts of at most `perSecond`. */
+export class RateLimiter {
+  private tokens: number;
+  private last = Date.now();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(private readonly perSecond: number) {
+    this.tokens = perSecond;
+  }
+
+  /** Resolves when the caller may go; callers go in the order they asked. */
+  take(): Promise<void> {
+    const turn = this.queue.then(() => this.wait());
+    this.queue = turn;
+    return turn;
+  }
+
+  private async wait(): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      this.tokens = Math.min(
+        this.perSecond,
+        this.tokens + ((now - this.last) / 1000) * this.perSecond,
+      );
+      this.last = now;
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      await new Promise((resolve) =>
+        setTimeout(resolve, ((1 - this.tokens) / this.perSecond) * 1000),
+      );
+    }
+  }
+}
+
+/**
+ * Submits jobs, at most `perSecond` a second (AWS allows about 50 a second per account, shared
+ * with everyone else's submissions); throttling and 5xx answers are retried by the SDK.
+ */
+export class JobSubmitter {
+  private readonly limiter: RateLimiter;
+
+  constructor(
+    private readonly batch: BatchClient,
+    private readonly queue: string,
+    private readonly definition: string,
+    perSecond: number,
+  ) {
+    this.limiter = new RateLimiter(perSecond);
+  }
+
+  /** Submits one attempt's job; returns its id. Throws before sending anything oversized. */
+  async submit(request: JobRequest, signal: AbortSignal): Promise<string> {
+    const input = submission(request, this.queue, this.definition);
+    await this.limiter.take();
+    const { jobId } = await this.batch.send(new SubmitJobCommand(input), { abortSignal: signal });
+    if (!jobId) throw new Error(`SubmitJob for ${request.name} returned no job id`);
+    return jobId;
+  }
+
+  /**
+   * The most recent job of this name in the queue: how a resume finds a job whose submission was
+   * journaled but whose id was not.
+   */
+  async findByName(name: string): Promise<string | undefined> {
+    let newest: { id: string; createdAt: number } | undefined;
+    let nextToken: string | undefined;
+    do {
+      const page = await this.batch.send(
+        new ListJobsCommand({
+          jobQueue: this.queue,
+          filters: [{ name: 'JOB_NAME', values: [name] }],
+          ...(nextToken && { nextToken }),
+        }),
+      );
+      for (const job of page.jobSummaryList ?? []) {
+        if (job.jobName !== name || !job.jobId) continue;
+        const createdAt = job.createdAt ?? 0;
+        if (!newest || createdAt > newest.createdAt) newest = { id: job.jobId, createdAt };
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return newest?.id;
+  }
+}

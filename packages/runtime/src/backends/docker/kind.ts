@@ -1,0 +1,85 @@
+import { Option } from 'commander';
+import { intIn, parseCpus, parsedOption, parseMemory } from '../../cli/options.js';
+import { UsageError } from '../../errors.js';
+import type { BackendKind } from '../backend.js';
+import type { DockerSettings } from './settings.js';
+
+export const DOCKER_DEFAULTS = {
+  image: 'parallel-orchestrator:latest',
+  memory: '4g',
+  cpus: '2',
+  pids: 512,
+} as const;
+
+/** The flags' values, as commander names them. */
+interface DockerFlags {
+  dockerImage: string;
+  dockerNetwork?: string;
+  dockerMemory: number;
+  dockerCpus: number;
+  dockerPids: number;
+}
+
+/** Docker settings from flags, under a docker stack's config (its image and network). */
+export function dockerSettings(
+  values: Readonly<Record<string, unknown>>,
+  given: (flag: string) => boolean = () => true,
+  config?: { image: string; network: string },
+): DockerSettings {
+  const flags = values as unknown as DockerFlags;
+  const network = config && !given('dockerNetwork') ? config.network : flags.dockerNetwork;
+  return {
+    image: config && !given('dockerImage') ? config.image : flags.dockerImage,
+    ...(network && { network }),
+    memoryBytes: flags.dockerMemory,
+    nanoCpus: flags.dockerCpus,
+    pidsLimit: flags.dockerPids,
+  };
+}
+
+/** The engine answers and has the image: checked before anything is written. */
+export async function dockerPreflight(image: string): Promise<void> {
+  const { dockerClient, checkEngine } = await import('./backend.js');
+  await checkEngine(dockerClient(), image);
+}
+
+/** Executors as containers of the project's image on a Docker engine, one per attempt. */
+export const dockerKind: BackendKind<DockerSettings> = {
+  name: 'docker',
+  flags: [
+    new Option('--docker-image <ref>', 'executor image (docker backend)').default(
+      DOCKER_DEFAULTS.image,
+    ),
+    new Option('--docker-network <name>', 'network for executor containers (default: none)'),
+    parsedOption(
+      '--docker-memory <size>',
+      'memory limit per container',
+      parseMemory,
+      DOCKER_DEFAULTS.memory,
+    ),
+    parsedOption('--docker-cpus <n>', 'CPU limit per container', parseCpus, DOCKER_DEFAULTS.cpus),
+    new Option('--docker-pids <n>', 'process limit per container')
+      .argParser(intIn(16, 1_000_000))
+      .default(DOCKER_DEFAULTS.pids),
+  ],
+  usesModelProxy: true,
+  settings(flags, given, config) {
+    if (config && config.backend !== 'docker')
+      throw new UsageError(`the backend config is for ${config.backend}, not docker`);
+    return dockerSettings(flags, given, config);
+  },
+  async preflight(settings, { allowedTools }) {
+    await dockerPreflight(settings.image);
+    return { settings, allowedTools };
+  },
+  async create(settings, { config, proxy }) {
+    const { DockerBackend } = await import('./backend.js');
+    return new DockerBackend({
+      runId: config.runId,
+      real: config.mode === 'real',
+      settings,
+      network: config.agentNetwork,
+      modelSocketDir: proxy?.socketDir,
+    });
+  },
+};

@@ -1,0 +1,52 @@
+import { UsageError } from '../../errors.js';
+import { probeBubblewrap } from '../../sandbox/bubblewrap.js';
+import type { BackendKind } from '../backend.js';
+import type { LocalSettings } from './settings.js';
+
+/**
+ * Executors on this machine. Real agents are confined with bubblewrap; where it cannot run they
+ * get no Bash: dropped from the default tools with a note, refused when asked for by name.
+ */
+export const localKind: BackendKind<LocalSettings> = {
+  name: 'local',
+  flags: [],
+  usesModelProxy: true,
+  settings: () => ({}),
+  async preflight(settings, { real, allowedTools, toolsGiven }) {
+    if (!real) return { settings, allowedTools };
+    const probe = await probeBubblewrap();
+    if (probe.available) return { settings: { sandbox: 'bubblewrap' }, allowedTools };
+    // A resumed run keeps the confinement it started with.
+    if (settings.sandbox === 'bubblewrap')
+      throw new UsageError(`this run confines its agents with bubblewrap, but ${probe.reason}`);
+    if (allowedTools.includes('Bash')) {
+      const why = `${probe.reason}, so agents' commands cannot be confined to their workspace`;
+      if (toolsGiven)
+        throw new UsageError(
+          `--allowed-tools names Bash, but ${why}: install bubblewrap, or use --backend docker`,
+        );
+      process.stderr.write(
+        `note: agents get no Bash: ${why} (install bubblewrap, or use --backend docker)\n`,
+      );
+    }
+    return {
+      settings: { sandbox: 'none' },
+      allowedTools: allowedTools.filter((tool) => tool !== 'Bash'),
+    };
+  },
+  async create(settings, { config, layout, proxy }) {
+    const { LocalBackend } = await import('./backend.js');
+    const real = config.mode === 'real';
+    return new LocalBackend({
+      real,
+      ...(real &&
+        settings.sandbox === 'bubblewrap' && {
+          confine: {
+            runRoot: layout.root,
+            network: config.agentNetwork,
+            modelSocketDir: proxy?.socketDir,
+          },
+        }),
+    });
+  },
+};
