@@ -42,6 +42,7 @@ export async function applyJobBundle(
   await rm(quarantine, { recursive: true, force: true });
   const repo: GitTarget = { gitDir: quarantine };
   try {
+    await mkdir(quarantine, { recursive: true });
     await git(repo, ['init', '--quiet', '--bare', '--template=', quarantine]);
     await mkdir(path.join(quarantine, 'objects', 'info'), { recursive: true });
     await writeFile(
@@ -84,7 +85,9 @@ export async function applyJobBundle(
       indexFile: path.join(quarantine, 'index'),
     };
     await git(index, ['read-tree', bundle.base]);
-    await git(index, ['read-tree', '-m', '-u', bundle.base, bundle.commit]);
+    // A two-tree switch from the base, whose files the workspace holds: only changes are written.
+    const written = await git(index, ['read-tree', '--reset', '-u', bundle.base, bundle.commit], [0, 128]);
+    if (written.exitCode !== 0) throw new BundleError("git would not write the job's tree");
   } finally {
     await rm(quarantine, { recursive: true, force: true });
   }

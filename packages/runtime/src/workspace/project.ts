@@ -105,6 +105,11 @@ export const FETCH_BUNDLE_CONFIG = [
   'transfer.fsckObjects=true',
   '-c',
   'fetch.fsckObjects=true',
+  // Paths git refuses to check out are errors here too, not warnings.
+  '-c',
+  'fetch.fsck.hasDotgit=error',
+  '-c',
+  'fetch.fsck.hasDotdot=error',
 ] as const;
 
 /** Merges queued while one batch runs go together in the next. */

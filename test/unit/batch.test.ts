@@ -1,0 +1,316 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { jobFailure } from '../../packages/runtime/src/backends/batch/outcome.js';
+import {
+  type JobRequest,
+  jobName,
+  jobNamePrefix,
+  SubmissionTooLargeError,
+  submission,
+} from '../../packages/runtime/src/backends/batch/submit.js';
+import { BATCH_LIMITS, BATCH_RESULT_REF } from '../../packages/runtime/src/contracts/batch-job.js';
+import { DEFAULT_OUTPUT_LIMITS } from '../../packages/runtime/src/contracts/run-config.js';
+import { OutputCheck, OutputRejectedError } from '../../packages/runtime/src/trust/output-check.js';
+import { applyJobBundle, BundleError } from '../../packages/runtime/src/workspace/bundles.js';
+import { Project } from '../../packages/runtime/src/workspace/project.js';
+import { gitOut } from '../support/git.js';
+import { tempDir } from '../support/tmp.js';
+
+const RUN_ID = '20261127-130000-build-a-todo-app-with-auth-and-a-rest-api-0a1b2c';
+
+const request = (overrides: Partial<JobRequest> = {}): JobRequest => ({
+  name: jobName(RUN_ID, 'api-auth', 1),
+  runId: RUN_ID,
+  taskId: 'api-auth',
+  attempt: 1,
+  executor: 3,
+  executors: 8,
+  real: false,
+  requirements: 'Build a todo app',
+  prefix: `runs/${RUN_ID}/tasks/api-auth/attempt-1/`,
+  timeoutMs: 30 * 60_000,
+  ...overrides,
+});
+
+describe('Batch submissions', () => {
+  it('names jobs within Batch rules, sharing a prefix per run', () => {
+    const longest = jobName(RUN_ID, 'a'.repeat(63), 1_000);
+    expect(longest).toMatch(BATCH_LIMITS.jobName);
+    expect(longest.length).toBeLessThanOrEqual(128);
+    expect(jobName(RUN_ID, 'x', 2).startsWith(jobNamePrefix(RUN_ID))).toBe(true);
+    expect(jobNamePrefix('another-run')).not.toBe(jobNamePrefix(RUN_ID));
+  });
+
+  it('carries ids and S3 locations only; long requirements stay in S3', () => {
+    const short = submission(request(), 'queue', 'definition');
+    const env = Object.fromEntries(
+      (short.containerOverrides?.environment ?? []).map((e) => [e.name, e.value]),
+    );
+    expect(env).toEqual({
+      EXECUTOR_ID: '3',
+      TASK_ID: 'api-auth',
+      S3_PREFIX: `runs/${RUN_ID}/tasks/api-auth/attempt-1/`,
+      USE_REAL_EXECUTORS: '0',
+      MAX_EXECUTORS: '8',
+      REQUIREMENTS: 'Build a todo app',
+    });
+    expect(short.tags).toMatchObject({ 'parallel-orchestrator:task-id': 'api-auth' });
+    expect(short.timeout?.attemptDurationSeconds).toBe(1800);
+
+    const long = submission(request({ requirements: 'x'.repeat(50_000) }), 'queue', 'definition');
+    const names = (long.containerOverrides?.environment ?? []).map((e) => e.name);
+    expect(names).not.toContain('REQUIREMENTS');
+    expect(JSON.stringify(long.containerOverrides).length).toBeLessThan(
+      BATCH_LIMITS.containerOverridesChars,
+    );
+  });
+
+  it('refuses to build a request Batch would fail or reject', () => {
+    expect(() =>
+      submission(request({ prefix: `runs/${'p'.repeat(9_000)}/` }), 'queue', 'definition'),
+    ).toThrow(SubmissionTooLargeError);
+    expect(() => jobName(RUN_ID, 'bad id!', 1)).toThrow(SubmissionTooLargeError);
+  });
+});
+
+describe('Batch failures', () => {
+  it.each([
+    [
+      'a Spot reclaim on EC2',
+      { statusReason: 'Host EC2 (instance i-0abc) terminated.' },
+      /Spot capacity was reclaimed/,
+    ],
+    [
+      'a Fargate Spot interruption',
+      { statusReason: 'Your Spot Task was interrupted.' },
+      /Spot capacity was reclaimed/,
+    ],
+    [
+      'running out of memory',
+      {
+        statusReason: 'Essential container in task exited',
+        container: {
+          reason: 'OutOfMemoryError: Container killed due to memory usage',
+          exitCode: 137,
+        },
+      },
+      /ran out of memory/,
+    ],
+    [
+      'the attempt timeout',
+      { statusReason: 'Job attempt duration exceeded timeout' },
+      /exceeded its attempt timeout/,
+    ],
+    [
+      'an image that cannot be pulled',
+      { statusReason: 'CannotPullContainerError: pull access denied' },
+      /could not run the job: CannotPullContainerError/,
+    ],
+    [
+      'a crash with no outcome',
+      { statusReason: 'Essential container in task exited', container: { exitCode: 3 } },
+      /exited with code 3 and no outcome/,
+    ],
+  ])('%s is retryable and says so', (_, detail, message) => {
+    const failure = jobFailure(detail);
+    expect(failure.retryable).toBe(true);
+    expect(failure.error).toMatch(message);
+  });
+});
+
+const root = tempDir();
+let n = 0;
+
+function write(dir: string, file: string, content: string) {
+  mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+  writeFileSync(path.join(dir, file), content);
+}
+
+/**
+ * The orchestrator's project with one merged file, the base bundle a job starts from, and the job's
+ * own repository at that base: both sides as the Batch backend and the job entrypoint use them.
+ */
+async function hostAndJob() {
+  const dir = path.join(root, `case-${n++}`);
+  const host = await Project.init(path.join(dir, 'project'), 'Start');
+  const seed = path.join(dir, 'seed');
+  await host.prepareWorkspace(seed, host.head);
+  write(seed, 'README.md', 'hello\n');
+  const first = await host.commitWorkspace(seed, {
+    taskId: 'seed',
+    base: host.head,
+    message: 'seed',
+    check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
+  });
+  await host.merge(first.commit, 'merge seed');
+  const base = host.head;
+  const baseBundle = path.join(dir, 'base.bundle');
+  await host.writeBundle(baseBundle, `refs/staging/${base}`, base);
+  const job = await Project.fromBundle(path.join(dir, 'job', 'project'), baseBundle, base);
+  const jobWorkspace = path.join(dir, 'job', 'workspace');
+  await job.prepareWorkspace(jobWorkspace, base);
+  const hostWorkspace = path.join(dir, 'sandboxes', 'executor-0', 'workspace');
+  await host.prepareWorkspace(hostWorkspace, base);
+  /** The job commits its workspace and bundles the commit, as the entrypoint does. */
+  const bundleJob = async (check = new OutputCheck(DEFAULT_OUTPUT_LIMITS)) => {
+    const { commit } = await job.commitWorkspace(jobWorkspace, {
+      taskId: 't',
+      base,
+      message: 'job work',
+      check,
+    });
+    const file = path.join(dir, `out-${n++}.bundle`);
+    await job.writeBundle(file, BATCH_RESULT_REF, commit, base);
+    return { file, commit, base };
+  };
+  const apply = (
+    bundle: { file: string; commit: string; base: string },
+    limits = DEFAULT_OUTPUT_LIMITS,
+  ) => applyJobBundle(host.gitDir, path.join(dir, 'staging', 'q'), hostWorkspace, bundle, limits);
+  return { dir, host, base, job, jobWorkspace, hostWorkspace, bundleJob, apply };
+}
+
+const objectsOf = (dir: string) => gitOut(dir, ['count-objects', '-v']);
+
+describe('job bundles', () => {
+  it('carry a job commit back: the host writes exactly its files into the workspace', async () => {
+    const { host, job, base, jobWorkspace, hostWorkspace, bundleJob, apply } = await hostAndJob();
+    write(jobWorkspace, 'src/app.ts', 'export const app = 1;\n');
+    write(jobWorkspace, 'README.md', 'hello, changed\n');
+    const bundle = await bundleJob();
+    await apply(bundle);
+    const taken = await host.commitWorkspace(hostWorkspace, {
+      taskId: 't',
+      base,
+      message: 'taken',
+      check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
+    });
+    // The host's own commit of the same files has the job's tree.
+    expect(gitOut(host.dir, ['rev-parse', `${taken.commit}^{tree}`])).toBe(
+      gitOut(job.dir, ['rev-parse', `${bundle.commit}^{tree}`]),
+    );
+    expect(taken.files.sort()).toEqual(['README.md', 'src/app.ts']);
+  });
+
+  it('never lets the job commit itself, or its other objects, into the project', async () => {
+    const { host, jobWorkspace, bundleJob, apply, dir } = await hostAndJob();
+    write(jobWorkspace, 'a.txt', 'a\n');
+    const before = objectsOf(host.dir);
+    const bundle = await bundleJob();
+    await apply(bundle);
+    expect(objectsOf(host.dir)).toBe(before);
+    expect(() =>
+      execFileSync('git', [`--git-dir=${host.gitDir}`, 'cat-file', '-e', bundle.commit], {
+        stdio: 'ignore',
+      }),
+    ).toThrow();
+    expect(existsSync(path.join(dir, 'staging', 'q'))).toBe(false);
+  });
+
+  it('refuses a bundle whose commit is not what the job said', async () => {
+    const { jobWorkspace, bundleJob, apply, base } = await hostAndJob();
+    write(jobWorkspace, 'a.txt', 'a\n');
+    const bundle = await bundleJob();
+    await expect(apply({ ...bundle, commit: base })).rejects.toThrow(BundleError);
+  });
+
+  it('refuses two commits where one was expected (history rewritten or stacked)', async () => {
+    const { job, jobWorkspace, apply, base, dir } = await hostAndJob();
+    write(jobWorkspace, 'a.txt', 'a\n');
+    const one = await job.commitWorkspace(jobWorkspace, {
+      taskId: 't',
+      base,
+      message: 'one',
+      check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
+    });
+    write(jobWorkspace, 'b.txt', 'b\n');
+    const two = await job.commitWorkspace(jobWorkspace, {
+      taskId: 't',
+      base: one.commit,
+      message: 'two',
+      check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
+    });
+    const file = path.join(dir, 'stacked.bundle');
+    await job.writeBundle(file, BATCH_RESULT_REF, two.commit, base);
+    await expect(apply({ file, commit: two.commit, base })).rejects.toThrow(
+      /not one commit on its base/,
+    );
+  });
+
+  it('measures every file before writing one: an oversized file leaves the workspace untouched', async () => {
+    const { jobWorkspace, hostWorkspace, bundleJob, apply } = await hostAndJob();
+    write(jobWorkspace, 'small.txt', 'ok\n');
+    write(jobWorkspace, 'big.bin', 'x'.repeat(4096));
+    const bundle = await bundleJob();
+    await expect(apply(bundle, { maxFileBytes: 1024, maxTaskBytes: 1024 * 1024 })).rejects.toThrow(
+      OutputRejectedError,
+    );
+    expect(readdirSync(hostWorkspace).sort()).toEqual(['README.md']);
+  });
+
+  it('refuses a tree git itself would not check out (a .git entry), via fsck', async () => {
+    const { dir, job, base, apply } = await hostAndJob();
+    const gitDir = job.gitDir;
+    const blob = execFileSync('git', [`--git-dir=${gitDir}`, 'hash-object', '-w', '--stdin'], {
+      input: '#!/bin/sh\necho pwned\n',
+    })
+      .toString()
+      .trim();
+    const hooks = execFileSync('git', [`--git-dir=${gitDir}`, 'mktree'], {
+      input: `100755 blob ${blob}\tpost-checkout\n`,
+    })
+      .toString()
+      .trim();
+    const dotGit = execFileSync('git', [`--git-dir=${gitDir}`, 'mktree'], {
+      input: `040000 tree ${hooks}\thooks\n`,
+    })
+      .toString()
+      .trim();
+    const tree = execFileSync('git', [`--git-dir=${gitDir}`, 'mktree'], {
+      input: `040000 tree ${dotGit}\t.git\n`,
+    })
+      .toString()
+      .trim();
+    const commit = execFileSync(
+      'git',
+      [`--git-dir=${gitDir}`, 'commit-tree', tree, '-p', base, '-m', 'evil'],
+      {
+        env: {
+          ...process.env,
+          GIT_AUTHOR_NAME: 'x',
+          GIT_AUTHOR_EMAIL: 'x@x',
+          GIT_COMMITTER_NAME: 'x',
+          GIT_COMMITTER_EMAIL: 'x@x',
+        },
+      },
+    )
+      .toString()
+      .trim();
+    const file = path.join(dir, 'evil.bundle');
+    await job.writeBundle(file, BATCH_RESULT_REF, commit, base);
+    await expect(apply({ file, commit, base })).rejects.toThrow(BundleError);
+  });
+
+  it("passes an escaping symlink only as far as the host's commit, which refuses it", async () => {
+    const { host, base, jobWorkspace, hostWorkspace, bundleJob, apply } = await hostAndJob();
+    // The job's own check is the host's; a hostile job skips it, so the host must not rely on it.
+    symlinkSync('/etc/passwd', path.join(jobWorkspace, 'passwd'));
+    const bundle = await bundleJob({
+      file: () => {},
+      symlink: () => {},
+      content: () => {},
+      needsContent: false,
+    } as unknown as OutputCheck);
+    await apply(bundle);
+    await expect(
+      host.commitWorkspace(hostWorkspace, {
+        taskId: 't',
+        base,
+        message: 'taken',
+        check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
+      }),
+    ).rejects.toThrow(/points outside the project/);
+  });
+});
