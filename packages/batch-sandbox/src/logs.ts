@@ -1,0 +1,156 @@
+import type http from 'node:http';
+import { z } from 'zod';
+import type { Throttles } from './faults.js';
+import { AwsError, parseRequest, readBody, sendError, sendJson } from './http.js';
+import type { SandboxRecord } from './record.js';
+
+export interface LogEvent {
+  timestamp: number;
+  message: string;
+  ingestionTime: number;
+}
+
+/** Log groups and their streams, in memory. */
+export class LogStore {
+  private readonly groups = new Map<string, Map<string, LogEvent[]>>();
+
+  createStream(group: string, stream: string): void {
+    const streams = this.groups.get(group) ?? new Map<string, LogEvent[]>();
+    this.groups.set(group, streams);
+    if (!streams.has(stream)) streams.set(stream, []);
+  }
+
+  append(group: string, stream: string, timestamp: number, message: string): void {
+    this.createStream(group, stream);
+    this.groups.get(group)?.get(stream)?.push({ timestamp, message, ingestionTime: Date.now() });
+  }
+
+  events(group: string, stream: string): LogEvent[] | undefined {
+    return this.groups.get(group)?.get(stream);
+  }
+}
+
+const LOGS_JSON = 'application/x-amz-json-1.1';
+const TARGET_PREFIX = 'Logs_20140328.';
+/** GetLogEvents returns at most this many events a call, as CloudWatch Logs does. */
+const MAX_EVENTS = 10_000;
+
+const invalidParameter = (message: string) =>
+  new AwsError('InvalidParameterException', 400, message);
+
+const GetLogEventsSchema = z
+  .object({
+    logGroupName: z.string().min(1).optional(),
+    logGroupIdentifier: z.string().min(1).optional(),
+    logStreamName: z.string().min(1),
+    startTime: z.number().int().optional(),
+    endTime: z.number().int().optional(),
+    nextToken: z
+      .string()
+      .regex(/^[fb]\/\d+\/s$/, 'not a token of this log stream')
+      .optional(),
+    limit: z.number().int().min(1).max(MAX_EVENTS).optional(),
+    startFromHead: z.boolean().optional(),
+    unmask: z.boolean().optional(),
+  })
+  .refine((r) => r.logGroupName || r.logGroupIdentifier, 'logGroupName is required');
+
+/** Opaque to clients; here a position in the stream, zero-padded like CloudWatch's tokens. */
+const token = (direction: 'f' | 'b', position: number) =>
+  `${direction}/${String(position).padStart(56, '0')}/s`;
+
+/**
+ * GetLogEvents as CloudWatch Logs answers it. A forward token names the position after the last
+ * event returned; at the end of the stream it comes back unchanged with no events, which is how
+ * a follower knows to wait.
+ */
+function getLogEvents(store: LogStore, body: unknown) {
+  const request = parseRequest(GetLogEventsSchema, body, invalidParameter);
+  const group = (request.logGroupName ?? request.logGroupIdentifier) as string;
+  const events = store.events(group, request.logStreamName);
+  if (!events)
+    throw new AwsError(
+      'ResourceNotFoundException',
+      400,
+      'The specified log stream does not exist.',
+    );
+  const limit = request.limit ?? MAX_EVENTS;
+  const inWindow = (event: LogEvent) =>
+    (request.startTime === undefined || event.timestamp >= request.startTime) &&
+    (request.endTime === undefined || event.timestamp < request.endTime);
+
+  const [direction, position] = request.nextToken
+    ? [request.nextToken[0] as 'f' | 'b', Number(request.nextToken.slice(2, -2))]
+    : request.startFromHead
+      ? (['f', 0] as const)
+      : (['b', events.length] as const);
+  const selected: LogEvent[] = [];
+  let start = Math.min(position, events.length);
+  let end = start;
+  if (direction === 'f') {
+    while (end < events.length && selected.length < limit) {
+      const event = events[end++] as LogEvent;
+      if (inWindow(event)) selected.push(event);
+    }
+  } else {
+    while (start > 0 && selected.length < limit) {
+      const event = events[--start] as LogEvent;
+      if (inWindow(event)) selected.unshift(event);
+    }
+  }
+  return {
+    events: selected,
+    nextForwardToken: token('f', end),
+    nextBackwardToken: token('b', start),
+  };
+}
+
+/** The CloudWatch Logs endpoint (awsJson1_1): GetLogEvents, the call log followers make. */
+export function logsHandler(
+  store: LogStore,
+  record: SandboxRecord,
+  throttles: Throttles,
+): http.RequestListener {
+  return async (req, res) => {
+    const at = Date.now();
+    const { body, bytes } = await readBody(req, 1 << 20);
+    const target = String(req.headers['x-amz-target'] ?? '');
+    const operation = target.startsWith(TARGET_PREFIX)
+      ? target.slice(TARGET_PREFIX.length)
+      : target;
+    const throttled = throttles.take(operation);
+    let status = 200;
+    try {
+      if (throttled) throw new AwsError('ThrottlingException', 400, 'Rate exceeded');
+      if (req.method !== 'POST' || operation !== 'GetLogEvents')
+        throw new AwsError(
+          'UnknownOperationException',
+          400,
+          `${target || 'no target'} is not served`,
+        );
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body.toString('utf8') || '{}');
+      } catch {
+        throw new AwsError('SerializationException', 400, 'the body is not JSON');
+      }
+      sendJson(res, 200, getLogEvents(store, parsed), LOGS_JSON);
+    } catch (error) {
+      const aws =
+        error instanceof AwsError
+          ? error
+          : new AwsError('ServiceUnavailableException', 500, String(error));
+      status = aws.status;
+      sendError(res, aws, LOGS_JSON);
+    }
+    record.calls.push({
+      service: 'logs',
+      operation,
+      at,
+      requestBytes: bytes,
+      body: body.toString('utf8'),
+      throttled,
+      status,
+    });
+  };
+}

@@ -1,0 +1,248 @@
+import { Writable } from 'node:stream';
+import type Docker from 'dockerode';
+import { LABELS, ownerLabel } from './docker.js';
+import type { SecretStaging } from './secrets.js';
+
+/** One attempt's container, resolved from the job definition and the submission. */
+export interface AttemptSpec {
+  jobId: string;
+  attempt: number;
+  /** The local image (every image reference of a definition maps to it). */
+  image: string;
+  /** Undefined: the image's own command. */
+  command: string[] | undefined;
+  env: string[];
+  secrets: { name: string; value: string }[];
+  user: string | undefined;
+  vcpus: number;
+  memoryMib: number | undefined;
+  readonlyRootfs: boolean;
+  /** Volumes without a host path: fresh, empty and writable by the job's user. */
+  tmpfsPaths: string[];
+  /** Volumes with a host path, `host:container[:ro]`. */
+  binds: string[];
+  init: boolean;
+  /** Each line the container prints, with the time Docker read it. */
+  log: (timestamp: number, message: string) => void;
+}
+
+export interface ContainerExit {
+  exitCode: number;
+  oomKilled: boolean;
+}
+
+export interface StartedContainer {
+  /** Settles once the container has ended, its logs read and the container removed. */
+  exited: Promise<ContainerExit>;
+  /** SIGTERM, then SIGKILL after the grace period (a stopped ECS task). */
+  stop(graceSeconds: number): Promise<void>;
+  /** SIGKILL now (the host went away). */
+  kill(): Promise<void>;
+}
+
+/** A container that could not start; the message is the attempt's statusReason. */
+export class StartError extends Error {}
+
+/** How long an ended container's log stream may take to drain. */
+const LOG_DRAIN_MS = 5_000;
+
+export class DockerRunner {
+  private readonly users = new Map<string, Promise<{ uid: number; gid: number }>>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly sandboxId: string,
+    private readonly network: string,
+    private readonly secrets: SecretStaging,
+  ) {}
+
+  private labels(jobId: string, attempt: number): Record<string, string> {
+    return {
+      [LABELS.sandbox]: this.sandboxId,
+      [LABELS.owner]: ownerLabel(),
+      [LABELS.jobId]: jobId,
+      [LABELS.attempt]: String(attempt),
+    };
+  }
+
+  async start(spec: AttemptSpec): Promise<StartedContainer> {
+    let staged: { dir: string; binds: string[]; env: string[] } | undefined;
+    let container: Docker.Container | undefined;
+    try {
+      const owner = await this.userIds(spec.image, spec.user);
+      if (spec.secrets.length > 0)
+        staged = this.secrets.stage(`${spec.jobId}-${spec.attempt}`, spec.secrets, owner);
+      // Where the path exists in the image, runc gives the tmpfs that directory's mode (root's
+      // 755 for /output), so the mount is owned by the job's user; mode serves new paths.
+      const tmpfsOptions = `rw,exec,mode=1777,uid=${owner.uid},gid=${owner.gid}`;
+      const memory = spec.memoryMib ? spec.memoryMib * 1024 * 1024 : undefined;
+      container = await this.docker.createContainer({
+        name: `batch-sandbox-${this.sandboxId}-${spec.jobId}-${spec.attempt}`,
+        Image: spec.image,
+        ...(spec.command && { Cmd: spec.command }),
+        Env: [...spec.env, ...(staged?.env ?? [])],
+        ...(spec.user && { User: spec.user }),
+        Labels: this.labels(spec.jobId, spec.attempt),
+        HostConfig: {
+          NetworkMode: this.network,
+          Init: spec.init,
+          ReadonlyRootfs: spec.readonlyRootfs,
+          Tmpfs: Object.fromEntries(spec.tmpfsPaths.map((p) => [p, tmpfsOptions])),
+          Binds: [...spec.binds, ...(staged?.binds ?? [])],
+          // As hardened as the runtime's docker backend.
+          CapDrop: ['ALL'],
+          SecurityOpt: ['no-new-privileges'],
+          NanoCpus: Math.round(spec.vcpus * 1e9),
+          ...(memory && { Memory: memory, MemorySwap: memory }),
+          // The logs are read back through the Engine API, which needs a local driver.
+          LogConfig: { Type: 'json-file', Config: {} },
+        },
+      });
+      await container.start();
+    } catch (error) {
+      await container?.remove({ force: true }).catch(() => {});
+      if (staged) this.secrets.release(staged.dir);
+      if (error instanceof StartError) throw error;
+      throw new StartError(`CannotStartContainerError: ${dockerMessage(error)}`);
+    }
+    const started = container;
+    const release = () => {
+      if (staged) this.secrets.release(staged.dir);
+    };
+    const exited = (async (): Promise<ContainerExit> => {
+      try {
+        // A log stream that fails ends the reading, never the attempt.
+        const logsRead = this.followLogs(started, spec.log).catch(() => {});
+        const { StatusCode } = (await started.wait()) as { StatusCode: number };
+        await Promise.race([logsRead, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS))]);
+        const state = (await started.inspect()).State;
+        return { exitCode: StatusCode, oomKilled: state.OOMKilled === true };
+      } finally {
+        await started.remove({ force: true }).catch(() => {});
+        release();
+      }
+    })();
+    return {
+      exited,
+      stop: (graceSeconds) =>
+        started.stop({ t: graceSeconds }).then(
+          () => {},
+          () => {},
+        ),
+      kill: () =>
+        started.kill().then(
+          () => {},
+          () => {},
+        ),
+    };
+  }
+
+  /** Streams the container's output, line by line, until the container ends. */
+  private async followLogs(container: Docker.Container, log: AttemptSpec['log']): Promise<void> {
+    const stream = await container.logs({
+      follow: true,
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+    });
+    const stdout = lineWriter(log);
+    const stderr = lineWriter(log);
+    await new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      stream.on('error', () => resolve());
+      this.docker.modem.demuxStream(stream, stdout, stderr);
+    });
+    stdout.end();
+    stderr.end();
+  }
+
+  /**
+   * The job user's numeric ids, for staged secrets and volumes: from `uid[:gid]`, or the name
+   * looked up in the image's /etc/passwd (read from a created, never started, container).
+   */
+  private userIds(image: string, user: string | undefined): Promise<{ uid: number; gid: number }> {
+    const key = `${image}\n${user ?? ''}`;
+    let ids = this.users.get(key);
+    if (!ids) {
+      ids = this.lookUpUser(image, user);
+      this.users.set(key, ids);
+      ids.catch(() => this.users.delete(key));
+    }
+    return ids;
+  }
+
+  private async lookUpUser(
+    image: string,
+    user: string | undefined,
+  ): Promise<{ uid: number; gid: number }> {
+    const name = (user ?? (await this.docker.getImage(image).inspect()).Config?.User) || 'root';
+    const [owner = 'root', group] = name.split(':');
+    if (/^\d+$/.test(owner)) {
+      const uid = Number(owner);
+      return { uid, gid: group && /^\d+$/.test(group) ? Number(group) : uid };
+    }
+    const probe = await this.docker.createContainer({
+      Image: image,
+      Labels: this.labels('user-lookup', 0),
+      HostConfig: { NetworkMode: 'none' },
+    });
+    try {
+      const passwd = firstTarEntry(await collect(await probe.getArchive({ path: '/etc/passwd' })));
+      for (const line of passwd.toString('utf8').split('\n')) {
+        const [entryName, , uid, gid] = line.split(':');
+        if (entryName === owner && uid && gid) return { uid: Number(uid), gid: Number(gid) };
+      }
+      throw new StartError(
+        `CannotStartContainerError: unable to find user ${owner}: no matching entries in passwd file`,
+      );
+    } finally {
+      await probe.remove({ force: true }).catch(() => {});
+    }
+  }
+}
+
+/** Splits a stream of `<RFC 3339 time> <text>` lines, as Docker writes them with timestamps. */
+function lineWriter(log: AttemptSpec['log']): Writable {
+  let pending = '';
+  const emit = (line: string) => {
+    const space = line.indexOf(' ');
+    const timestamp = Date.parse(line.slice(0, space));
+    if (space > 0 && Number.isFinite(timestamp))
+      log(timestamp, line.slice(space + 1).replace(/\r$/, ''));
+    else log(Date.now(), line);
+  };
+  return new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      pending += chunk.toString('utf8');
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) emit(line);
+      done();
+    },
+    final(done) {
+      if (pending) emit(pending);
+      done();
+    },
+  });
+}
+
+async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Buffer));
+  return Buffer.concat(chunks);
+}
+
+/** The content of a tar archive's first file (a 512-byte header, then the data). */
+function firstTarEntry(tar: Buffer): Buffer {
+  const size = Number.parseInt(
+    tar.subarray(124, 136).toString('latin1').replace(/\0/g, '').trim(),
+    8,
+  );
+  return tar.subarray(512, 512 + (Number.isFinite(size) ? size : 0));
+}
+
+function dockerMessage(error: unknown): string {
+  const json = (error as { json?: { message?: string } }).json;
+  return (json?.message ?? (error instanceof Error ? error.message : String(error))).trim();
+}
