@@ -718,6 +718,9 @@ describeDocker('Batch sandbox lifecycle', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/max-vcpus/);
+    const badRegion = await finished(cli(['--config-out', configFile, '--region', 'nowhere']));
+    expect(badRegion.code).toBe(2);
+    expect(badRegion.stderr).toBe('invalid option region: a region such as us-east-1\n');
 
     const child = cli(['--config-out', configFile, '--image', IMAGE, '--max-vcpus', '3'], {
       ANTHROPIC_API_KEY: 'sk-cli-test',

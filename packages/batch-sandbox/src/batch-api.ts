@@ -2,8 +2,9 @@ import type http from 'node:http';
 import { BATCH_LIMITS } from '@parallel-orchestrator/runtime/contracts';
 import { z } from 'zod';
 import type { RateLimit, Throttles } from './faults.js';
-import { AwsError, clientError, parseRequest, readBody, sendError, sendJson } from './http.js';
+import { AwsError, clientError, readBody, sendError, sendJson } from './http.js';
 import type { JobScheduler, JobView } from './jobs.js';
+import { parseOrFail } from './parse.js';
 import type { SandboxRecord } from './record.js';
 import {
   JOB_STATUSES,
@@ -129,29 +130,29 @@ export function batchHandler(
         return submitJob(scheduler, body);
       case 'DescribeJobs':
         return {
-          jobs: scheduler.describe(parseRequest(DescribeJobsSchema, body, clientError).jobs),
+          jobs: scheduler.describe(parseOrFail(DescribeJobsSchema, body, clientError).jobs),
         };
       case 'ListJobs':
-        return listJobs(scheduler, parseRequest(ListJobsSchema, body, clientError));
+        return listJobs(scheduler, parseOrFail(ListJobsSchema, body, clientError));
       case 'TerminateJob': {
-        const { jobId, reason } = parseRequest(StopJobSchema, body, clientError);
+        const { jobId, reason } = parseOrFail(StopJobSchema, body, clientError);
         scheduler.terminate(jobId, reason);
         return {};
       }
       case 'CancelJob': {
-        const { jobId, reason } = parseRequest(StopJobSchema, body, clientError);
+        const { jobId, reason } = parseOrFail(StopJobSchema, body, clientError);
         scheduler.cancel(jobId, reason);
         return {};
       }
       case 'DescribeJobQueues':
         return describeJobQueues(
           scheduler,
-          parseRequest(DescribeJobQueuesSchema, body, clientError),
+          parseOrFail(DescribeJobQueuesSchema, body, clientError),
         );
       default:
         return describeJobDefinitions(
           scheduler,
-          parseRequest(DescribeJobDefinitionsSchema, body, clientError),
+          parseOrFail(DescribeJobDefinitionsSchema, body, clientError),
         );
     }
   };
@@ -201,7 +202,7 @@ export function batchHandler(
 }
 
 function submitJob(scheduler: JobScheduler, body: unknown) {
-  const request = parseRequest(SubmitJobSchema, body, clientError);
+  const request = parseOrFail(SubmitJobSchema, body, clientError);
   const queue = scheduler.findQueue(request.jobQueue);
   if (!queue) throw clientError(`JobQueue ${request.jobQueue} not found`);
   const definition = scheduler.findDefinition(request.jobDefinition);

@@ -12,6 +12,18 @@ export const LABELS = {
 
 export const ownerLabel = () => `${os.hostname()}:${process.pid}`;
 
+/** How long one Docker Engine call may take before the sandbox gives up on it. */
+export const DOCKER_CALL_MS = 60_000;
+
+/** The work, or a rejection with `timedOut()` once `ms` have passed. */
+export function withTimeout<T>(work: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timedOut()), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { z } from 'zod';
 
 /** An error as an AWS service answers it: its type (the SDK's error name), status and message. */
 export class AwsError extends Error {
@@ -15,19 +14,6 @@ export class AwsError extends Error {
 }
 
 export const clientError = (message: string) => new AwsError('ClientException', 400, message);
-
-/** The first problem zod found, as one line naming the field. */
-export function parseRequest<T>(
-  schema: z.ZodType<T>,
-  body: unknown,
-  invalid: typeof clientError,
-): T {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
-  throw invalid(`${where}${issue?.message ?? 'invalid request'}`);
-}
 
 /**
  * The whole body, up to `capBytes`: bodies past the cap are cut off (the caller refuses them by

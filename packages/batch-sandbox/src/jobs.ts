@@ -150,6 +150,8 @@ const CLOSE_WAIT_MS = 15_000;
 /** The jobs and their state machine: SUBMITTED → PENDING → RUNNABLE → STARTING → RUNNING → end. */
 export class JobScheduler {
   private readonly jobs = new Map<string, Job>();
+  /** Jobs not yet SUCCEEDED or FAILED: all the scheduler has to look at. */
+  private readonly unfinished = new Set<Job>();
   private sequence = 0;
   private readonly ticker: NodeJS.Timeout;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -232,6 +234,7 @@ export class JobScheduler {
       attempts: [],
     };
     this.jobs.set(jobId, job);
+    this.unfinished.add(job);
     this.settings.record.submissions.push({
       jobId,
       jobName: job.jobName,
@@ -319,7 +322,7 @@ export class JobScheduler {
     this.closed = true;
     clearInterval(this.ticker);
     for (const timer of this.timers) clearTimeout(timer);
-    for (const job of this.jobs.values()) void job.running?.container?.kill();
+    for (const job of this.unfinished) void job.running?.container?.kill();
     await Promise.race([
       Promise.allSettled([...this.inFlight]),
       new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS)),
@@ -329,7 +332,7 @@ export class JobScheduler {
   private tick(): void {
     const now = Date.now();
     const { transitionMs } = this.settings;
-    for (const job of this.jobs.values()) {
+    for (const job of this.unfinished) {
       if (now - job.statusSince < transitionMs) continue;
       if (job.status === 'SUBMITTED') this.setStatus(job, 'PENDING');
       else if (job.status === 'PENDING') this.setStatus(job, 'RUNNABLE');
@@ -339,7 +342,7 @@ export class JobScheduler {
 
   /** Starts RUNNABLE jobs, oldest first, while the queue's vCPUs allow. */
   private schedule(queue: JobQueue, now: number): void {
-    const queued = [...this.jobs.values()].filter((job) => job.queue === queue);
+    const queued = [...this.unfinished].filter((job) => job.queue === queue);
     let usedVcpus = queued
       .filter((job) => ACTIVE.includes(job.status))
       .reduce((sum, job) => sum + job.vcpus, 0);
@@ -580,6 +583,7 @@ export class JobScheduler {
   private finish(job: Job, status: 'SUCCEEDED' | 'FAILED', statusReason: string): void {
     job.blocked = undefined;
     job.stoppedAt = Date.now();
+    this.unfinished.delete(job);
     this.setStatus(job, status, statusReason);
   }
 

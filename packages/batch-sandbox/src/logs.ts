@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import { z } from 'zod';
 import type { Throttles } from './faults.js';
-import { AwsError, parseRequest, readBody, sendError, sendJson } from './http.js';
+import { AwsError, readBody, sendError, sendJson } from './http.js';
+import { parseOrFail } from './parse.js';
 import type { SandboxRecord } from './record.js';
 
 export interface LogEvent {
@@ -65,7 +66,7 @@ const token = (direction: 'f' | 'b', position: number) =>
  * a follower knows to wait.
  */
 function getLogEvents(store: LogStore, body: unknown) {
-  const request = parseRequest(GetLogEventsSchema, body, invalidParameter);
+  const request = parseOrFail(GetLogEventsSchema, body, invalidParameter);
   const group = (request.logGroupName ?? request.logGroupIdentifier) as string;
   const events = store.events(group, request.logStreamName);
   if (!events)

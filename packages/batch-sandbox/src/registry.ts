@@ -5,6 +5,7 @@ import {
   IMAGE,
 } from '@parallel-orchestrator/runtime/contracts';
 import { z } from 'zod';
+import { parseOrFail } from './parse.js';
 
 /** The account every sandbox ARN names. */
 export const SANDBOX_ACCOUNT = '000000000000';
@@ -184,7 +185,11 @@ export interface JobQueue {
 }
 
 export function jobDefinitionFrom(input: JobDefinitionInput): JobDefinition {
-  const parsed = JobDefinitionInputSchema.parse(input);
+  const parsed = parseOrFail(
+    JobDefinitionInputSchema,
+    input,
+    (message) => new Error(`job definition ${(input as { arn?: string }).arn ?? ''}: ${message}`),
+  );
   const [, name, revision] = JOB_DEFINITION_ARN.exec(parsed.arn) as RegExpExecArray;
   const properties = parsed.containerProperties;
   const volumeNames = new Set((properties.volumes ?? []).map((volume) => volume.name));
@@ -206,7 +211,11 @@ export function jobDefinitionFrom(input: JobDefinitionInput): JobDefinition {
 }
 
 export function jobQueueFrom(input: JobQueueInput, defaultMaxVcpus: number): JobQueue {
-  const parsed = JobQueueInputSchema.parse(input);
+  const parsed = parseOrFail(
+    JobQueueInputSchema,
+    input,
+    (message) => new Error(`job queue ${(input as { arn?: string }).arn ?? ''}: ${message}`),
+  );
   const name = (JOB_QUEUE_ARN.exec(parsed.arn) as RegExpExecArray)[1] as string;
   const [prefix] = parsed.arn.split(':job-queue/');
   return {

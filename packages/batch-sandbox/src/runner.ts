@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type Docker from 'dockerode';
-import { LABELS, ownerLabel } from './docker.js';
+import { DOCKER_CALL_MS, LABELS, ownerLabel, withTimeout } from './docker.js';
 import type { SecretStaging } from './secrets.js';
 
 /** One attempt's container, resolved from the job definition and the submission. */
@@ -65,7 +65,19 @@ export class DockerRunner {
     };
   }
 
-  async start(spec: AttemptSpec): Promise<StartedContainer> {
+  /** Creates and starts the attempt's container; a Docker Engine that hangs fails the attempt. */
+  start(spec: AttemptSpec): Promise<StartedContainer> {
+    return withTimeout(
+      this.createAndStart(spec),
+      DOCKER_CALL_MS,
+      () =>
+        new StartError(
+          `DockerTimeoutError: the container did not start within ${DOCKER_CALL_MS / 1000} s`,
+        ),
+    );
+  }
+
+  private async createAndStart(spec: AttemptSpec): Promise<StartedContainer> {
     let staged: { dir: string; binds: string[]; env: string[] } | undefined;
     let container: Docker.Container | undefined;
     try {

@@ -11,15 +11,18 @@ import { z } from 'zod';
 import { batchHandler } from './batch-api.js';
 import {
   createNetwork,
+  DOCKER_CALL_MS,
   inspectImage,
   isAlive,
   removeOrphans,
   removeSandboxContainers,
+  withTimeout,
 } from './docker.js';
 import { type JobMatch, RateLimit, Throttles } from './faults.js';
 import { type ListeningServer, listenOn } from './http.js';
 import { JobScheduler, type ReclaimKind } from './jobs.js';
 import { LogStore, logsHandler } from './logs.js';
+import { parseOrFail } from './parse.js';
 import { SandboxRecord } from './record.js';
 import {
   defaultJobDefinition,
@@ -107,9 +110,19 @@ export interface BatchSandbox {
 /** Starts a local AWS Batch: Batch, S3 and CloudWatch Logs endpoints, jobs as Docker containers. */
 export async function startBatchSandbox(options: BatchSandboxOptions = {}): Promise<BatchSandbox> {
   const { docker = new Docker(), ...rest } = options;
-  const settings = OptionsSchema.parse(rest);
-  const image = await inspectImage(docker, settings.image);
-  await removeOrphans(docker);
+  const settings = parseOrFail(
+    OptionsSchema,
+    rest,
+    (message) => new Error(`invalid option ${message}`),
+  );
+  const dockerTimeout = () =>
+    new Error(`the Docker Engine did not answer within ${DOCKER_CALL_MS / 1000} s`);
+  const image = await withTimeout(
+    inspectImage(docker, settings.image),
+    DOCKER_CALL_MS,
+    dockerTimeout,
+  );
+  await withTimeout(removeOrphans(docker), DOCKER_CALL_MS, dockerTimeout);
   removeStaleSecrets(isAlive);
 
   const id = randomBytes(4).toString('hex');
@@ -121,7 +134,7 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
   try {
     const secretStaging = new SecretStaging();
     cleanups.push(() => secretStaging.close());
-    const network = await createNetwork(docker, id);
+    const network = await withTimeout(createNetwork(docker, id), DOCKER_CALL_MS, dockerTimeout);
     cleanups.push(network.remove);
     cleanups.push(() => removeSandboxContainers(docker, id));
     const hosts = ['127.0.0.1', network.gateway];
