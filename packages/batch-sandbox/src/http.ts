@@ -72,7 +72,10 @@ export async function listenOn(
   const ports: number[] = [];
   try {
     for (const host of hosts) {
-      const server = http.createServer(handler);
+      const server = http.createServer((req, res) => {
+        // A client that goes away mid-request ends its own request, never the sandbox.
+        Promise.resolve(handler(req, res)).catch(() => res.destroy());
+      });
       servers.push(server);
       const port = await listen(server, host, ports[0] ?? 0).catch((error: unknown) => {
         if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE' || ports[0] === undefined)

@@ -362,7 +362,8 @@ export class JobScheduler {
         job.blocked = undefined;
         job.statusReason = undefined;
       }
-      if (usedVcpus + job.vcpus > queue.maxVcpus) continue;
+      // A little slack: fractional vCPUs (0.1 + 0.2) must not lose a job to rounding.
+      if (usedVcpus + job.vcpus > queue.maxVcpus + 1e-9) continue;
       usedVcpus += job.vcpus;
       this.track(this.runAttempt(job));
     }

@@ -67,14 +67,17 @@ export class DockerRunner {
 
   /** Creates and starts the attempt's container; a Docker Engine that hangs fails the attempt. */
   start(spec: AttemptSpec): Promise<StartedContainer> {
-    return withTimeout(
-      this.createAndStart(spec),
-      DOCKER_CALL_MS,
-      () =>
-        new StartError(
-          `DockerTimeoutError: the container did not start within ${DOCKER_CALL_MS / 1000} s`,
-        ),
-    );
+    const starting = this.createAndStart(spec);
+    return withTimeout(starting, DOCKER_CALL_MS, () => {
+      // Should Docker answer after all, the late container does not run unwatched.
+      starting.then(
+        (late) => late.kill(),
+        () => {},
+      );
+      return new StartError(
+        `DockerTimeoutError: the container did not start within ${DOCKER_CALL_MS / 1000} s`,
+      );
+    });
   }
 
   private async createAndStart(spec: AttemptSpec): Promise<StartedContainer> {
