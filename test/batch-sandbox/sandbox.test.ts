@@ -666,7 +666,6 @@ describeDocker('Batch sandbox lifecycle', () => {
       submitRateLimit: 2,
       transitionMs: 50,
       stopTimeoutSeconds: 1,
-      anthropicApiKey: 'sk-placeholder',
     });
     expect(BatchBackendConfigSchema.parse(sandbox.config)).toEqual(sandbox.config);
     const batch = new BatchClient({

@@ -92,7 +92,7 @@ async function main(): Promise<void> {
   );
   if (!key) {
     process.stderr.write(
-      'ANTHROPIC_API_KEY is not set: jobs of real runs fail to start (their model-key secret has no value)\n',
+      'ANTHROPIC_API_KEY is not set: jobs get a placeholder model key (simulated runs work; real runs need the key)\n',
     );
   }
 }

@@ -17,5 +17,6 @@ export {
   type BatchSandboxOptions,
   DEFAULT_IMAGE,
   modelKeySecretArn,
+  PLACEHOLDER_ANTHROPIC_KEY,
   startBatchSandbox,
 } from './sandbox.js';

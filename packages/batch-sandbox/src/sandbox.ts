@@ -40,6 +40,9 @@ import { removeStaleSecrets, SecretStaging } from './secrets.js';
 
 export const DEFAULT_IMAGE = 'parallel-orchestrator:latest';
 
+/** What the default definition's model-key secret holds unless a key is given. */
+export const PLACEHOLDER_ANTHROPIC_KEY = 'batch-sandbox-placeholder-anthropic-key';
+
 /** The Secrets Manager ARN of the default definition's ANTHROPIC_API_KEY. */
 export const modelKeySecretArn = (region: string) =>
   sandboxArn(region, 'secretsmanager', `secret:${SANDBOX_NAME}-model-key-SBOX01`);
@@ -66,8 +69,11 @@ const OptionsSchema = z.object({
   runnableTimeout: z.number().positive().optional(),
   /** Secrets Manager stand-in: secret ARN → value. */
   secrets: z.record(z.string(), z.string()).default({}),
-  /** The value of the default definition's model-key secret (`modelKeySecretArn`). */
-  anthropicApiKey: z.string().min(1).optional(),
+  /**
+   * The value of the default definition's model-key secret (`modelKeySecretArn`). A placeholder
+   * by default, so that simulated runs start; real runs need the key.
+   */
+  anthropicApiKey: z.string().min(1).default(PLACEHOLDER_ANTHROPIC_KEY),
   /** Registered definitions; the first is the config's. Default: the Pulumi component's, built here. */
   jobDefinitions: z.array(z.custom<JobDefinitionInput>()).min(1).optional(),
   /** Registered queues; the first is the config's. */
@@ -174,10 +180,7 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       image: settings.image,
       queues,
       definitions,
-      secrets: {
-        ...settings.secrets,
-        ...(settings.anthropicApiKey && { [apiKeySecretArn]: settings.anthropicApiKey }),
-      },
+      secrets: { [apiKeySecretArn]: settings.anthropicApiKey, ...settings.secrets },
       jobEnvironment: {
         AWS_ENDPOINT_URL_S3: s3Job,
         [ENV.AWS_REGION]: settings.region,
