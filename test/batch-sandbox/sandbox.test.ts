@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -324,6 +326,12 @@ describeDocker('Batch sandbox', () => {
       expect(ec2Job.attempts?.[0]?.statusReason).toMatch(
         /^Host EC2 \(instance i-0sandbox[0-9a-f]+\) terminated\.$/,
       );
+      // Back to RUNNABLE for the retry, saying why.
+      expect(
+        sandbox.record.transitions.find(
+          (t) => t.jobId === ec2 && t.status === 'RUNNABLE' && t.statusReason,
+        ),
+      ).toMatchObject({ statusReason: ec2Job.attempts?.[0]?.statusReason });
       expect(fargateJob.status).toBe('SUCCEEDED');
       expect(fargateJob.attempts?.[0]?.statusReason).toBe('Your Spot Task was interrupted.');
       for (const job of [ec2Job, fargateJob]) {
@@ -498,6 +506,30 @@ describeDocker('Batch sandbox', () => {
       expect(job.status).toBe('FAILED');
       expect(job.statusReason).toBe(STATUS_REASONS.secretMissing(MISSING_ARN));
       expect(job.statusReason).toMatch(/^ResourceInitializationError: unable to pull secrets/);
+    });
+
+    it('lets jobs reach servers on the host at the gateway address and host.docker.internal', async () => {
+      const server = http.createServer((_req, res) => res.end('pong'));
+      await new Promise<void>((resolve) => server.listen(0, sandbox.gatewayAddress, resolve));
+      const { port } = server.address() as AddressInfo;
+      try {
+        const fetchBoth = `Promise.all(['${sandbox.gatewayAddress}', 'host.docker.internal'].map((host) =>
+          fetch('http://' + host + ':${port}/').then((r) => r.text()))).then((a) => console.log(a.join(' ')))`;
+        const job = await waitFor(
+          await submit('host-server', { command: ['node', '-e', fetchBoth] }),
+        );
+        expect(job.status).toBe('SUCCEEDED');
+        const { events } = await logs.send(
+          new GetLogEventsCommand({
+            logGroupName: LOG_GROUP,
+            logStreamName: job.container?.logStreamName,
+            startFromHead: true,
+          }),
+        );
+        expect(events?.map((e) => e.message)).toEqual(['pong pong']);
+      } finally {
+        server.close();
+      }
     });
 
     it('answers DescribeJobs for at most 100 ids and leaves unknown ids out', async () => {

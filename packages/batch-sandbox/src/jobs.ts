@@ -567,7 +567,8 @@ export class JobScheduler {
       // Batch never retries an attempt that ran out of time.
       this.finish(job, 'FAILED', statusReason);
     } else {
-      this.setStatus(job, 'RUNNABLE');
+      // Back in the queue for another attempt, saying why the last one ended.
+      this.setStatus(job, 'RUNNABLE', statusReason);
     }
   }
 

@@ -52,7 +52,7 @@ export class DockerRunner {
   constructor(
     private readonly docker: Docker,
     private readonly sandboxId: string,
-    private readonly network: string,
+    private readonly network: { name: string; gateway: string },
     private readonly secrets: SecretStaging,
   ) {}
 
@@ -99,7 +99,9 @@ export class DockerRunner {
         ...(spec.user && { User: spec.user }),
         Labels: this.labels(spec.jobId, spec.attempt),
         HostConfig: {
-          NetworkMode: this.network,
+          NetworkMode: this.network.name,
+          // As in the runtime's Docker backend; here the host's address on the job's network.
+          ExtraHosts: [`host.docker.internal:${this.network.gateway}`],
           Init: spec.init,
           ReadonlyRootfs: spec.readonlyRootfs,
           Tmpfs: Object.fromEntries(spec.tmpfsPaths.map((p) => [p, tmpfsOptions])),

@@ -190,7 +190,7 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       },
       transitionMs: settings.transitionMs,
       stopTimeoutSeconds: settings.stopTimeoutSeconds,
-      runner: new DockerRunner(docker, id, network.name, secretStaging),
+      runner: new DockerRunner(docker, id, network, secretStaging),
       logs,
       record,
     });
