@@ -62,7 +62,11 @@ export function formatStatus(
   heading: string,
   now = Date.now(),
 ): string {
-  const rows = [['TASK', 'STATE', 'ATTEMPTS', 'DURATION', 'NOTE']];
+  // Runs whose attempts are remote jobs show each task's latest job and the state it was seen in.
+  const jobs = [...state.tasks.values()].some((record) => record.job);
+  const rows = [
+    ['TASK', 'STATE', 'ATTEMPTS', 'DURATION', ...(jobs ? ['JOB', 'JOB STATE'] : []), 'NOTE'],
+  ];
   for (const task of plan.tasks) {
     const record = state.tasks.get(task.id);
     if (!record) continue;
@@ -81,6 +85,7 @@ export function formatStatus(
       record.status,
       String(record.attempts),
       record.attempts ? formatSeconds(duration) : '-',
+      ...(jobs ? [record.job?.id ?? record.job?.name ?? '-', record.job?.state ?? '-'] : []),
       note.length > 80 ? `${note.slice(0, 77)}...` : note,
     ]);
   }

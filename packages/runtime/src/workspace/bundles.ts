@@ -86,7 +86,11 @@ export async function applyJobBundle(
     };
     await git(index, ['read-tree', bundle.base]);
     // A two-tree switch from the base, whose files the workspace holds: only changes are written.
-    const written = await git(index, ['read-tree', '--reset', '-u', bundle.base, bundle.commit], [0, 128]);
+    const written = await git(
+      index,
+      ['read-tree', '--reset', '-u', bundle.base, bundle.commit],
+      [0, 128],
+    );
     if (written.exitCode !== 0) throw new BundleError("git would not write the job's tree");
   } finally {
     await rm(quarantine, { recursive: true, force: true });

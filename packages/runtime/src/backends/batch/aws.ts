@@ -6,6 +6,8 @@ import type { BatchSettings } from './settings.js';
 
 export interface AwsClients {
   batch: BatchClient;
+  /** For submissions, which the submitter retries itself (through its rate limit). */
+  submit: BatchClient;
   s3: S3Client;
   logs: CloudWatchLogsClient;
 }
@@ -36,6 +38,7 @@ export function awsClients(
   const endpoint = (url: string | undefined) => (url ? { endpoint: url } : {});
   return {
     batch: new BatchClient({ ...common, ...endpoint(settings.sandbox?.batch) }),
+    submit: new BatchClient({ ...common, maxAttempts: 1, ...endpoint(settings.sandbox?.batch) }),
     s3: new S3Client({ ...common, ...endpoint(settings.sandbox?.s3) }),
     logs: new CloudWatchLogsClient({ ...common, ...endpoint(settings.sandbox?.logs) }),
   };

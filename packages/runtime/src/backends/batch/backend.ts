@@ -1,5 +1,5 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DescribeJobQueuesCommand,
@@ -45,7 +45,7 @@ const LOG_CALLS_PER_SECOND = 5;
 /** Checks the stack answers: the queue exists and takes jobs, the bucket is reachable. */
 export async function checkBatch(settings: BatchSettings): Promise<void> {
   // One retry: a stack that does not answer is a configuration problem, said at once.
-  const { batch, s3, logs } = awsClients(settings, 2);
+  const { batch, submit, s3, logs } = awsClients(settings, 2);
   try {
     const answer = await batch
       .send(new DescribeJobQueuesCommand({ jobQueues: [settings.jobQueue] }))
@@ -71,7 +71,7 @@ export async function checkBatch(settings: BatchSettings): Promise<void> {
       );
     });
   } finally {
-    for (const client of [batch, s3, logs]) client.destroy();
+    for (const client of [batch, submit, s3, logs]) client.destroy();
   }
 }
 
@@ -113,7 +113,7 @@ export class BatchBackend implements Backend {
     this.clients = awsClients(settings);
     this.staging = new Staging(this.clients.s3, settings.bucket);
     this.submitter = new JobSubmitter(
-      this.clients.batch,
+      { submit: this.clients.submit, lookup: this.clients.batch },
       settings.jobQueue,
       settings.jobDefinition,
       settings.submitsPerSecond,
@@ -265,7 +265,7 @@ export class BatchBackend implements Backend {
       clearTimeout(runnableTimer);
       if (detail.status === 'RUNNABLE') {
         runnableTimer = setTimeout(() => {
-          stuck = `the job waited ${Math.round(this.options.settings.runnableTimeoutMs / 60_000)} min in RUNNABLE: no compute environment of the queue can place it (check its vCPU limit, instance types and the job's resources)`;
+          stuck = `the job waited ${duration(this.options.settings.runnableTimeoutMs)} in RUNNABLE: no compute environment of the queue can place it (check its vCPU limit, instance types and the job's resources)`;
           void this.terminate(job, recordJob, stuck);
         }, this.options.settings.runnableTimeoutMs);
       }
@@ -433,7 +433,14 @@ export class BatchBackend implements Backend {
       ),
     );
     for (const client of Object.values(this.clients)) client.destroy();
+    // Bundles pass through staging/ and are removed once moved; an empty directory goes too.
+    await rmdir(this.options.layout.staging).catch(() => {});
   }
+}
+
+/** `90s`, `30m`: how long a limit is, as the flag that sets it reads. */
+function duration(ms: number): string {
+  return ms < 120_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`;
 }
 
 function stopped(signal: AbortSignal): ExecutorOutcome {

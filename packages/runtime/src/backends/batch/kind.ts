@@ -24,7 +24,7 @@ interface BatchFlags {
   batchPoll?: { minMs: number; maxMs: number };
 }
 
-const parseRunnableTimeout = durationIn('1m', '7d');
+const parseRunnableTimeout = durationIn('1s', '7d');
 
 /**
  * Each task attempt as one AWS Batch job of the project's image; work travels through the

@@ -27,7 +27,7 @@ const INFRASTRUCTURE = [
  * errors are worth another attempt; running out of memory and the attempt timeout say so; any
  * other end is the container's own exit, retried like a crashed executor.
  */
-export function jobFailure(detail: JobDetail): JobFailure {
+export function jobFailure(detail: Pick<JobDetail, 'statusReason' | 'container'>): JobFailure {
   const statusReason = detail.statusReason ?? '';
   const container = detail.container ?? {};
   const reason = container.reason ?? '';

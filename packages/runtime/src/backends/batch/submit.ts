@@ -99,6 +99,18 @@ export function submission(
   return input;
 }
 
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
 /** A token bucket: at most `perSecond` calls a second, in bursts of at most `perSecond`. */
 export class RateLimiter {
   private tokens: number;
@@ -135,18 +147,43 @@ export class RateLimiter {
   }
 }
 
+/** How often a submission is tried, and the backoff between tries (with full jitter). */
+export const SUBMIT_RETRY = { tries: 10, baseMs: 250, capMs: 20_000 } as const;
+
+/** Answers that say Batch refused the request for now: throttling and its own errors. */
+function refusedForNow(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  return (
+    status === 429 || status >= 500 || /Throttl|TooManyRequests|LimitExceeded/.test(e.name ?? '')
+  );
+}
+
+/** Failures that leave it unknown whether Batch took the job: the connection broke. */
+function unanswered(error: unknown): boolean {
+  const e = error as { name?: string; code?: string };
+  return (
+    e.name === 'TimeoutError' ||
+    ['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNREFUSED', 'EAI_AGAIN'].includes(e.code ?? '')
+  );
+}
+
 /**
- * Submits jobs, at most `perSecond` a second (AWS allows about 50 a second per account, shared
- * with everyone else's submissions); throttling and 5xx answers are retried by the SDK.
+ * Submits jobs: every request, retries included, passes one rate limit (AWS allows about 50
+ * submissions a second per account, shared with everyone else's), and a throttled or failed
+ * request is tried again after an exponential backoff with jitter. A request whose answer was
+ * lost is not simply sent again (Batch does not deduplicate names): the job is looked up first.
  */
 export class JobSubmitter {
   private readonly limiter: RateLimiter;
 
   constructor(
-    private readonly batch: BatchClient,
+    /** Sends submissions, with no retry of its own; and a client for lookups, which retries. */
+    private readonly clients: { submit: BatchClient; lookup: BatchClient },
     private readonly queue: string,
     private readonly definition: string,
     perSecond: number,
+    private readonly random: () => number = Math.random,
   ) {
     this.limiter = new RateLimiter(perSecond);
   }
@@ -154,10 +191,26 @@ export class JobSubmitter {
   /** Submits one attempt's job; returns its id. Throws before sending anything oversized. */
   async submit(request: JobRequest, signal: AbortSignal): Promise<string> {
     const input = submission(request, this.queue, this.definition);
-    await this.limiter.take();
-    const { jobId } = await this.batch.send(new SubmitJobCommand(input), { abortSignal: signal });
-    if (!jobId) throw new Error(`SubmitJob for ${request.name} returned no job id`);
-    return jobId;
+    for (let attempt = 1; ; attempt++) {
+      await this.limiter.take();
+      try {
+        const { jobId } = await this.clients.submit.send(new SubmitJobCommand(input), {
+          abortSignal: signal,
+        });
+        if (!jobId) throw new Error(`SubmitJob for ${request.name} returned no job id`);
+        return jobId;
+      } catch (error) {
+        const lost = unanswered(error);
+        if (signal.aborted || attempt >= SUBMIT_RETRY.tries || !(lost || refusedForNow(error)))
+          throw error;
+        await sleep(
+          this.random() * Math.min(SUBMIT_RETRY.capMs, SUBMIT_RETRY.baseMs * 2 ** attempt),
+          signal,
+        );
+        const taken = lost ? await this.findByName(request.name).catch(() => undefined) : undefined;
+        if (taken) return taken;
+      }
+    }
   }
 
   /**
@@ -168,7 +221,7 @@ export class JobSubmitter {
     let newest: { id: string; createdAt: number } | undefined;
     let nextToken: string | undefined;
     do {
-      const page = await this.batch.send(
+      const page = await this.clients.lookup.send(
         new ListJobsCommand({
           jobQueue: this.queue,
           filters: [{ name: 'JOB_NAME', values: [name] }],

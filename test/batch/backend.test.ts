@@ -1,0 +1,453 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import {
+  type BatchSandbox,
+  type BatchSandboxOptions,
+  startBatchSandbox,
+} from '../../packages/batch-sandbox/src/index.js';
+import { jobNamePrefix } from '../../packages/runtime/src/backends/batch/submit.js';
+import {
+  BATCH_JOB_ENV,
+  BATCH_LIMITS,
+  BATCH_SANDBOX_CREDENTIALS,
+  type BatchBackendConfig,
+} from '../../packages/runtime/src/contracts/index.js';
+import { resolved, underMocks } from '../pulumi/mocks.js';
+import { readEvents, readSummary, resultLine, runCli, startCli, waitFor } from '../support/cli.js';
+import { describeDocker, docker } from '../support/docker.js';
+import { gitOut, treeHash } from '../support/git.js';
+import {
+  conversationText,
+  type ModelServer,
+  startModelServer,
+  text,
+  toolResults,
+  toolUse,
+} from '../support/model-server.js';
+import { planInput, type TaskInput, task } from '../support/plans.js';
+import { tempDir } from '../support/tmp.js';
+
+const work = tempDir('po-batch-');
+const ACTIVE = ['SUBMITTED', 'PENDING', 'RUNNABLE', 'STARTING', 'RUNNING'] as const;
+
+function writeJson(name: string, value: unknown): string {
+  const file = path.join(work, `${name}-${randomUUID()}.json`);
+  writeFileSync(file, JSON.stringify(value));
+  return file;
+}
+
+const writePlan = (tasks: TaskInput[], executors: number, requirements?: string) =>
+  writeJson('plan', { ...planInput(tasks, executors), ...(requirements && { requirements }) });
+
+/** A run through `--backend-config`, as a user types it; its exit, output and run directory. */
+async function batchRun(configFile: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+  const output = path.join(work, `runs-${randomUUID()}`);
+  const result = await runCli(
+    ['run', '--backend-config', configFile, ...args, '-o', output, '--json'],
+    work,
+    env,
+  );
+  const runDir = result.stdout.trim() ? resultLine(result.stdout).runDir : '';
+  return { ...result, runDir };
+}
+
+/** The same plan on the local backend: the tree a Batch run must reproduce. */
+async function localTree(plan: string, executors: number): Promise<string> {
+  const output = path.join(work, `local-${randomUUID()}`);
+  const result = await runCli(
+    ['run', '--plan', plan, '-e', String(executors), '-o', output, '--json'],
+    work,
+  );
+  expect(result.code, result.stderr).toBe(0);
+  return treeHash(path.join(resultLine(result.stdout).runDir, 'project'));
+}
+
+/** Starts a run in the background; resolves once its run directory exists. */
+async function startBatchRun(configFile: string, args: string[]) {
+  const output = path.join(work, `runs-${randomUUID()}`);
+  const started = startCli(
+    ['run', '--backend-config', configFile, ...args, '-o', output, '--json'],
+    work,
+  );
+  const runDir = await waitFor(() => {
+    const entries = existsSync(output) ? readdirSync(output).filter((e) => !e.startsWith('.')) : [];
+    return entries[0] && existsSync(path.join(output, entries[0], 'events.jsonl'))
+      ? path.join(output, entries[0])
+      : undefined;
+  });
+  return { ...started, runDir, runId: path.basename(runDir) };
+}
+
+const jobsOf = (sandbox: BatchSandbox, runId: string) =>
+  sandbox.record.submissions.filter((s) => s.jobName.startsWith(jobNamePrefix(runId)));
+const submissionsFor = (sandbox: BatchSandbox, runId: string, taskId: string) =>
+  jobsOf(sandbox, runId).filter((s) => s.tags['parallel-orchestrator:task-id'] === taskId);
+const statusOf = (sandbox: BatchSandbox, jobId: string) => sandbox.record.statusesOf(jobId).at(-1);
+
+/** Twelve tasks in four levels, fan-in and fan-out. */
+const TWELVE = [
+  task('a', [], 300),
+  task('b', [], 300),
+  task('c', [], 300),
+  task('d', ['a'], 300),
+  task('e', ['a', 'b'], 300),
+  task('f', ['b'], 300),
+  task('g', ['c'], 300),
+  task('h', ['d', 'e'], 300),
+  task('i', ['e', 'f'], 300),
+  task('j', ['g'], 300),
+  task('k', ['h', 'i'], 300),
+  task('l', ['j', 'k'], 300),
+];
+
+describeDocker('the Batch backend on the local Batch sandbox', () => {
+  let sandbox: BatchSandbox;
+  let config: string;
+
+  async function withSandbox(options: BatchSandboxOptions) {
+    const own = await startBatchSandbox({ transitionMs: 50, stopTimeoutSeconds: 5, ...options });
+    return { own, file: writeJson('sandbox', own.config) };
+  }
+
+  beforeAll(async () => {
+    ({ own: sandbox, file: config } = await withSandbox({ maxVcpus: 8 }));
+  });
+  afterAll(async () => {
+    await sandbox?.close();
+  });
+
+  it('runs 12 dependent tasks as one job per attempt, never more than M at once, to the local tree', async () => {
+    const requirements = `Build it.\n${'Every detail matters. '.repeat(1_000)}`;
+    const plan = writePlan(TWELVE, 3, requirements);
+    const run = await batchRun(config, ['--plan', plan, '-e', '3']);
+    expect(run.code, run.stderr).toBe(0);
+    const summary = readSummary(run.runDir);
+    const runId = path.basename(run.runDir);
+    const jobs = jobsOf(sandbox, runId);
+    // One SubmitJob per attempt, each its own job.
+    expect(jobs).toHaveLength(summary.totals.attempts);
+    expect(new Set(jobs.map((j) => j.jobName)).size).toBe(jobs.length);
+    expect(
+      sandbox.record.maxConcurrent(
+        ACTIVE,
+        jobs.map((j) => j.jobId),
+      ),
+    ).toBeLessThanOrEqual(3);
+    expect(
+      sandbox.record.maxConcurrent(
+        ACTIVE,
+        jobs.map((j) => j.jobId),
+      ),
+    ).toBeGreaterThan(1);
+    // Requirements of 22,000 characters stay in S3: the overrides carry ids and locations.
+    for (const job of jobs) {
+      expect(job.overridesChars).toBeLessThan(BATCH_LIMITS.containerOverridesChars);
+      expect(
+        Object.keys(job.environment).every((name) =>
+          (BATCH_JOB_ENV.submission as readonly string[]).includes(name),
+        ),
+      ).toBe(true);
+      expect(job.environment).not.toHaveProperty('REQUIREMENTS');
+      expect(job.environment.S3_PREFIX).toMatch(
+        new RegExp(`^runs/${runId}/tasks/[a-l]/attempt-1/$`),
+      );
+    }
+    expect(treeHash(path.join(run.runDir, 'project'))).toBe(await localTree(plan, 3));
+    // Each task's log came from the job's log stream; status shows the job and its state.
+    expect(readFileSync(path.join(run.runDir, 'tasks', 'l', 'executor.log'), 'utf8')).toMatch(
+      /running task l .*on AWS Batch/,
+    );
+    const status = await runCli(['status', run.runDir], work);
+    expect(status.stdout).toMatch(/JOB STATE/);
+    expect(status.stdout).toMatch(/\bl\s+succeeded\s+1\s+\S+\s+[0-9a-f-]{36}\s+SUCCEEDED/);
+    // No model call in simulated mode: no job got a credential, none was configured.
+    expect(sandbox.record.calls.every((c) => !c.body.includes('sk-ant'))).toBe(true);
+  });
+
+  it('survives Spot reclaims and throttling, with the submit rate bounded', async () => {
+    const plan = writePlan(
+      [task('spot', [], 2500), ...Array.from({ length: 7 }, (_, i) => task(`t${i}`, [], 200))],
+      8,
+    );
+    sandbox.throttle('SubmitJob', 4);
+    const stop = sandbox.reclaimWhenRunning(/-spot-a1$/, 700, 'ec2');
+    let run: Awaited<ReturnType<typeof batchRun>>;
+    try {
+      run = await batchRun(config, ['--plan', plan, '-e', '8', '--batch-submit-rate', '2']);
+    } finally {
+      stop();
+    }
+    expect(run.code, run.stderr).toBe(0);
+    const runId = path.basename(run.runDir);
+    // The reclaimed job was retried by Batch's own retry strategy: one submission, two runs.
+    const [spot] = submissionsFor(sandbox, runId, 'spot');
+    expect(submissionsFor(sandbox, runId, 'spot')).toHaveLength(1);
+    const statuses = sandbox.record.statusesOf(spot?.jobId ?? '');
+    expect(statuses.filter((s) => s === 'RUNNING')).toHaveLength(2);
+    expect(
+      sandbox.record.transitions.some(
+        (t) => t.jobId === spot?.jobId && /Host EC2 .* terminated/.test(t.statusReason ?? ''),
+      ),
+    ).toBe(true);
+    // Four throttled answers, retried; every request, retries too, within the rate: 2 + 2 a second.
+    const submits = sandbox.record.calls.filter(
+      (c) => c.operation === 'SubmitJob' && c.body.includes(jobNamePrefix(runId)),
+    );
+    expect(submits.filter((c) => c.throttled)).toHaveLength(4);
+    expect(submits.filter((c) => !c.throttled)).toHaveLength(8);
+    const times = submits.map((c) => c.at);
+    const busiest = Math.max(
+      ...times.map((t) => times.filter((u) => u >= t && u < t + 1000).length),
+    );
+    expect(busiest).toBeLessThanOrEqual(4);
+  });
+
+  it('terminates a job stuck in RUNNABLE and says why; its dependents are blocked, the rest goes on', async () => {
+    const plan = writePlan(
+      [task('stuck', [], 200), task('after', ['stuck'], 200), task('free', [], 200)],
+      2,
+    );
+    const release = sandbox.holdRunnable(/-stuck-a\d$/);
+    let run: Awaited<ReturnType<typeof batchRun>>;
+    try {
+      run = await batchRun(config, [
+        '--plan',
+        plan,
+        '-e',
+        '2',
+        '--retries',
+        '0',
+        '--batch-runnable-timeout',
+        '2s',
+      ]);
+    } finally {
+      release();
+    }
+    expect(run.code, run.stderr).toBe(1);
+    const summary = readSummary(run.runDir);
+    const byId = Object.fromEntries(summary.tasks.map((t) => [t.taskId, t]));
+    expect(byId.stuck?.status).toBe('failed');
+    expect(byId.stuck?.error).toMatch(
+      /waited 2s in RUNNABLE: no compute environment of the queue can place it/,
+    );
+    expect(byId.after?.status).toBe('blocked');
+    expect(byId.free?.status).toBe('succeeded');
+    const [stuck] = submissionsFor(sandbox, path.basename(run.runDir), 'stuck');
+    expect(
+      sandbox.record.calls.some(
+        (c) => c.operation === 'TerminateJob' && c.body.includes(stuck?.jobId ?? '?'),
+      ),
+    ).toBe(true);
+    expect(statusOf(sandbox, stuck?.jobId ?? '')).toBe('FAILED');
+  });
+
+  it('adopts jobs that outlive a killed orchestrator: no second submission, same tree', async () => {
+    const tasks = [
+      task('quick', [], 1500),
+      task('slow', [], 6000),
+      task('next', ['quick'], 200),
+      task('last', ['slow'], 200),
+    ];
+    const plan = writePlan(tasks, 2);
+    const run = await startBatchRun(config, ['--plan', plan, '-e', '2']);
+    const jobsRunning = () => {
+      const jobs = jobsOf(sandbox, run.runId);
+      return jobs.length === 2 && jobs.every((j) => statusOf(sandbox, j.jobId) === 'RUNNING')
+        ? jobs
+        : undefined;
+    };
+    const jobs = await waitFor(jobsRunning, 30_000);
+    run.child.kill('SIGKILL');
+    await run.done;
+    const quick = jobs.find((j) => j.tags['parallel-orchestrator:task-id'] === 'quick');
+    // One job ends while no orchestrator watches; the other is still running at the resume.
+    await waitFor(
+      () => (statusOf(sandbox, quick?.jobId ?? '') === 'SUCCEEDED' ? true : undefined),
+      30_000,
+    );
+    const slow = jobs.find((j) => j.tags['parallel-orchestrator:task-id'] === 'slow');
+    expect(statusOf(sandbox, slow?.jobId ?? '')).toBe('RUNNING');
+    const resumed = await runCli(['resume', run.runDir, '--json'], work);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    for (const id of ['quick', 'slow', 'next', 'last'])
+      expect(submissionsFor(sandbox, run.runId, id), id).toHaveLength(1);
+    const adopted = readEvents(run.runDir).filter((e) => e.type === 'task-adopted');
+    expect(adopted.map((e) => 'taskId' in e && e.taskId).sort()).toEqual(['quick', 'slow']);
+    expect(treeHash(path.join(run.runDir, 'project'))).toBe(await localTree(plan, 2));
+  });
+
+  it('Ctrl-C terminates every unfinished job and leaves nothing running in Docker', async () => {
+    const plan = writePlan(
+      [task('x', [], 60_000), task('y', [], 60_000), task('z', ['x'], 100)],
+      2,
+    );
+    const run = await startBatchRun(config, ['--plan', plan, '-e', '2']);
+    const jobs = await waitFor(() => {
+      const found = jobsOf(sandbox, run.runId);
+      return found.length === 2 && found.every((j) => statusOf(sandbox, j.jobId) === 'RUNNING')
+        ? found
+        : undefined;
+    }, 30_000);
+    run.child.kill('SIGINT');
+    const { code } = await run.done;
+    expect(code).toBe(130);
+    for (const job of jobs) {
+      await waitFor(() => (statusOf(sandbox, job.jobId) === 'FAILED' ? true : undefined), 20_000);
+      const last = sandbox.record.transitions.filter((t) => t.jobId === job.jobId).at(-1);
+      expect(last?.statusReason).toMatch(/cancelled by SIGINT/);
+    }
+    const terminating = readEvents(run.runDir).filter(
+      (e) => e.type === 'task-job' && e.state === 'terminating',
+    );
+    expect(terminating).toHaveLength(2);
+    const left = await docker([
+      'ps',
+      '-q',
+      '--filter',
+      `label=parallel-orchestrator.batch-sandbox=${sandbox.id}`,
+    ]);
+    expect(left.stdout.trim()).toBe('');
+  });
+
+  it("runs real Claude Code in jobs of the stack's own definition; its key stays where the stack put it", async () => {
+    const STACK_KEY = `sk-ant-api03-BATCH-STACK-${randomUUID()}`;
+    const HOST_KEY = `sk-ant-api03-BATCH-HOST-${randomUUID()}`;
+    // The stack as `pulumi up` would make it, under mocks: its runtimeConfig and job definition.
+    const component = await import('../../packages/pulumi/src/index.js');
+    const { mocks, result } = await underMocks(
+      'dev',
+      (opts) =>
+        new component.ParallelOrchestrator(
+          'po',
+          {
+            context: path.resolve(import.meta.dirname, '../..'),
+            model: { provider: 'anthropic', apiKey: STACK_KEY },
+          },
+          opts,
+        ),
+    );
+    const runtimeConfig = (await resolved(result.runtimeConfig)) as BatchBackendConfig;
+    const definition = mocks.one('aws:batch/jobDefinition:JobDefinition');
+    expect(runtimeConfig.model.provider).toBe('anthropic');
+    const secretArn =
+      runtimeConfig.model.provider === 'anthropic' ? runtimeConfig.model.apiKeySecretArn : '';
+
+    // Jobs reach the scripted model server through the host's address (as a stack's jobs reach a
+    // gateway): the one change made to the stack's definition.
+    const server: ModelServer = await startModelServer((r) => {
+      const id = /Your task: ([a-z0-9-]+):/.exec(conversationText(r))?.[1] ?? 'x';
+      // A prompt-injected agent: it copies the key its job holds into its work.
+      if (id === 'leak' && toolResults(r) === 0)
+        return {
+          content: [
+            toolUse('Bash', {
+              command: 'cat /run/secrets/* /proc/1/environ > leak.txt 2>/dev/null; true',
+            }),
+          ],
+        };
+      return toolResults(r) > 0
+        ? { content: [text(`wrote ${id}`)] }
+        : {
+            content: [
+              toolUse('Write', { file_path: `src/${id}.ts`, content: `export const ${id} = 1;\n` }),
+            ],
+          };
+    }, '0.0.0.0');
+    const port = new URL(server.url).port;
+    const properties = JSON.parse(definition.inputs.containerProperties);
+    properties.environment.push({
+      name: 'ANTHROPIC_BASE_URL',
+      value: `http://host.docker.internal:${port}`,
+    });
+    let stack: BatchSandbox | undefined;
+    try {
+      stack = await startBatchSandbox({
+        transitionMs: 50,
+        stopTimeoutSeconds: 5,
+        bucket: runtimeConfig.bucketName,
+        secrets: { [secretArn]: STACK_KEY },
+        jobQueues: [{ arn: runtimeConfig.jobQueueArn }],
+        jobDefinitions: [
+          {
+            ...definition.inputs,
+            arn: runtimeConfig.jobDefinitionArn,
+            containerProperties: JSON.stringify(properties),
+          },
+        ],
+      });
+      const file = writeJson('stack', { ...runtimeConfig, sandbox: stack.config.sandbox });
+      const plan = writePlan([task('alpha'), task('beta', ['alpha']), task('leak')], 2);
+      const run = await batchRun(file, ['--plan', plan, '-e', '2', '--real', '--retries', '0'], {
+        ANTHROPIC_API_KEY: HOST_KEY,
+        ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}`,
+      });
+      expect(run.code, run.stderr).toBe(1);
+      const results = Object.fromEntries(readSummary(run.runDir).tasks.map((t) => [t.taskId, t]));
+      expect(results.alpha?.status).toBe('succeeded');
+      expect(results.beta?.status).toBe('succeeded');
+      // The job checks its own work for the key it holds before anything leaves it.
+      expect(results.leak?.status).toBe('failed');
+      expect(results.leak?.error).toMatch(/ANTHROPIC_API_KEY/);
+      expect(
+        readFileSync(path.join(run.runDir, 'tasks', 'alpha', 'transcript.jsonl'), 'utf8'),
+      ).toContain('"type":"result"');
+      const project = path.join(run.runDir, 'project');
+      expect(gitOut(project, ['ls-tree', '-r', '--name-only', 'main'])).toMatch(
+        /src\/alpha\.ts[\s\S]*src\/beta\.ts/,
+      );
+      // The key the model server saw is the stack's secret, not the orchestrator's.
+      const keys = new Set(server.requests.map((r) => r.headers['x-api-key']));
+      expect([...keys]).toEqual([STACK_KEY]);
+      // ...and it is nowhere the run wrote: run directory, git history, S3, the submissions.
+      const everything = [
+        gitOut(project, ['log', '-p', '--all']),
+        ...walk(run.runDir).map((f) => readFileSync(f, 'latin1')),
+        ...stack.record.calls.map((c) => c.body),
+        ...(await bucketContents(stack, runtimeConfig.bucketName)),
+      ].join('\n');
+      expect(everything).not.toContain(STACK_KEY);
+      expect(everything).toContain('export const beta');
+    } finally {
+      await stack?.close();
+      await server.close();
+    }
+  }, 240_000);
+});
+
+function walk(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const full = path.join(dir, entry.name);
+    return entry.isDirectory() ? walk(full) : entry.isFile() ? [full] : [];
+  });
+}
+
+/** Every object of the bucket: its metadata and its bytes. */
+async function bucketContents(sandbox: BatchSandbox, bucket: string): Promise<string[]> {
+  const s3 = new S3Client({
+    region: sandbox.config.region,
+    endpoint: sandbox.config.sandbox?.s3,
+    credentials: BATCH_SANDBOX_CREDENTIALS,
+  });
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+  const out: string[] = [];
+  for (const { Key } of listed.Contents ?? []) {
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key }));
+    out.push(JSON.stringify(head.Metadata ?? {}));
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key }));
+    out.push(
+      Buffer.from(await (object.Body?.transformToByteArray() ?? new Uint8Array())).toString(
+        'latin1',
+      ),
+    );
+  }
+  s3.destroy();
+  return out;
+}
