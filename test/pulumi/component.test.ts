@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import {
+  BATCH_BLOCKED_REASONS,
   BATCH_JOB_ENV,
   BackendConfigSchema,
   ENV_NAMES,
@@ -223,9 +224,15 @@ describe('ParallelOrchestrator with its defaults (Batch on Fargate Spot, Bedrock
     expect(queue.computeEnvironmentOrders).toEqual([
       { order: 1, computeEnvironment: environment.state.arn },
     ]);
-    expect(queue.jobStateTimeLimitActions).toMatchObject([
-      { state: 'RUNNABLE', action: 'CANCEL', maxTimeSeconds: 1800 },
-    ]);
+    // One action per reason Batch acts on; free text would never match a job's statusReason.
+    expect(queue.jobStateTimeLimitActions).toEqual(
+      BATCH_BLOCKED_REASONS.map((reason) => ({
+        state: 'RUNNABLE',
+        action: 'CANCEL',
+        maxTimeSeconds: 1800,
+        reason,
+      })),
+    );
 
     // Created after the role policies, so destroy removes it before them.
     const ceOptions = options.get('aws:batch/computeEnvironment:ComputeEnvironment po');

@@ -113,10 +113,27 @@ describe('Batch failures', () => {
       { statusReason: 'Essential container in task exited', container: { exitCode: 3 } },
       /exited with code 3 and no outcome/,
     ],
+    [
+      'a queue that cancelled a job waiting for capacity',
+      {
+        statusReason:
+          'Canceled by JobStateTimeLimit action due to reason: CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
+      },
+      /no compute environment could place the job/,
+    ],
   ])('%s is retryable and says so', (_, detail, message) => {
     const failure = jobFailure(detail);
     expect(failure.retryable).toBe(true);
     expect(failure.error).toMatch(message);
+  });
+
+  it('a job no compute environment can ever fit fails for good', () => {
+    const failure = jobFailure({
+      statusReason:
+        'Canceled by JobStateTimeLimit action due to reason: MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
+    });
+    expect(failure).toMatchObject({ retryable: false });
+    expect(failure.error).toMatch(/MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT/);
   });
 });
 

@@ -1,4 +1,5 @@
 import {
+  BATCH_BLOCKED_REASONS,
   BATCH_JOB_DEFINITION,
   BATCH_JOB_ENV,
   ENV,
@@ -232,8 +233,8 @@ export const sandboxArn = (region: string, service: string, resource: string) =>
 
 /** Why a RUNNABLE job cannot start, in the words Batch puts in statusReason. */
 export const BLOCKED_REASONS = {
-  capacity: 'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
-  resources: 'MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
+  capacity: BATCH_BLOCKED_REASONS[0],
+  resources: BATCH_BLOCKED_REASONS[2],
 } as const;
 
 /**

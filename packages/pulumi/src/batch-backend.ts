@@ -1,4 +1,5 @@
 import {
+  BATCH_BLOCKED_REASONS,
   BATCH_JOB_DEFINITION,
   type BATCH_JOB_ENV,
   ENV,
@@ -211,14 +212,14 @@ export class BatchBackend extends pulumi.ComponentResource {
         state: 'ENABLED',
         priority: 1,
         computeEnvironmentOrders: [{ order: 1, computeEnvironment: computeEnvironment.arn }],
-        jobStateTimeLimitActions: [
-          {
-            state: 'RUNNABLE',
-            action: 'CANCEL',
-            maxTimeSeconds: args.runnableTimeoutSeconds,
-            reason: 'no capacity for this job: check maxVcpus, the instance types and the subnets',
-          },
-        ],
+        // Batch acts only on its own reasons: a job no compute environment can place is
+        // cancelled instead of holding the head of the queue.
+        jobStateTimeLimitActions: BATCH_BLOCKED_REASONS.map((reason) => ({
+          state: 'RUNNABLE',
+          action: 'CANCEL',
+          maxTimeSeconds: args.runnableTimeoutSeconds,
+          reason,
+        })),
         tags: args.tags,
       },
       parent,

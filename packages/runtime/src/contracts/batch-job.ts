@@ -50,6 +50,16 @@ export const BATCH_JOB_DEFINITION = {
   ],
 } as const;
 
+/**
+ * Why a RUNNABLE job cannot start, as Batch puts it at the head of its statusReason; the only
+ * reasons a job queue's `jobStateTimeLimitActions` act on.
+ */
+export const BATCH_BLOCKED_REASONS = [
+  'CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY',
+  'MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE',
+  'MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT',
+] as const;
+
 /** AWS Batch's own limits, which every submission keeps to. */
 export const BATCH_LIMITS = {
   /** Letters, digits, hyphens and underscores, starting with a letter or digit. */

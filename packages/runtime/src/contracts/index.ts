@@ -15,6 +15,7 @@ export {
   DockerBackendConfigSchema,
 } from './backend-config.js';
 export {
+  BATCH_BLOCKED_REASONS,
   BATCH_JOB_DEFINITION,
   BATCH_JOB_ENV,
   BATCH_JOB_TAGS,

@@ -1,4 +1,5 @@
 import type { JobDetail } from '@aws-sdk/client-batch';
+import { BATCH_BLOCKED_REASONS } from '../../contracts/batch-job.js';
 
 /** What a failed job says about its attempt: why, and whether another attempt may succeed. */
 export interface JobFailure {
@@ -39,6 +40,14 @@ export function jobFailure(detail: Pick<JobDetail, 'statusReason' | 'container'>
     return { error: `the job ran out of memory (${reason})`, retryable: true };
   if (/attempt duration exceeded timeout/i.test(statusReason))
     return { error: `the job exceeded its attempt timeout (${statusReason})`, retryable: true };
+  // The queue's time limit cancelled a job nothing could place: capacity may come back,
+  // a configuration that cannot fit the job will not.
+  const blocked = BATCH_BLOCKED_REASONS.find((code) => statusReason.includes(code));
+  if (blocked)
+    return {
+      error: `no compute environment could place the job (${statusReason})`,
+      retryable: blocked.startsWith('CAPACITY:'),
+    };
   if (INFRASTRUCTURE.some((pattern) => pattern.test(said)))
     return { error: `AWS Batch could not run the job: ${said}`, retryable: true };
   if (exitCode !== undefined)
