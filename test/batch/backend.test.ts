@@ -317,6 +317,75 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     expect(left.stdout.trim()).toBe('');
   });
 
+  it('fails an attempt whose job staged a corrupt, missing or unreadable output, as retryable, saying which', async () => {
+    // A job that runs no executor: it uploads what a compromised job might, and exits 0.
+    const hostile = `
+      const { S3Client, PutObjectCommand } = require('/app/node_modules/@aws-sdk/client-s3');
+      const { createHash } = require('node:crypto');
+      const s3 = new S3Client({});
+      const put = (name, body) => s3.send(new PutObjectCommand({
+        Bucket: process.env.S3_BUCKET, Key: process.env.S3_PREFIX + name, Body: body }));
+      const claimed = { key: process.env.S3_PREFIX + 'output.bundle', bytes: 6,
+        sha256: createHash('sha256').update('honest').digest('hex') };
+      const result = { version: 1, outcome: { status: 'succeeded' }, commit: '1'.repeat(40), bundle: claimed };
+      (async () => {
+        const task = process.env.TASK_ID;
+        if (task === 'garbage') return put('result.json', '{"version": 1, "outcome": ');
+        if (task === 'corrupt') await put('output.bundle', 'forged');
+        await put('result.json', JSON.stringify(result));
+      })();`;
+    const { own, file } = await withSandbox({
+      jobDefinitions: [
+        {
+          arn: 'arn:aws:batch:us-east-1:000000000000:job-definition/hostile:1',
+          containerProperties: {
+            image: 'parallel-orchestrator:latest',
+            command: ['node', '-e', hostile],
+            resourceRequirements: [
+              { type: 'VCPU', value: '1' },
+              { type: 'MEMORY', value: '512' },
+            ],
+            environment: [{ name: 'S3_BUCKET', value: 'parallel-orchestrator-sandbox' }],
+            logConfiguration: {
+              logDriver: 'awslogs',
+              options: { 'awslogs-group': '/aws/batch/hostile' },
+            },
+          },
+        },
+      ],
+    });
+    try {
+      const plan = writePlan([task('corrupt'), task('missing'), task('garbage')], 3);
+      const run = await batchRun(file, [
+        '--plan',
+        plan,
+        '-e',
+        '3',
+        '--retries',
+        '1',
+        '--retry-delay',
+        '0s',
+      ]);
+      expect(run.code, run.stderr).toBe(1);
+      const results = Object.fromEntries(readSummary(run.runDir).tasks.map((t) => [t.taskId, t]));
+      expect(results.corrupt?.error).toMatch(
+        /output\.bundle is corrupt: 6 bytes with SHA-256 \w+, expected 6 bytes/,
+      );
+      expect(results.missing?.error).toMatch(/output\.bundle is missing/);
+      expect(results.garbage?.error).toMatch(/result\.json is not JSON/);
+      for (const id of ['corrupt', 'missing', 'garbage']) {
+        // Retryable: each got its second attempt, as a job of its own.
+        expect(results[id]?.attempts, id).toBe(2);
+        expect(submissionsFor(own, path.basename(run.runDir), id)).toHaveLength(2);
+      }
+      expect(
+        gitOut(path.join(run.runDir, 'project'), ['ls-tree', '-r', '--name-only', 'main']),
+      ).toBe('');
+    } finally {
+      await own.close();
+    }
+  });
+
   it("runs real Claude Code in jobs of the stack's own definition; its key stays where the stack put it", async () => {
     const STACK_KEY = `sk-ant-api03-BATCH-STACK-${randomUUID()}`;
     const HOST_KEY = `sk-ant-api03-BATCH-HOST-${randomUUID()}`;
