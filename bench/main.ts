@@ -4,53 +4,20 @@
  * repeated and reported as the median with every sample, since these machines are noisy.
  *
  *   pnpm bench                          all scenarios
- *   pnpm bench -- --only overhead,speedup,docker --repeat 5
+ *   pnpm bench -- --only overhead,speedup,docker,batch --repeat 5
  *   pnpm bench -- --plan FILE --executors M   one plan in virtual time
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type PlanInput, parsePlan } from '../packages/runtime/src/contracts/plan.js';
 import type { ExecutionSummary } from '../packages/runtime/src/contracts/results.js';
 import { estimateSchedule } from '../packages/runtime/src/scheduler/estimate.js';
 import { seededInts } from '../packages/runtime/src/util/random.js';
-
-const CLI = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '../packages/runtime/dist/cli/main.js',
-);
-
-interface Result {
-  name: string;
-  value: number;
-  unit: string;
-  target: string;
-  pass: boolean;
-  samples?: number[];
-  [detail: string]: unknown;
-}
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
-const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
-
-function task(id: string, dependsOn: string[], durationMs: number) {
-  return {
-    id,
-    title: `Task ${id}`,
-    description: `Benchmark task ${id}.`,
-    dependsOn,
-    simulate: { durationMs },
-  };
-}
+import { batchScenarios } from './batch.js';
+import { CLI, independent, median, type Result, round, task } from './common.js';
 
 /** Runs a plan through the CLI in a scratch directory and returns its summary. */
 function runPlan(plan: PlanInput, executors: number, extra: string[] = []): ExecutionSummary {
@@ -82,12 +49,6 @@ function runPlan(plan: PlanInput, executors: number, extra: string[] = []): Exec
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-const independent = (count: number, durationMs: number): PlanInput => ({
-  requirements: `${count} independent tasks`,
-  executorBudget: 8,
-  tasks: Array.from({ length: count }, (_, i) => task(`t${i}`, [], durationMs)),
-});
 
 function overhead(repeat: number): Result {
   const samples = Array.from(
@@ -309,7 +270,7 @@ async function main() {
     return;
   }
   const repeat = Number(values.repeat);
-  const only = new Set((values.only ?? 'overhead,speedup,scale,scheduler,docker').split(','));
+  const only = new Set((values.only ?? 'overhead,speedup,scale,scheduler,docker,batch').split(','));
   const results: Result[] = [];
   if (only.has('scheduler')) results.push(await schedulerQuality());
   if (only.has('overhead')) results.push(overhead(repeat));
@@ -327,6 +288,20 @@ async function main() {
         skipped: missing,
       });
     else results.push(...imageSizes(), containerOverhead(repeat));
+  }
+  if (only.has('batch')) {
+    const missing = dockerMissing();
+    const docker = results.find((r) => r.name === 'container-overhead-per-task')?.value;
+    if (missing)
+      results.push({
+        name: 'batch',
+        value: 0,
+        unit: '',
+        target: 'measured where Docker runs (the Batch sandbox runs jobs on it)',
+        pass: true,
+        skipped: missing,
+      });
+    else results.push(...(await batchScenarios(repeat, docker)));
   }
   const machine = {
     cpus: os.cpus().length,

@@ -2,6 +2,7 @@ import { BatchClient } from '@aws-sdk/client-batch';
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { S3Client } from '@aws-sdk/client-s3';
 import { BATCH_SANDBOX_CREDENTIALS } from '../../contracts/backend-config.js';
+import { HTTP_TIMEOUTS } from './aws-basics.js';
 import type { BatchSettings } from './settings.js';
 
 export interface AwsClients {
@@ -17,9 +18,6 @@ export interface AwsClients {
  * outlives a few seconds of throttling, so it is given more tries than the default three.
  */
 const MAX_ATTEMPTS = 8;
-
-/** Every call has a bound: connecting, and waiting on a silent socket. */
-export const HTTP_TIMEOUTS = { connectionTimeout: 10_000, requestTimeout: 120_000 } as const;
 
 /**
  * Clients for the backend's region, with the default credential chain (profiles, SSO, roles,
@@ -42,18 +40,4 @@ export function awsClients(
     s3: new S3Client({ ...common, ...endpoint(settings.sandbox?.s3) }),
     logs: new CloudWatchLogsClient({ ...common, ...endpoint(settings.sandbox?.logs) }),
   };
-}
-
-/** The default chain found nothing: no profile, SSO session, role or environment keys. */
-export function isMissingCredentials(error: unknown): boolean {
-  return (error as { name?: string }).name === 'CredentialsProviderError';
-}
-
-/** An AWS error in one line: its code and message. */
-export function awsErrorMessage(error: unknown): string {
-  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-  const message = (e.message ?? String(error)).split('\n')[0];
-  return e.name && e.name !== 'Error' && !message?.startsWith(e.name)
-    ? `${e.name}: ${message}`
-    : (message ?? 'unknown error');
 }

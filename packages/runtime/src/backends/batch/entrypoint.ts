@@ -28,7 +28,7 @@ import { agentSettingsFor, resolveModelAccess } from '../../models/access.js';
 import { OutputCheck, OutputRejectedError } from '../../trust/output-check.js';
 import { redactor, SecretScanner } from '../../trust/secret-scanner.js';
 import { Project } from '../../workspace/project.js';
-import { awsErrorMessage, HTTP_TIMEOUTS } from './aws.js';
+import { awsErrorMessage, HTTP_TIMEOUTS } from './aws-basics.js';
 import { Staging } from './staging.js';
 
 const REQUIRED = [ENV.TASK_ID, ENV.S3_BUCKET, ENV.S3_PREFIX, ENV.AWS_REGION] as const;

@@ -1,6 +1,6 @@
 import { type BatchClient, DescribeJobsCommand, type JobDetail } from '@aws-sdk/client-batch';
 import { BATCH_LIMITS } from '../../contracts/batch-job.js';
-import { awsErrorMessage } from './aws.js';
+import { awsErrorMessage } from './aws-basics.js';
 
 export const FINAL_JOB_STATES = new Set(['SUCCEEDED', 'FAILED']);
 

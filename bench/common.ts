@@ -1,0 +1,44 @@
+/** What every benchmark shares: the CLI it runs, the result shape, and plans. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PlanInput } from '../packages/runtime/src/contracts/plan.js';
+
+export const CLI = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../packages/runtime/dist/cli/main.js',
+);
+
+export interface Result {
+  name: string;
+  value: number;
+  unit: string;
+  target: string;
+  pass: boolean;
+  samples?: number[];
+  [detail: string]: unknown;
+}
+
+export const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+};
+export const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export function task(id: string, dependsOn: string[], durationMs: number) {
+  return {
+    id,
+    title: `Task ${id}`,
+    description: `Benchmark task ${id}.`,
+    dependsOn,
+    simulate: { durationMs },
+  };
+}
+
+export const independent = (count: number, durationMs: number): PlanInput => ({
+  requirements: `${count} independent tasks`,
+  executorBudget: 8,
+  tasks: Array.from({ length: count }, (_, i) => task(`t${i}`, [], durationMs)),
+});

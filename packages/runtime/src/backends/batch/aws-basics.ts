@@ -1,0 +1,22 @@
+/**
+ * What both sides of a job use of the AWS SDK, the orchestrator and the job entrypoint: bounded
+ * calls and one-line errors. Apart from the clients, so that the image, which ships only the S3
+ * client, loads nothing else.
+ */
+
+/** Every call has a bound: connecting, and waiting on a silent socket. */
+export const HTTP_TIMEOUTS = { connectionTimeout: 10_000, requestTimeout: 120_000 } as const;
+
+/** The default chain found nothing: no profile, SSO session, role or environment keys. */
+export function isMissingCredentials(error: unknown): boolean {
+  return (error as { name?: string }).name === 'CredentialsProviderError';
+}
+
+/** An AWS error in one line: its code and message. */
+export function awsErrorMessage(error: unknown): string {
+  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const message = (e.message ?? String(error)).split('\n')[0];
+  return e.name && e.name !== 'Error' && !message?.startsWith(e.name)
+    ? `${e.name}: ${message}`
+    : (message ?? 'unknown error');
+}
