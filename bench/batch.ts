@@ -12,7 +12,7 @@ import { jobNamePrefix } from '../packages/runtime/src/backends/batch/submit.js'
 import type { JournalEvent } from '../packages/runtime/src/contracts/events.js';
 import type { PlanInput } from '../packages/runtime/src/contracts/plan.js';
 import type { ExecutionSummary } from '../packages/runtime/src/contracts/results.js';
-import { CLI, independent, median, type Result, round } from './common.js';
+import { CLI, independent, median, type Result, round, speedupResult } from './common.js';
 
 interface BatchRun {
   runId: string;
@@ -182,18 +182,12 @@ async function speedup(config: string, repeat: number): Promise<Result> {
     const eight = (await runOnSandbox(config, plan, 8)).summary.durationMs;
     pairs.push({ one, eight });
   }
-  const ratios = pairs.map(({ one, eight }) => one / eight);
-  const value = round(median(ratios), 2);
-  return {
-    name: 'batch-speedup-m8-vs-m1',
-    description: '16 independent 1 s simulated tasks on the Batch sandbox, run time M=1 / M=8',
-    value,
-    unit: 'x',
-    target: '>= 4',
-    pass: value >= 4,
-    samples: ratios.map((r) => round(r, 2)),
-    durationsMs: pairs.map(({ one, eight }) => ({ m1: one, m8: eight })),
-  };
+  return speedupResult(
+    'batch-speedup-m8-vs-m1',
+    '16 independent 1 s simulated tasks on the Batch sandbox, run time M=1 / M=8',
+    4,
+    pairs,
+  );
 }
 
 async function overhead(config: string, repeat: number, dockerMs?: number): Promise<Result> {

@@ -42,3 +42,24 @@ export const independent = (count: number, durationMs: number): PlanInput => ({
   executorBudget: 8,
   tasks: Array.from({ length: count }, (_, i) => task(`t${i}`, [], durationMs)),
 });
+
+/** A speed-up from pairs of run times at M=1 and M=8: the median ratio, with every sample. */
+export function speedupResult(
+  name: string,
+  description: string,
+  minimum: number,
+  pairs: { one: number; eight: number }[],
+): Result {
+  const ratios = pairs.map(({ one, eight }) => one / eight);
+  const value = round(median(ratios), 2);
+  return {
+    name,
+    description,
+    value,
+    unit: 'x',
+    target: `>= ${minimum}`,
+    pass: value >= minimum,
+    samples: ratios.map((r) => round(r, 2)),
+    durationsMs: pairs.map(({ one, eight }) => ({ m1: one, m8: eight })),
+  };
+}

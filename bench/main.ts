@@ -17,7 +17,7 @@ import type { ExecutionSummary } from '../packages/runtime/src/contracts/results
 import { estimateSchedule } from '../packages/runtime/src/scheduler/estimate.js';
 import { seededInts } from '../packages/runtime/src/util/random.js';
 import { batchScenarios } from './batch.js';
-import { CLI, independent, median, type Result, round, task } from './common.js';
+import { CLI, independent, median, type Result, round, speedupResult, task } from './common.js';
 
 /** Runs a plan through the CLI in a scratch directory and returns its summary. */
 function runPlan(plan: PlanInput, executors: number, extra: string[] = []): ExecutionSummary {
@@ -70,22 +70,16 @@ function overhead(repeat: number): Result {
 
 function speedup(repeat: number): Result {
   const plan = independent(16, 1000);
-  const pairs = Array.from({ length: repeat }, () => {
-    const one = runPlan(plan, 1).durationMs;
-    const eight = runPlan(plan, 8).durationMs;
-    return { one, eight, ratio: one / eight };
-  });
-  const value = round(median(pairs.map((p) => p.ratio)), 2);
-  return {
-    name: 'speedup-m8-vs-m1',
-    description: '16 independent 1 s tasks, run duration with M=1 divided by M=8',
-    value,
-    unit: 'x',
-    target: '>= 6.5',
-    pass: value >= 6.5,
-    samples: pairs.map((p) => round(p.ratio, 2)),
-    durationsMs: pairs.map(({ one, eight }) => ({ m1: one, m8: eight })),
-  };
+  const pairs = Array.from({ length: repeat }, () => ({
+    one: runPlan(plan, 1).durationMs,
+    eight: runPlan(plan, 8).durationMs,
+  }));
+  return speedupResult(
+    'speedup-m8-vs-m1',
+    '16 independent 1 s tasks, run duration with M=1 divided by M=8',
+    6.5,
+    pairs,
+  );
 }
 
 /** A random DAG: each task depends on up to `maxDeps` earlier tasks, mostly nearby ones. */

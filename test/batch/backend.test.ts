@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   GetObjectCommand,
@@ -21,7 +21,14 @@ import {
   type BatchBackendConfig,
 } from '../../packages/runtime/src/contracts/index.js';
 import { resolved, underMocks } from '../pulumi/mocks.js';
-import { readEvents, readSummary, resultLine, runCli, startCli, waitFor } from '../support/cli.js';
+import {
+  readEvents,
+  readSummary,
+  resultLine,
+  runCli,
+  startRunIn,
+  waitFor,
+} from '../support/cli.js';
 import { describeDocker, docker } from '../support/docker.js';
 import { gitOut, treeHash } from '../support/git.js';
 import {
@@ -71,19 +78,9 @@ async function localTree(plan: string, executors: number): Promise<string> {
 }
 
 /** Starts a run in the background; resolves once its run directory exists. */
-async function startBatchRun(configFile: string, args: string[]) {
+function startBatchRun(configFile: string, args: string[]) {
   const output = path.join(work, `runs-${randomUUID()}`);
-  const started = startCli(
-    ['run', '--backend-config', configFile, ...args, '-o', output, '--json'],
-    work,
-  );
-  const runDir = await waitFor(() => {
-    const entries = existsSync(output) ? readdirSync(output).filter((e) => !e.startsWith('.')) : [];
-    return entries[0] && existsSync(path.join(output, entries[0], 'events.jsonl'))
-      ? path.join(output, entries[0])
-      : undefined;
-  });
-  return { ...started, runDir, runId: path.basename(runDir) };
+  return startRunIn(['run', '--backend-config', configFile, ...args], work, output);
 }
 
 const jobsOf = (sandbox: BatchSandbox, runId: string) =>

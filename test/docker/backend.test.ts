@@ -4,7 +4,15 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
 import { resolved, underMocks } from '../pulumi/mocks.js';
-import { readEvents, readSummary, resultLine, runCli, startCli, waitFor } from '../support/cli.js';
+import {
+  readEvents,
+  readSummary,
+  resultLine,
+  runCli,
+  startCli,
+  startRunIn,
+  waitFor,
+} from '../support/cli.js';
 import { describeDocker, docker, IMAGE, runContainers } from '../support/docker.js';
 import { gitOut } from '../support/git.js';
 import {
@@ -42,20 +50,9 @@ async function dockerRun(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { ...result, output, runDir };
 }
 
-async function startRun(args: string[], env: NodeJS.ProcessEnv = {}) {
+function startRun(args: string[], env: NodeJS.ProcessEnv = {}) {
   const output = path.join(work, `runs-${randomUUID()}`);
-  const started = startCli(
-    ['run', '--backend', 'docker', ...args, '-o', output, '--json'],
-    work,
-    env,
-  );
-  const runDir = await waitFor(() => {
-    const entries = existsSync(output) ? readdirSync(output).filter((e) => !e.startsWith('.')) : [];
-    return entries[0] && existsSync(path.join(output, entries[0], 'events.jsonl'))
-      ? path.join(output, entries[0])
-      : undefined;
-  });
-  return { ...started, runDir, runId: path.basename(runDir) };
+  return startRunIn(['run', '--backend', 'docker', ...args], work, output, env);
 }
 
 /** Waits for a container of the run to be running and returns its `docker inspect`. */

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JournalEvent } from '../../packages/runtime/src/contracts/events.js';
@@ -87,4 +87,30 @@ export async function waitFor<T>(
     await new Promise((r) => (everyMs > 0 ? setTimeout(r, everyMs) : setImmediate(r)));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * Starts `run` in the background with its output in `output`; resolves once the run directory
+ * holds its journal, with the run's id.
+ */
+export async function startRunIn(
+  args: string[],
+  cwd: string,
+  output: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ReturnType<typeof startCli> & { runDir: string; runId: string }> {
+  const started = startCli([...args, '-o', output, '--json'], cwd, env);
+  const runDir = await waitFor(
+    () => {
+      const entries = existsSync(output)
+        ? readdirSync(output).filter((e) => !e.startsWith('.'))
+        : [];
+      return entries[0] && existsSync(path.join(output, entries[0], 'events.jsonl'))
+        ? path.join(output, entries[0])
+        : undefined;
+    },
+    60_000,
+    'the run directory',
+  );
+  return { ...started, runDir, runId: path.basename(runDir) };
 }
