@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { BatchClient, DescribeJobsCommand } from '@aws-sdk/client-batch';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -175,12 +176,15 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       8,
     );
     sandbox.throttle('SubmitJob', 4);
+    // Batch may not list a job for a while after accepting it: that is pending, not lost.
+    sandbox.hideAfterSubmit(1500);
     const stop = sandbox.reclaimWhenRunning(/-spot-a1$/, 700, 'ec2');
     let run: Awaited<ReturnType<typeof batchRun>>;
     try {
       run = await batchRun(config, ['--plan', plan, '-e', '8', '--batch-submit-rate', '2']);
     } finally {
       stop();
+      sandbox.hideAfterSubmit(0);
     }
     expect(run.code, run.stderr).toBe(0);
     const runId = path.basename(run.runDir);
@@ -272,6 +276,20 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     );
     const slow = jobs.find((j) => j.tags['parallel-orchestrator:task-id'] === 'slow');
     expect(statusOf(sandbox, slow?.jobId ?? '')).toBe('RUNNING');
+    // As if the orchestrator died between SubmitJob and journaling its answer: slow's job is
+    // known by name only, and found by it.
+    const journal = path.join(run.runDir, 'events.jsonl');
+    const kept = readFileSync(journal, 'utf8')
+      .split('\n')
+      .filter(
+        (line) =>
+          !(
+            line.includes('"task-job"') &&
+            line.includes('"taskId":"slow"') &&
+            !line.includes('"submitting"')
+          ),
+      );
+    writeFileSync(journal, kept.join('\n'));
     const resumed = await runCli(['resume', run.runDir, '--json'], work);
     expect(resumed.code, resumed.stderr).toBe(0);
     for (const id of ['quick', 'slow', 'next', 'last'])
@@ -301,6 +319,15 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       const last = sandbox.record.transitions.filter((t) => t.jobId === job.jobId).at(-1);
       expect(last?.statusReason).toMatch(/cancelled by SIGINT/);
     }
+    // The job entrypoint stopped its agent on SIGTERM and exited non-zero (so a Spot retry fires).
+    const batch = new BatchClient({
+      region: sandbox.config.region,
+      endpoint: sandbox.config.sandbox?.batch,
+      credentials: BATCH_SANDBOX_CREDENTIALS,
+    });
+    const described = await batch.send(new DescribeJobsCommand({ jobs: jobs.map((j) => j.jobId) }));
+    batch.destroy();
+    expect(described.jobs?.map((j) => j.container?.exitCode)).toEqual([143, 143]);
     const terminating = readEvents(run.runDir).filter(
       (e) => e.type === 'task-job' && e.state === 'terminating',
     );
@@ -312,6 +339,81 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       `label=parallel-orchestrator.batch-sandbox=${sandbox.id}`,
     ]);
     expect(left.stdout.trim()).toBe('');
+  });
+
+  it('meets conflicts, retries and failed attempts as the local backend does', async () => {
+    const tasks = [
+      task('first', [], undefined, {
+        simulate: { durationMs: 100, files: { 'shared.txt': 'first\n' } },
+      }),
+      task('second', [], undefined, {
+        simulate: { durationMs: 2500, files: { 'shared.txt': 'second\n' } },
+      }),
+      task('flaky', [], undefined, { simulate: { durationMs: 100, failAttempts: 1 } }),
+      task('broken', [], undefined, {
+        simulate: { durationMs: 100, failAttempts: 9, failure: 'permanent' },
+      }),
+      task('after', ['broken'], 100),
+    ];
+    const plan = writePlan(tasks, 4);
+    const outcome = async (runDir: string) => ({
+      tasks: readSummary(runDir).tasks.map(({ taskId, status, attempts, conflicts }) => ({
+        taskId,
+        status,
+        attempts,
+        conflicts: conflicts?.length ?? 0,
+      })),
+      tree: treeHash(path.join(runDir, 'project')),
+      branches: gitOut(path.join(runDir, 'project'), ['branch', '--format=%(refname:short)']),
+    });
+    const local = await runCli(
+      [
+        'run',
+        '--plan',
+        plan,
+        '-e',
+        '4',
+        '--retry-delay',
+        '0s',
+        '-o',
+        path.join(work, `local-${randomUUID()}`),
+        '--json',
+      ],
+      work,
+    );
+    const batch = await batchRun(config, ['--plan', plan, '-e', '4', '--retry-delay', '0s']);
+    expect([local.code, batch.code]).toEqual([1, 1]);
+    const expected = await outcome(resultLine(local.stdout).runDir);
+    expect(expected.tasks.find((t) => t.taskId === 'second')?.conflicts).toBe(1);
+    expect(await outcome(batch.runDir)).toEqual(expected);
+  });
+
+  it('--task-timeout terminates the job and tries again', async () => {
+    const plan = writePlan([task('slow', [], 60_000)], 1);
+    const run = await batchRun(config, [
+      '--plan',
+      plan,
+      '-e',
+      '1',
+      '--task-timeout',
+      '3s',
+      '--retries',
+      '1',
+      '--retry-delay',
+      '0s',
+    ]);
+    expect(run.code, run.stderr).toBe(1);
+    const [result] = readSummary(run.runDir).tasks;
+    expect(result).toMatchObject({ status: 'failed', attempts: 2 });
+    expect(result?.error).toMatch(/timed out/i);
+    const jobs = submissionsFor(sandbox, path.basename(run.runDir), 'slow');
+    expect(jobs).toHaveLength(2);
+    for (const job of jobs)
+      expect(
+        sandbox.record.calls.some(
+          (c) => c.operation === 'TerminateJob' && c.body.includes(job.jobId),
+        ),
+      ).toBe(true);
   });
 
   it('fails an attempt whose job staged a corrupt, missing or unreadable output, as retryable, saying which', async () => {

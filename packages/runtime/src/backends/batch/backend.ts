@@ -134,8 +134,10 @@ export class BatchBackend implements Backend {
     return { describeJobs: this.poller.calls, getLogEvents: this.logs.calls };
   }
 
+  /** Staging starts empty: what a killed orchestrator left half-moved is of no further use. */
   async warm(): Promise<void> {
-    mkdirSync(this.options.layout.staging, { recursive: true });
+    await rm(this.options.layout.staging, { recursive: true, force: true });
+    mkdirSync(this.options.layout.staging);
   }
 
   async execute(spec: TaskSpec, context: ExecutionContext): Promise<ExecutorOutcome> {
