@@ -40,8 +40,8 @@ const MAX_TRANSCRIPT_BYTES = 64 * 2 ** 20;
 const MAX_LOG_BYTES = 32 * 2 ** 20;
 /** A bundle's git overhead on top of the files it carries. */
 const BUNDLE_SLACK_BYTES = 16 * 2 ** 20;
-/** GetLogEvents calls a second for the whole run (CloudWatch allows 25 per account). */
-const LOG_CALLS_PER_SECOND = 5;
+/** GetLogEvents calls a second for the whole run (CloudWatch allows 25 per account and region). */
+const LOG_CALLS_PER_SECOND = 10;
 
 /** Checks the stack answers: the queue exists and takes jobs, the bucket is reachable. */
 export async function checkBatch(settings: BatchSettings): Promise<void> {
@@ -159,9 +159,13 @@ export class BatchBackend implements Backend {
       const known = { ...job, id };
       this.active.set(id, { job: known, record: context.recordJob });
       try {
-        const end = await this.watch(known, context, log);
-        if (context.signal.aborted) return stopped(context.signal);
-        return await this.collect(spec, context, known, prefix, end);
+        const { end, logged } = await this.watch(known, context, log);
+        try {
+          if (context.signal.aborted) return stopped(context.signal);
+          return await this.collect(spec, context, known, prefix, end);
+        } finally {
+          await logged;
+        }
       } finally {
         this.active.delete(id);
       }
@@ -252,13 +256,14 @@ export class BatchBackend implements Backend {
 
   /**
    * Waits for the job to end, journaling each state it is seen in, following its log, and
-   * terminating it when the attempt is aborted or it waits for capacity too long.
+   * terminating it when the attempt is aborted or it waits for capacity too long. Returns how it
+   * ended and the reading of the rest of its log, under way.
    */
   private async watch(
     job: RemoteJob & { id: string },
     context: ExecutionContext,
     log: CappedLog,
-  ): Promise<JobEnd> {
+  ): Promise<{ end: JobEnd; logged: Promise<void> }> {
     const { signal, recordJob } = context;
     let stream: string | undefined;
     let runnableTimer: NodeJS.Timeout | undefined;
@@ -293,12 +298,12 @@ export class BatchBackend implements Backend {
     if (signal.aborted) onAbort();
     try {
       const end = await Promise.race([this.poller.watch(job.id, onChange), aborted]);
-      if (stuck && end.kind === 'ended') return { kind: 'lost', reason: stuck };
-      return end;
+      // The rest of the log is read while the job's results are collected.
+      const logged = stream ? this.logs.finish(stream) : Promise.resolve();
+      return { end: stuck && end.kind === 'ended' ? { kind: 'lost', reason: stuck } : end, logged };
     } finally {
       clearTimeout(runnableTimer);
       signal.removeEventListener('abort', onAbort);
-      if (stream) await this.logs.finish(stream);
     }
   }
 

@@ -5,7 +5,7 @@ import {
   ResourceNotFoundException,
 } from '@aws-sdk/client-cloudwatch-logs';
 import type { CappedLog } from '../../util/capped-log.js';
-import { RateLimiter } from './submit.js';
+import { RateLimiter } from './rate-limit.js';
 
 interface Followed {
   stream: string;
@@ -49,12 +49,15 @@ export class LogFollower {
     if (!this.running) void this.loop();
   }
 
-  /** Reads what is left of a stream (its job has ended) and stops following it. */
+  /**
+   * Reads what is left of a stream (its job has ended) and stops following it. These reads go
+   * before live ones: an attempt waits for its log to be complete.
+   */
   async finish(stream: string): Promise<void> {
     const followed = this.streams.get(stream);
     if (!followed) return;
     this.streams.delete(stream);
-    await this.read(followed, FINAL_PAGES).catch(() => {});
+    await this.read(followed, FINAL_PAGES, true).catch(() => {});
   }
 
   /** Stops following a stream without reading further. */
@@ -70,18 +73,22 @@ export class LogFollower {
         const wait = due.readAt + this.everyMs - Date.now();
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         if (this.streams.get(due.stream) !== due) continue;
-        await this.read(due, PAGES_PER_TURN).catch(() => {});
+        await this.read(due, PAGES_PER_TURN, false).catch(() => {});
       }
     } finally {
       this.running = false;
     }
   }
 
-  /** Reads forward from the stream's token until nothing new comes or `pages` are read. */
-  private async read(followed: Followed, pages: number): Promise<void> {
+  /**
+   * Reads forward from the stream's token until nothing new comes or `pages` are read; a live
+   * read stops, to be taken up later, when the rate limit has no token to spare.
+   */
+  private async read(followed: Followed, pages: number, final: boolean): Promise<void> {
     followed.readAt = Date.now();
     for (let page = 0; page < pages; page++) {
-      await this.limiter.take();
+      if (final) await this.limiter.take();
+      else if (!this.limiter.tryTake()) return;
       this.calls += 1;
       let answer: GetLogEventsCommandOutput;
       try {

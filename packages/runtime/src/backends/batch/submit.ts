@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-batch';
 import { BATCH_JOB_TAGS, BATCH_LIMITS } from '../../contracts/batch-job.js';
 import { ENV } from '../../contracts/env.js';
+import { RateLimiter } from './rate-limit.js';
 
 /** Requirements ride along in REQUIREMENTS only when this short; the job reads them from S3. */
 const MAX_INLINE_REQUIREMENTS = 2_000;
@@ -109,42 +110,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
-}
-
-/** A token bucket: at most `perSecond` calls a second, in bursts of at most `perSecond`. */
-export class RateLimiter {
-  private tokens: number;
-  private last = Date.now();
-  private queue: Promise<void> = Promise.resolve();
-
-  constructor(private readonly perSecond: number) {
-    this.tokens = perSecond;
-  }
-
-  /** Resolves when the caller may go; callers go in the order they asked. */
-  take(): Promise<void> {
-    const turn = this.queue.then(() => this.wait());
-    this.queue = turn;
-    return turn;
-  }
-
-  private async wait(): Promise<void> {
-    for (;;) {
-      const now = Date.now();
-      this.tokens = Math.min(
-        this.perSecond,
-        this.tokens + ((now - this.last) / 1000) * this.perSecond,
-      );
-      this.last = now;
-      if (this.tokens >= 1) {
-        this.tokens -= 1;
-        return;
-      }
-      await new Promise((resolve) =>
-        setTimeout(resolve, ((1 - this.tokens) / this.perSecond) * 1000),
-      );
-    }
-  }
 }
 
 /** How often a submission is tried, and the backoff between tries (with full jitter). */
