@@ -140,6 +140,15 @@ describe('Batch failures', () => {
 const root = tempDir();
 let n = 0;
 
+/** Commits a workspace on `base` under the default limits (or `check`), as the backend's callers do. */
+const commitIn = (
+  project: Project,
+  workspace: string,
+  base: string,
+  message: string,
+  check = new OutputCheck(DEFAULT_OUTPUT_LIMITS),
+) => project.commitWorkspace(workspace, { taskId: 't', base, message, check });
+
 function write(dir: string, file: string, content: string) {
   mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
   writeFileSync(path.join(dir, file), content);
@@ -155,12 +164,7 @@ async function hostAndJob() {
   const seed = path.join(dir, 'seed');
   await host.prepareWorkspace(seed, host.head);
   write(seed, 'README.md', 'hello\n');
-  const first = await host.commitWorkspace(seed, {
-    taskId: 'seed',
-    base: host.head,
-    message: 'seed',
-    check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
-  });
+  const first = await commitIn(host, seed, host.head, 'seed');
   await host.merge(first.commit, 'merge seed');
   const base = host.head;
   const baseBundle = path.join(dir, 'base.bundle');
@@ -172,12 +176,7 @@ async function hostAndJob() {
   await host.prepareWorkspace(hostWorkspace, base);
   /** The job commits its workspace and bundles the commit, as the entrypoint does. */
   const bundleJob = async (check = new OutputCheck(DEFAULT_OUTPUT_LIMITS)) => {
-    const { commit } = await job.commitWorkspace(jobWorkspace, {
-      taskId: 't',
-      base,
-      message: 'job work',
-      check,
-    });
+    const { commit } = await commitIn(job, jobWorkspace, base, 'job work', check);
     const file = path.join(dir, `out-${n++}.bundle`);
     await job.writeBundle(file, BATCH_RESULT_REF, commit, base);
     return { file, commit, base };
@@ -198,12 +197,7 @@ describe('job bundles', () => {
     write(jobWorkspace, 'README.md', 'hello, changed\n');
     const bundle = await bundleJob();
     await apply(bundle);
-    const taken = await host.commitWorkspace(hostWorkspace, {
-      taskId: 't',
-      base,
-      message: 'taken',
-      check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
-    });
+    const taken = await commitIn(host, hostWorkspace, base, 'taken');
     // The host's own commit of the same files has the job's tree.
     expect(gitOut(host.dir, ['rev-parse', `${taken.commit}^{tree}`])).toBe(
       gitOut(job.dir, ['rev-parse', `${bundle.commit}^{tree}`]),
@@ -236,19 +230,9 @@ describe('job bundles', () => {
   it('refuses two commits where one was expected (history rewritten or stacked)', async () => {
     const { job, jobWorkspace, apply, base, dir } = await hostAndJob();
     write(jobWorkspace, 'a.txt', 'a\n');
-    const one = await job.commitWorkspace(jobWorkspace, {
-      taskId: 't',
-      base,
-      message: 'one',
-      check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
-    });
+    const one = await commitIn(job, jobWorkspace, base, 'one');
     write(jobWorkspace, 'b.txt', 'b\n');
-    const two = await job.commitWorkspace(jobWorkspace, {
-      taskId: 't',
-      base: one.commit,
-      message: 'two',
-      check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
-    });
+    const two = await commitIn(job, jobWorkspace, one.commit, 'two');
     const file = path.join(dir, 'stacked.bundle');
     await job.writeBundle(file, BATCH_RESULT_REF, two.commit, base);
     await expect(apply({ file, commit: two.commit, base })).rejects.toThrow(
@@ -321,13 +305,8 @@ describe('job bundles', () => {
       needsContent: false,
     } as unknown as OutputCheck);
     await apply(bundle);
-    await expect(
-      host.commitWorkspace(hostWorkspace, {
-        taskId: 't',
-        base,
-        message: 'taken',
-        check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
-      }),
-    ).rejects.toThrow(/points outside the project/);
+    await expect(commitIn(host, hostWorkspace, base, 'taken')).rejects.toThrow(
+      /points outside the project/,
+    );
   });
 });
