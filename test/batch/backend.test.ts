@@ -564,6 +564,8 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       // The job checks its own work for the key it holds before anything leaves it.
       expect(results.leak?.status).toBe('failed');
       expect(results.leak?.error).toMatch(/ANTHROPIC_API_KEY/);
+      // What the jobs spent comes back with their results and counts toward the run's budget.
+      expect(readSummary(run.runDir).usage.costUsd).toBeGreaterThan(0);
       expect(
         readFileSync(path.join(run.runDir, 'tasks', 'alpha', 'transcript.jsonl'), 'utf8'),
       ).toContain('"type":"result"');

@@ -1,6 +1,4 @@
 import type { BackendKind } from '../backends/backend.js';
-import { dockerPreflight, dockerSettings } from '../backends/docker/kind.js';
-import type { DockerSettings } from '../backends/docker/settings.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
 import type { Plan } from '../contracts/plan.js';
 import type { AgentNetwork, BackendName, RunConfig } from '../contracts/run-config.js';
@@ -16,6 +14,7 @@ import {
 } from '../models/access.js';
 import { findClaudeBinary } from '../models/claude-binary.js';
 import { createMessagesClient } from '../models/client.js';
+import type { PlannerContainer } from '../planner/docker.js';
 import { ModelPlanner } from '../planner/model.js';
 import { assignSimulatedDurations, SimulatedPlanner } from '../planner/simulated.js';
 import { readJournal } from '../run/journal.js';
@@ -118,8 +117,8 @@ async function makePlan(
   words: string[],
   options: PlanningOptions & {
     plan?: string;
-    /** `--docker-planner`: plan in a container with these settings. */
-    plannerContainer?: { settings: DockerSettings; scratchParent: string };
+    /** `--docker-planner`: plan in a container of the image. */
+    plannerContainer?: PlannerContainer;
   },
   access: ModelAccess | undefined,
 ): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
@@ -233,13 +232,13 @@ export async function runCommand(
     allowedTools: options.allowedTools,
     toolsGiven: given('allowedTools'),
   });
-  let plannerContainer: { settings: DockerSettings; scratchParent: string } | undefined;
-  if (options.dockerPlanner) {
-    const docker =
-      kind.name === 'docker' ? (ready.settings as DockerSettings) : dockerSettings(options);
-    if (kind.name !== 'docker') await dockerPreflight(docker.image);
-    plannerContainer = { settings: docker, scratchParent: options.output };
-  }
+  const plannerContainer = options.dockerPlanner
+    ? await (await import('../planner/docker.js')).plannerContainer(
+        options,
+        kind.name,
+        ready.settings,
+      )
+    : undefined;
   const made = await makePlan(words, { ...options, plannerContainer }, access);
   // A plan file brings its own budget unless --executors overrides it.
   const executors =

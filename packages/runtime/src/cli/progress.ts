@@ -93,7 +93,7 @@ class LiveView implements Reporter {
       .sort(([, a], [, b]) => (a.executor ?? 0) - (b.executor ?? 0))
       .map(
         ([id, r]) =>
-          `  ▶ executor ${r.executor ?? '?'}  ${id.padEnd(24)} attempt ${r.attempts}  ${formatSeconds(now - Date.parse(r.startedAt ?? new Date(now).toISOString()))}`,
+          `  ▶ executor ${r.executor ?? '?'}  ${id.padEnd(24)} attempt ${r.attempts}  ${formatSeconds(now - Date.parse(r.startedAt ?? new Date(now).toISOString()))}${r.job ? `  ${r.job.state}` : ''}`,
       );
     const finished = done + failed + blocked;
     const width = 24;

@@ -10,10 +10,11 @@ import {
   runContainer,
   stageSecrets,
 } from '../backends/docker/backend.js';
+import { dockerPreflight, dockerSettings } from '../backends/docker/kind.js';
 import type { DockerSettings } from '../backends/docker/settings.js';
 import { ENV, MODEL_ENV } from '../contracts/env.js';
 import { MAX_PLAN_BYTES, type Plan, parsePlan } from '../contracts/plan.js';
-import type { RunConfig } from '../contracts/run-config.js';
+import type { BackendName, RunConfig } from '../contracts/run-config.js';
 import { UsageSchema, ZERO_USAGE } from '../contracts/usage.js';
 import type { ModelAccess } from '../models/access.js';
 import { MODEL_DEFAULTS } from '../models/defaults.js';
@@ -122,12 +123,32 @@ function plannerEnv(access: ModelAccess): Record<string, string> {
   return env;
 }
 
+/** Where `--docker-planner` plans: a container of these settings, its output under a directory. */
+export interface PlannerContainer {
+  settings: DockerSettings;
+  scratchParent: string;
+}
+
+/**
+ * The container `--docker-planner` runs in: the docker backend's settings when that is the run's
+ * backend (already checked), otherwise the `--docker-*` flags, with the engine and image checked.
+ */
+export async function plannerContainer(
+  options: Readonly<Record<string, unknown>> & { output: string },
+  backend: BackendName,
+  backendSettings: unknown,
+): Promise<PlannerContainer> {
+  if (backend === 'docker')
+    return { settings: backendSettings as DockerSettings, scratchParent: options.output };
+  const settings = dockerSettings(options);
+  await dockerPreflight(settings.image);
+  return { settings, scratchParent: options.output };
+}
+
 /** `--docker-planner`: plans in a container; the image plans with the model when given access. */
 export async function planInContainer(
   requirements: string,
-  options: {
-    settings: DockerSettings;
-    scratchParent: string;
+  options: PlannerContainer & {
     executors: number;
     maxTasks: number;
     access: ModelAccess | undefined;
