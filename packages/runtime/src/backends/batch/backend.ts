@@ -1,80 +1,30 @@
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  DescribeJobQueuesCommand,
-  type JobDetail,
-  TerminateJobCommand,
-} from '@aws-sdk/client-batch';
-import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import {
-  type BatchJobInput,
-  type BatchJobResult,
-  BatchJobResultSchema,
-  type StagedObject,
-} from '../../contracts/batch-job.js';
+import { type JobDetail, TerminateJobCommand } from '@aws-sdk/client-batch';
+import type { BatchJobInput, StagedObject } from '../../contracts/batch-job.js';
 import type { RemoteJob } from '../../contracts/events.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import type { RunConfig } from '../../contracts/run-config.js';
-import { type RunLayout, TASK_FILES } from '../../contracts/run-layout.js';
+import type { RunLayout } from '../../contracts/run-layout.js';
 import { S3_LAYOUT } from '../../contracts/s3-layout.js';
-import { UsageError } from '../../errors.js';
-import { OutputRejectedError } from '../../trust/output-check.js';
 import { redactor } from '../../trust/secret-scanner.js';
 import { CappedLog } from '../../util/capped-log.js';
-import { applyJobBundle, BundleError } from '../../workspace/bundles.js';
 import { Project } from '../../workspace/project.js';
 import type { Backend, ExecutionContext } from '../backend.js';
 import { type AwsClients, awsClients } from './aws.js';
-import { awsErrorMessage, isMissingCredentials } from './aws-basics.js';
+import { awsErrorMessage } from './aws-basics.js';
+import { JobCollector } from './collect.js';
 import { LogFollower } from './logs.js';
-import { jobFailure } from './outcome.js';
 import { type JobEnd, JobPoller } from './poll.js';
 import type { BatchSettings } from './settings.js';
-import { Staging, StagingError } from './staging.js';
+import { Staging } from './staging.js';
 import { JobSubmitter, jobName, SubmissionTooLargeError } from './submit.js';
 
-/** The most a job's result.json may weigh; its transcript and log have bounds of their own. */
-const MAX_RESULT_BYTES = 2 ** 20;
-const MAX_TRANSCRIPT_BYTES = 64 * 2 ** 20;
+/** The most a task's executor.log takes from its job's log stream. */
 const MAX_LOG_BYTES = 32 * 2 ** 20;
-/** A bundle's git overhead on top of the files it carries. */
-const BUNDLE_SLACK_BYTES = 16 * 2 ** 20;
 /** GetLogEvents calls a second for the whole run (CloudWatch allows 25 per account and region). */
 const LOG_CALLS_PER_SECOND = 10;
-
-/** Checks the stack answers: the queue exists and takes jobs, the bucket is reachable. */
-export async function checkBatch(settings: BatchSettings): Promise<void> {
-  // One retry: a stack that does not answer is a configuration problem, said at once.
-  const { batch, submit, s3, logs } = awsClients(settings, 2);
-  try {
-    const answer = await batch
-      .send(new DescribeJobQueuesCommand({ jobQueues: [settings.jobQueue] }))
-      .catch((error: unknown) => {
-        throw new UsageError(
-          isMissingCredentials(error)
-            ? `no AWS credentials for the batch backend in ${settings.region}: sign in (AWS_PROFILE, aws sso login) or run where a role provides them`
-            : `cannot reach AWS Batch in ${settings.region}: ${awsErrorMessage(error)}`,
-        );
-      });
-    const queue = answer.jobQueues?.[0];
-    if (!queue)
-      throw new UsageError(
-        `AWS Batch job queue ${settings.jobQueue} not found in ${settings.region}`,
-      );
-    if (queue.state !== 'ENABLED' || queue.status !== 'VALID')
-      throw new UsageError(
-        `job queue ${queue.jobQueueName} is ${queue.state} and ${queue.status}${queue.statusReason ? `: ${queue.statusReason}` : ''}`,
-      );
-    await s3.send(new HeadBucketCommand({ Bucket: settings.bucket })).catch((error: unknown) => {
-      throw new UsageError(
-        `cannot use the state bucket ${settings.bucket}: ${awsErrorMessage(error)}`,
-      );
-    });
-  } finally {
-    for (const client of [batch, submit, s3, logs]) client.destroy();
-  }
-}
 
 export interface BatchBackendOptions {
   settings: BatchSettings;
@@ -108,6 +58,7 @@ export class BatchBackend implements Backend {
     { job: RemoteJob; record: ExecutionContext['recordJob'] }
   >();
   private readonly redact: (text: string) => string;
+  private readonly collector: JobCollector;
 
   constructor(private readonly options: BatchBackendOptions) {
     const { settings } = options;
@@ -127,6 +78,7 @@ export class BatchBackend implements Backend {
       settings.poll.minMs,
     );
     this.redact = redactor(options.secrets);
+    this.collector = new JobCollector(this.staging, options.layout, options.config, this.redact);
   }
 
   /** API calls made so far, for the benchmarks. */
@@ -162,7 +114,7 @@ export class BatchBackend implements Backend {
         const { end, logged } = await this.watch(known, context, log);
         try {
           if (context.signal.aborted) return stopped(context.signal);
-          return await this.collect(spec, context, known, prefix, end);
+          return await this.collector.collect(spec, context.sandbox.workspace, known, prefix, end);
         } finally {
           await logged;
         }
@@ -317,121 +269,6 @@ export class BatchBackend implements Backend {
     await this.clients.batch
       .send(new TerminateJobCommand({ jobId: job.id, reason: reason.slice(0, 256) }))
       .catch(() => {});
-  }
-
-  /** What an ended job leaves: its result, transcript and bundle, each checked before use. */
-  private async collect(
-    spec: TaskSpec,
-    context: ExecutionContext,
-    job: RemoteJob & { id: string },
-    prefix: string,
-    end: JobEnd,
-  ): Promise<ExecutorOutcome> {
-    if (end.kind === 'lost')
-      return { status: 'failed', error: `job ${job.name}: ${end.reason}`, retryable: true };
-    const { detail } = end;
-    let result: BatchJobResult | undefined;
-    try {
-      result = await this.readResult(prefix);
-    } catch (error) {
-      return {
-        status: 'failed',
-        error: `job ${job.name}: ${(error as Error).message}`,
-        retryable: true,
-      };
-    }
-    if (!result) {
-      const failure =
-        detail.status === 'FAILED'
-          ? jobFailure(detail)
-          : { error: 'the job succeeded but staged no result', retryable: true };
-      return {
-        status: 'failed',
-        error: `job ${job.name}: ${failure.error}`,
-        retryable: failure.retryable,
-      };
-    }
-    try {
-      if (result.transcript) await this.copyTranscript(spec, result.transcript);
-      if (result.outcome.status === 'failed')
-        return {
-          ...result.outcome,
-          error: result.outcome.error ?? 'the job failed without a message',
-        };
-      // An outcome uploaded by a job that then failed (killed on its way out) is not taken.
-      if (detail.status !== 'SUCCEEDED') return { status: 'failed', ...jobFailure(detail) };
-      if (!result.bundle || !result.commit)
-        return {
-          status: 'failed',
-          error: `job ${job.name} succeeded but staged no bundle`,
-          retryable: true,
-        };
-      await this.takeBundle(spec, context, job, result.bundle, result.commit);
-      return result.outcome;
-    } catch (error) {
-      if (error instanceof OutputRejectedError)
-        return { status: 'failed', error: error.message, retryable: false };
-      if (error instanceof BundleError || error instanceof StagingError)
-        return { status: 'failed', error: `job ${job.name}: ${error.message}`, retryable: true };
-      throw error;
-    }
-  }
-
-  private async readResult(prefix: string): Promise<BatchJobResult | undefined> {
-    const raw = await this.staging.getBytes(`${prefix}${S3_LAYOUT.files.result}`, MAX_RESULT_BYTES);
-    if (!raw) return undefined;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw new StagingError('its result.json is not JSON');
-    }
-    const result = BatchJobResultSchema.safeParse(parsed);
-    if (!result.success) throw new StagingError('its result.json is not a valid result');
-    return result.data;
-  }
-
-  /** The job's transcript, checked, bounded and redacted, appended to the task's own. */
-  private async copyTranscript(spec: TaskSpec, transcript: StagedObject): Promise<void> {
-    if (transcript.bytes > MAX_TRANSCRIPT_BYTES)
-      throw new StagingError(`its transcript is over ${MAX_TRANSCRIPT_BYTES} bytes`);
-    const raw = await this.staging.getBytes(transcript.key, transcript.bytes);
-    if (!raw) throw new StagingError(`its transcript ${transcript.key} is missing`);
-    Staging.verify(transcript, raw);
-    appendFileSync(
-      path.join(spec.outputDir, TASK_FILES.transcript),
-      this.redact(raw.toString('utf8')),
-    );
-  }
-
-  /** Downloads the job's bundle, checks it, and writes its work into the slot's workspace. */
-  private async takeBundle(
-    spec: TaskSpec,
-    context: ExecutionContext,
-    job: RemoteJob,
-    bundle: StagedObject,
-    commit: string,
-  ): Promise<void> {
-    const { layout, config } = this.options;
-    const limit = config.outputLimits.maxTaskBytes + BUNDLE_SLACK_BYTES;
-    if (bundle.bytes > limit)
-      throw new OutputRejectedError(
-        `the job's bundle is ${bundle.bytes} bytes, more than its changes may weigh (--max-task-size)`,
-      );
-    const name = `${spec.taskId}-${spec.attempt}`;
-    const file = path.join(layout.staging, `${name}.bundle`);
-    try {
-      await this.staging.getFile(bundle, file);
-      await applyJobBundle(
-        path.join(layout.project, '.git'),
-        path.join(layout.staging, `${name}.quarantine`),
-        context.sandbox.workspace,
-        { file, commit, base: job.base },
-        config.outputLimits,
-      );
-    } finally {
-      await rm(file, { force: true });
-    }
   }
 
   async close(): Promise<void> {

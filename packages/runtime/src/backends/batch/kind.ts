@@ -94,7 +94,7 @@ export const batchKind: BackendKind<BatchSettings> = {
     };
   },
   async preflight(settings, { allowedTools }) {
-    const { checkBatch } = await import('./backend.js');
+    const { checkBatch } = await import('./preflight.js');
     await checkBatch(settings);
     return { settings, allowedTools };
   },

@@ -1,0 +1,153 @@
+import { appendFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  type BatchJobResult,
+  BatchJobResultSchema,
+  type StagedObject,
+} from '../../contracts/batch-job.js';
+import type { RemoteJob } from '../../contracts/events.js';
+import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
+import type { RunConfig } from '../../contracts/run-config.js';
+import { type RunLayout, TASK_FILES } from '../../contracts/run-layout.js';
+import { S3_LAYOUT } from '../../contracts/s3-layout.js';
+import { OutputRejectedError } from '../../trust/output-check.js';
+import { applyJobBundle, BundleError } from '../../workspace/bundles.js';
+import { jobFailure } from './outcome.js';
+import type { JobEnd } from './poll.js';
+import { Staging, StagingError } from './staging.js';
+
+/** The most a job's result.json may weigh; its transcript has a bound of its own. */
+const MAX_RESULT_BYTES = 2 ** 20;
+const MAX_TRANSCRIPT_BYTES = 64 * 2 ** 20;
+/** A bundle's git overhead on top of the files it carries. */
+const BUNDLE_SLACK_BYTES = 16 * 2 ** 20;
+
+/**
+ * Reads what an ended job left in its attempt's prefix, as untrusted data: its result, then the
+ * transcript and bundle it names, each checked against the size and SHA-256 the result gives;
+ * the bundle's work is written into the slot's workspace through quarantine.
+ */
+export class JobCollector {
+  constructor(
+    private readonly staging: Staging,
+    private readonly layout: RunLayout,
+    private readonly config: RunConfig,
+    private readonly redact: (text: string) => string,
+  ) {}
+
+  /** What an ended job leaves: its result, transcript and bundle, each checked before use. */
+  async collect(
+    spec: TaskSpec,
+    workspace: string,
+    job: RemoteJob,
+    prefix: string,
+    end: JobEnd,
+  ): Promise<ExecutorOutcome> {
+    if (end.kind === 'lost')
+      return { status: 'failed', error: `job ${job.name}: ${end.reason}`, retryable: true };
+    const { detail } = end;
+    let result: BatchJobResult | undefined;
+    try {
+      result = await this.readResult(prefix);
+    } catch (error) {
+      return {
+        status: 'failed',
+        error: `job ${job.name}: ${(error as Error).message}`,
+        retryable: true,
+      };
+    }
+    if (!result) {
+      const failure =
+        detail.status === 'FAILED'
+          ? jobFailure(detail)
+          : { error: 'the job succeeded but staged no result', retryable: true };
+      return {
+        status: 'failed',
+        error: `job ${job.name}: ${failure.error}`,
+        retryable: failure.retryable,
+      };
+    }
+    try {
+      if (result.transcript) await this.copyTranscript(spec, result.transcript);
+      if (result.outcome.status === 'failed')
+        return {
+          ...result.outcome,
+          error: result.outcome.error ?? 'the job failed without a message',
+        };
+      // An outcome uploaded by a job that then failed (killed on its way out) is not taken.
+      if (detail.status !== 'SUCCEEDED') return { status: 'failed', ...jobFailure(detail) };
+      if (!result.bundle || !result.commit)
+        return {
+          status: 'failed',
+          error: `job ${job.name} succeeded but staged no bundle`,
+          retryable: true,
+        };
+      await this.takeBundle(spec, workspace, job, result.bundle, result.commit);
+      return result.outcome;
+    } catch (error) {
+      if (error instanceof OutputRejectedError)
+        return { status: 'failed', error: error.message, retryable: false };
+      if (error instanceof BundleError || error instanceof StagingError)
+        return { status: 'failed', error: `job ${job.name}: ${error.message}`, retryable: true };
+      throw error;
+    }
+  }
+
+  private async readResult(prefix: string): Promise<BatchJobResult | undefined> {
+    const raw = await this.staging.getBytes(`${prefix}${S3_LAYOUT.files.result}`, MAX_RESULT_BYTES);
+    if (!raw) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch {
+      throw new StagingError('its result.json is not JSON');
+    }
+    const result = BatchJobResultSchema.safeParse(parsed);
+    if (!result.success) throw new StagingError('its result.json is not a valid result');
+    return result.data;
+  }
+
+  /** The job's transcript, checked, bounded and redacted, appended to the task's own. */
+  private async copyTranscript(spec: TaskSpec, transcript: StagedObject): Promise<void> {
+    if (transcript.bytes > MAX_TRANSCRIPT_BYTES)
+      throw new StagingError(`its transcript is over ${MAX_TRANSCRIPT_BYTES} bytes`);
+    const raw = await this.staging.getBytes(transcript.key, transcript.bytes);
+    if (!raw) throw new StagingError(`its transcript ${transcript.key} is missing`);
+    Staging.verify(transcript, raw);
+    appendFileSync(
+      path.join(spec.outputDir, TASK_FILES.transcript),
+      this.redact(raw.toString('utf8')),
+    );
+  }
+
+  /** Downloads the job's bundle, checks it, and writes its work into the slot's workspace. */
+  private async takeBundle(
+    spec: TaskSpec,
+    workspace: string,
+    job: RemoteJob,
+    bundle: StagedObject,
+    commit: string,
+  ): Promise<void> {
+    const { layout, config } = this;
+    const limit = config.outputLimits.maxTaskBytes + BUNDLE_SLACK_BYTES;
+    if (bundle.bytes > limit)
+      throw new OutputRejectedError(
+        `the job's bundle is ${bundle.bytes} bytes, more than its changes may weigh (--max-task-size)`,
+      );
+    const name = `${spec.taskId}-${spec.attempt}`;
+    const file = path.join(layout.staging, `${name}.bundle`);
+    try {
+      await this.staging.getFile(bundle, file);
+      await applyJobBundle(
+        path.join(layout.project, '.git'),
+        path.join(layout.staging, `${name}.quarantine`),
+        workspace,
+        { file, commit, base: job.base },
+        config.outputLimits,
+      );
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+}
