@@ -29,6 +29,7 @@ import { checkOutputDir, prepareOutputDir } from '../run/output-dir.js';
 import { replay } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
+import { resolveSource } from '../workspace/source.js';
 import { doctor, gitPreflight } from './doctor.js';
 import { formatPlan, formatStatus, formatSummary, formatUsage } from './format.js';
 import { loadBackendConfig, loadPlanFile, loadRequirements } from './options.js';
@@ -45,6 +46,8 @@ export interface PlanningOptions extends ModelFlags {
 
 export interface RunCommandOptions extends PlanningOptions {
   plan?: string;
+  repo?: string;
+  base?: string;
   backendConfig?: string;
   backend: BackendName;
   output: string;
@@ -226,6 +229,10 @@ export async function runCommand(
   checkOutputDir(options.output);
   await gitPreflight();
   const { kind, settings } = chooseBackend(options, given);
+  if (options.base !== undefined && options.repo === undefined)
+    throw new UsageError('--base names a commit of --repo: give the repository too');
+  const source =
+    options.repo !== undefined ? await resolveSource(options.repo, options.base) : undefined;
   const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
   const ready = await kind.preflight(settings, {
     real: access !== undefined,
@@ -254,6 +261,7 @@ export async function runCommand(
       ...hooks,
       outputDir: options.output,
       plan,
+      ...(source && { source }),
       backend: kind.name,
       [kind.name]: ready.settings,
       mode: access ? 'real' : 'simulate',

@@ -92,6 +92,11 @@ function program(): Command {
       .argument('[requirements...]', 'what to build (or use --file / --plan)'),
   )
     .option('--plan <file>', 'run this plan (execution_plan.json format) instead of planning')
+    .option('--repo <path|url>', 'start from this repository (a local clone, or a URL git clones)')
+    .option(
+      '--base <ref>',
+      'with --repo: the branch, tag or commit to start from (default: its HEAD)',
+    )
     .addOption(
       new Option('-b, --backend <name>', 'where executors run')
         .default(DEFAULTS.backend)

@@ -50,6 +50,8 @@ export const RunConfigSchema = z.object({
   maxBudgetUsd: z.number().positive().optional(),
   outputLimits: OutputLimitsSchema.default(DEFAULT_OUTPUT_LIMITS),
   agentNetwork: AgentNetworkSchema.default('none'),
+  /** The repository the run started from (`--repo`) and the commit its main started at. */
+  source: z.object({ repo: z.string(), base: z.string() }).optional(),
   /** Who made the plan, and what planning cost. */
   planner: z.object({ name: z.string(), model: z.string().optional(), usage: UsageSchema }),
 });

@@ -18,6 +18,7 @@ import { OutputCheck, OutputRejectedError } from '../trust/output-check.js';
 import { SecretScanner } from '../trust/secret-scanner.js';
 import { seededRandom } from '../util/random.js';
 import { Project, type TaskCommit } from '../workspace/project.js';
+import type { SourceRepository } from '../workspace/source.js';
 import { describeEvent } from './describe-event.js';
 import { Journal } from './journal.js';
 import { applyEvent, FINAL_TASK_STATUSES, initialState, type RunState, replay } from './replay.js';
@@ -46,9 +47,11 @@ export interface RunHooks {
   modelAccess?: ModelAccess;
 }
 
-export interface StartRunOptions extends RunSettings, RunHooks {
+export interface StartRunOptions extends Omit<RunSettings, 'source'>, RunHooks {
   outputDir: string;
   plan: Plan;
+  /** A repository to start from (`--repo`); without one the project starts empty. */
+  source?: SourceRepository;
 }
 
 export interface ResumeRunOptions extends RunHooks {
@@ -73,30 +76,34 @@ function writeJson(file: string, value: unknown): void {
 /** Creates a run directory for the plan and runs it to the end. */
 export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
   // Hooks (and the secrets among them) stay out of run.json: only settings are written.
-  const { outputDir, plan, signal, onEvent, modelAccess, ...settings } = options;
+  const { outputDir, plan, signal, onEvent, modelAccess, source, ...settings } = options;
   const layout = createRunDir(outputDir, plan.requirements.split('\n')[0] ?? '');
-  const config = RunConfigSchema.parse({
-    version: 1,
-    runId: path.basename(layout.root),
-    createdAt: new Date().toISOString(),
-    ...settings,
-  });
+  const runId = path.basename(layout.root);
   const release = acquireRunLock(layout);
   try {
     let project: Project;
     let journal: Journal;
+    let config: RunConfig;
     try {
-      writeJson(layout.config, config);
       writeJson(layout.plan, plan);
       mkdirSync(layout.tasks);
-      project = await Project.init(
-        layout.project,
-        `Start run ${config.runId}\n\n${plan.requirements}`,
-      );
+      project = source
+        ? await Project.fromRepository(layout.project, source)
+        : await Project.init(layout.project, `Start run ${runId}\n\n${plan.requirements}`);
+      // Written once the base is known: a repository's is resolved by the clone.
+      config = RunConfigSchema.parse({
+        version: 1,
+        runId,
+        createdAt: new Date().toISOString(),
+        ...settings,
+        ...(source && { source: { repo: source.location, base: project.head } }),
+      });
+      writeJson(layout.config, config);
       journal = Journal.create(layout.journal);
     } catch (error) {
       // Nothing has run: a run that could not even be set up leaves nothing behind.
       rmSync(layout.root, { recursive: true, force: true });
+      if (error instanceof UsageError) throw error;
       throw new RunDirError(`cannot set up a run in ${outputDir}: ${describeError(error)}`);
     }
     const state = initialState(plan.tasks.map((t) => t.id));

@@ -72,18 +72,22 @@ export interface GitResult {
 function run(
   command: string,
   argv: readonly string[],
-  target: GitTarget,
+  target: GitTarget | { cwd: string },
   label: string,
   okCodes: readonly number[],
 ): Promise<GitResult> {
-  const env: NodeJS.ProcessEnv = { ...GIT_ENV, GIT_DIR: target.gitDir };
-  if (target.workTree) env.GIT_WORK_TREE = target.workTree;
-  if (target.indexFile) env.GIT_INDEX_FILE = target.indexFile;
+  const env: NodeJS.ProcessEnv = { ...GIT_ENV };
+  if ('gitDir' in target) {
+    env.GIT_DIR = target.gitDir;
+    if (target.workTree) env.GIT_WORK_TREE = target.workTree;
+    if (target.indexFile) env.GIT_INDEX_FILE = target.indexFile;
+  }
+  const cwd = 'cwd' in target ? target.cwd : (target.workTree ?? target.gitDir);
   return new Promise((resolve, reject) => {
     execFile(
       command,
       argv,
-      { cwd: target.workTree ?? target.gitDir, env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
+      { cwd, env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
       (error, stdout, stderr) => {
         const exitCode = error ? (typeof error.code === 'number' ? error.code : null) : 0;
         if (exitCode !== null && okCodes.includes(exitCode)) resolve({ stdout, exitCode });
@@ -102,6 +106,18 @@ export function git(
   okCodes: readonly number[] = [0],
 ): Promise<GitResult> {
   return run('git', args, target, `git ${args[0]}`, okCodes);
+}
+
+/**
+ * Runs git where no repository is named: to clone one, or to ask git which repository a
+ * directory the user named belongs to.
+ */
+export function gitAt(
+  cwd: string,
+  args: readonly string[],
+  okCodes: readonly number[] = [0],
+): Promise<GitResult> {
+  return run('git', args, { cwd }, `git ${args[0]}`, okCodes);
 }
 
 /**

@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { INTEGRATION_BRANCH, taskBranch } from '../contracts/run-layout.js';
+import { UsageError } from '../errors.js';
 import type { OutputCheck } from '../trust/output-check.js';
 import { readUntrusted, removeTree, sanitizeTree } from '../trust/untrusted-files.js';
-import { GitError, type GitTarget, git, gitScript } from './git.js';
+import { GitError, type GitTarget, git, gitAt, gitScript } from './git.js';
+import { SOURCE_TRANSPORTS, type SourceRepository } from './source.js';
 
 export interface TaskCommit {
   commit: string;
@@ -188,6 +190,55 @@ export class Project {
     return Project.open(dir);
   }
 
+  /**
+   * A new repository at `dir` holding a source repository's history, its integration branch at
+   * the commit the run starts from. A local source is cloned with its objects hard-linked where
+   * the file system allows, so nothing of its history is copied; nothing of its configuration,
+   * hooks or working tree is taken, and it is only read. Its main is the resolved base.
+   */
+  static async fromRepository(dir: string, source: SourceRepository): Promise<Project> {
+    await gitAt(path.dirname(dir), [
+      ...SOURCE_TRANSPORTS,
+      'clone',
+      '--quiet',
+      '--no-checkout',
+      '--template=',
+      '--origin',
+      'source',
+      '--end-of-options',
+      source.location,
+      dir,
+    ]);
+    const gitDir = path.join(dir, '.git');
+    await Project.configure(gitDir);
+    const resolve = async (name: string) => {
+      const found = await git(
+        { gitDir },
+        ['rev-parse', '--verify', '--quiet', '--end-of-options', `${name}^{commit}`],
+        [0, 1, 128],
+      );
+      return found.exitCode === 0 ? found.stdout.trim() : undefined;
+    };
+    const base =
+      source.commit ?? (await resolve(source.ref)) ?? (await resolve(`source/${source.ref}`));
+    if (!base)
+      throw new UsageError(`--base ${source.ref} does not name a commit in ${source.location}`);
+    // The project's own branches are main and the tasks': the clone's checkout branch goes.
+    await gitScript(
+      { gitDir },
+      'start-from-base',
+      `
+git symbolic-ref HEAD refs/heads/${INTEGRATION_BRANCH}
+git update-ref refs/heads/${INTEGRATION_BRANCH} "$1"
+git for-each-ref --format='%(refname)' refs/heads | while read -r ref; do
+  [ "$ref" = refs/heads/${INTEGRATION_BRANCH} ] || git update-ref -d "$ref"
+done
+`,
+      [base],
+    );
+    return Project.open(dir);
+  }
+
   private static async create(dir: string): Promise<string> {
     await mkdir(dir, { recursive: true });
     const gitDir = path.join(dir, '.git');
@@ -197,6 +248,12 @@ export class Project {
       '--template=',
       `--initial-branch=${INTEGRATION_BRANCH}`,
     ]);
+    await Project.configure(gitDir);
+    return gitDir;
+  }
+
+  /** The repository settings a run relies on, and the attributes that outrank any agent's. */
+  private static async configure(gitDir: string): Promise<void> {
     for (const [key, value] of [
       ['gc.auto', '0'], // no background gc racing the run's parallel writers
       ['core.autocrlf', 'false'],
@@ -206,7 +263,6 @@ export class Project {
     }
     await mkdir(path.join(gitDir, 'info'), { recursive: true });
     await writeFile(path.join(gitDir, 'info', 'attributes'), HOST_ATTRIBUTES);
-    return gitDir;
   }
 
   static async open(dir: string): Promise<Project> {

@@ -1,0 +1,187 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readSummary, resultLine, runCli } from '../support/cli.js';
+import { gitOut } from '../support/git.js';
+import { tempDir } from '../support/tmp.js';
+
+const work = tempDir('po-repo-');
+let n = 0;
+
+function sh(cwd: string, command: string): void {
+  execFileSync('sh', ['-c', command], {
+    cwd,
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'dev',
+      GIT_AUTHOR_EMAIL: 'dev@example.invalid',
+      GIT_COMMITTER_NAME: 'dev',
+      GIT_COMMITTER_EMAIL: 'dev@example.invalid',
+    },
+    stdio: 'ignore',
+  });
+}
+
+/**
+ * A user's repository as one is mid-work: history on a branch that is not main, a tag, another
+ * branch, a stash, a staged change, an edited file and an untracked one.
+ */
+function userRepository(): string {
+  const dir = path.join(work, `user-${n++}`);
+  sh(work, `git init -q -b trunk ${dir}`);
+  sh(
+    dir,
+    [
+      'printf "# Shop\\n" > README.md',
+      'mkdir -p src && printf "export const price = 1;\\n" > src/price.ts',
+      'git add -A && git commit -qm "first"',
+      'git tag v1',
+      'printf "export const tax = 2;\\n" > src/tax.ts && git add -A && git commit -qm "second"',
+      'git branch feature',
+      'printf "stashed\\n" >> README.md && git stash -q',
+      'printf "staged\\n" > staged.txt && git add staged.txt',
+      'printf "edited\\n" >> src/price.ts',
+      'printf "mine\\n" > notes.txt',
+    ].join(' && '),
+  );
+  return dir;
+}
+
+/** Every file under `dir`, `.git` included, by path: its kind, mode and content's hash. */
+function snapshot(dir: string, prefix = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of readdirSync(path.join(dir, prefix))) {
+    const rel = path.join(prefix, name);
+    const full = path.join(dir, rel);
+    const stats = lstatSync(full);
+    if (stats.isDirectory()) Object.assign(out, snapshot(dir, rel));
+    else if (stats.isSymbolicLink()) out[rel] = `link ${readlinkSync(full)}`;
+    else
+      out[rel] =
+        `${stats.mode.toString(8)} ${createHash('sha256').update(readFileSync(full)).digest('hex')}`;
+  }
+  return out;
+}
+
+const PLAN = path.join(work, 'plan.json');
+writeFileSync(
+  PLAN,
+  JSON.stringify({
+    requirements: 'Add a cart to the shop',
+    executorBudget: 2,
+    tasks: [
+      { id: 'cart', title: 'Cart', description: 'Add the cart.', dependsOn: [] },
+      { id: 'checkout', title: 'Checkout', description: 'Check out.', dependsOn: ['cart'] },
+    ],
+  }),
+);
+
+async function runFrom(repo: string, extra: string[] = []) {
+  const output = path.join(work, `runs-${n++}`);
+  const result = await runCli(
+    ['run', '--plan', PLAN, '--repo', repo, ...extra, '-o', output, '--json'],
+    work,
+  );
+  return { ...result, output, runDir: result.code === 0 ? resultLine(result.stdout).runDir : '' };
+}
+
+describe('a run that starts from an existing repository', () => {
+  it('starts from --base with its history, and leaves the repository exactly as it was', async () => {
+    const repo = userRepository();
+    const before = snapshot(repo);
+    const v1 = gitOut(repo, ['rev-parse', 'v1^{commit}']);
+    const run = await runFrom(repo, ['--base', 'v1']);
+    expect(run.code, run.stderr).toBe(0);
+    const project = path.join(run.runDir, 'project');
+    // main starts at v1, history kept; the tasks are merged on top of it.
+    expect(gitOut(project, ['merge-base', '--is-ancestor', v1, 'main'])).toBe('');
+    expect(gitOut(project, ['rev-list', '--count', 'main', '--not', v1])).toBe('4');
+    const files = gitOut(project, ['ls-tree', '-r', '--name-only', 'main']).split('\n');
+    expect(files).toEqual(
+      expect.arrayContaining(['README.md', 'src/price.ts', 'src/cart.ts', 'src/checkout.ts']),
+    );
+    // What was committed at v1, not the later commit or the working tree's edits.
+    expect(files).not.toContain('src/tax.ts');
+    expect(gitOut(project, ['show', 'main:src/price.ts'])).toBe('export const price = 1;');
+    expect(JSON.parse(readFileSync(path.join(run.runDir, 'run.json'), 'utf8')).source).toEqual({
+      repo,
+      base: v1,
+    });
+    expect(readSummary(run.runDir).totals.succeeded).toBe(2);
+    // Working tree, index, branches, stash, HEAD: byte for byte what they were.
+    expect(snapshot(repo)).toEqual(before);
+  });
+
+  it('takes a URL (a bare repository), its HEAD by default, and a shallow clone', async () => {
+    const repo = userRepository();
+    const bare = path.join(work, `bare-${n++}.git`);
+    sh(work, `git clone -q --bare ${repo} ${bare}`);
+    const fromUrl = await runFrom(`file://${bare}`);
+    expect(fromUrl.code, fromUrl.stderr).toBe(0);
+    const head = gitOut(repo, ['rev-parse', 'trunk']);
+    expect(
+      gitOut(path.join(fromUrl.runDir, 'project'), ['merge-base', '--is-ancestor', head, 'main']),
+    ).toBe('');
+
+    const shallow = path.join(work, `shallow-${n++}`);
+    sh(work, `git clone -q --depth 1 file://${bare} ${shallow}`);
+    const fromShallow = await runFrom(shallow);
+    expect(fromShallow.code, fromShallow.stderr).toBe(0);
+    expect(gitOut(path.join(fromShallow.runDir, 'project'), ['show', 'main:src/tax.ts'])).toBe(
+      'export const tax = 2;',
+    );
+  });
+
+  it.each([
+    [
+      'a path that is not a repository',
+      () => ({ repo: work, extra: [] }),
+      /--repo .* is not a git repository/,
+    ],
+    [
+      'a --base that names nothing',
+      () => ({ repo: userRepository(), extra: ['--base', 'no-such-tag'] }),
+      /--base no-such-tag does not name a commit in/,
+    ],
+    [
+      'a URL that cannot be reached',
+      () => ({ repo: `file://${work}/missing.git`, extra: [] }),
+      /--repo file:.*missing\.git: cannot reach the repository/,
+    ],
+    [
+      'a path that does not exist',
+      () => ({ repo: path.join(work, 'nowhere'), extra: [] }),
+      /no such directory, and not a URL/,
+    ],
+  ])('%s: one line, exit 2, nothing written', async (_, given, message) => {
+    const { repo, extra } = given();
+    const before = existsSync(repo) ? snapshot(repo) : undefined;
+    const run = await runFrom(repo, extra);
+    expect(run.code).toBe(2);
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines, run.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+    expect(existsSync(run.output)).toBe(false);
+    if (before) expect(snapshot(repo)).toEqual(before);
+  });
+
+  it('refuses --base without --repo', async () => {
+    const run = await runCli(
+      ['run', '--plan', PLAN, '--base', 'v1', '-o', path.join(work, 'x')],
+      work,
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim()).toBe(
+      'error: --base names a commit of --repo: give the repository too',
+    );
+  });
+});
