@@ -72,6 +72,16 @@ function snapshot(dir: string, prefix = ''): Record<string, string> {
   return out;
 }
 
+/** A snapshot less what a delivery adds: objects, and the new branch's ref and log. */
+function withoutDelivery(files: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(files).filter(
+      ([file]) =>
+        !/^\.git\/(objects\/|(logs\/)?refs\/heads\/(parallel-orchestrator|delivered)\/)/.test(file),
+    ),
+  );
+}
+
 const PLAN = path.join(work, 'plan.json');
 writeFileSync(
   PLAN,
@@ -117,8 +127,15 @@ describe('a run that starts from an existing repository', () => {
       base: v1,
     });
     expect(readSummary(run.runDir).totals.succeeded).toBe(2);
-    // Working tree, index, branches, stash, HEAD: byte for byte what they were.
-    expect(snapshot(repo)).toEqual(before);
+    // The result came back as a new branch, and nothing else changed: working tree, index,
+    // HEAD, branches, stash are byte for byte what they were.
+    const branch = `parallel-orchestrator/${path.basename(run.runDir)}`;
+    expect(gitOut(repo, ['rev-parse', branch])).toBe(gitOut(project, ['rev-parse', 'main']));
+    const after = snapshot(repo);
+    expect(withoutDelivery(after)).toEqual(withoutDelivery(before));
+    // Objects were only added.
+    for (const [file, hash] of Object.entries(before)) expect(after[file], file).toBe(hash);
+    expect(resultLine(run.stdout)).toMatchObject({ delivered: { branch, repo, base: v1 } });
   });
 
   it('takes a URL (a bare repository), its HEAD by default, and a shallow clone', async () => {
@@ -182,6 +199,99 @@ describe('a run that starts from an existing repository', () => {
     expect(run.code).toBe(2);
     expect(run.stderr.trim()).toBe(
       'error: --base names a commit of --repo: give the repository too',
+    );
+  });
+
+  it('delivers only a run that succeeded, unless --deliver-partial; pushes when asked', async () => {
+    const repo = userRepository();
+    const failing = path.join(work, `failing-${n++}.json`);
+    writeFileSync(
+      failing,
+      JSON.stringify({
+        requirements: 'Break something',
+        executorBudget: 2,
+        tasks: [
+          { id: 'good', title: 'Good', description: 'Fine.', dependsOn: [] },
+          {
+            id: 'bad',
+            title: 'Bad',
+            description: 'Fails.',
+            dependsOn: [],
+            simulate: { failAttempts: 9, failure: 'permanent' },
+          },
+        ],
+      }),
+    );
+    const output = path.join(work, `runs-${n++}`);
+    const held = await runCli(['run', '--plan', failing, '--repo', repo, '-o', output], work);
+    expect(held.code).toBe(1);
+    expect(held.stdout).toMatch(/Not delivered to .*: the run did not succeed \(--deliver-partial/);
+    expect(gitOut(repo, ['branch', '--list', 'parallel-orchestrator/*'])).toBe('');
+
+    const remote = path.join(work, `remote-${n++}.git`);
+    sh(work, `git init -q --bare ${remote} && git -C ${repo} remote add share ${remote}`);
+    const partial = await runCli(
+      [
+        'run',
+        '--plan',
+        failing,
+        '--repo',
+        repo,
+        '--deliver-partial',
+        '--into',
+        'delivered/partial',
+        '--push',
+        'share',
+        '-o',
+        output,
+        '--json',
+      ],
+      work,
+    );
+    expect(partial.code).toBe(1);
+    expect(resultLine(partial.stdout)).toMatchObject({
+      delivered: { branch: 'delivered/partial', pushed: 'share' },
+    });
+    const runDir = resultLine(partial.stdout).runDir;
+    const main = gitOut(path.join(runDir, 'project'), ['rev-parse', 'main']);
+    expect(gitOut(repo, ['rev-parse', 'delivered/partial'])).toBe(main);
+    expect(gitOut(remote, ['rev-parse', 'delivered/partial'])).toBe(main);
+  });
+
+  it.each([
+    [
+      'an --into branch that exists',
+      ['--into', 'feature'],
+      /--into feature already exists in the repository/,
+    ],
+    [
+      'an --into that is no branch name',
+      ['--into', 'bad..name'],
+      /--into bad\.\.name is not a valid branch name/,
+    ],
+    [
+      'a --push remote that does not exist',
+      ['--push', 'nowhere'],
+      /--push nowhere: the repository has no such remote/,
+    ],
+  ])('refuses %s before anything starts', async (_, extra, message) => {
+    const repo = userRepository();
+    const before = snapshot(repo);
+    const run = await runFrom(repo, extra);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim()).toMatch(message);
+    expect(existsSync(run.output)).toBe(false);
+    expect(snapshot(repo)).toEqual(before);
+  });
+
+  it('refuses delivery options without a local --repo', async () => {
+    const run = await runCli(
+      ['run', '--plan', PLAN, '--into', 'x', '-o', path.join(work, 'y')],
+      work,
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim()).toBe(
+      'error: --into, --push and --deliver-partial deliver into a local --repo: give one',
     );
   });
 });

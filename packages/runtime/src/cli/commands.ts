@@ -1,9 +1,10 @@
+import path from 'node:path';
 import type { BackendKind } from '../backends/backend.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
 import type { Plan } from '../contracts/plan.js';
 import type { AgentNetwork, BackendName, RunConfig } from '../contracts/run-config.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
-import { EXIT, UsageError } from '../errors.js';
+import { describeError, EXIT, UsageError } from '../errors.js';
 import {
   agentSettingsFor,
   MODEL_DEFAULTS,
@@ -29,9 +30,17 @@ import { checkOutputDir, prepareOutputDir } from '../run/output-dir.js';
 import { replay } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
+import { checkDelivery, deliver } from '../workspace/deliver.js';
 import { resolveSource } from '../workspace/source.js';
 import { doctor, gitPreflight } from './doctor.js';
-import { formatPlan, formatStatus, formatSummary, formatUsage } from './format.js';
+import {
+  type Delivered,
+  formatDelivery,
+  formatPlan,
+  formatStatus,
+  formatSummary,
+  formatUsage,
+} from './format.js';
 import { loadBackendConfig, loadPlanFile, loadRequirements } from './options.js';
 import { createReporter, progressMode } from './progress.js';
 
@@ -48,6 +57,9 @@ export interface RunCommandOptions extends PlanningOptions {
   plan?: string;
   repo?: string;
   base?: string;
+  into?: string;
+  deliverPartial?: boolean;
+  push?: string;
   backendConfig?: string;
   backend: BackendName;
   output: string;
@@ -185,6 +197,25 @@ function exitCodeOf(outcome: RunOutcome): number {
   return outcome.status === 'cancelled' ? EXIT.cancelled : EXIT.failed;
 }
 
+/**
+ * The run's result delivered into its source repository, as run.json says: after a succeeded run,
+ * or any finished one with `partial`. A cancelled run delivers nothing (resume finishes it).
+ */
+async function deliverResult(outcome: RunOutcome): Promise<Delivered | undefined> {
+  const { config } = loadRun(outcome.runDir);
+  const target = config.deliver;
+  if (!target || !config.source) return undefined;
+  const about = { repo: config.source.repo, branch: target.branch, base: config.source.base };
+  const done = outcome.status === 'succeeded' || (target.partial && outcome.status === 'failed');
+  if (!done) return { ...about, skipped: true };
+  try {
+    await deliver(path.join(outcome.runDir, 'project'), target);
+    return { ...about, ...(target.push && { pushed: target.push }) };
+  } catch (error) {
+    return { ...about, error: describeError(error) };
+  }
+}
+
 /** Runs (or resumes) with progress output and Ctrl-C handling; returns the exit code. */
 async function drive(
   json: boolean,
@@ -201,7 +232,9 @@ async function drive(
     reporter.close();
     dispose();
   }
-  const exitCode = exitCodeOf(outcome);
+  const delivered = await deliverResult(outcome);
+  const exitCode =
+    delivered?.error && outcome.status === 'succeeded' ? EXIT.failed : exitCodeOf(outcome);
   if (json) {
     const { totals, usage, stoppedBy } = outcome.summary;
     const result = {
@@ -212,10 +245,12 @@ async function drive(
       totals,
       usage,
       stoppedBy,
+      ...(delivered && { delivered }),
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
     process.stdout.write(`\n${formatSummary(outcome.summary, outcome.runDir)}\n`);
+    if (delivered) process.stdout.write(`${formatDelivery(delivered)}\n`);
   }
   return exitCode;
 }
@@ -233,6 +268,19 @@ export async function runCommand(
     throw new UsageError('--base names a commit of --repo: give the repository too');
   const source =
     options.repo !== undefined ? await resolveSource(options.repo, options.base) : undefined;
+  const deliver = source?.gitDir
+    ? {
+        gitDir: source.gitDir,
+        partial: options.deliverPartial ?? false,
+        ...(options.into !== undefined && { branch: options.into }),
+        ...(options.push !== undefined && { push: options.push }),
+      }
+    : undefined;
+  if (!deliver && (options.into ?? options.push ?? options.deliverPartial) !== undefined)
+    throw new UsageError(
+      '--into, --push and --deliver-partial deliver into a local --repo: give one',
+    );
+  if (deliver) await checkDelivery(deliver);
   const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
   const ready = await kind.preflight(settings, {
     real: access !== undefined,
@@ -262,6 +310,7 @@ export async function runCommand(
       outputDir: options.output,
       plan,
       ...(source && { source }),
+      ...(deliver && { deliver }),
       backend: kind.name,
       [kind.name]: ready.settings,
       mode: access ? 'real' : 'simulate',

@@ -120,3 +120,28 @@ export function formatSummary(summary: ExecutionSummary, runDir: string): string
   }
   return lines.join('\n');
 }
+
+/** What became of a run's delivery into its source repository. */
+export interface Delivered {
+  repo: string;
+  branch: string;
+  /** The commit the run started from. */
+  base: string;
+  pushed?: string;
+  /** The run did not succeed, and `--deliver-partial` was not given. */
+  skipped?: boolean;
+  error?: string;
+}
+
+/** What the user does next with a delivered run: the branch, how to review it, how to merge. */
+export function formatDelivery(delivered: Delivered): string {
+  const { repo, branch, base } = delivered;
+  if (delivered.error) return `Not delivered to ${repo}: ${delivered.error}`;
+  if (delivered.skipped)
+    return `Not delivered to ${repo}: the run did not succeed (--deliver-partial delivers it anyway)`;
+  return [
+    `Delivered:     branch ${branch} in ${repo}${delivered.pushed ? `, pushed to ${delivered.pushed}` : ''}`,
+    `Review:        git -C ${repo} log --graph --stat ${base.slice(0, 12)}..${branch}`,
+    `Merge:         git -C ${repo} merge ${branch}`,
+  ].join('\n');
+}

@@ -97,6 +97,12 @@ function program(): Command {
       '--base <ref>',
       'with --repo: the branch, tag or commit to start from (default: its HEAD)',
     )
+    .option(
+      '--into <branch>',
+      'with a local --repo: the new branch the result goes to (default: parallel-orchestrator/<run id>)',
+    )
+    .option('--deliver-partial', 'deliver the result even when some tasks failed')
+    .option('--push <remote>', 'push the delivered branch to this remote of the repository')
     .addOption(
       new Option('-b, --backend <name>', 'where executors run')
         .default(DEFAULTS.backend)

@@ -52,6 +52,18 @@ export const RunConfigSchema = z.object({
   agentNetwork: AgentNetworkSchema.default('none'),
   /** The repository the run started from (`--repo`) and the commit its main started at. */
   source: z.object({ repo: z.string(), base: z.string() }).optional(),
+  /**
+   * Where the result goes when the run ends: a new branch of the source repository (by default
+   * `parallel-orchestrator/<run id>`), only when the run succeeded unless `partial`, then pushed.
+   */
+  deliver: z
+    .object({
+      gitDir: z.string(),
+      branch: z.string(),
+      partial: z.boolean(),
+      push: z.string().optional(),
+    })
+    .optional(),
   /** Who made the plan, and what planning cost. */
   planner: z.object({ name: z.string(), model: z.string().optional(), usage: UsageSchema }),
 });

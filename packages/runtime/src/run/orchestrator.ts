@@ -17,6 +17,7 @@ import { errorMessage, Scheduler } from '../scheduler/scheduler.js';
 import { OutputCheck, OutputRejectedError } from '../trust/output-check.js';
 import { SecretScanner } from '../trust/secret-scanner.js';
 import { seededRandom } from '../util/random.js';
+import { deliveryBranch } from '../workspace/deliver.js';
 import { Project, type TaskCommit } from '../workspace/project.js';
 import type { SourceRepository } from '../workspace/source.js';
 import { describeEvent } from './describe-event.js';
@@ -47,11 +48,13 @@ export interface RunHooks {
   modelAccess?: ModelAccess;
 }
 
-export interface StartRunOptions extends Omit<RunSettings, 'source'>, RunHooks {
+export interface StartRunOptions extends Omit<RunSettings, 'source' | 'deliver'>, RunHooks {
   outputDir: string;
   plan: Plan;
   /** A repository to start from (`--repo`); without one the project starts empty. */
   source?: SourceRepository;
+  /** Where the result goes; the branch defaults to one named after the run. */
+  deliver?: Omit<NonNullable<RunConfig['deliver']>, 'branch'> & { branch?: string };
 }
 
 export interface ResumeRunOptions extends RunHooks {
@@ -76,7 +79,7 @@ function writeJson(file: string, value: unknown): void {
 /** Creates a run directory for the plan and runs it to the end. */
 export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
   // Hooks (and the secrets among them) stay out of run.json: only settings are written.
-  const { outputDir, plan, signal, onEvent, modelAccess, source, ...settings } = options;
+  const { outputDir, plan, signal, onEvent, modelAccess, source, deliver, ...settings } = options;
   const layout = createRunDir(outputDir, plan.requirements.split('\n')[0] ?? '');
   const runId = path.basename(layout.root);
   const release = acquireRunLock(layout);
@@ -97,6 +100,9 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
         createdAt: new Date().toISOString(),
         ...settings,
         ...(source && { source: { repo: source.location, base: project.head } }),
+        ...(deliver && {
+          deliver: { ...deliver, branch: deliver.branch ?? deliveryBranch(runId) },
+        }),
       });
       writeJson(layout.config, config);
       journal = Journal.create(layout.journal);

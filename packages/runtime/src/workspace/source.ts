@@ -20,6 +20,8 @@ export interface SourceRepository {
   ref: string;
   /** The commit it names, when it could be resolved before cloning (a local repository). */
   commit?: string;
+  /** A local repository's git directory: where the result can be delivered. */
+  gitDir?: string;
 }
 
 /**
@@ -55,5 +57,5 @@ export async function resolveSource(repo: string, ref = 'HEAD'): Promise<SourceR
   ]);
   if (commit.exitCode !== 0)
     throw new UsageError(`--base ${ref} does not name a commit in ${repo}`);
-  return { location, ref, commit: commit.stdout.trim() };
+  return { location, ref, commit: commit.stdout.trim(), gitDir: dir.stdout.trim() };
 }
