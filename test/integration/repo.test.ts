@@ -294,4 +294,31 @@ describe('a run that starts from an existing repository', () => {
       'error: --into, --push and --deliver-partial deliver into a local --repo: give one',
     );
   });
+
+  it("shows a task's diff and the run's, and exports a patch series that rebuilds main on the base", async () => {
+    const repo = userRepository();
+    const run = await runFrom(repo, ['--base', 'v1']);
+    expect(run.code, run.stderr).toBe(0);
+    const project = path.join(run.runDir, 'project');
+    const taskDiff = await runCli(['diff', run.runDir, 'cart'], work);
+    expect(taskDiff.code).toBe(0);
+    expect(taskDiff.stdout).toBe(`${gitOut(project, ['diff', 'task/cart^1', 'task/cart'])}\n`);
+    const whole = await runCli(['diff', run.runDir], work);
+    expect(whole.stdout).toMatch(/\+\+\+ b\/src\/checkout\.ts/);
+    expect((await runCli(['diff', run.runDir, 'nope'], work)).stderr.trim()).toBe(
+      `error: no task nope in ${run.runDir}`,
+    );
+
+    const patches = path.join(work, `patches-${n++}`);
+    const exported = await runCli(['export', run.runDir, '--patch', '-o', patches], work);
+    expect(exported.stdout).toMatch(/^2 patches in /);
+    // Applied in order on the base, the series gives main's tree.
+    const copy = path.join(work, `copy-${n++}`);
+    sh(work, `git clone -q ${repo} ${copy} && git -C ${copy} checkout -q v1`);
+    sh(copy, `git am -q ${patches}/*.patch`);
+    expect(gitOut(copy, ['rev-parse', 'HEAD^{tree}'])).toBe(
+      gitOut(project, ['rev-parse', 'main^{tree}']),
+    );
+    expect(gitOut(copy, ['log', '-1', '--format=%s'])).toBe('task(checkout): Checkout');
+  });
 });

@@ -31,6 +31,7 @@ import { replay } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
 import { checkDelivery, deliver } from '../workspace/deliver.js';
+import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
 import { resolveSource } from '../workspace/source.js';
 import { doctor, gitPreflight } from './doctor.js';
 import {
@@ -406,4 +407,35 @@ export async function doctorCommand(flags: ModelFlags): Promise<number> {
   const { text, ok } = await doctor(process.env, modelFlags(flags));
   process.stdout.write(`${text}\n`);
   return ok ? EXIT.succeeded : EXIT.failed;
+}
+
+/** `diff <runDir> [taskId]`: what one task changed (its commit), or the whole run (base to main). */
+export async function diffCommand(runDir: string, taskId: string | undefined): Promise<void> {
+  const { layout, plan, config } = loadRun(runDir);
+  const gitDir = path.join(layout.project, '.git');
+  if (taskId === undefined) {
+    const base = await runBase(gitDir, config.source);
+    process.stdout.write(await diffOf(gitDir, base, 'main'));
+    return;
+  }
+  if (!plan.tasks.some((task) => task.id === taskId))
+    throw new UsageError(`no task ${taskId} in ${runDir}`);
+  const state = replay(
+    plan.tasks.map((t) => t.id),
+    readJournal(layout.journal).events,
+  );
+  const commit = state.tasks.get(taskId)?.result.commit;
+  if (!commit) throw new UsageError(`task ${taskId} has no commit yet`);
+  process.stdout.write(await diffOf(gitDir, `${commit}^1`, commit));
+}
+
+/** `export <runDir> --patch`: the run's change as a patch series in `output` (git am applies it). */
+export async function exportCommand(runDir: string, output: string | undefined): Promise<void> {
+  const { layout, config } = loadRun(runDir);
+  const gitDir = path.join(layout.project, '.git');
+  const dir = path.resolve(output ?? path.join(layout.root, 'patches'));
+  const files = await writePatchSeries(gitDir, await runBase(gitDir, config.source), dir);
+  process.stdout.write(
+    `${files.length} patches in ${dir} (apply on the run's base with: git am ${dir}/*.patch)\n`,
+  );
 }

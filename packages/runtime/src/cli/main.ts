@@ -7,7 +7,9 @@ import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { JournalError } from '../run/journal.js';
 import { RunDirError } from '../run/run-dir.js';
 import {
+  diffCommand,
   doctorCommand,
+  exportCommand,
   type PlanningOptions,
   planCommand,
   type ResumeCommandOptions,
@@ -226,6 +228,23 @@ function program(): Command {
     .argument('<runDir>', 'the run directory')
     .option('--json', 'machine-readable output')
     .action((runDir: string, options: { json?: boolean }) => statusCommand(runDir, options));
+
+  cli
+    .command('diff')
+    .description("show a task's change, or the whole run's (from its base to main)")
+    .argument('<runDir>', 'the run directory')
+    .argument('[taskId]', 'one task')
+    .action((runDir: string, taskId: string | undefined) => diffCommand(runDir, taskId));
+
+  cli
+    .command('export')
+    .description("write the run's change as a patch series (git am applies it on the base)")
+    .argument('<runDir>', 'the run directory')
+    .requiredOption('--patch', 'as patches (git format-patch style, one per merged task)')
+    .option('-o, --output <dir>', 'where the patches go (default: <runDir>/patches)')
+    .action((runDir: string, options: { output?: string }) =>
+      exportCommand(runDir, options.output),
+    );
 
   withModelOptions(
     cli
