@@ -10,8 +10,10 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
 import { readSummary, resultLine, runCli } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
+import { startModelServer, toolUse } from '../support/model-server.js';
 import { tempDir } from '../support/tmp.js';
 
 const work = tempDir('po-repo-');
@@ -320,5 +322,68 @@ describe('a run that starts from an existing repository', () => {
       gitOut(project, ['rev-parse', 'main^{tree}']),
     );
     expect(gitOut(copy, ['log', '-1', '--format=%s'])).toBe('task(checkout): Checkout');
+  });
+
+  it('shows the model planner the codebase at the base: tracked files, README, manifests, bounded', async () => {
+    const repo = userRepository();
+    sh(
+      repo,
+      'git stash -q && printf \'{"name":"shop"}\\n\' > package.json && git add package.json && git commit -qm "manifest" && git tag v2 && git stash pop -q',
+    );
+    const requests: string[] = [];
+    const server = await startModelServer((request) => {
+      requests.push(JSON.stringify(request.body?.messages ?? []));
+      return {
+        content: [
+          toolUse(PLAN_TOOL, {
+            tasks: [
+              {
+                id: 'cart',
+                title: 'Cart',
+                description: 'Add the cart.',
+                dependsOn: [],
+                files: ['src/cart.ts'],
+              },
+            ],
+          }),
+        ],
+      };
+    });
+    try {
+      const planned = await runCli(
+        ['plan', 'Add a cart', '--real', '--json', '--repo', repo, '--base', 'v2'],
+        work,
+        {
+          ANTHROPIC_API_KEY: 'sk-ant-api03-repo-test-key-0000000000',
+          ANTHROPIC_BASE_URL: server.url,
+        },
+      );
+      expect(planned.code, planned.stderr).toBe(0);
+      const prompt = requests.join('\n');
+      expect(prompt).toContain('The work starts from an existing repository');
+      expect(prompt).toContain('src/tax.ts');
+      expect(prompt).toContain('# Shop');
+      expect(prompt).toContain('package.json:\\n{\\"name\\":\\"shop\\"}');
+      // Untracked and uncommitted work is not the base's.
+      expect(prompt).not.toContain('notes.txt');
+      expect(prompt).not.toContain('staged.txt');
+
+      // A large tree is cut to a bound, and says so.
+      const big = path.join(work, `big-${n++}`);
+      sh(work, `git init -q ${big}`);
+      sh(
+        big,
+        'for i in $(seq 1 1600); do echo $i > f$i.txt; done && git add -A && git commit -qm many',
+      );
+      requests.length = 0;
+      const capped = await runCli(['plan', 'Tidy up', '--real', '--json', '--repo', big], work, {
+        ANTHROPIC_API_KEY: 'sk-ant-api03-repo-test-key-0000000000',
+        ANTHROPIC_BASE_URL: server.url,
+      });
+      expect(capped.code, capped.stderr).toBe(0);
+      expect(requests.join('\n')).toContain('Its files (1600, the first 1500 shown):');
+    } finally {
+      await server.close();
+    }
   });
 });

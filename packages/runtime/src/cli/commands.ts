@@ -32,7 +32,7 @@ import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
 import { checkDelivery, deliver } from '../workspace/deliver.js';
 import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
-import { resolveSource } from '../workspace/source.js';
+import { describeCodebase, resolveSource } from '../workspace/source.js';
 import { doctor, gitPreflight } from './doctor.js';
 import {
   type Delivered,
@@ -46,6 +46,9 @@ import { loadBackendConfig, loadPlanFile, loadRequirements } from './options.js'
 import { createReporter, progressMode } from './progress.js';
 
 export interface PlanningOptions extends ModelFlags {
+  /** `--repo` and `--base`: the repository the work starts from. */
+  repo?: string;
+  base?: string;
   file?: string;
   executors: number;
   maxTasks: number;
@@ -56,8 +59,6 @@ export interface PlanningOptions extends ModelFlags {
 
 export interface RunCommandOptions extends PlanningOptions {
   plan?: string;
-  repo?: string;
-  base?: string;
   into?: string;
   deliverPartial?: boolean;
   push?: string;
@@ -135,6 +136,8 @@ async function makePlan(
     plan?: string;
     /** `--docker-planner`: plan in a container of the image. */
     plannerContainer?: PlannerContainer;
+    /** The repository the work starts from, as the model planner is shown it. */
+    codebase?: string;
   },
   access: ModelAccess | undefined,
 ): Promise<{ plan: Plan; planner: RunConfig['planner'] }> {
@@ -158,7 +161,11 @@ async function makePlan(
       access,
     });
   }
-  const planning = { executors: options.executors, maxTasks: options.maxTasks };
+  const planning = {
+    executors: options.executors,
+    maxTasks: options.maxTasks,
+    ...(options.codebase && { codebase: options.codebase }),
+  };
   if (!access) {
     const { plan, usage } = await new SimulatedPlanner().plan(requirements, planning);
     return { plan, planner: { name: 'simulated', usage } };
@@ -295,7 +302,8 @@ export async function runCommand(
         ready.settings,
       )
     : undefined;
-  const made = await makePlan(words, { ...options, plannerContainer }, access);
+  const codebase = source && access ? await describeCodebase(source) : undefined;
+  const made = await makePlan(words, { ...options, plannerContainer, codebase }, access);
   // A plan file brings its own budget unless --executors overrides it.
   const executors =
     options.plan !== undefined && !given('executors')
@@ -340,7 +348,10 @@ export async function planCommand(words: string[], options: PlanningOptions): Pr
   const access = options.real
     ? await resolveModelAccess(process.env, modelFlags(options))
     : undefined;
-  const { plan, planner } = await makePlan(words, options, access);
+  const source =
+    options.repo !== undefined ? await resolveSource(options.repo, options.base) : undefined;
+  const codebase = source && access ? await describeCodebase(source) : undefined;
+  const { plan, planner } = await makePlan(words, { ...options, codebase }, access);
   if (options.json) {
     process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
     return;

@@ -66,6 +66,14 @@ function withPlanningOptions(command: Command): Command {
         DEFAULTS.executors,
       )
       .option('--max-tasks <n>', 'most tasks a plan may have', parseMaxTasks, DEFAULTS.maxTasks)
+      .option(
+        '--repo <path|url>',
+        'start from this repository (a local clone, or a URL git clones)',
+      )
+      .option(
+        '--base <ref>',
+        'with --repo: the branch, tag or commit to start from (default: its HEAD)',
+      )
       .addOption(
         new Option('--simulate', 'simulated planner and executors, no model (default)').conflicts(
           'real',
@@ -94,11 +102,6 @@ function program(): Command {
       .argument('[requirements...]', 'what to build (or use --file / --plan)'),
   )
     .option('--plan <file>', 'run this plan (execution_plan.json format) instead of planning')
-    .option('--repo <path|url>', 'start from this repository (a local clone, or a URL git clones)')
-    .option(
-      '--base <ref>',
-      'with --repo: the branch, tag or commit to start from (default: its HEAD)',
-    )
     .option(
       '--into <branch>',
       'with a local --repo: the new branch the result goes to (default: parallel-orchestrator/<run id>)',

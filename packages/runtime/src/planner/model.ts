@@ -45,6 +45,7 @@ function userPrompt(requirements: string, options: PlannerOptions): string {
   return [
     `Requirement:\n${requirements}`,
     '',
+    ...(options.codebase ? [options.codebase, ''] : []),
     `Agents working at once: ${options.executors}. At most ${options.maxTasks} tasks.`,
     'Task ids are slugs: lowercase letters, digits and "-", starting with a letter or digit.',
     `Call ${PLAN_TOOL} with the plan.`,

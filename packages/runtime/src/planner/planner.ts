@@ -5,6 +5,8 @@ export interface PlannerOptions {
   /** M, the executor budget the plan's parallel width should suit. */
   executors: number;
   maxTasks: number;
+  /** The repository the run starts from, described (its files, README, manifests). */
+  codebase?: string;
 }
 
 export interface PlanResult {

@@ -59,3 +59,54 @@ export async function resolveSource(repo: string, ref = 'HEAD'): Promise<SourceR
     throw new UsageError(`--base ${ref} does not name a commit in ${repo}`);
   return { location, ref, commit: commit.stdout.trim(), gitDir: dir.stdout.trim() };
 }
+
+/** How much of a codebase the planner is shown: enough to plan in it, bounded for any size. */
+export const CODEBASE_LIMITS = { paths: 1_500, readmeBytes: 8_192, manifestBytes: 4_096 } as const;
+
+/** Files at the top of a repository that say what it is built with. */
+const MANIFESTS = [
+  'package.json',
+  'pnpm-workspace.yaml',
+  'tsconfig.json',
+  'pyproject.toml',
+  'requirements.txt',
+  'setup.py',
+  'Cargo.toml',
+  'go.mod',
+  'pom.xml',
+  'build.gradle',
+  'Gemfile',
+  'composer.json',
+  'Makefile',
+];
+
+/**
+ * What the planner is told of the repository a run starts from: its tracked files at the base
+ * (so what `.gitignore` keeps out is not there), capped, its README and its manifests, each cut
+ * to a bound. Only a local source can be read before the clone; a URL's is not described.
+ */
+export async function describeCodebase(source: SourceRepository): Promise<string | undefined> {
+  if (!source.gitDir || !source.commit) return undefined;
+  const repo = { gitDir: source.gitDir };
+  const listed = await git(repo, ['ls-tree', '-r', '-z', '--name-only', source.commit]);
+  const paths = listed.stdout.split('\0').filter(Boolean);
+  const shown = paths.slice(0, CODEBASE_LIMITS.paths);
+  const parts = [
+    `The work starts from an existing repository (commit ${source.commit.slice(0, 12)}). Plan changes to it; do not recreate what is there.`,
+    '',
+    `Its files (${paths.length}${paths.length > shown.length ? `, the first ${shown.length} shown` : ''}):`,
+    ...shown,
+  ];
+  const readme = paths.find((file) => /^readme(\.\w+)?$/i.test(file));
+  for (const [file, limit] of [
+    ...(readme ? [[readme, CODEBASE_LIMITS.readmeBytes] as const] : []),
+    ...MANIFESTS.filter((name) => paths.includes(name)).map(
+      (name) => [name, CODEBASE_LIMITS.manifestBytes] as const,
+    ),
+  ]) {
+    const blob = await git(repo, ['cat-file', 'blob', `${source.commit}:${file}`]);
+    const text = blob.stdout.length > limit ? `${blob.stdout.slice(0, limit)}\n[cut]` : blob.stdout;
+    parts.push('', `${file}:`, text.trimEnd());
+  }
+  return parts.join('\n');
+}
