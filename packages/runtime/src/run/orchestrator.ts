@@ -99,7 +99,7 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
         runId,
         createdAt: new Date().toISOString(),
         ...settings,
-        ...(source && { source: { repo: source.location, base: project.head } }),
+        ...(source && { source: { repo: source.shown, base: project.head } }),
         ...(deliver && {
           deliver: { ...deliver, branch: deliver.branch ?? deliveryBranch(runId) },
         }),

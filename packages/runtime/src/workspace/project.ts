@@ -222,7 +222,7 @@ export class Project {
     const base =
       source.commit ?? (await resolve(source.ref)) ?? (await resolve(`source/${source.ref}`));
     if (!base)
-      throw new UsageError(`--base ${source.ref} does not name a commit in ${source.location}`);
+      throw new UsageError(`--base ${source.ref} does not name a commit in ${source.shown}`);
     // The project's own branches are main and the tasks': the clone's checkout branch goes.
     await gitScript(
       { gitDir },

@@ -14,8 +14,10 @@ export const SOURCE_TRANSPORTS = ['file', 'https', 'http', 'ssh', 'git'].flatMap
 
 /** A repository a run starts from, as `run --repo` and `--base` name it. */
 export interface SourceRepository {
-  /** What `git clone` takes: an absolute path, or a URL. */
+  /** What `git clone` takes: a local repository's git directory, or a URL. */
   location: string;
+  /** The repository as the user named it (an absolute path, or the URL). */
+  shown: string;
   /** The ref, branch, tag or commit to start from, as given. */
   ref: string;
   /** The commit it names, when it could be resolved before cloning (a local repository). */
@@ -38,7 +40,7 @@ export async function resolveSource(repo: string, ref = 'HEAD'): Promise<SourceR
       [0, 1, 2, 128],
     );
     if (answer.exitCode !== 0) throw new UsageError(`--repo ${repo}: cannot reach the repository`);
-    return { location: repo, ref };
+    return { location: repo, shown: repo, ref };
   }
   const location = path.resolve(repo);
   // A bare repository is named; a checkout is asked which repository it belongs to.
@@ -46,7 +48,8 @@ export async function resolveSource(repo: string, ref = 'HEAD'): Promise<SourceR
     existsSync(path.join(location, 'HEAD')) && existsSync(path.join(location, 'objects'));
   const ask = (args: string[]) =>
     bare ? git({ gitDir: location }, args, [0, 1, 128]) : gitAt(location, args, [0, 1, 128]);
-  const dir = await ask(['rev-parse', '--absolute-git-dir']);
+  // The repository itself, also from a subdirectory or a linked worktree of it.
+  const dir = await ask(['rev-parse', '--path-format=absolute', '--git-common-dir']);
   if (dir.exitCode !== 0) throw new UsageError(`--repo ${repo} is not a git repository`);
   const commit = await ask([
     'rev-parse',
@@ -57,7 +60,8 @@ export async function resolveSource(repo: string, ref = 'HEAD'): Promise<SourceR
   ]);
   if (commit.exitCode !== 0)
     throw new UsageError(`--base ${ref} does not name a commit in ${repo}`);
-  return { location, ref, commit: commit.stdout.trim(), gitDir: dir.stdout.trim() };
+  const gitDir = dir.stdout.trim();
+  return { location: gitDir, shown: location, ref, commit: commit.stdout.trim(), gitDir };
 }
 
 /** How much of a codebase the planner is shown: enough to plan in it, bounded for any size. */
