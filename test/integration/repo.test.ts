@@ -193,15 +193,17 @@ describe('a run that starts from an existing repository', () => {
     if (before) expect(snapshot(repo)).toEqual(before);
   });
 
-  it('refuses --base without --repo', async () => {
-    const run = await runCli(
-      ['run', '--plan', PLAN, '--base', 'v1', '-o', path.join(work, 'x')],
-      work,
-    );
+  it.each([
+    ['--base', ['--base', 'v1'], 'error: --base names a commit of --repo: give the repository too'],
+    [
+      'delivery options',
+      ['--into', 'x'],
+      'error: --into, --push and --deliver-partial deliver into a local --repo: give one',
+    ],
+  ])('refuses %s without a local --repo', async (_, extra, message) => {
+    const run = await runCli(['run', '--plan', PLAN, ...extra, '-o', path.join(work, 'x')], work);
     expect(run.code).toBe(2);
-    expect(run.stderr.trim()).toBe(
-      'error: --base names a commit of --repo: give the repository too',
-    );
+    expect(run.stderr.trim()).toBe(message);
   });
 
   it('delivers only a run that succeeded, unless --deliver-partial; pushes when asked', async () => {
@@ -284,17 +286,6 @@ describe('a run that starts from an existing repository', () => {
     expect(run.stderr.trim()).toMatch(message);
     expect(existsSync(run.output)).toBe(false);
     expect(snapshot(repo)).toEqual(before);
-  });
-
-  it('refuses delivery options without a local --repo', async () => {
-    const run = await runCli(
-      ['run', '--plan', PLAN, '--into', 'x', '-o', path.join(work, 'y')],
-      work,
-    );
-    expect(run.code).toBe(2);
-    expect(run.stderr.trim()).toBe(
-      'error: --into, --push and --deliver-partial deliver into a local --repo: give one',
-    );
   });
 
   it("shows a task's diff and the run's, and exports a patch series that rebuilds main on the base", async () => {
