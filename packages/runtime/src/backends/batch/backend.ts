@@ -55,8 +55,10 @@ export class BatchBackend implements Backend {
   /** Jobs of attempts in flight, terminated if the backend closes before they end. */
   private readonly active = new Map<
     string,
-    { job: RemoteJob; record: ExecutionContext['recordJob'] }
+    { job: RemoteJob & { id: string }; record: ExecutionContext['recordJob'] }
   >();
+  /** The run's repository, opened once: base bundles are written from it. */
+  private project: Promise<Project> | undefined;
   private readonly redact: (text: string) => string;
   private readonly collector: JobCollector;
 
@@ -188,8 +190,8 @@ export class BatchBackend implements Backend {
       staged = (async () => {
         const { layout, config, settings } = this.options;
         const file = path.join(layout.staging, `${commit}.bundle`);
-        const project = await Project.open(layout.project);
-        await project.writeBundle(file, `refs/staging/${commit}`, commit);
+        this.project ??= Project.open(layout.project);
+        await (await this.project).writeBundle(file, `refs/staging/${commit}`, commit);
         try {
           return await this.staging.putFile(
             S3_LAYOUT.base(settings.runsPrefix, config.runId, commit),
@@ -274,7 +276,7 @@ export class BatchBackend implements Backend {
   async close(): Promise<void> {
     await Promise.all(
       [...this.active.values()].map(({ job, record }) =>
-        this.terminate(job as RemoteJob & { id: string }, record, 'the orchestrator stopped'),
+        this.terminate(job, record, 'the orchestrator stopped'),
       ),
     );
     for (const client of Object.values(this.clients)) client.destroy();
