@@ -181,6 +181,11 @@ describe('a run that starts from an existing repository', () => {
       () => ({ repo: path.join(work, 'nowhere'), extra: [] }),
       /no such directory, and not a URL/,
     ],
+    [
+      'a verify command that is not found',
+      () => ({ repo: userRepository(), extra: ['--verify', 'CI=1 no-such-checker --all'] }),
+      /^error: --verify: command not found: no-such-checker \(looked on PATH\)$/,
+    ],
   ])('%s: one line, exit 2, nothing written', async (_, given, message) => {
     const { repo, extra } = given();
     const before = existsSync(repo) ? snapshot(repo) : undefined;
@@ -196,11 +201,16 @@ describe('a run that starts from an existing repository', () => {
   it.each([
     ['--base', ['--base', 'v1'], 'error: --base names a commit of --repo: give the repository too'],
     [
+      '--verify-timeout',
+      ['--verify-timeout', '1m'],
+      'error: --verify-timeout limits --verify: give the command too',
+    ],
+    [
       'delivery options',
       ['--into', 'x'],
       'error: --into, --push and --deliver-partial deliver into a local --repo: give one',
     ],
-  ])('refuses %s without a local --repo', async (_, extra, message) => {
+  ])('refuses %s without what it qualifies', async (_, extra, message) => {
     const run = await runCli(['run', '--plan', PLAN, ...extra, '-o', path.join(work, 'x')], work);
     expect(run.code).toBe(2);
     expect(run.stderr.trim()).toBe(message);

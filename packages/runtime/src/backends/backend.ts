@@ -4,6 +4,7 @@ import type { RemoteJob } from '../contracts/events.js';
 import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import type { BackendName, RunConfig } from '../contracts/run-config.js';
 import type { RunLayout, SandboxLayout } from '../contracts/run-layout.js';
+import type { Verification, VerifySettings } from '../contracts/verify.js';
 import type { ModelProxy } from '../proxy/model-proxy.js';
 
 export interface ExecutionContext {
@@ -34,6 +35,20 @@ export interface ExecutionContext {
   adopt?: RemoteJob;
 }
 
+/** One run of `--verify` on a tree the host checked out. */
+export interface VerifyRequest {
+  settings: VerifySettings;
+  /** The tree to check is in its workspace; its home is the backend's to make afresh. */
+  sandbox: SandboxLayout;
+  /** The commit checked out there (what a backend running elsewhere starts from). */
+  commit: string;
+  /** Where the command's output goes: appended to, capped. */
+  logPath: string;
+  signal: AbortSignal;
+  /** The attempt whose work is checked; absent for the integration branch at the end. */
+  attempt?: { taskId: string; attempt: number };
+}
+
 /**
  * Where executors run. Every backend takes the same task spec and settles with the same
  * outcome; an executor that crashes or is killed settles as a retryable failure, never a throw.
@@ -45,6 +60,12 @@ export interface ExecutionContext {
 export interface Backend {
   readonly name: BackendName;
   execute(spec: TaskSpec, context: ExecutionContext): Promise<ExecutorOutcome>;
+  /**
+   * Runs the verify command with the same isolation as an executor (never on the host as the
+   * user: what it runs is agents' work), no network, and the request's timeout. A backend whose
+   * jobs check their own work answers an attempt's request with the job's verification.
+   */
+  verify(request: VerifyRequest): Promise<Verification>;
   /**
    * Gets ready before the first task: starts what executors need, and clears what an
    * interrupted orchestrator left behind for this run.
@@ -70,6 +91,8 @@ export interface PreflightRequest {
   /** The tools real agents get, and whether the user named them. */
   allowedTools: readonly string[];
   toolsGiven: boolean;
+  /** `--verify`: the backend checks it can run the command, and says why not in one line. */
+  verify?: VerifySettings;
 }
 
 export interface Preflight<Settings> {

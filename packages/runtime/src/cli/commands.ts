@@ -62,6 +62,8 @@ export interface RunCommandOptions extends PlanningOptions {
   into?: string;
   deliverPartial?: boolean;
   push?: string;
+  verify?: string;
+  verifyTimeout: number;
   backendConfig?: string;
   backend: BackendName;
   output: string;
@@ -289,11 +291,19 @@ export async function runCommand(
       '--into, --push and --deliver-partial deliver into a local --repo: give one',
     );
   if (deliver) await checkDelivery(deliver);
+  if (options.verify !== undefined && !options.verify.trim())
+    throw new UsageError('--verify needs a command');
+  const verify = options.verify
+    ? { command: options.verify.trim(), timeoutMs: options.verifyTimeout }
+    : undefined;
+  if (!verify && given('verifyTimeout'))
+    throw new UsageError('--verify-timeout limits --verify: give the command too');
   const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
   const ready = await kind.preflight(settings, {
     real: access !== undefined,
     allowedTools: options.allowedTools,
     toolsGiven: given('allowedTools'),
+    ...(verify && { verify }),
   });
   const plannerContainer = options.dockerPlanner
     ? await (await import('../planner/docker.js')).plannerContainer(
@@ -320,6 +330,7 @@ export async function runCommand(
       plan,
       ...(source && { source }),
       ...(deliver && { deliver }),
+      ...(verify && { verify }),
       backend: kind.name,
       [kind.name]: ready.settings,
       mode: access ? 'real' : 'simulate',
@@ -382,6 +393,7 @@ export async function resumeCommand(
     real: config.mode === 'real',
     allowedTools: config.agent?.allowedTools ?? [],
     toolsGiven: true,
+    ...(config.verify && { verify: config.verify }),
   });
   return drive(options.json ?? false, plan, options.executors ?? config.executors, (hooks) =>
     resumeRun(runDir, {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Plan } from '../contracts/plan.js';
 import type { ExecutionSummary } from '../contracts/results.js';
 import type { Usage } from '../contracts/usage.js';
+import { describeVerification } from '../contracts/verify.js';
 import type { RunState } from '../run/replay.js';
 import type { ScheduleEstimate } from '../scheduler/estimate.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
@@ -105,6 +106,15 @@ export function formatSummary(summary: ExecutionSummary, runDir: string): string
     `Project:       ${path.join(shown, 'project')} (git log --graph main)`,
   ];
   if (summary.mode === 'real') lines.push(`Model usage:   ${formatUsage(summary.usage)}`);
+  if (summary.verify) {
+    const { command, final } = summary.verify;
+    const retried = totals.verifyFailures
+      ? `; ${totals.verifyFailures} attempt${totals.verifyFailures === 1 ? '' : 's'} failed it and ${totals.verifyFailures === 1 ? 'was' : 'were'} retried or failed`
+      : '';
+    lines.push(
+      `Verify:        ${command}: ${final ? `${describeVerification(final)} on main (${path.join(shown, 'verify.log')})` : 'not run on main'}${retried}`,
+    );
+  }
   if (summary.stoppedBy === 'budget') {
     lines.push(
       'Stopped by the spending limit (--max-budget-usd): tasks not started are left for resume.',

@@ -108,6 +108,18 @@ function program(): Command {
     )
     .option('--deliver-partial', 'deliver the result even when some tasks failed')
     .option('--push <remote>', 'push the delivered branch to this remote of the repository')
+    .option(
+      '--verify <command>',
+      "the repository's check (sh -c, in the backend's sandbox): each task's work merges only if it passes on the merged result, and it runs once more at the end",
+    )
+    .addOption(
+      parsedOption(
+        '--verify-timeout <duration>',
+        'time limit of one --verify run, 100ms to 7d',
+        parseTaskTimeout,
+        DEFAULTS.verifyTimeout,
+      ),
+    )
     .addOption(
       new Option('-b, --backend <name>', 'where executors run')
         .default(DEFAULTS.backend)

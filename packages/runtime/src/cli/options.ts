@@ -26,6 +26,7 @@ export const DEFAULTS = {
   retries: 2,
   retryDelay: '1s',
   taskTimeout: '30m',
+  verifyTimeout: '10m',
   simTaskMs: '250-1000',
   seed: 42,
   maxFileSize: '100m',

@@ -3,6 +3,7 @@ import { ENV, type EnvName } from './env.js';
 import { ExecutorOutcomeSchema, TaskSpecSchema } from './executor.js';
 import { IMAGE } from './image.js';
 import { OutputLimitsSchema } from './run-config.js';
+import { VerificationSchema, VerifySettingsSchema } from './verify.js';
 
 /**
  * How each name of the environment contract reaches a Batch job. The Pulumi component writes the
@@ -92,16 +93,27 @@ export const StagedObjectSchema = z.object({
 });
 export type StagedObject = z.infer<typeof StagedObjectSchema>;
 
-/** `input.json`: what one job runs, uploaded by the orchestrator before it submits the job. */
-export const BatchJobInputSchema = z.object({
-  version: z.literal(1),
-  /** The task as the job sees it (its paths are the job's own). */
-  spec: TaskSpecSchema,
-  /** The integration commit the task starts from, in a bundle shared by attempts. */
-  base: z.object({ commit: CommitSchema, bundle: StagedObjectSchema }),
-  /** The job refuses to stage out more than this; the host checks again. */
-  limits: OutputLimitsSchema,
-});
+/** TASK_ID of the job that runs `--verify` on the final integration commit (no task has it). */
+export const FINAL_VERIFY_TASK_ID = '_verify';
+
+/**
+ * `input.json`: what one job runs, uploaded by the orchestrator before it submits the job: a
+ * task's attempt (`spec`), or `--verify` alone on the base (`verifyOnly`).
+ */
+export const BatchJobInputSchema = z
+  .object({
+    version: z.literal(1),
+    /** The task as the job sees it (its paths are the job's own). */
+    spec: TaskSpecSchema.optional(),
+    verifyOnly: VerifySettingsSchema.optional(),
+    /** The integration commit the task starts from, in a bundle shared by attempts. */
+    base: z.object({ commit: CommitSchema, bundle: StagedObjectSchema }),
+    /** The job refuses to stage out more than this; the host checks again. */
+    limits: OutputLimitsSchema,
+  })
+  .refine((input) => Boolean(input.spec) !== Boolean(input.verifyOnly), {
+    message: 'holds either a task (spec) or a verification (verifyOnly)',
+  });
 export type BatchJobInput = z.infer<typeof BatchJobInputSchema>;
 
 /**
@@ -115,6 +127,9 @@ export const BatchJobResultSchema = z.object({
   commit: CommitSchema.optional(),
   bundle: StagedObjectSchema.optional(),
   transcript: StagedObjectSchema.optional(),
+  /** `--verify` run by the job on its work (or alone), and its output. */
+  verification: VerificationSchema.optional(),
+  verifyLog: StagedObjectSchema.optional(),
 });
 export type BatchJobResult = z.infer<typeof BatchJobResultSchema>;
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { UsageSchema } from './usage.js';
+import { VerificationSchema } from './verify.js';
 
 /** Final states of a task, and of a run. */
 export const TaskStatusSchema = z.enum([
@@ -25,10 +26,12 @@ export const AttemptResultSchema = z.object({
   /** Tasks whose merged work the conflicting files came from. */
   conflictsWith: z.array(z.string()).optional(),
   usage: UsageSchema.optional(),
+  /** How the attempt's work fared under `--verify`, when it was checked. */
+  verify: VerificationSchema.optional(),
 });
 export type AttemptResult = z.infer<typeof AttemptResultSchema>;
 
-export const RetryReasonSchema = z.enum(['transient', 'conflict', 'interrupted']);
+export const RetryReasonSchema = z.enum(['transient', 'conflict', 'verify', 'interrupted']);
 export type RetryReason = z.infer<typeof RetryReasonSchema>;
 
 const task = { taskId: z.string(), attempt: z.number().int().min(1) };
@@ -113,6 +116,12 @@ export const EventBodySchema = z.discriminatedUnion('type', [
     type: z.literal('run-budget-spent'),
     spentUsd: z.number(),
     limitUsd: z.number(),
+  }),
+  z.object({
+    /** `--verify` on the integration branch once the last merge landed. */
+    type: z.literal('run-verified'),
+    commit: z.string(),
+    verification: VerificationSchema,
   }),
   z.object({
     type: z.literal('run-finished'),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PlanTaskSchema } from './plan.js';
 import { UsageSchema } from './usage.js';
+import { VerifyFailureSchema, VerifySettingsSchema } from './verify.js';
 
 export const ExecutionModeSchema = z.enum(['simulate', 'real']);
 export type ExecutionMode = z.infer<typeof ExecutionModeSchema>;
@@ -69,6 +70,13 @@ export const TaskSpecSchema = z.object({
   modelProxy: z.object({ socket: z.string() }).optional(),
   /** Set on the attempt after a merge conflict: whose work to keep, in which files. */
   conflict: ConflictSchema.optional(),
+  /** Set on the attempt after one whose work failed `--verify`: the command and its output. */
+  verifyFailure: VerifyFailureSchema.optional(),
+  /**
+   * `--verify`: the check the attempt's work must pass to merge, told to the agent. A backend
+   * whose jobs check their own work (Batch) runs it in the job; elsewhere the host runs it.
+   */
+  verify: VerifySettingsSchema.optional(),
 });
 export type TaskSpec = z.infer<typeof TaskSpecSchema>;
 

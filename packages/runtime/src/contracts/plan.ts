@@ -31,6 +31,17 @@ export const SimulateSpecSchema = z
     failAttempts: z.number().int().min(0).max(100).optional(),
     /** Whether those failures are transient (retried) or permanent. */
     failure: z.enum(['transient', 'permanent']).optional(),
+    /**
+     * Work that breaks the repository's checks, to rehearse `--verify`: on its first `attempts`
+     * attempts the executor also writes these files (over its own of the same path).
+     */
+    broken: z
+      .object({
+        attempts: z.number().int().min(1).max(100).default(1),
+        files: z.record(relativePath, z.string().max(1_000_000)),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { RunStatusSchema, TaskStatusSchema } from './events.js';
 import { ConflictSchema, ExecutionModeSchema } from './executor.js';
 import { UsageSchema } from './usage.js';
+import { VerificationSchema } from './verify.js';
 
 /**
  * A merge conflict and how it ended: the retry was told whose work to keep and merged
@@ -33,6 +34,9 @@ export const TaskResultSchema = z.object({
   conflictFiles: z.array(z.string()).optional(),
   /** Every merge conflict the task met, in attempt order. */
   conflicts: z.array(ConflictRecordSchema).optional(),
+  /** `--verify` runs: attempts whose work failed it, and how the last check went. */
+  verifyFailures: z.number().int().optional(),
+  verify: VerificationSchema.optional(),
   error: z.string().optional(),
   blockedBy: z.array(z.string()).optional(),
   /** Tokens and cost over every attempt (failed attempts cost too). */
@@ -62,6 +66,8 @@ export const ExecutionSummarySchema = z.object({
     filesChanged: z.number().int(),
     /** Merge conflicts met, resolved or not. */
     conflicts: z.number().int(),
+    /** Attempts whose work failed `--verify` (each was retried or failed its task). */
+    verifyFailures: z.number().int(),
   }),
   /** succeeded / tasks, 0..1. */
   successRate: z.number(),
@@ -70,6 +76,16 @@ export const ExecutionSummarySchema = z.object({
   planning: z.object({ planner: z.string(), model: z.string().optional(), usage: UsageSchema }),
   /** Set when a spending limit, not the tasks, ended the run. */
   stoppedBy: z.enum(['budget']).optional(),
+  /**
+   * `--verify`: the command, and its run on the integration branch after the last merge (absent
+   * when the run was cancelled before). A failing final check fails the run.
+   */
+  verify: z
+    .object({
+      command: z.string(),
+      final: VerificationSchema.extend({ commit: z.string(), passed: z.boolean() }).optional(),
+    })
+    .optional(),
   /** The integration commit holding every merged task. */
   integrationCommit: z.string(),
   orchestrator: z.object({ peakRssBytes: z.number().int() }),

@@ -4,6 +4,7 @@ import { DockerSettingsSchema } from '../backends/docker/settings.js';
 import { LocalSettingsSchema } from '../backends/local/settings.js';
 import { AgentSettingsSchema, ExecutionModeSchema } from './executor.js';
 import { UsageSchema } from './usage.js';
+import { VerifySettingsSchema } from './verify.js';
 
 export const BACKEND_NAMES = ['local', 'docker', 'batch'] as const;
 export const BackendNameSchema = z.enum(BACKEND_NAMES);
@@ -64,6 +65,8 @@ export const RunConfigSchema = z.object({
       push: z.string().optional(),
     })
     .optional(),
+  /** `--verify`: the check each task's work must pass to merge, and the run's result at the end. */
+  verify: VerifySettingsSchema.optional(),
   /** Who made the plan, and what planning cost. */
   planner: z.object({ name: z.string(), model: z.string().optional(), usage: UsageSchema }),
 });

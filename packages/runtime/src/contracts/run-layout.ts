@@ -10,6 +10,8 @@ export const TASK_FILES = {
   log: 'executor.log',
   transcript: 'transcript.jsonl',
   outcome: 'outcome.json',
+  /** `--verify` output, one section per attempt checked. */
+  verifyLog: 'verify.log',
 } as const;
 
 /**
@@ -57,6 +59,10 @@ export function runLayout(runDir: string) {
     taskSpec: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.spec),
     taskResult: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.result),
     executorLog: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.log),
+    verifyLog: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.verifyLog),
+    /** `--verify` on the integration branch at the end of the run: its log and its checkout. */
+    finalVerifyLog: path.join(root, TASK_FILES.verifyLog),
+    finalVerifySandbox: sandboxLayout(path.join(root, 'sandboxes', 'final-verify')),
   };
 }
 

@@ -4,7 +4,8 @@
  *
  *   <runsRoot><runId>/bases/<commit>.bundle                 integration commits tasks start from
  *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/input.json what the job runs (its S3_PREFIX)
- *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/output.bundle, transcript.jsonl, result.json
+ *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/output.bundle, transcript.jsonl, verify.log, result.json
+ *   <runsRoot><runId>/verify/input.json, verify.log, result.json  --verify on the final integration commit
  */
 export const S3_LAYOUT = {
   /** Every run's objects are under this prefix; nothing else in the bucket is the runtime's. */
@@ -20,6 +21,8 @@ export const S3_LAYOUT = {
   /** One attempt's staging prefix: the job's S3_PREFIX. */
   attempt: (runsRoot: string, runId: string, taskId: string, attempt: number) =>
     `${runsRoot}${runId}/tasks/${taskId}/attempt-${attempt}/`,
+  /** The prefix of the job that runs `--verify` on the integration branch at the end of a run. */
+  finalVerify: (runsRoot: string, runId: string) => `${runsRoot}${runId}/verify/`,
   /** Object names under an attempt's prefix. */
   files: {
     /** Uploaded by the orchestrator before it submits the job. */
@@ -27,6 +30,8 @@ export const S3_LAYOUT = {
     /** Uploaded by the job: its commit on top of the base, as `refs/heads/result`. */
     bundle: 'output.bundle',
     transcript: 'transcript.jsonl',
+    /** The output of `--verify`, run by the job on its work. */
+    verifyLog: 'verify.log',
     /** Uploaded by the job last: the outcome and the checksums of the other objects. */
     result: 'result.json',
   },

@@ -25,6 +25,19 @@ export function taskPrompt(spec: TaskSpec): string {
       ].join('\n'),
     );
   }
+  if (spec.verifyFailure) {
+    const { attempt, command, exitCode, timedOut, tail } = spec.verifyFailure;
+    const how = timedOut ? 'timed out' : `exited with code ${exitCode ?? 'none (killed)'}`;
+    sections.push(
+      [
+        `Your previous attempt (attempt ${attempt}) was not merged: the project's check \`${command}\` ${how} on it. The end of its output:`,
+        '```',
+        tail.trimEnd(),
+        '```',
+        'Your working directory starts again from the merged work, without that attempt. Do your task again so that this check passes; run it yourself before you finish.',
+      ].join('\n'),
+    );
+  }
   sections.push(
     spec.mergedDependencies.length
       ? `Already done and merged into your working directory:\n${bullet(spec.mergedDependencies.map((d) => `${d.id}: ${d.title}`))}`
@@ -45,6 +58,11 @@ export function taskPrompt(spec: TaskSpec): string {
       '- Work only inside the current working directory.',
       '- Do not commit: your changes are committed and merged for you when you finish.',
       '- Leave the project building and its tests passing.',
+      ...(spec.verify
+        ? [
+            `- Your work is merged only if \`${spec.verify.command}\` passes on it: run it before you finish.`,
+          ]
+        : []),
       '- End with a short summary of what you changed.',
     ].join('\n'),
   );

@@ -66,6 +66,10 @@ export async function plannedFiles(spec: TaskSpec): Promise<Map<string, string>>
   ]);
   for (const [file, content] of Object.entries(task.simulate?.files ?? {}))
     files.set(file, content);
+  const broken = task.simulate?.broken;
+  if (broken && spec.attempt <= broken.attempts) {
+    for (const [file, content] of Object.entries(broken.files)) files.set(file, content);
+  }
   return files;
 }
 
@@ -73,6 +77,11 @@ export async function plannedFiles(spec: TaskSpec): Promise<Map<string, string>>
 export async function runSimulatedTask(spec: TaskSpec, io: ExecutorIo): Promise<ExecutorOutcome> {
   const sim = spec.task.simulate ?? {};
   io.log(`simulating task ${spec.taskId} attempt ${spec.attempt} (${sim.durationMs ?? 0} ms)`);
+  if (spec.verifyFailure) {
+    io.log(
+      `attempt ${spec.verifyFailure.attempt} failed the verify command; its output ends: ${spec.verifyFailure.tail.trim().split('\n').at(-1) ?? ''}`,
+    );
+  }
   await sleep(sim.durationMs ?? 0, undefined, { signal: io.signal });
   if (spec.attempt <= (sim.failAttempts ?? 0)) {
     const retryable = sim.failure !== 'permanent';

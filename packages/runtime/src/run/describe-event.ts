@@ -1,4 +1,12 @@
-import type { JournalEvent } from '../contracts/events.js';
+import type { JournalEvent, RetryReason } from '../contracts/events.js';
+import { describeVerification } from '../contracts/verify.js';
+
+const RETRY_WORDS: Record<RetryReason, string> = {
+  transient: 'failed',
+  conflict: 'hit a merge conflict',
+  verify: 'failed --verify',
+  interrupted: 'was interrupted',
+};
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
@@ -22,7 +30,7 @@ export function describeEvent(event: JournalEvent): string {
         ? `task ${event.taskId} was already merged before the interruption`
         : `task ${event.taskId} succeeded in ${seconds(event.durationMs)} (attempt ${event.attempt}, ${event.result.files?.length ?? 0} files)`;
     case 'task-retrying':
-      return `task ${event.taskId} attempt ${event.attempt} ${event.reason === 'conflict' ? 'hit a merge conflict' : event.reason === 'interrupted' ? 'was interrupted' : 'failed'}: ${event.error}; retrying${event.delayMs ? ` in ${seconds(event.delayMs)}` : ''}`;
+      return `task ${event.taskId} attempt ${event.attempt} ${RETRY_WORDS[event.reason]}: ${event.error}; retrying${event.delayMs ? ` in ${seconds(event.delayMs)}` : ''}`;
     case 'task-failed':
       return `task ${event.taskId} failed on attempt ${event.attempt}: ${event.error}`;
     case 'task-blocked':
@@ -31,6 +39,8 @@ export function describeEvent(event: JournalEvent): string {
       return `task ${event.taskId} cancelled (attempt ${event.attempt})`;
     case 'run-budget-spent':
       return `run spent $${event.spentUsd.toFixed(4)} of its $${event.limitUsd} budget: no new task starts`;
+    case 'run-verified':
+      return `--verify on ${event.commit.slice(0, 12)} ${describeVerification(event.verification)} (${seconds(event.verification.durationMs)})`;
     case 'run-finished':
       return `run ${event.status} after ${seconds(event.durationMs)}`;
   }

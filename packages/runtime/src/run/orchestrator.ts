@@ -3,12 +3,23 @@ import path from 'node:path';
 import type { z } from 'zod';
 import type { Backend } from '../backends/backend.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
-import type { EventBody, JournalEvent, RunStatus } from '../contracts/events.js';
+import type { AttemptResult, EventBody, JournalEvent, RunStatus } from '../contracts/events.js';
 import type { TaskSpec } from '../contracts/executor.js';
-import { type Plan, parsePlan } from '../contracts/plan.js';
+import { type Plan, type PlanTask, parsePlan } from '../contracts/plan.js';
 import type { ExecutionSummary } from '../contracts/results.js';
 import { type RunConfig, RunConfigSchema } from '../contracts/run-config.js';
-import { type RunLayout, taskBranch } from '../contracts/run-layout.js';
+import {
+  type RunLayout,
+  type SandboxLayout,
+  TASK_FILES,
+  taskBranch,
+} from '../contracts/run-layout.js';
+import {
+  describeVerification,
+  type Verification,
+  type VerifySettings,
+  verificationPassed,
+} from '../contracts/verify.js';
 import { describeError, RunStoppedError, UsageError } from '../errors.js';
 import type { ModelAccess } from '../models/access.js';
 import type { ModelProxy } from '../proxy/model-proxy.js';
@@ -197,7 +208,9 @@ export async function resumeRun(
     const records = [...state.tasks.values()];
     const retryFailed =
       (options.retryFailed ?? false) && records.some((t) => t.status !== 'succeeded');
-    if (!retryFailed && records.every((t) => FINAL_TASK_STATUSES.has(t.status))) {
+    // A run with --verify is not over until its final check has run on the branch as it is.
+    const verified = !config.verify || state.verified?.commit === project.head;
+    if (!retryFailed && verified && records.every((t) => FINAL_TASK_STATUSES.has(t.status))) {
       // Nothing left to run; the orchestrator may have died before it wrapped up.
       await project.checkoutHead();
       const status = records.every((t) => t.status === 'succeeded') ? 'succeeded' : 'failed';
@@ -349,6 +362,10 @@ class ActiveRun {
           admit: () => this.withinBudget(),
         });
         status = (await scheduler.run()).status;
+        if (this.config.verify && status !== 'cancelled' && !this.hooks.signal?.aborted) {
+          // A run whose merged result fails the repository's check has not succeeded.
+          if (!(await this.verifyFinal(backend)) && status === 'succeeded') status = 'failed';
+        }
       } finally {
         await backend.close();
       }
@@ -465,6 +482,17 @@ class ActiveRun {
       outputDir: this.layout.taskDir(task.id),
       seed: this.config.seed,
       ...(lastConflict?.attempt === attempt - 1 && { conflict: lastConflict }),
+      ...(this.config.verify && { verify: this.config.verify }),
+      ...(this.config.verify &&
+        record?.verifyFailure?.attempt === attempt - 1 && {
+          verifyFailure: {
+            attempt: attempt - 1,
+            command: this.config.verify.command,
+            exitCode: record.verifyFailure.verification.exitCode,
+            timedOut: record.verifyFailure.verification.timedOut,
+            tail: record.verifyFailure.verification.tail,
+          },
+        }),
       ...(this.config.mode === 'real' && {
         agent: this.config.agent,
         agentHome: sandbox.home,
@@ -546,6 +574,12 @@ class ActiveRun {
         ),
       );
     }
+    const result: AttemptResult = { commit: committed.commit, files: committed.files, ...usage };
+    if (this.config.verify) {
+      const verified = await this.verifyAttempt(backend, task, attempt, committed, sandbox, signal);
+      if (!verified.ok) return { ...verified, result: { ...result, ...verified.result } };
+      result.verify = verified.verification;
+    }
     this.emit({ type: 'task-merging', taskId: task.id, attempt, commit: committed.commit });
     // The commit holds the work; the slot's workspace can serve the next task while this merges.
     releaseExecutor();
@@ -553,19 +587,108 @@ class ActiveRun {
       committed.commit,
       `Merge ${taskBranch(task.id)}: ${task.title}\n\n${trailer}`,
     );
-    const result = { commit: committed.commit, files: committed.files, ...usage };
-    if (!merge.merged) {
-      const conflictsWith = await this.project.tasksTouching(merge.conflictFiles);
-      const whose = conflictsWith.length
-        ? `task ${conflictsWith.join(', ')}`
-        : 'the integration branch';
-      return {
-        ok: false,
-        kind: 'conflict',
-        error: `merge conflict with ${whose} in ${merge.conflictFiles.join(', ')}; the task's work is kept on ${taskBranch(task.id)}`,
-        result: { ...result, conflictFiles: merge.conflictFiles, conflictsWith },
-      };
-    }
+    if (!merge.merged) return this.conflictOutcome(task, merge.conflictFiles, result);
     return { ok: true, result: { ...result, mergeCommit: merge.mergeCommit } };
   }
+
+  /** A task whose work conflicts with the integration branch: told whose work it met, where. */
+  private async conflictOutcome(
+    task: PlanTask,
+    conflictFiles: string[],
+    result: AttemptResult,
+  ): Promise<Extract<AttemptOutcome, { ok: false }>> {
+    const conflictsWith = await this.project.tasksTouching(conflictFiles);
+    const whose = conflictsWith.length
+      ? `task ${conflictsWith.join(', ')}`
+      : 'the integration branch';
+    return {
+      ok: false,
+      kind: 'conflict',
+      error: `merge conflict with ${whose} in ${conflictFiles.join(', ')}; the task's work is kept on ${taskBranch(task.id)}`,
+      result: { ...result, conflictFiles, conflictsWith },
+    };
+  }
+
+  /**
+   * `--verify` on the tree the attempt's work would land as: its commit merged onto the
+   * integration branch as it is now, checked out in the slot's workspace (the executor's slot is
+   * held meanwhile) and checked with the backend's isolation. A failure is the agent's to fix:
+   * the attempt fails as `verify`, and its retry is told the command's output.
+   */
+  private async verifyAttempt(
+    backend: Backend,
+    task: PlanTask,
+    attempt: number,
+    committed: TaskCommit,
+    sandbox: SandboxLayout,
+    signal: AbortSignal,
+  ): Promise<{ ok: true; verification: Verification } | Extract<AttemptOutcome, { ok: false }>> {
+    const settings = this.config.verify as VerifySettings;
+    const preview = await this.project.previewMerge(committed.commit);
+    if (!preview.merged) return this.conflictOutcome(task, preview.conflictFiles, {});
+    await this.project.prepareWorkspace(sandbox.workspace, preview.tree);
+    const logPath = this.layout.verifyLog(task.id);
+    appendFileSync(
+      logPath,
+      `== attempt ${attempt}: ${settings.command} (on the merge of ${committed.commit.slice(0, 12)} into ${this.project.head.slice(0, 12)}) ==\n`,
+    );
+    const verification = await backend.verify({
+      settings,
+      sandbox,
+      commit: preview.tree,
+      logPath,
+      signal,
+      attempt: { taskId: task.id, attempt },
+    });
+    appendFileSync(
+      logPath,
+      `\n== attempt ${attempt}: ${describeVerification(verification)} ==\n\n`,
+    );
+    if (signal.aborted)
+      return { ok: false, kind: 'transient', error: abortReason(signal), result: {} };
+    if (verification.error)
+      return {
+        ok: false,
+        kind: 'transient',
+        error: `--verify could not run: ${verification.error}`,
+        result: { verify: verification },
+      };
+    if (!verificationPassed(verification))
+      return {
+        ok: false,
+        kind: 'verify',
+        error: `--verify ${describeVerification(verification)} on the merged work (tasks/${task.id}/${TASK_FILES.verifyLog})`,
+        result: { verify: verification },
+      };
+    return { ok: true, verification };
+  }
+
+  /**
+   * `--verify` on the integration branch once the last merge landed, in a checkout of its own:
+   * the run's result is checked as a whole. Journaled; false when it did not pass.
+   */
+  async verifyFinal(backend: Backend): Promise<boolean> {
+    const settings = this.config.verify as VerifySettings;
+    const sandbox = this.layout.finalVerifySandbox;
+    const commit = this.project.head;
+    await this.project.prepareWorkspace(sandbox.workspace, commit);
+    appendFileSync(
+      this.layout.finalVerifyLog,
+      `== ${settings.command} on main at ${commit.slice(0, 12)} ==\n`,
+    );
+    const verification = await backend.verify({
+      settings,
+      sandbox,
+      commit,
+      logPath: this.layout.finalVerifyLog,
+      signal: this.hooks.signal ?? new AbortController().signal,
+    });
+    appendFileSync(this.layout.finalVerifyLog, `\n== ${describeVerification(verification)} ==\n`);
+    this.emit({ type: 'run-verified', commit, verification });
+    return verificationPassed(verification);
+  }
+}
+
+function abortReason(signal: AbortSignal): string {
+  return signal.reason instanceof Error ? signal.reason.message : 'cancelled';
 }

@@ -7,6 +7,7 @@ import type {
 } from '../contracts/events.js';
 import type { Conflict } from '../contracts/executor.js';
 import { addUsage, type Usage, ZERO_USAGE } from '../contracts/usage.js';
+import { type Verification, verificationPassed } from '../contracts/verify.js';
 
 /** Everything the journal says about one task. */
 export interface TaskRecord {
@@ -14,6 +15,9 @@ export interface TaskRecord {
   attempts: number;
   transientFailures: number;
   conflicts: number;
+  verifyFailures: number;
+  /** The latest attempt whose work failed `--verify`: what its retry is told. */
+  verifyFailure?: { attempt: number; verification: Verification };
   /** Every conflict met, in attempt order. */
   conflictLog: Conflict[];
   executor?: number;
@@ -38,6 +42,8 @@ export interface RunState {
   startedAt?: string;
   finishedAt?: string;
   status?: RunStatus;
+  /** `--verify` on the integration branch at the end of the run, when it ran. */
+  verified?: { commit: string; verification: Verification };
   /** Set when the spending limit stopped new tasks from starting. */
   stoppedBy?: 'budget';
   tasks: Map<string, TaskRecord>;
@@ -49,6 +55,7 @@ export function emptyRecord(): TaskRecord {
     attempts: 0,
     transientFailures: 0,
     conflicts: 0,
+    verifyFailures: 0,
     conflictLog: [],
     totalDurationMs: 0,
     result: {},
@@ -74,6 +81,7 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
       state.status = undefined;
       state.finishedAt = undefined;
       state.stoppedBy = undefined;
+      state.verified = undefined;
       if (event.retryFailed) {
         for (const [id, task] of state.tasks) {
           if (task.status === 'failed' || task.status === 'blocked') {
@@ -88,6 +96,9 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
           }
         }
       }
+      return undefined;
+    case 'run-verified':
+      state.verified = { commit: event.commit, verification: event.verification };
       return undefined;
     case 'run-finished':
       state.status = event.status;
@@ -134,6 +145,7 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
       task.error = event.error;
       if (event.reason === 'transient') task.transientFailures += 1;
       if (event.reason === 'conflict') task.conflicts += 1;
+      if (event.reason === 'verify') task.verifyFailures += 1;
       break;
     case 'task-failed':
       finishAttempt(task, 'failed', event, event.result);
@@ -165,6 +177,8 @@ function finishAttempt(
   if (result) {
     task.result = result;
     if (result.usage) task.usage = addUsage(task.usage, result.usage);
+    if (result.verify && !verificationPassed(result.verify))
+      task.verifyFailure = { attempt, verification: result.verify };
     if (result.conflictFiles) {
       task.conflictLog = [
         ...task.conflictLog,

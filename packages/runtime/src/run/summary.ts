@@ -4,6 +4,7 @@ import type { ConflictRecord, ExecutionSummary, TaskResult } from '../contracts/
 import type { RunConfig } from '../contracts/run-config.js';
 import { taskBranch } from '../contracts/run-layout.js';
 import { addUsage } from '../contracts/usage.js';
+import { verificationPassed } from '../contracts/verify.js';
 import type { RunState, TaskRecord } from './replay.js';
 
 function conflictResolution(record: TaskRecord): ConflictRecord['resolution'] {
@@ -33,6 +34,8 @@ export function taskResult(task: PlanTask, record: TaskRecord): TaskResult {
         resolution: conflictResolution(record),
       })),
     }),
+    ...(record.verifyFailures > 0 && { verifyFailures: record.verifyFailures }),
+    ...(record.result.verify && { verify: record.result.verify }),
     error: record.status === 'succeeded' ? undefined : record.error,
     blockedBy: record.blockedBy,
     usage: record.usage,
@@ -73,6 +76,7 @@ export function buildSummary(
       filesChanged: new Set(results.filter((r) => r.status === 'succeeded').flatMap((r) => r.files))
         .size,
       conflicts: results.reduce((sum, r) => sum + (r.conflicts?.length ?? 0), 0),
+      verifyFailures: results.reduce((sum, r) => sum + (r.verifyFailures ?? 0), 0),
     },
     successRate: results.length ? succeeded / results.length : 0,
     usage: results.reduce((sum, r) => addUsage(sum, r.usage), config.planner.usage),
@@ -82,6 +86,18 @@ export function buildSummary(
       usage: config.planner.usage,
     },
     ...(state.stoppedBy && { stoppedBy: state.stoppedBy }),
+    ...(config.verify && {
+      verify: {
+        command: config.verify.command,
+        ...(state.verified && {
+          final: {
+            commit: state.verified.commit,
+            ...state.verified.verification,
+            passed: verificationPassed(state.verified.verification),
+          },
+        }),
+      },
+    }),
     integrationCommit,
     orchestrator: { peakRssBytes: process.resourceUsage().maxRSS * 1024 },
     tasks: results,

@@ -73,7 +73,8 @@ export function bubblewrapArgs(
 /**
  * The directories a confined agent must not see, and those under them it still needs. Hidden:
  * the run directory (the host's repository, journal and other slots), the directory the
- * orchestrator was started in (the user's own project, its `.env`), the orchestrator user's home
+ * orchestrator was started in (the user's own project, its `.env`), `alsoHidden` (the repository
+ * a run started from, wherever it is), the orchestrator user's home
  * and every home (keys, cloud credentials, tokens), and `/var/run` where it is its own directory
  * (the Docker socket: root on the host). Exposed again read-only: the Claude Code binary's
  * directory, Node's installation, and the tools on PATH, should they live in a hidden directory
@@ -83,8 +84,17 @@ export function confinementPaths(
   runRoot: string,
   claudeBinary: string,
   pathEnv = process.env.PATH ?? '',
+  alsoHidden: readonly string[] = [],
 ): Pick<Confinement, 'hidden' | 'exposed'> {
-  const candidates = [runRoot, process.cwd(), os.homedir(), '/root', '/home', '/var/run'];
+  const candidates = [
+    runRoot,
+    process.cwd(),
+    os.homedir(),
+    '/root',
+    '/home',
+    '/var/run',
+    ...alsoHidden,
+  ];
   const hidden = candidates.filter((dir) => {
     const stats = existsSync(dir) ? lstatSync(dir) : undefined;
     return stats?.isDirectory() && dir !== '/';

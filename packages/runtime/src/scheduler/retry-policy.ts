@@ -1,7 +1,7 @@
 import type { RetryReason } from '../contracts/events.js';
 
 /** How a failed attempt asks to be treated. */
-export type FailureKind = 'transient' | 'conflict' | 'permanent';
+export type FailureKind = 'transient' | 'conflict' | 'verify' | 'permanent';
 
 export interface RetryPolicyOptions {
   /** Further attempts after a transient failure (a crash, a timeout, a rate limit). */
@@ -22,6 +22,8 @@ export const DEFAULT_RETRY_POLICY: RetryPolicyOptions = {
 export interface FailureHistory {
   transientFailures: number;
   conflicts: number;
+  /** Attempts whose work failed `--verify`. */
+  verifyFailures?: number;
 }
 
 export type RetryDecision =
@@ -43,6 +45,12 @@ export function decideRetry(
     // The integration branch has already moved on: retry at once, no backoff to wait for.
     return history.conflicts <= policy.conflictRetries
       ? { retry: true, reason: 'conflict', delayMs: 0 }
+      : { retry: false };
+  }
+  if (kind === 'verify') {
+    // The agent is told what failed and fixes it: nothing to wait for, as many tries as crashes.
+    return (history.verifyFailures ?? 0) <= policy.retries
+      ? { retry: true, reason: 'verify', delayMs: 0 }
       : { retry: false };
   }
   if (kind === 'permanent' || history.transientFailures > policy.retries) return { retry: false };

@@ -32,6 +32,7 @@ export interface TaskState {
   attempts: number;
   transientFailures: number;
   conflicts: number;
+  verifyFailures?: number;
   error?: string;
   blockedBy?: string[];
 }
@@ -164,6 +165,7 @@ export class Scheduler {
               attempts: carried?.attempts ?? 0,
               transientFailures: carried?.transientFailures ?? 0,
               conflicts: carried?.conflicts ?? 0,
+              verifyFailures: carried?.verifyFailures ?? 0,
             },
       );
     }
@@ -324,6 +326,7 @@ export class Scheduler {
     const state = this.state(task.id);
     if (outcome.kind === 'transient') state.transientFailures += 1;
     if (outcome.kind === 'conflict') state.conflicts += 1;
+    if (outcome.kind === 'verify') state.verifyFailures = (state.verifyFailures ?? 0) + 1;
     const decision = decideRetry(outcome.kind, state, this.policy, this.random);
     if (!decision.retry) {
       state.status = 'failed';

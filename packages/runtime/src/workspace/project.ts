@@ -442,6 +442,24 @@ done
     return results;
   }
 
+  /**
+   * The tree `commit` would merge into the integration branch as, were it merged now; nothing
+   * is published. What `--verify` checks before the real merge.
+   */
+  async previewMerge(
+    commit: string,
+  ): Promise<{ merged: true; tree: string } | { merged: false; conflictFiles: string[] }> {
+    const tip = this.mainHead;
+    const { stdout, exitCode } = await git(
+      this.repo,
+      ['merge-tree', '--write-tree', '--no-messages', tip, commit],
+      [0, 1],
+    );
+    const tree = stdout.trim();
+    if (exitCode === 0 && OID.test(tree)) return { merged: true, tree };
+    return { merged: false, conflictFiles: await this.conflictedFiles(tip, commit) };
+  }
+
   /** The paths that conflict when merging `commit` into `tip` (conflicts are rare: asked apart). */
   private async conflictedFiles(tip: string, commit: string): Promise<string[]> {
     const { stdout } = await git(

@@ -2,16 +2,21 @@ import { mkdirSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type JobDetail, TerminateJobCommand } from '@aws-sdk/client-batch';
-import type { BatchJobInput, StagedObject } from '../../contracts/batch-job.js';
+import {
+  type BatchJobInput,
+  FINAL_VERIFY_TASK_ID,
+  type StagedObject,
+} from '../../contracts/batch-job.js';
 import type { RemoteJob } from '../../contracts/events.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import type { RunConfig } from '../../contracts/run-config.js';
 import type { RunLayout } from '../../contracts/run-layout.js';
 import { S3_LAYOUT } from '../../contracts/s3-layout.js';
+import type { Verification } from '../../contracts/verify.js';
 import { redactor } from '../../trust/secret-scanner.js';
 import { CappedLog } from '../../util/capped-log.js';
 import { Project } from '../../workspace/project.js';
-import type { Backend, ExecutionContext } from '../backend.js';
+import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import { type AwsClients, awsClients } from './aws.js';
 import { awsErrorMessage } from './aws-basics.js';
 import { JobCollector } from './collect.js';
@@ -19,7 +24,7 @@ import { LogFollower } from './logs.js';
 import { type JobEnd, JobPoller } from './poll.js';
 import type { BatchSettings } from './settings.js';
 import { Staging } from './staging.js';
-import { JobSubmitter, jobName, SubmissionTooLargeError } from './submit.js';
+import { JobSubmitter, jobName, jobNamePrefix, SubmissionTooLargeError } from './submit.js';
 
 /** The most a task's executor.log takes from its job's log stream. */
 const MAX_LOG_BYTES = 32 * 2 ** 20;
@@ -52,6 +57,8 @@ export class BatchBackend implements Backend {
   private readonly logs: LogFollower;
   /** Base bundles staged so far (or being staged), by commit. */
   private readonly bases = new Map<string, Promise<StagedObject>>();
+  /** What each attempt's job found when it ran `--verify` on its work, until the host asks. */
+  private readonly verifications = new Map<string, Verification>();
   /** Jobs of attempts in flight, terminated if the backend closes before they end. */
   private readonly active = new Map<
     string,
@@ -116,7 +123,15 @@ export class BatchBackend implements Backend {
         const { end, logged } = await this.watch(known, context, log);
         try {
           if (context.signal.aborted) return stopped(context.signal);
-          return await this.collector.collect(spec, context.sandbox.workspace, known, prefix, end);
+          const { verification, ...outcome } = await this.collector.collect(
+            spec,
+            context.sandbox.workspace,
+            known,
+            prefix,
+            end,
+          );
+          if (verification) this.verifications.set(attemptKey(spec), verification);
+          return outcome;
         } finally {
           await logged;
         }
@@ -215,7 +230,7 @@ export class BatchBackend implements Backend {
    */
   private async watch(
     job: RemoteJob & { id: string },
-    context: ExecutionContext,
+    context: Pick<ExecutionContext, 'signal' | 'recordJob'>,
     log: CappedLog,
   ): Promise<{ end: JobEnd; logged: Promise<void> }> {
     const { signal, recordJob } = context;
@@ -261,6 +276,75 @@ export class BatchBackend implements Backend {
     }
   }
 
+  /**
+   * An attempt's verification is the one its job ran on its work (the job is where the work
+   * is). The integration branch at the end is checked by a job of its own, which runs the
+   * command alone on a bundle of that commit.
+   */
+  async verify(request: VerifyRequest): Promise<Verification> {
+    if (request.attempt) {
+      const key = attemptKey(request.attempt);
+      const found = this.verifications.get(key);
+      this.verifications.delete(key);
+      return found ?? notVerified('the job did not run --verify on its work');
+    }
+    try {
+      return await this.verifyInJob(request);
+    } catch (error) {
+      return notVerified(`batch: ${awsErrorMessage(error)}`);
+    }
+  }
+
+  private async verifyInJob({
+    settings: verify,
+    commit,
+    logPath,
+    signal,
+  }: VerifyRequest): Promise<Verification> {
+    const { config, settings } = this.options;
+    const prefix = S3_LAYOUT.finalVerify(settings.runsPrefix, config.runId);
+    const name = `${jobNamePrefix(config.runId)}verify`;
+    const input: BatchJobInput = {
+      version: 1,
+      verifyOnly: verify,
+      base: { commit, bundle: await this.stageBase(commit) },
+      limits: config.outputLimits,
+    };
+    await this.staging.putBytes(
+      `${prefix}${S3_LAYOUT.files.input}`,
+      JSON.stringify(input),
+      'application/json',
+    );
+    const id = await this.submitter.submit(
+      {
+        name,
+        runId: config.runId,
+        taskId: FINAL_VERIFY_TASK_ID,
+        attempt: 1,
+        executor: 0,
+        executors: config.executors,
+        real: false,
+        requirements: '',
+        prefix,
+        timeoutMs: verify.timeoutMs + VERIFY_JOB_STAGING_MS,
+      },
+      signal,
+    );
+    const job = { name, base: commit, id };
+    this.active.set(id, { job, record: undefined });
+    const log = new CappedLog(logPath, MAX_LOG_BYTES, this.redact);
+    let end: JobEnd;
+    try {
+      const watched = await this.watch(job, { signal }, log);
+      await watched.logged;
+      end = watched.end;
+    } finally {
+      this.active.delete(id);
+      await log.close();
+    }
+    return this.collector.collectVerification(prefix, end, logPath);
+  }
+
   /** Ends a job whatever its state (CancelJob does nothing once a job is STARTING or RUNNING). */
   private async terminate(
     job: RemoteJob & { id: string },
@@ -288,6 +372,17 @@ export class BatchBackend implements Backend {
 /** `90s`, `30m`: how long a limit is, as the flag that sets it reads. */
 function duration(ms: number): string {
   return ms < 120_000 ? `${Math.round(ms / 1000)}s` : `${Math.round(ms / 60_000)}m`;
+}
+
+/** Time a verify job gets beyond the command's own timeout, to stage in and out. */
+const VERIFY_JOB_STAGING_MS = 10 * 60_000;
+
+function attemptKey({ taskId, attempt }: { taskId: string; attempt: number }): string {
+  return `${taskId}#${attempt}`;
+}
+
+function notVerified(error: string): Verification {
+  return { exitCode: null, timedOut: false, durationMs: 0, tail: '', error };
 }
 
 function stopped(signal: AbortSignal): ExecutorOutcome {

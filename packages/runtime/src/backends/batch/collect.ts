@@ -11,6 +11,7 @@ import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import type { RunConfig } from '../../contracts/run-config.js';
 import { type RunLayout, TASK_FILES } from '../../contracts/run-layout.js';
 import { S3_LAYOUT } from '../../contracts/s3-layout.js';
+import { VERIFY_LIMITS, type Verification } from '../../contracts/verify.js';
 import { OutputRejectedError } from '../../trust/output-check.js';
 import { applyJobBundle, BundleError } from '../../workspace/bundles.js';
 import { jobFailure } from './outcome.js';
@@ -43,7 +44,7 @@ export class JobCollector {
     job: RemoteJob,
     prefix: string,
     end: JobEnd,
-  ): Promise<ExecutorOutcome> {
+  ): Promise<ExecutorOutcome & { verification?: Verification }> {
     if (end.kind === 'lost')
       return { status: 'failed', error: `job ${job.name}: ${end.reason}`, retryable: true };
     const { detail } = end;
@@ -84,7 +85,10 @@ export class JobCollector {
           retryable: true,
         };
       await this.takeBundle(spec, workspace, job, result.bundle, result.commit);
-      return result.outcome;
+      if (!result.verification) return result.outcome;
+      if (result.verifyLog)
+        await this.copyVerifyLog(result.verifyLog, this.layout.verifyLog(spec.taskId));
+      return { ...result.outcome, verification: result.verification };
     } catch (error) {
       if (error instanceof OutputRejectedError)
         return { status: 'failed', error: error.message, retryable: false };
@@ -92,6 +96,45 @@ export class JobCollector {
         return { status: 'failed', error: `job ${job.name}: ${error.message}`, retryable: true };
       throw error;
     }
+  }
+
+  /**
+   * What the job that ran `--verify` alone found, and its output appended to `logPath`; a job
+   * that reported nothing is a verification that could not run.
+   */
+  async collectVerification(prefix: string, end: JobEnd, logPath: string): Promise<Verification> {
+    const failed = (error: string): Verification => ({
+      exitCode: null,
+      timedOut: false,
+      durationMs: 0,
+      tail: '',
+      error,
+    });
+    if (end.kind === 'lost') return failed(end.reason);
+    try {
+      const result = await this.readResult(prefix);
+      if (!result?.verification)
+        return failed(
+          end.detail.status === 'FAILED'
+            ? jobFailure(end.detail).error
+            : 'the job reported no verification',
+        );
+      if (result.verifyLog) await this.copyVerifyLog(result.verifyLog, logPath);
+      return result.verification;
+    } catch (error) {
+      if (error instanceof StagingError) return failed(error.message);
+      throw error;
+    }
+  }
+
+  /** A job's verify log, checked, bounded and redacted, appended to the host's. */
+  private async copyVerifyLog(log: StagedObject, logPath: string): Promise<void> {
+    if (log.bytes > VERIFY_LIMITS.logBytes + 1024)
+      throw new StagingError(`its verify log is over ${VERIFY_LIMITS.logBytes} bytes`);
+    const raw = await this.staging.getBytes(log.key, log.bytes);
+    if (!raw) throw new StagingError(`its verify log ${log.key} is missing`);
+    Staging.verify(log, raw);
+    appendFileSync(logPath, this.redact(raw.toString('utf8')));
   }
 
   private async readResult(prefix: string): Promise<BatchJobResult | undefined> {

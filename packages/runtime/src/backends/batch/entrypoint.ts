@@ -13,20 +13,27 @@ import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import {
   BATCH_RESULT_REF,
-  type BatchJobInput,
   BatchJobInputSchema,
   type BatchJobResult,
+  FINAL_VERIFY_TASK_ID,
   type StagedObject,
 } from '../../contracts/batch-job.js';
 import { ENV } from '../../contracts/env.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import { TASK_FILES } from '../../contracts/run-layout.js';
 import { S3_LAYOUT } from '../../contracts/s3-layout.js';
+import {
+  describeVerification,
+  type Verification,
+  type VerifySettings,
+  verificationPassed,
+} from '../../contracts/verify.js';
 import { consoleLog, fail, outputDir } from '../../entrypoints/common.js';
 import { executeTask } from '../../executor/execute.js';
 import { agentSettingsFor, resolveModelAccess } from '../../models/access.js';
 import { OutputCheck, OutputRejectedError } from '../../trust/output-check.js';
 import { redactor, SecretScanner } from '../../trust/secret-scanner.js';
+import { runVerifyProcess } from '../../verify/process.js';
 import { Project } from '../../workspace/project.js';
 import { awsErrorMessage, HTTP_TIMEOUTS } from './aws-basics.js';
 import { Staging } from './staging.js';
@@ -70,12 +77,12 @@ function jobPaths(output: string) {
  * provides (its credentials come as the job's environment, never through the orchestrator).
  */
 async function jobSpec(
-  input: BatchJobInput,
+  inputSpec: TaskSpec,
   paths: ReturnType<typeof jobPaths>,
   env: NodeJS.ProcessEnv,
 ) {
   const spec: TaskSpec = {
-    ...input.spec,
+    ...inputSpec,
     workspaceDir: paths.workspace,
     outputDir: paths.task,
     agentHome: env.HOME ?? path.join(paths.task, 'home'),
@@ -119,15 +126,46 @@ async function main(): Promise<void> {
   const parsed = BatchJobInputSchema.safeParse(JSON.parse(raw.toString('utf8')));
   if (!parsed.success) fail(`${S3_LAYOUT.files.input} is not a valid attempt input`);
   const input = parsed.data;
-  if (input.spec.taskId !== job.taskId)
-    fail(`${S3_LAYOUT.files.input} is for task ${input.spec.taskId}, not TASK_ID ${job.taskId}`);
+  const inputTask = input.spec?.taskId ?? FINAL_VERIFY_TASK_ID;
+  if (inputTask !== job.taskId)
+    fail(`${S3_LAYOUT.files.input} is for task ${inputTask}, not TASK_ID ${job.taskId}`);
 
   const baseBundle = path.join(paths.staging, 'base.bundle');
   await stage('download the base commit', () => staging.getFile(input.base.bundle, baseBundle));
   const project = await Project.fromBundle(paths.project, baseBundle, input.base.commit);
   await project.prepareWorkspace(paths.workspace, input.base.commit);
+  const verifyHere = (settings: VerifySettings) =>
+    verifyInJob(settings, paths, controller.signal, (file) =>
+      stage('upload the verify log', () =>
+        staging.putFile(`${job.prefix}${S3_LAYOUT.files.verifyLog}`, file),
+      ),
+    );
 
-  const { spec, secrets } = await jobSpec(input, paths, env);
+  if (input.verifyOnly) {
+    consoleLog(`verifying ${input.base.commit.slice(0, 12)}: ${input.verifyOnly.command}`);
+    const checked = await verifyHere(input.verifyOnly);
+    if (controller.signal.aborted) process.exit(EXIT_TERMINATED);
+    const passed = verificationPassed(checked.verification);
+    const result: BatchJobResult = {
+      version: 1,
+      outcome: passed
+        ? { status: 'succeeded' }
+        : { status: 'failed', error: describeVerification(checked.verification) },
+      ...checked,
+    };
+    await stage('upload the result', () =>
+      staging.putBytes(
+        `${job.prefix}${S3_LAYOUT.files.result}`,
+        JSON.stringify(result),
+        'application/json',
+      ),
+    );
+    consoleLog(`verification ${describeVerification(checked.verification)}`);
+    return;
+  }
+  if (!input.spec) fail(`${S3_LAYOUT.files.input} holds no task`);
+
+  const { spec, secrets } = await jobSpec(input.spec, paths, env);
   const redact = redactor(Object.values(secrets));
   const log = (line: string) => consoleLog(redact(line));
   log(
@@ -153,6 +191,8 @@ async function main(): Promise<void> {
       result.bundle = await stage('upload the work', () =>
         staging.putFile(`${job.prefix}${S3_LAYOUT.files.bundle}`, bundleFile),
       );
+      // The check runs on the work as committed, once the agent's processes are gone.
+      if (spec.verify) Object.assign(result, await verifyHere(spec.verify));
     } catch (error) {
       if (!(error instanceof OutputRejectedError)) throw error;
       outcome = { status: 'failed', error: error.message, retryable: false };
@@ -174,6 +214,29 @@ async function main(): Promise<void> {
       : `task ${spec.taskId} failed: ${outcome.error}`,
   );
   process.exitCode = outcome.status === 'succeeded' ? 0 : 1;
+}
+
+/**
+ * Runs `--verify` in the job's workspace with an environment of its own (no credential of the
+ * job's), its output to a log that goes up beside the result.
+ */
+async function verifyInJob(
+  settings: VerifySettings,
+  paths: ReturnType<typeof jobPaths>,
+  signal: AbortSignal,
+  upload: (file: string) => Promise<StagedObject>,
+): Promise<{ verification: Verification; verifyLog: StagedObject }> {
+  const home = path.join(paths.staging, 'verify-home');
+  mkdirSync(home, { recursive: true });
+  const logPath = path.join(paths.staging, S3_LAYOUT.files.verifyLog);
+  const verification = await runVerifyProcess('/bin/sh', ['-c', settings.command], {
+    cwd: paths.workspace,
+    env: { PATH: process.env.PATH, LANG: process.env.LANG, HOME: home, CI: 'true' },
+    timeoutMs: settings.timeoutMs,
+    logPath,
+    signal,
+  });
+  return { verification, verifyLog: await upload(logPath) };
 }
 
 async function uploadTranscript(

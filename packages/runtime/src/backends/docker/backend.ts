@@ -9,7 +9,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { lchown, readdir } from 'node:fs/promises';
+import { lchown, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -23,11 +23,14 @@ import { IMAGE } from '../../contracts/image.js';
 import { MODEL_PROXY } from '../../contracts/model-proxy.js';
 import type { AgentNetwork } from '../../contracts/run-config.js';
 import { TASK_FILES } from '../../contracts/run-layout.js';
+import { VERIFY_LIMITS, type Verification } from '../../contracts/verify.js';
 import { UsageError } from '../../errors.js';
 import { redactor } from '../../trust/secret-scanner.js';
 import { readUntrusted, removeTree, UntrustedFileError } from '../../trust/untrusted-files.js';
 import { CappedLog } from '../../util/capped-log.js';
-import type { Backend, ExecutionContext } from '../backend.js';
+import { SHELL_FINDS } from '../../verify/command.js';
+import { readTail } from '../../verify/process.js';
+import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import type { DockerSettings } from './settings.js';
 
 /** Where the image mounts things, and the files the docker executor leaves in OUTPUT_DIR. */
@@ -66,6 +69,22 @@ export interface DockerBackendOptions {
 const MAX_OUTCOME_BYTES = 2 ** 20;
 const MAX_TRANSCRIPT_BYTES = 64 * 2 ** 20;
 const MAX_LOG_BYTES = 32 * 2 ** 20;
+
+/** Whether the image's shell finds `program`: a container that runs `command -v` and no more. */
+export async function imageFinds(docker: Docker, image: string, program: string): Promise<boolean> {
+  const container = await docker.createContainer({
+    Image: image,
+    Cmd: ['/bin/sh', '-c', SHELL_FINDS, 'sh', program],
+    HostConfig: { NetworkMode: 'none', CapDrop: ['ALL'], ReadonlyRootfs: true },
+  });
+  try {
+    await container.start();
+    const { StatusCode } = (await container.wait()) as { StatusCode: number };
+    return StatusCode === 0;
+  } finally {
+    await container.remove({ force: true }).catch(() => {});
+  }
+}
 
 /** The engine, as DOCKER_HOST (or the default socket) says. */
 export function dockerClient(): Docker {
@@ -141,10 +160,11 @@ export async function runContainer(
   logPath: string,
   signal: AbortSignal,
   redact?: (text: string) => string,
+  maxLogBytes = MAX_LOG_BYTES,
 ): Promise<ContainerRun> {
   const container = await docker.createContainer(options);
   // The container's output is the agent's to fill: the log is bounded, and its token kept out.
-  const log = new CappedLog(logPath, MAX_LOG_BYTES, redact);
+  const log = new CappedLog(logPath, maxLogBytes, redact);
   const kill = () => {
     container.kill({ signal: 'SIGKILL' }).catch(() => {});
   };
@@ -326,6 +346,65 @@ export class DockerBackend implements Backend {
       error: 'the container wrote an unreadable outcome',
       retryable: true,
     };
+  }
+
+  /**
+   * The verify command in a fresh container of the executor image, hardened as executors are,
+   * with the checkout at /workspace and no network: no process of the agent that wrote the work
+   * is alive to answer for it.
+   */
+  async verify({
+    settings: verify,
+    sandbox,
+    logPath,
+    signal,
+    attempt,
+  }: VerifyRequest): Promise<Verification> {
+    const { settings, runId } = this.options;
+    if (process.getuid?.() === 0) await chownTree(sandbox.workspace, this.user.uid, this.user.gid);
+    const timeout = AbortSignal.timeout(verify.timeoutMs);
+    const started = Date.now();
+    const from = await stat(logPath).then(
+      (s) => s.size,
+      () => 0,
+    );
+    const label = attempt ? `${attempt.taskId}-${attempt.attempt}` : 'final';
+    try {
+      const run = await runContainer(
+        this.docker,
+        {
+          name: `po-${runId}-verify-${label}`.slice(0, 120),
+          Image: settings.image,
+          Cmd: ['/bin/sh', '-c', verify.command],
+          User: `${this.user.uid}:${this.user.gid}`,
+          WorkingDir: CONTAINER.workspace,
+          Env: ['CI=true'],
+          Labels: { [LABELS.run]: runId, [LABELS.role]: 'verify' },
+          HostConfig: hardenedHostConfig({ ...settings, network: 'none' }, [
+            `${sandbox.workspace}:${CONTAINER.workspace}:rw`,
+          ]),
+        },
+        logPath,
+        AbortSignal.any([signal, timeout]),
+        undefined,
+        VERIFY_LIMITS.logBytes,
+      );
+      const timedOut = timeout.aborted && !signal.aborted;
+      return {
+        exitCode: timedOut || signal.aborted ? null : run.statusCode,
+        timedOut,
+        durationMs: Date.now() - started,
+        tail: await readTail(logPath, from),
+      };
+    } catch (error) {
+      return {
+        exitCode: null,
+        timedOut: false,
+        durationMs: Date.now() - started,
+        tail: '',
+        error: `docker: ${(error as Error).message.split('\n')[0]}`,
+      };
+    }
   }
 
   /** No network for containers unless one is named, or opened for real agents. */

@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { intIn, parseCpus, parsedOption, parseMemory } from '../../cli/options.js';
 import { UsageError } from '../../errors.js';
+import { checkVerifyProgram } from '../../verify/command.js';
 import type { BackendKind } from '../backend.js';
 import type { DockerSettings } from './settings.js';
 
@@ -68,8 +69,17 @@ export const dockerKind: BackendKind<DockerSettings> = {
       throw new UsageError(`the backend config is for ${config.backend}, not docker`);
     return dockerSettings(flags, given, config);
   },
-  async preflight(settings, { allowedTools }) {
+  async preflight(settings, { allowedTools, verify }) {
     await dockerPreflight(settings.image);
+    if (verify) {
+      const { dockerClient, imageFinds } = await import('./backend.js');
+      const docker = dockerClient();
+      await checkVerifyProgram(
+        verify.command,
+        (program) => imageFinds(docker, settings.image, program),
+        `in the image ${settings.image}, where --verify runs; build one FROM it with your toolchain and pass --docker-image`,
+      );
+    }
     return { settings, allowedTools };
   },
   async create(settings, { config, proxy }) {

@@ -4,10 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { ENV, INHERITED_HOST_ENV } from '../../contracts/env.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import type { AgentNetwork } from '../../contracts/run-config.js';
+import type { Verification } from '../../contracts/verify.js';
 import { findClaudeBinary } from '../../models/claude-binary.js';
-import { type Confinement, confinementPaths } from '../../sandbox/bubblewrap.js';
+import { bubblewrapArgs, type Confinement, confinementPaths } from '../../sandbox/bubblewrap.js';
 import { removeTree } from '../../trust/untrusted-files.js';
-import type { Backend, ExecutionContext } from '../backend.js';
+import { runVerifyProcess } from '../../verify/process.js';
+import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import type { HostReply, HostRequest } from './host.js';
 
 const HOST_PATH = fileURLToPath(new URL('./host.js', import.meta.url));
@@ -15,12 +17,15 @@ const HOST_PATH = fileURLToPath(new URL('./host.js', import.meta.url));
 export interface LocalBackendOptions {
   /** Whether executors call models (`USE_REAL_EXECUTORS`). */
   real: boolean;
+  /** The run directory: hidden from every sandbox. */
+  runRoot: string;
+  /** The repository the run started from, where it is on this machine: hidden too. */
+  sourceDirs?: readonly string[];
   /**
    * Real mode: confine each agent with bubblewrap (its workspace and home writable, the run
    * directory and homes hidden). Without it agents run as the user, with file tools only.
    */
   confine?: {
-    runRoot: string;
     network: AgentNetwork;
     /** The model proxy's socket directory, mounted into every sandbox. */
     modelSocketDir?: string;
@@ -64,7 +69,12 @@ export class LocalBackend implements Backend {
   constructor(private readonly options: LocalBackendOptions) {
     this.killGraceMs = options.killGraceMs ?? 5_000;
     if (options.confine)
-      this.visibility = confinementPaths(options.confine.runRoot, findClaudeBinary());
+      this.visibility = confinementPaths(
+        options.runRoot,
+        findClaudeBinary(),
+        undefined,
+        options.sourceDirs,
+      );
   }
 
   async warm(): Promise<void> {
@@ -111,6 +121,37 @@ export class LocalBackend implements Backend {
       signal.addEventListener('abort', onAbort, { once: true });
       host.send({ type: 'run', key, spec, logPath, modelToken, confinement } satisfies HostRequest);
     });
+  }
+
+  /**
+   * The verify command in a bubblewrap sandbox: the checkout writable, a fresh HOME, the run
+   * directory and homes hidden, no network, every process gone when it ends.
+   */
+  async verify({ settings, sandbox, logPath, signal }: VerifyRequest): Promise<Verification> {
+    await removeTree(sandbox.home);
+    mkdirSync(sandbox.home, { recursive: true });
+    const confinement: Confinement = {
+      workspace: sandbox.workspace,
+      home: sandbox.home,
+      network: 'none',
+      ...confinementPaths(
+        this.options.runRoot,
+        process.execPath,
+        undefined,
+        this.options.sourceDirs,
+      ),
+    };
+    return runVerifyProcess(
+      'bwrap',
+      bubblewrapArgs(confinement, '/bin/sh', ['-c', settings.command]),
+      {
+        cwd: sandbox.workspace,
+        env: { ...hostEnv(this.options), HOME: sandbox.home, TMPDIR: '/tmp', CI: 'true' },
+        timeoutMs: settings.timeoutMs,
+        logPath,
+        signal,
+      },
+    );
   }
 
   async close(): Promise<void> {

@@ -1,7 +1,20 @@
+import path from 'node:path';
+import type { RunConfig } from '../../contracts/run-config.js';
 import { UsageError } from '../../errors.js';
 import { probeBubblewrap } from '../../sandbox/bubblewrap.js';
+import { checkVerifyProgram, hostFinds } from '../../verify/command.js';
 import type { BackendKind } from '../backend.js';
 import type { LocalSettings } from './settings.js';
+
+/** The run's source repository as directories of this machine (its checkout and git directory). */
+function sourceDirs(config: RunConfig): string[] {
+  const gitDir = config.deliver?.gitDir;
+  const checkout = gitDir && path.basename(gitDir) === '.git' ? path.dirname(gitDir) : undefined;
+  const dirs = [config.source?.repo, gitDir, checkout].filter(
+    (dir): dir is string => dir !== undefined && path.isAbsolute(dir),
+  );
+  return [...new Set(dirs)];
+}
 
 /**
  * Executors on this machine. Real agents are confined with bubblewrap; where it cannot run they
@@ -12,7 +25,16 @@ export const localKind: BackendKind<LocalSettings> = {
   flags: [],
   usesModelProxy: true,
   settings: () => ({}),
-  async preflight(settings, { real, allowedTools, toolsGiven }) {
+  async preflight(settings, { real, allowedTools, toolsGiven, verify }) {
+    if (verify) {
+      // The check runs agents' work (their tests, their scripts): never unconfined on the host.
+      const probe = await probeBubblewrap();
+      if (!probe.available)
+        throw new UsageError(
+          `--verify on the local backend runs the command in a bubblewrap sandbox, but ${probe.reason}: install bubblewrap, or use --backend docker`,
+        );
+      await checkVerifyProgram(verify.command, hostFinds, 'on PATH');
+    }
     if (!real) return { settings, allowedTools };
     const probe = await probeBubblewrap();
     if (probe.available) return { settings: { sandbox: 'bubblewrap' }, allowedTools };
@@ -39,10 +61,11 @@ export const localKind: BackendKind<LocalSettings> = {
     const real = config.mode === 'real';
     return new LocalBackend({
       real,
+      runRoot: layout.root,
+      sourceDirs: sourceDirs(config),
       ...(real &&
         settings.sandbox === 'bubblewrap' && {
           confine: {
-            runRoot: layout.root,
             network: config.agentNetwork,
             modelSocketDir: proxy?.socketDir,
           },
