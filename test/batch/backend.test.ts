@@ -42,6 +42,7 @@ import {
 } from '../support/model-server.js';
 import { planInput, type TaskInput, task } from '../support/plans.js';
 import { tempDir } from '../support/tmp.js';
+import { NODE_TEST, operation } from '../support/verify.js';
 
 const work = tempDir('po-batch-');
 const ACTIVE = ['SUBMITTED', 'PENDING', 'RUNNABLE', 'STARTING', 'RUNNING'] as const;
@@ -391,6 +392,35 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     const expected = await outcome(resultLine(local.stdout).runDir);
     expect(expected.tasks.find((t) => t.taskId === 'second')?.conflicts).toBe(1);
     expect(await outcome(batch.runDir)).toEqual(expected);
+  });
+
+  it('runs --verify in the job on its work, and in a job of its own on main at the end', async () => {
+    const plan = writePlan(
+      [operation('mul', 'a * b', 6, 'a + b'), operation('sub', 'a - b', -1)],
+      2,
+    );
+    const run = await batchRun(config, ['--plan', plan, '--verify', NODE_TEST]);
+    expect(run.code, run.stderr).toBe(0);
+    const summary = readSummary(run.runDir);
+    expect(summary.tasks.find((t) => t.taskId === 'mul')).toMatchObject({
+      attempts: 2,
+      verifyFailures: 1,
+    });
+    expect(summary.verify?.final).toMatchObject({ passed: true, exitCode: 0 });
+    expect(readFileSync(path.join(run.runDir, 'tasks/mul/verify.log'), 'utf8')).toContain('5 == 6');
+    expect(readFileSync(path.join(run.runDir, 'verify.log'), 'utf8')).toMatch(/pass 2\n/);
+    // One job per attempt, each checking its own work, and one more for main.
+    const runId = path.basename(run.runDir);
+    expect(
+      jobsOf(sandbox, runId)
+        .map((s) => s.jobName)
+        .sort(),
+    ).toEqual(
+      [
+        `${jobNamePrefix(runId)}verify`,
+        ...['mul-a1', 'mul-a2', 'sub-a1'].map((j) => `${jobNamePrefix(runId)}${j}`),
+      ].sort(),
+    );
   });
 
   it('--task-timeout terminates the job and tries again', async () => {

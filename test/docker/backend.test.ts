@@ -28,6 +28,7 @@ import {
 } from '../support/model-server.js';
 import { planInput, task } from '../support/plans.js';
 import { tempDir } from '../support/tmp.js';
+import { NODE_TEST, operation } from '../support/verify.js';
 
 const work = tempDir('po-docker-');
 const KEY = `sk-ant-api03-DOCKER-${randomUUID()}`;
@@ -112,6 +113,25 @@ describeDocker('the Docker backend', () => {
       image: IMAGE,
       pidsLimit: 512,
     });
+  });
+
+  it('runs --verify in a fresh container of the image on the merged work, and on main at the end', async () => {
+    const plan = writePlan([operation('mul', 'a * b', 6, 'a + b'), operation('sub', 'a - b', -1)]);
+    // The check says where it runs: the container's /workspace, as the image's user, offline.
+    const check = `pwd; id -u; (getent hosts host.docker.internal || echo offline); ${NODE_TEST}`;
+    const { code, stderr, runDir } = await dockerRun(['--plan', plan, '--verify', check]);
+    expect(code, stderr).toBe(0);
+    const summary = readSummary(runDir);
+    expect(summary.tasks.find((t) => t.taskId === 'mul')).toMatchObject({
+      attempts: 2,
+      verifyFailures: 1,
+    });
+    expect(summary.verify?.final).toMatchObject({ passed: true, exitCode: 0 });
+    const log = readFileSync(path.join(runDir, 'tasks/mul/verify.log'), 'utf8');
+    expect(log).toContain('5 == 6');
+    expect(log).toMatch(/^\/workspace\n10001\noffline$/m);
+    expect(readFileSync(path.join(runDir, 'verify.log'), 'utf8')).toMatch(/pass 2\n/);
+    expect(await runContainers(path.basename(runDir))).toEqual([]);
   });
 
   it('hardens containers: no credential, a token file, the model proxy socket and no network', async () => {

@@ -7,6 +7,7 @@ import type { TaskSpec } from '../../packages/runtime/src/contracts/executor.js'
 import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
 import { tempDir } from '../support/tmp.js';
+import { nodeTest, operation } from '../support/verify.js';
 
 const work = tempDir('po-verify-');
 let n = 0;
@@ -45,16 +46,6 @@ function calculatorRepository(files = 3_000, parent = work): string {
   return dir;
 }
 
-function nodeTest(name: string, call: string, expected: number): string {
-  return [
-    "import { test } from 'node:test';",
-    "import assert from 'node:assert';",
-    `import { ${name} } from '../src/${name}.mjs';`,
-    `test('${name}', () => assert.equal(${call}, ${expected}));`,
-    '',
-  ].join('\n');
-}
-
 function writePlan(tasks: unknown[]): string {
   const file = path.join(work, `plan-${n++}.json`);
   writeFileSync(
@@ -62,24 +53,6 @@ function writePlan(tasks: unknown[]): string {
     JSON.stringify({ requirements: 'Extend the calculator', executorBudget: 2, tasks }),
   );
   return file;
-}
-
-/** A task adding `name` with its test; `broken` is what its first attempt writes instead. */
-function operation(name: string, body: string, expected: number, broken?: string) {
-  return {
-    id: name,
-    title: `add ${name}`,
-    description: `export ${name} from src/${name}.mjs`,
-    simulate: {
-      files: {
-        [`src/${name}.mjs`]: `export const ${name} = (a, b) => ${body};\n`,
-        [`test/${name}.test.mjs`]: nodeTest(name, `${name}(2, 3)`, expected),
-      },
-      ...(broken && {
-        broken: { files: { [`src/${name}.mjs`]: `export const ${name} = (a, b) => ${broken};\n` } },
-      }),
-    },
-  };
 }
 
 async function run(repo: string, plan: string, extra: string[]) {

@@ -253,4 +253,27 @@ describe('task prompt', () => {
       'Your previous attempt (attempt 1) could not be merged: it conflicted with the work of task ui in:\n- src/shared.ts\nThat work is now merged into your working directory, and it is theirs to keep',
     );
   });
+
+  it('names the check the work must pass, and gives a retry the end of its failing output', () => {
+    const verify = { command: 'npm test', timeoutMs: 60_000 };
+    expect(taskPrompt(spec({ verify }))).toContain(
+      '- Your work is merged only if `npm test` passes on it: run it before you finish.',
+    );
+    const prompt = taskPrompt(
+      spec({
+        attempt: 2,
+        verify,
+        verifyFailure: {
+          attempt: 1,
+          command: 'npm test',
+          exitCode: 1,
+          timedOut: false,
+          tail: 'not ok 2 - mul\n  error: 5 == 6\n',
+        },
+      }),
+    );
+    expect(prompt).toContain(
+      "Your previous attempt (attempt 1) was not merged: the project's check `npm test` exited with code 1 on it. The end of its output:\n```\nnot ok 2 - mul\n  error: 5 == 6\n```",
+    );
+  });
 });

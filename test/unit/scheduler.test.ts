@@ -390,6 +390,19 @@ describe('retry policy', () => {
     expect(decision.retry && decision.delayMs).toBeLessThanOrEqual(5000);
   });
 
+  it('retries work that failed --verify at once, as often as a crash, apart from crashes', () => {
+    const policy = { ...DEFAULT_RETRY_POLICY, retries: 1 };
+    const history = { transientFailures: 1, conflicts: 0 };
+    expect(decideRetry('verify', { ...history, verifyFailures: 1 }, policy, always)).toEqual({
+      retry: true,
+      reason: 'verify',
+      delayMs: 0,
+    });
+    expect(decideRetry('verify', { ...history, verifyFailures: 2 }, policy, always)).toEqual({
+      retry: false,
+    });
+  });
+
   it('with zero retries gives up on the first transient failure', () => {
     const policy = { ...DEFAULT_RETRY_POLICY, retries: 0 };
     expect(
