@@ -11,7 +11,7 @@ import {
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
-import { readSummary, resultLine, runCli } from '../support/cli.js';
+import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
 import { startModelServer, toolUse } from '../support/model-server.js';
 import { tempDir } from '../support/tmp.js';
@@ -158,6 +158,36 @@ describe('a run that starts from an existing repository', () => {
     expect(gitOut(path.join(fromShallow.runDir, 'project'), ['show', 'main:src/tax.ts'])).toBe(
       'export const tax = 2;',
     );
+  });
+
+  it('leaves submodules and Git LFS pointers as they are, and says so', async () => {
+    const lib = path.join(work, `lib-${n++}`);
+    sh(work, `git init -q -b main ${lib}`);
+    sh(lib, 'printf "lib\\n" > lib.txt && git add -A && git commit -qm lib');
+    const repo = userRepository();
+    const pointer =
+      'version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n';
+    writeFileSync(path.join(repo, '.gitattributes'), '*.bin filter=lfs diff=lfs merge=lfs -text\n');
+    writeFileSync(path.join(repo, 'model.bin'), pointer);
+    sh(
+      repo,
+      `git -c protocol.file.allow=always submodule add -q ${lib} vendor/lib && git add .gitattributes model.bin && git commit -qm "lfs and a submodule"`,
+    );
+    const run = await runFrom(repo);
+    expect(run.code, run.stderr).toBe(0);
+    const started = readEvents(run.runDir).find((e) => e.type === 'run-started');
+    expect(started).toMatchObject({
+      notes: [
+        '1 submodule (vendor/lib) kept at the commits they point at, not checked out for agents',
+        expect.stringMatching(/^Git LFS files are kept as their pointers/),
+      ],
+    });
+    const project = path.join(run.runDir, 'project');
+    for (const entry of ['vendor/lib', 'model.bin'])
+      expect(gitOut(project, ['ls-tree', 'main', entry])).toBe(
+        gitOut(repo, ['ls-tree', 'HEAD', entry]),
+      );
+    expect(readFileSync(path.join(project, 'model.bin'), 'utf8')).toBe(pointer);
   });
 
   it.each([

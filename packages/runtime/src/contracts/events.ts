@@ -60,6 +60,8 @@ export const EventBodySchema = z.discriminatedUnion('type', [
     executors: z.number().int(),
     backend: z.string(),
     mode: z.string(),
+    /** What of the source repository the run leaves as it is (submodules, LFS files). */
+    notes: z.array(z.string()).optional(),
   }),
   z.object({
     type: z.literal('run-resumed'),

@@ -14,7 +14,10 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 export function describeEvent(event: JournalEvent): string {
   switch (event.type) {
     case 'run-started':
-      return `run ${event.runId} started: ${event.tasks} tasks, ${event.executors} executors, ${event.backend} backend, ${event.mode} mode`;
+      return [
+        `run ${event.runId} started: ${event.tasks} tasks, ${event.executors} executors, ${event.backend} backend, ${event.mode} mode`,
+        ...(event.notes ?? []).map((note) => `note: ${note}`),
+      ].join('\n');
     case 'run-resumed':
       return `run ${event.runId} resumed: ${event.remaining} tasks to go${event.retryFailed ? ' (failed tasks retried)' : ''}`;
     case 'task-started':

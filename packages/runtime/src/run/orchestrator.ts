@@ -123,6 +123,7 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
       if (error instanceof UsageError) throw error;
       throw new RunDirError(`cannot set up a run in ${outputDir}: ${describeError(error)}`);
     }
+    const notes = source ? await project.leftAsIs() : [];
     const state = initialState(plan.tasks.map((t) => t.id));
     const run = new ActiveRun(layout, config, plan, project, journal, state, {
       signal,
@@ -136,6 +137,7 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
       executors: config.executors,
       backend: config.backend,
       mode: config.mode,
+      ...(notes.length > 0 && { notes }),
     });
     return await run.execute();
   } catch (error) {

@@ -239,6 +239,34 @@ done
     return Project.open(dir);
   }
 
+  /**
+   * What of the integration commit a run leaves as it is, said in a line each: submodules are
+   * kept as the commits they point at and never checked out into workspaces; Git LFS files are
+   * their pointers (no filter runs on agents' files), so agents see and keep the pointers.
+   */
+  async leftAsIs(): Promise<string[]> {
+    const notes: string[] = [];
+    const { stdout: tree } = await git(this.repo, ['ls-tree', '-r', '-z', this.mainHead]);
+    const submodules = tree
+      .split('\0')
+      .filter((entry) => entry.startsWith('160000 '))
+      .map((entry) => entry.slice(entry.indexOf('\t') + 1));
+    if (submodules.length > 0)
+      notes.push(
+        `${submodules.length} submodule${submodules.length === 1 ? '' : 's'} (${submodules.slice(0, 3).join(', ')}${submodules.length > 3 ? ', ...' : ''}) kept at the commits they point at, not checked out for agents`,
+      );
+    const lfs = await git(
+      this.repo,
+      ['grep', '-l', '-F', 'filter=lfs', this.mainHead, '--', ':(glob)**/.gitattributes'],
+      [0, 1],
+    );
+    if (lfs.exitCode === 0)
+      notes.push(
+        'Git LFS files are kept as their pointers: agents see the pointers, not the content, and no LFS object is fetched',
+      );
+    return notes;
+  }
+
   private static async create(dir: string): Promise<string> {
     await mkdir(dir, { recursive: true });
     const gitDir = path.join(dir, '.git');
