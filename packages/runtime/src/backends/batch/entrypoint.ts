@@ -4,7 +4,9 @@
  * attempt's input and base commit from the state bucket, runs the same executor as the docker
  * executor (simulated, or Claude Code with the credentials the job definition gives), commits
  * the work on its base and stages out a bundle of that commit, the transcript and, last,
- * `result.json` with every object's checksum. Exit codes: 0 when the task succeeded and its
+ * `result.json` with every object's checksum. With `--verify` it runs the command on the committed
+ * work and stages its log too; an input with `verifyOnly` runs the command alone on the base (the
+ * run's final check). Exit codes: 0 when the task succeeded and its
  * outcome is uploaded, 1 when it failed and that is uploaded, 2 for bad configuration, 3 when
  * staging failed, 143 on SIGTERM (so Batch marks a stopped job FAILED and its retry can fire).
  */
