@@ -4,7 +4,7 @@
  * repeated and reported as the median with every sample, since these machines are noisy.
  *
  *   pnpm bench                          all scenarios
- *   pnpm bench -- --only overhead,speedup,docker,batch --repeat 5
+ *   pnpm bench -- --only overhead,speedup,scale,scheduler,repo,docker,batch --repeat 5
  *   pnpm bench -- --plan FILE --executors M   one plan in virtual time
  */
 import { execFileSync } from 'node:child_process';
@@ -18,6 +18,7 @@ import { estimateSchedule } from '../packages/runtime/src/scheduler/estimate.js'
 import { seededInts } from '../packages/runtime/src/util/random.js';
 import { batchScenarios } from './batch.js';
 import { CLI, independent, median, type Result, round, speedupResult, task } from './common.js';
+import { largeRepoScenarios } from './large-repo.js';
 
 /** Runs a plan through the CLI in a scratch directory and returns its summary. */
 function runPlan(plan: PlanInput, executors: number, extra: string[] = []): ExecutionSummary {
@@ -264,12 +265,15 @@ async function main() {
     return;
   }
   const repeat = Number(values.repeat);
-  const only = new Set((values.only ?? 'overhead,speedup,scale,scheduler,docker,batch').split(','));
+  const only = new Set(
+    (values.only ?? 'overhead,speedup,scale,scheduler,repo,docker,batch').split(','),
+  );
   const results: Result[] = [];
   if (only.has('scheduler')) results.push(await schedulerQuality());
   if (only.has('overhead')) results.push(overhead(repeat));
   if (only.has('speedup')) results.push(speedup(repeat));
   if (only.has('scale')) results.push(scale());
+  if (only.has('repo')) results.push(...(await largeRepoScenarios(repeat)));
   if (only.has('docker')) {
     const missing = dockerMissing();
     if (missing)
