@@ -146,6 +146,15 @@ describe('a run that starts from an existing repository', () => {
     sh(work, `git clone -q --bare ${repo} ${bare}`);
     const fromUrl = await runFrom(`file://${bare}`);
     expect(fromUrl.code, fromUrl.stderr).toBe(0);
+    // Fetched once into a scratch clone beside the runs, which is gone when the run ends.
+    expect(readdirSync(fromUrl.output)).toEqual([path.basename(fromUrl.runDir)]);
+    // A --base the URL does not have is refused before anything is planned or written.
+    const badBase = await runFrom(`file://${bare}`, ['--base', 'no-such-tag']);
+    expect(badBase.code).toBe(2);
+    expect(badBase.stderr.trim()).toBe(
+      `error: --base no-such-tag does not name a commit in file://${bare}`,
+    );
+    expect(existsSync(badBase.output) ? readdirSync(badBase.output) : []).toEqual([]);
     const head = gitOut(repo, ['rev-parse', 'trunk']);
     expect(
       gitOut(path.join(fromUrl.runDir, 'project'), ['merge-base', '--is-ancestor', head, 'main']),
@@ -413,6 +422,21 @@ describe('a run that starts from an existing repository', () => {
       });
       expect(capped.code, capped.stderr).toBe(0);
       expect(requests.join('\n')).toContain('Its files (1600, the first 1500 shown):');
+
+      // A URL is fetched before planning, so its codebase is shown too; the scratch clone goes.
+      const bare = path.join(work, `bare-${n++}.git`);
+      sh(work, `git clone -q --bare ${repo} ${bare}`);
+      requests.length = 0;
+      const fromUrl = await runCli(
+        ['plan', 'Add a cart', '--real', '--json', '--repo', `file://${bare}`, '--base', 'v2'],
+        work,
+        {
+          ANTHROPIC_API_KEY: 'sk-ant-api03-repo-test-key-0000000000',
+          ANTHROPIC_BASE_URL: server.url,
+        },
+      );
+      expect(fromUrl.code, fromUrl.stderr).toBe(0);
+      expect(requests.join('\n')).toContain('package.json:\\n{\\"name\\":\\"shop\\"}');
     } finally {
       await server.close();
     }

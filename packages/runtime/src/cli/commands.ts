@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import type { BackendKind } from '../backends/backend.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
@@ -32,7 +33,7 @@ import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
 import { checkDelivery, deliver } from '../workspace/deliver.js';
 import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
-import { describeCodebase, resolveSource } from '../workspace/source.js';
+import { describeCodebase, fetchSource, resolveSource } from '../workspace/source.js';
 import { doctor, gitPreflight } from './doctor.js';
 import {
   type Delivered,
@@ -276,11 +277,11 @@ export async function runCommand(
   const { kind, settings } = chooseBackend(options, given);
   if (options.base !== undefined && options.repo === undefined)
     throw new UsageError('--base names a commit of --repo: give the repository too');
-  const source =
+  const named =
     options.repo !== undefined ? await resolveSource(options.repo, options.base) : undefined;
-  const deliver = source?.gitDir
+  const deliver = named?.gitDir
     ? {
-        gitDir: source.gitDir,
+        gitDir: named.gitDir,
         partial: options.deliverPartial ?? false,
         ...(options.into !== undefined && { branch: options.into }),
         ...(options.push !== undefined && { push: options.push }),
@@ -305,64 +306,78 @@ export async function runCommand(
     toolsGiven: given('allowedTools'),
     ...(verify && { verify }),
   });
-  const plannerContainer = options.dockerPlanner
-    ? await (await import('../planner/docker.js')).plannerContainer(
-        options,
-        kind.name,
-        ready.settings,
-      )
-    : undefined;
-  const codebase = source && access ? await describeCodebase(source) : undefined;
-  const made = await makePlan(words, { ...options, plannerContainer, codebase }, access);
-  // A plan file brings its own budget unless --executors overrides it.
-  const executors =
-    options.plan !== undefined && !given('executors')
-      ? made.plan.executorBudget
-      : options.executors;
-  const budgeted = { ...made.plan, executorBudget: executors };
-  const plan = access
-    ? budgeted
-    : assignSimulatedDurations(budgeted, options.simTaskMs, options.seed);
-  return drive(options.json ?? false, plan, executors, (hooks) =>
-    startRun({
-      ...hooks,
-      outputDir: options.output,
-      plan,
-      ...(source && { source }),
-      ...(deliver && { deliver }),
-      ...(verify && { verify }),
-      backend: kind.name,
-      [kind.name]: ready.settings,
-      mode: access ? 'real' : 'simulate',
-      executors,
-      retries: options.retries,
-      retryDelayMs: options.retryDelay,
-      taskTimeoutMs: options.taskTimeout,
-      seed: options.seed,
-      planner: made.planner,
-      ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
-      outputLimits: { maxFileBytes: options.maxFileSize, maxTaskBytes: options.maxTaskSize },
-      agentNetwork: options.agentNetwork,
-      ...(access && {
-        modelAccess: access,
-        agent: agentSettingsFor(access, {
-          maxTurns: options.maxTurns,
-          allowedTools: ready.allowedTools,
-          maxBudgetUsd: options.maxTaskUsd,
+  // A URL is fetched once, before planning: its --base is checked and its codebase can be shown.
+  const fetched = named ? await fetchSource(named, options.output) : undefined;
+  const source = fetched?.source;
+  try {
+    const plannerContainer = options.dockerPlanner
+      ? await (await import('../planner/docker.js')).plannerContainer(
+          options,
+          kind.name,
+          ready.settings,
+        )
+      : undefined;
+    const codebase = source && access ? await describeCodebase(source) : undefined;
+    const made = await makePlan(words, { ...options, plannerContainer, codebase }, access);
+    // A plan file brings its own budget unless --executors overrides it.
+    const executors =
+      options.plan !== undefined && !given('executors')
+        ? made.plan.executorBudget
+        : options.executors;
+    const budgeted = { ...made.plan, executorBudget: executors };
+    const plan = access
+      ? budgeted
+      : assignSimulatedDurations(budgeted, options.simTaskMs, options.seed);
+    return await drive(options.json ?? false, plan, executors, (hooks) =>
+      startRun({
+        ...hooks,
+        outputDir: options.output,
+        plan,
+        ...(source && { source }),
+        ...(deliver && { deliver }),
+        ...(verify && { verify }),
+        backend: kind.name,
+        [kind.name]: ready.settings,
+        mode: access ? 'real' : 'simulate',
+        executors,
+        retries: options.retries,
+        retryDelayMs: options.retryDelay,
+        taskTimeoutMs: options.taskTimeout,
+        seed: options.seed,
+        planner: made.planner,
+        ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
+        outputLimits: { maxFileBytes: options.maxFileSize, maxTaskBytes: options.maxTaskSize },
+        agentNetwork: options.agentNetwork,
+        ...(access && {
+          modelAccess: access,
+          agent: agentSettingsFor(access, {
+            maxTurns: options.maxTurns,
+            allowedTools: ready.allowedTools,
+            maxBudgetUsd: options.maxTaskUsd,
+          }),
         }),
       }),
-    }),
-  );
+    );
+  } finally {
+    await fetched?.remove();
+  }
 }
 
 export async function planCommand(words: string[], options: PlanningOptions): Promise<void> {
   const access = options.real
     ? await resolveModelAccess(process.env, modelFlags(options))
     : undefined;
-  const source =
+  const named =
     options.repo !== undefined ? await resolveSource(options.repo, options.base) : undefined;
-  const codebase = source && access ? await describeCodebase(source) : undefined;
-  const { plan, planner } = await makePlan(words, { ...options, codebase }, access);
+  const fetched = named ? await fetchSource(named, os.tmpdir()) : undefined;
+  let made: Awaited<ReturnType<typeof makePlan>>;
+  try {
+    const codebase = fetched && access ? await describeCodebase(fetched.source) : undefined;
+    made = await makePlan(words, { ...options, codebase }, access);
+  } finally {
+    await fetched?.remove();
+  }
+  const { plan, planner } = made;
   if (options.json) {
     process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
     return;

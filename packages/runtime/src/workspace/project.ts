@@ -148,6 +148,8 @@ export class Project {
   private merging = false;
   /** Workspaces cleared of what agents leave (commitWorkspace) with no agent run since. */
   private readonly sanitized = new Set<string>();
+  /** Settles when the first checkout under way (if any) is done. */
+  private firstCheckouts: Promise<void> = Promise.resolve();
   readonly gitDir: string;
 
   private constructor(
@@ -330,6 +332,26 @@ done
    */
   async prepareWorkspace(workspace: string, base: string): Promise<void> {
     const target = this.workspaceTarget(workspace);
+    // A first checkout writes the whole tree: one at a time, so that on a large repository the
+    // first task starts after one checkout rather than after all of them, contending.
+    if (!(await lstat(target.indexFile as string).catch(() => undefined))) {
+      const previous = this.firstCheckouts;
+      let done = () => {};
+      this.firstCheckouts = new Promise((resolve) => {
+        done = resolve;
+      });
+      await previous;
+      try {
+        await this.resetWorkspace(target, workspace, base);
+      } finally {
+        done();
+      }
+      return;
+    }
+    await this.resetWorkspace(target, workspace, base);
+  }
+
+  private async resetWorkspace(target: GitTarget, workspace: string, base: string): Promise<void> {
     const indexDir = path.dirname(target.indexFile as string);
     // Not recursive, and first: a run directory deleted mid-run must fail here, not be made again.
     const makeIndexDir = () =>

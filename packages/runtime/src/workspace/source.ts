@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { git, gitAt } from './git.js';
@@ -64,6 +65,50 @@ export async function resolveSource(repo: string, ref = 'HEAD'): Promise<SourceR
   return { location: gitDir, shown: location, ref, commit: commit.stdout.trim(), gitDir };
 }
 
+/**
+ * A URL source fetched before the run: a bare clone in a scratch directory under `parent`, so
+ * that `--base` is resolved (or refused) before anything is planned, the planner can be shown
+ * the codebase, and the run's own clone is a local one from it. `remove` deletes the scratch.
+ */
+export async function fetchSource(
+  source: SourceRepository,
+  parent: string,
+): Promise<{ source: SourceRepository; remove: () => Promise<void> }> {
+  if (source.commit) return { source, remove: async () => {} };
+  await mkdir(parent, { recursive: true });
+  const scratch = await mkdtemp(path.join(parent, '.source-'));
+  const remove = () => rm(scratch, { recursive: true, force: true });
+  try {
+    const bare = path.join(scratch, 'repo.git');
+    await gitAt(scratch, [
+      ...SOURCE_TRANSPORTS,
+      'clone',
+      '--quiet',
+      '--bare',
+      '--template=',
+      '--end-of-options',
+      source.location,
+      bare,
+    ]).catch((error: unknown) => {
+      throw new UsageError(`--repo ${source.shown}: cannot clone: ${(error as Error).message}`);
+    });
+    const commit = await git(
+      { gitDir: bare },
+      ['rev-parse', '--verify', '--quiet', '--end-of-options', `${source.ref}^{commit}`],
+      [0, 1, 128],
+    );
+    if (commit.exitCode !== 0)
+      throw new UsageError(`--base ${source.ref} does not name a commit in ${source.shown}`);
+    return {
+      source: { ...source, location: bare, commit: commit.stdout.trim() },
+      remove,
+    };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}
+
 /** How much of a codebase the planner is shown: enough to plan in it, bounded for any size. */
 export const CODEBASE_LIMITS = { paths: 1_500, readmeBytes: 8_192, manifestBytes: 4_096 } as const;
 
@@ -87,11 +132,12 @@ const MANIFESTS = [
 /**
  * What the planner is told of the repository a run starts from: its tracked files at the base
  * (so what `.gitignore` keeps out is not there), capped, its README and its manifests, each cut
- * to a bound. Only a local source can be read before the clone; a URL's is not described.
+ * to a bound. A URL is read from the bare clone `fetchSource` made.
  */
 export async function describeCodebase(source: SourceRepository): Promise<string | undefined> {
-  if (!source.gitDir || !source.commit) return undefined;
-  const repo = { gitDir: source.gitDir };
+  // A local repository's location is its git directory; a fetched URL's, its bare clone.
+  if (!source.commit) return undefined;
+  const repo = { gitDir: source.location };
   const listed = await git(repo, ['ls-tree', '-r', '-z', '--name-only', source.commit]);
   const paths = listed.stdout.split('\0').filter(Boolean);
   const shown = paths.slice(0, CODEBASE_LIMITS.paths);
