@@ -144,6 +144,13 @@ describe('--verify gates every merge on the repository check (local backend, bub
     expect(resultLine(result.stdout)).toMatchObject({ status: 'failed', exitCode: 1 });
     // A run that failed is not delivered unless asked.
     expect(gitOut(repo, ['branch', '--list', 'parallel-orchestrator/*'])).toBe('');
+    // Resuming it has nothing to run and does not forget why it failed.
+    const resumed = await runCli(['resume', result.runDir, '--json'], work);
+    expect(resumed.code, resumed.stderr).toBe(1);
+    expect(readSummary(result.runDir)).toMatchObject({
+      status: 'failed',
+      verify: { final: { passed: false } },
+    });
   });
 
   it('stops a check at its timeout, kills what it started, and keeps the run going', async () => {

@@ -215,7 +215,9 @@ export async function resumeRun(
     if (!retryFailed && verified && records.every((t) => FINAL_TASK_STATUSES.has(t.status))) {
       // Nothing left to run; the orchestrator may have died before it wrapped up.
       await project.checkoutHead();
-      const status = records.every((t) => t.status === 'succeeded') ? 'succeeded' : 'failed';
+      const checked = !state.verified || verificationPassed(state.verified.verification);
+      const status =
+        checked && records.every((t) => t.status === 'succeeded') ? 'succeeded' : 'failed';
       if (!state.status) run.emit({ type: 'run-finished', status, durationMs: 0 });
       return run.close(status);
     }
