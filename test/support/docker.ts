@@ -51,7 +51,7 @@ async function arm64Availability(): Promise<string | undefined> {
 const arm64Missing = await arm64Availability();
 
 /** A suite that skips, saying why, unless `required` is set: then it fails, saying why. */
-function describeNeeding(
+export function describeNeeding(
   name: string,
   body: () => void,
   why: string | undefined,

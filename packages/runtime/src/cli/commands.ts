@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { BackendKind } from '../backends/backend.js';
@@ -43,6 +44,7 @@ import {
   formatSummary,
   formatUsage,
 } from './format.js';
+import { openInBrowser } from './open.js';
 import { loadBackendConfig, loadPlanFile, loadRequirements } from './options.js';
 import { createReporter, progressMode } from './progress.js';
 
@@ -256,11 +258,12 @@ async function drive(
       totals,
       usage,
       stoppedBy,
+      ...('file' in outcome.report && { report: outcome.report.file }),
       ...(delivered && { delivered }),
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
-    process.stdout.write(`\n${formatSummary(outcome.summary, outcome.runDir)}\n`);
+    process.stdout.write(`\n${formatSummary(outcome.summary, outcome.runDir, outcome.report)}\n`);
     if (delivered) process.stdout.write(`${formatDelivery(delivered)}\n`);
   }
   return exitCode;
@@ -465,6 +468,19 @@ export async function diffCommand(runDir: string, taskId: string | undefined): P
   const commit = state.tasks.get(taskId)?.result.commit;
   if (!commit) throw new UsageError(`task ${taskId} has no commit yet`);
   process.stdout.write(await diffOf(gitDir, `${commit}^1`, commit));
+}
+
+/** `report <runDir>`: the run's report.html, written again from its records; `--open` shows it. */
+export async function reportCommand(runDir: string, options: { open?: boolean }): Promise<void> {
+  const { layout, plan, config } = loadRun(runDir);
+  if (!existsSync(layout.summary))
+    throw new UsageError(
+      `${runDir} has not ended (no execution_summary.json): a run writes its report when it ends`,
+    );
+  const { writeReport } = await import('../report/report.js');
+  const file = await writeReport(layout, config, plan);
+  process.stdout.write(`${file}\n`);
+  if (options.open) process.stdout.write(`${await openInBrowser(file)}\n`);
 }
 
 /** `export <runDir> --patch`: the run's change as a patch series in `output` (git am applies it). */

@@ -93,7 +93,11 @@ export function formatStatus(
   return `${heading}\n\n${table(rows)}`;
 }
 
-export function formatSummary(summary: ExecutionSummary, runDir: string): string {
+export function formatSummary(
+  summary: ExecutionSummary,
+  runDir: string,
+  report?: { file: string } | { error: string },
+): string {
   const { totals } = summary;
   const relative = path.relative(process.cwd(), runDir) || '.';
   const shown = relative.startsWith('..') ? runDir : relative;
@@ -105,6 +109,12 @@ export function formatSummary(summary: ExecutionSummary, runDir: string): string
     `Run directory: ${shown}`,
     `Project:       ${path.join(shown, 'project')} (git log --graph main)`,
   ];
+  if (report)
+    lines.push(
+      'file' in report
+        ? `Report:        ${path.join(shown, path.basename(report.file))} (open it in a browser)`
+        : `Report:        not written: ${report.error}`,
+    );
   if (summary.mode === 'real') lines.push(`Model usage:   ${formatUsage(summary.usage)}`);
   if (summary.verify) {
     const { command, final } = summary.verify;

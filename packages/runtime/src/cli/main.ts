@@ -14,6 +14,7 @@ import {
   planCommand,
   type ResumeCommandOptions,
   type RunCommandOptions,
+  reportCommand,
   resumeCommand,
   runCommand,
   statusCommand,
@@ -260,6 +261,15 @@ function program(): Command {
     .action((runDir: string, options: { output?: string }) =>
       exportCommand(runDir, options.output),
     );
+
+  cli
+    .command('report')
+    .description(
+      "write the run's report.html: summary, DAG, timeline per executor, tasks and changes",
+    )
+    .argument('<runDir>', 'the run directory')
+    .option('--open', 'open it in a browser, where one is available')
+    .action((runDir: string, options: { open?: boolean }) => reportCommand(runDir, options));
 
   withModelOptions(
     cli

@@ -73,7 +73,13 @@ export const EventBodySchema = z.discriminatedUnion('type', [
     recoveredLocks: z.array(z.string()).optional(),
   }),
   z.object({ type: z.literal('task-started'), ...task, executor: z.number().int() }),
-  z.object({ type: z.literal('task-merging'), ...task, commit: z.string() }),
+  z.object({
+    type: z.literal('task-merging'),
+    ...task,
+    commit: z.string(),
+    /** When the executor had finished: from then to this event the host committed and checked. */
+    executedAt: z.string().optional(),
+  }),
   z.object({
     type: z.literal('task-job'),
     ...task,

@@ -81,6 +81,8 @@ export interface RunOutcome {
   runDir: string;
   status: RunStatus;
   summary: ExecutionSummary;
+  /** `report.html`, or why it could not be written (the run's own outcome stands either way). */
+  report: { file: string } | { error: string };
 }
 
 function writeJson(file: string, value: unknown): void {
@@ -410,14 +412,24 @@ class ActiveRun {
     return false;
   }
 
-  /** Writes every result and the summary, and closes the journal and the log. */
-  close(status: RunStatus): RunOutcome {
+  /**
+   * Writes every result and the summary, closes the journal and the log, and writes the report
+   * from them.
+   */
+  async close(status: RunStatus): Promise<RunOutcome> {
     this.journal.close();
     this.log.close();
     for (const task of this.plan.tasks) this.writeTaskResult(task.id);
     const summary = buildSummary(this.plan, this.config, this.state, status, this.project.head);
     writeJson(this.layout.summary, summary);
-    return { runDir: this.layout.root, status, summary };
+    // Loaded here: the image's executors, which import the orchestrator's modules, ship no report.
+    const report = await import('../report/report.js')
+      .then(({ writeReport }) => writeReport(this.layout, this.config, this.plan))
+      .then(
+        (file) => ({ file }),
+        (error: unknown) => ({ error: describeError(error) }),
+      );
+    return { runDir: this.layout.root, status, summary, report };
   }
 
   /**
@@ -538,6 +550,7 @@ class ActiveRun {
       // The attempt is over: its token opens nothing any more.
       if (modelToken) proxy?.revoke(modelToken);
     }
+    const executedAt = new Date().toISOString();
     this.spentUsd += outcome.usage?.costUsd ?? 0;
     const usage = outcome.usage && { usage: outcome.usage };
     const trailer = `Task-Id: ${task.id}\nAttempt: ${attempt}\nRun-Id: ${this.config.runId}\n`;
@@ -584,7 +597,13 @@ class ActiveRun {
       if (!verified.ok) return { ...verified, result: { ...result, ...verified.result } };
       result.verify = verified.verification;
     }
-    this.emit({ type: 'task-merging', taskId: task.id, attempt, commit: committed.commit });
+    this.emit({
+      type: 'task-merging',
+      taskId: task.id,
+      attempt,
+      commit: committed.commit,
+      executedAt,
+    });
     // The commit holds the work; the slot's workspace can serve the next task while this merges.
     releaseExecutor();
     const merge = await this.project.merge(
