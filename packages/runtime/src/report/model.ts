@@ -12,6 +12,8 @@ import { type Bounds, buildTimeline, runBounds, type Timeline } from './timeline
 /** A report stays under a megabyte: diffs share this much, no task more than the most below. */
 const DIFF_BUDGET_CHARS = 400_000;
 const MAX_DIFF_CHARS = 16_000;
+/** Beyond this many tasks a diff would get too few characters to read: `diff` shows them. */
+export const DIFF_TASK_LIMIT = 300;
 
 export interface ReportTask {
   id: string;
@@ -112,7 +114,7 @@ export async function reportData(
   for (const result of summary.tasks) {
     const counted = result.commit ? lines.get(result.commit) : undefined;
     let diff: string | undefined;
-    if (result.commit) {
+    if (result.commit && plan.tasks.length <= DIFF_TASK_LIMIT) {
       diff = await diffOf(gitDir, `${result.commit}^`, result.commit).catch(
         () => '(the diff could not be read)',
       );
