@@ -232,7 +232,7 @@ describe('run: failures', () => {
 });
 
 describe('run --json', () => {
-  it('streams NDJSON events and ends with the run directory and status', async () => {
+  it('streams NDJSON: the run directory, the events, then the outcome', async () => {
     const plan = writePlan('json', [task('a', [], 5), task('b', ['a'], 5)]);
     const { code, stdout } = await runCli(
       ['run', '--plan', plan, '--json', '-o', path.join(work, 'runs-json')],
@@ -243,11 +243,12 @@ describe('run --json', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l));
+    expect(lines[0]).toEqual({ type: 'run-directory', runDir: lines.at(-1).runDir });
     // A plan file brings its executor budget (4) unless --executors overrides it.
-    expect(lines[0]).toMatchObject({ type: 'run-started', tasks: 2, executors: 4 });
+    expect(lines[1]).toMatchObject({ type: 'run-started', tasks: 2, executors: 4 });
     expect(lines.at(-2)).toMatchObject({ type: 'run-finished', status: 'succeeded' });
     expect(lines.at(-1)).toMatchObject({ type: 'result', status: 'succeeded', exitCode: 0 });
-    expect(readEvents(lines.at(-1).runDir)).toEqual(lines.slice(0, -1));
+    expect(readEvents(lines.at(-1).runDir)).toEqual(lines.slice(1, -1));
   });
 });
 

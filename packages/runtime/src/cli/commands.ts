@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendKind } from '../backends/backend.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
 import type { Plan } from '../contracts/plan.js';
@@ -234,13 +235,17 @@ async function drive(
   json: boolean,
   plan: Plan,
   executors: number,
-  run: (hooks: Required<Pick<RunHooks, 'signal' | 'onEvent'>>) => Promise<RunOutcome>,
+  run: (hooks: Required<Pick<RunHooks, 'signal' | 'onEvent' | 'onRunDir'>>) => Promise<RunOutcome>,
 ): Promise<number> {
   const reporter = createReporter(progressMode(json), plan, executors);
   const { signal, dispose } = cancellation();
   let outcome: RunOutcome;
   try {
-    outcome = await run({ signal, onEvent: (event) => reporter.onEvent(event) });
+    outcome = await run({
+      signal,
+      onEvent: (event) => reporter.onEvent(event),
+      onRunDir: (runDir) => reporter.onRunDir(runDir),
+    });
   } finally {
     reporter.close();
     dispose();
@@ -424,7 +429,8 @@ export async function resumeCommand(
   );
 }
 
-export function statusCommand(runDir: string, options: { json?: boolean }): void {
+/** A run's status as `status` prints it, and whether its orchestrator is still at work. */
+function statusText(runDir: string, json: boolean): { text: string; live: boolean } {
   const { layout, plan, config } = loadRun(runDir);
   const state = replay(
     plan.tasks.map((t) => t.id),
@@ -432,16 +438,38 @@ export function statusCommand(runDir: string, options: { json?: boolean }): void
   );
   const holder = lockHolder(layout);
   const runStatus = state.status ?? (holder ? `running (pid ${holder})` : 'interrupted');
-  if (options.json) {
+  if (json) {
     const tasks = Object.fromEntries(state.tasks);
-    process.stdout.write(
-      `${JSON.stringify({ runId: config.runId, status: runStatus, tasks }, null, 2)}\n`,
-    );
-    return;
+    return {
+      text: JSON.stringify({ runId: config.runId, status: runStatus, tasks }, null, 2),
+      live: holder !== undefined,
+    };
   }
   const succeeded = [...state.tasks.values()].filter((t) => t.status === 'succeeded').length;
   const heading = `Run ${config.runId}: ${runStatus}, ${succeeded}/${plan.tasks.length} tasks succeeded`;
-  process.stdout.write(`${formatStatus(plan, state, heading)}\n`);
+  return { text: formatStatus(plan, state, heading), live: holder !== undefined };
+}
+
+/**
+ * `status <runDir>`; with `--watch`, again every second while the run's orchestrator holds it:
+ * redrawn in place on a terminal, printed when it changes elsewhere.
+ */
+export async function statusCommand(
+  runDir: string,
+  options: { json?: boolean; watch?: boolean; intervalMs?: number },
+): Promise<void> {
+  let shown = statusText(runDir, options.json ?? false);
+  process.stdout.write(`${shown.text}\n`);
+  const redraw = process.stdout.isTTY && !options.json;
+  while (options.watch && shown.live) {
+    await sleep(options.intervalMs ?? 1_000);
+    const next = statusText(runDir, options.json ?? false);
+    if (next.text !== shown.text) {
+      // Home, clear below: the table is drawn over itself, not scrolled.
+      process.stdout.write(redraw ? `\x1b[H\x1b[J${next.text}\n` : `${next.text}\n`);
+    }
+    shown = next;
+  }
 }
 
 export async function doctorCommand(flags: ModelFlags): Promise<number> {

@@ -19,6 +19,7 @@ import {
   runCommand,
   statusCommand,
 } from './commands.js';
+import { logsCommand, resolveRunDir, runsCommand } from './history.js';
 import {
   DEFAULTS,
   intIn,
@@ -35,6 +36,11 @@ import {
   parseToolList,
   parseUsd,
 } from './options.js';
+
+const RUN_DIR = `the run directory, or latest (the newest under ${DEFAULTS.output})`;
+
+/** A run directory argument: `latest` is the newest run under the default output directory. */
+const runDirOf = (given: string) => resolveRunDir(given, DEFAULTS.output);
 
 /** Provider and model choices; flags win over the environment. */
 function withModelOptions(command: Command): Command {
@@ -229,37 +235,57 @@ function program(): Command {
   cli
     .command('resume')
     .description('continue an interrupted run from its journal')
-    .argument('<runDir>', 'the run directory')
+    .argument('<runDir>', RUN_DIR)
     .option('-e, --executors <M>', 'change the executor budget', parseExecutors)
     .option('--retry-failed', 'also retry tasks that failed or were blocked')
     .option('--max-budget-usd <usd>', 'change the spending limit', parseUsd)
     .option('--json', 'machine-readable output')
     .action(async (runDir: string, options: ResumeCommandOptions) => {
-      process.exitCode = await resumeCommand(runDir, options);
+      process.exitCode = await resumeCommand(runDirOf(runDir), options);
     });
 
   cli
     .command('status')
     .description('show the tasks of a run, live or finished')
-    .argument('<runDir>', 'the run directory')
+    .argument('<runDir>', RUN_DIR)
     .option('--json', 'machine-readable output')
-    .action((runDir: string, options: { json?: boolean }) => statusCommand(runDir, options));
+    .option('-w, --watch', 'show it again as it changes, until the run ends')
+    .action((runDir: string, options: { json?: boolean; watch?: boolean }) =>
+      statusCommand(runDirOf(runDir), options),
+    );
+
+  cli
+    .command('runs')
+    .description('list the runs under an output directory, newest first')
+    .option('-o, --output <dir>', 'the output directory', DEFAULTS.output)
+    .option('--json', 'machine-readable output')
+    .action((options: { output: string; json?: boolean }) => runsCommand(options.output, options));
+
+  cli
+    .command('logs')
+    .description("print a task's executor log")
+    .argument('<runDir>', RUN_DIR)
+    .argument('<taskId>', 'the task')
+    .option('-f, --follow', 'keep printing what is added until the task ends')
+    .action((runDir: string, taskId: string, options: { follow?: boolean }) =>
+      logsCommand(runDirOf(runDir), taskId, options),
+    );
 
   cli
     .command('diff')
     .description("show a task's change, or the whole run's (from its base to main)")
-    .argument('<runDir>', 'the run directory')
+    .argument('<runDir>', RUN_DIR)
     .argument('[taskId]', 'one task')
-    .action((runDir: string, taskId: string | undefined) => diffCommand(runDir, taskId));
+    .action((runDir: string, taskId: string | undefined) => diffCommand(runDirOf(runDir), taskId));
 
   cli
     .command('export')
     .description("write the run's change as a patch series (git am applies it on the base)")
-    .argument('<runDir>', 'the run directory')
+    .argument('<runDir>', RUN_DIR)
     .requiredOption('--patch', 'as patches (git format-patch style, one per merged task)')
     .option('-o, --output <dir>', 'where the patches go (default: <runDir>/patches)')
     .action((runDir: string, options: { output?: string }) =>
-      exportCommand(runDir, options.output),
+      exportCommand(runDirOf(runDir), options.output),
     );
 
   cli
@@ -267,9 +293,11 @@ function program(): Command {
     .description(
       "write the run's report.html: summary, DAG, timeline per executor, tasks and changes",
     )
-    .argument('<runDir>', 'the run directory')
+    .argument('<runDir>', RUN_DIR)
     .option('--open', 'open it in a browser, where one is available')
-    .action((runDir: string, options: { open?: boolean }) => reportCommand(runDir, options));
+    .action((runDir: string, options: { open?: boolean }) =>
+      reportCommand(runDirOf(runDir), options),
+    );
 
   withModelOptions(
     cli

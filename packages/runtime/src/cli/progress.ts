@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { createLogUpdate } from 'log-update';
 import type { JournalEvent } from '../contracts/events.js';
 import type { Plan } from '../contracts/plan.js';
@@ -6,9 +7,17 @@ import { applyEvent, initialState, type RunState } from '../run/replay.js';
 import { formatSeconds } from './format.js';
 
 export interface Reporter {
+  /** The run's directory, said before anything else. */
+  onRunDir(runDir: string): void;
   onEvent(event: JournalEvent): void;
   /** Stops any live rendering; called before the final summary is printed. */
   close(): void;
+}
+
+/** A path as the user would type it from here: relative when below the working directory. */
+export function shownPath(dir: string): string {
+  const relative = path.relative(process.cwd(), dir);
+  return relative && !relative.startsWith('..') ? relative : dir;
 }
 
 export type ProgressMode = 'live' | 'plain' | 'json';
@@ -27,11 +36,14 @@ export function createReporter(mode: ProgressMode, plan: Plan, executors: number
   switch (mode) {
     case 'json':
       return {
+        onRunDir: (runDir) =>
+          process.stdout.write(`${JSON.stringify({ type: 'run-directory', runDir })}\n`),
         onEvent: (event) => process.stdout.write(`${JSON.stringify(event)}\n`),
         close: () => {},
       };
     case 'plain':
       return {
+        onRunDir: (runDir) => process.stdout.write(`Run directory: ${shownPath(runDir)}\n`),
         onEvent: (event) =>
           process.stdout.write(`[${event.time.slice(11, 19)}] ${describeEvent(event)}\n`),
         close: () => {},
@@ -63,6 +75,11 @@ class LiveView implements Reporter {
     this.state = initialState(plan.tasks.map((t) => t.id));
     this.timer = setInterval(() => this.draw(), 250);
     this.timer.unref();
+  }
+
+  onRunDir(runDir: string): void {
+    this.render.clear();
+    process.stdout.write(`  Run directory: ${shownPath(runDir)}\n`);
   }
 
   onEvent(event: JournalEvent): void {

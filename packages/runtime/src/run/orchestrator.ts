@@ -51,6 +51,8 @@ export interface RunHooks {
   signal?: AbortSignal;
   /** Every journal event, after it is written. */
   onEvent?: (event: JournalEvent) => void;
+  /** The run's directory, as soon as it exists (before the first event). */
+  onRunDir?: (runDir: string) => void;
   /**
    * Real mode: the model access (credentials included) the model proxy uses for the agents.
    * Held in memory only, never written anywhere and never given to an agent; a resume is given
@@ -92,8 +94,10 @@ function writeJson(file: string, value: unknown): void {
 /** Creates a run directory for the plan and runs it to the end. */
 export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
   // Hooks (and the secrets among them) stay out of run.json: only settings are written.
-  const { outputDir, plan, signal, onEvent, modelAccess, source, deliver, ...settings } = options;
+  const { outputDir, plan, signal, onEvent, onRunDir, modelAccess, source, deliver, ...settings } =
+    options;
   const layout = createRunDir(outputDir, plan.requirements.split('\n')[0] ?? '');
+  onRunDir?.(layout.root);
   const runId = path.basename(layout.root);
   const release = acquireRunLock(layout);
   try {
@@ -192,6 +196,7 @@ export async function resumeRun(
 ): Promise<RunOutcome> {
   const loaded = loadRun(runDir);
   const { layout, plan } = loaded;
+  options.onRunDir?.(layout.root);
   const config: RunConfig = {
     ...loaded.config,
     executors: options.executors ?? loaded.config.executors,

@@ -1,0 +1,147 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ExecutionSummarySchema } from '../contracts/results.js';
+import { RunConfigSchema } from '../contracts/run-config.js';
+import { runLayout } from '../contracts/run-layout.js';
+import { UsageError } from '../errors.js';
+import { loadRun } from '../run/orchestrator.js';
+import { lockHolder } from '../run/run-dir.js';
+import { formatSeconds } from './format.js';
+
+/** What `runs` says of one run directory. */
+export interface RunListing {
+  runId: string;
+  runDir: string;
+  createdAt: string;
+  /** As its summary says once it ended; `running` while its lock is held; else `interrupted`. */
+  status: string;
+  tasks: number;
+  succeeded?: number;
+  durationMs?: number;
+  costUsd?: number;
+}
+
+function readJson(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The runs under an output directory, newest first; directories that are not runs are skipped. */
+export function listRuns(output: string): RunListing[] {
+  if (!existsSync(output)) return [];
+  const runs: RunListing[] = [];
+  for (const entry of readdirSync(output, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const layout = runLayout(path.join(output, entry.name));
+    const config = RunConfigSchema.safeParse(readJson(layout.config));
+    if (!config.success) continue;
+    const summary = ExecutionSummarySchema.safeParse(readJson(layout.summary));
+    const plan = readJson(layout.plan) as { tasks?: unknown[] } | undefined;
+    const listing: RunListing = {
+      runId: config.data.runId,
+      runDir: layout.root,
+      createdAt: config.data.createdAt,
+      status: lockHolder(layout) ? 'running' : 'interrupted',
+      tasks: plan?.tasks?.length ?? 0,
+    };
+    if (summary.success && !lockHolder(layout)) {
+      listing.status = summary.data.status;
+      listing.succeeded = summary.data.totals.succeeded;
+      listing.durationMs = summary.data.durationMs;
+      listing.costUsd = summary.data.usage.costUsd;
+    }
+    runs.push(listing);
+  }
+  return runs.sort(
+    (a, b) => b.createdAt.localeCompare(a.createdAt) || b.runId.localeCompare(a.runId),
+  );
+}
+
+/**
+ * A run directory as commands take it: a path, or `latest` for the newest run under the output
+ * directory.
+ */
+export function resolveRunDir(given: string, output: string): string {
+  if (given !== 'latest' || existsSync(given)) return given;
+  const newest = listRuns(output)[0];
+  if (!newest) throw new UsageError(`latest: no run under ${output}`);
+  return newest.runDir;
+}
+
+export function runsCommand(output: string, options: { json?: boolean }): void {
+  const runs = listRuns(output);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(runs, null, 2)}\n`);
+    return;
+  }
+  if (runs.length === 0) {
+    process.stdout.write(`no runs under ${output}\n`);
+    return;
+  }
+  const rows = runs.map((run) => [
+    run.runId,
+    run.createdAt.replace('T', ' ').slice(0, 19),
+    run.status,
+    run.succeeded === undefined ? `${run.tasks}` : `${run.succeeded}/${run.tasks}`,
+    run.durationMs === undefined ? '' : formatSeconds(run.durationMs),
+    run.costUsd ? `$${run.costUsd.toFixed(2)}` : '',
+  ]);
+  const header = ['RUN', 'STARTED (UTC)', 'STATUS', 'TASKS', 'TIME', 'COST'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
+}
+
+/**
+ * `logs <runDir> <task>`: the task's executor log; `--follow` keeps printing what is appended
+ * until the task has ended and the run no longer holds its lock.
+ */
+export async function logsCommand(
+  runDir: string,
+  taskId: string,
+  options: { follow?: boolean; pollMs?: number },
+): Promise<void> {
+  const { layout, plan } = loadRun(runDir);
+  if (!plan.tasks.some((task) => task.id === taskId))
+    throw new UsageError(`no task ${taskId} in ${runDir}`);
+  const file = layout.executorLog(taskId);
+  let offset = 0;
+  const drain = async () => {
+    if (!existsSync(file)) return;
+    const size = statSync(file).size;
+    if (size <= offset) return;
+    const handle = await open(file, 'r');
+    try {
+      const buffer = Buffer.alloc(size - offset);
+      await handle.read(buffer, 0, buffer.length, offset);
+      offset = size;
+      process.stdout.write(buffer);
+    } finally {
+      await handle.close();
+    }
+  };
+  await drain();
+  if (!options.follow) {
+    if (offset === 0) process.stderr.write(`task ${taskId} has no log yet\n`);
+    return;
+  }
+  const ended = () =>
+    existsSync(layout.taskResult(taskId)) &&
+    ['succeeded', 'failed', 'blocked'].includes(
+      (readJson(layout.taskResult(taskId)) as { status?: string } | undefined)?.status ?? '',
+    );
+  while (lockHolder(layout) !== undefined && !ended()) {
+    await sleep(options.pollMs ?? 250);
+    await drain();
+  }
+  await drain();
+}
