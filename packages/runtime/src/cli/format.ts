@@ -7,6 +7,19 @@ import type { RunState } from '../run/replay.js';
 import type { ScheduleEstimate } from '../scheduler/estimate.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
 
+/**
+ * This CLI as the user can type it again here: through `pnpm start` when that is how it was
+ * started, the installed command, or node and the script's path.
+ */
+export function selfCommand(
+  env: NodeJS.ProcessEnv = process.env,
+  script = process.argv[1] ?? '',
+): string {
+  if (env.npm_lifecycle_event === 'start') return 'pnpm -s start --';
+  if (path.basename(script).startsWith('parallel-orchestrator')) return 'parallel-orchestrator';
+  return `node ${path.relative(process.cwd(), script) || script}`;
+}
+
 export function formatSeconds(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
   const seconds = Math.round(ms / 1000);
@@ -136,7 +149,7 @@ export function formatSummary(
     );
   }
   if (summary.status === 'cancelled' || totals.unfinished) {
-    lines.push(`Resume with: parallel-orchestrator resume ${shown}`);
+    lines.push(`Resume with: ${selfCommand()} resume ${shown}`);
   }
   return lines.join('\n');
 }
