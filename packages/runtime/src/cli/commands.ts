@@ -43,6 +43,7 @@ import {
   formatPlan,
   formatStatus,
   formatSummary,
+  formatTable,
   formatUsage,
 } from './format.js';
 import { openInBrowser } from './open.js';
@@ -470,6 +471,24 @@ export async function statusCommand(
     }
     shown = next;
   }
+}
+
+/** `config`: every run option, its value and where it came from (env, file or default). */
+export function configCommand(
+  options: { option: string; env: string; value: unknown; source: string }[],
+  flags: { json?: boolean },
+): void {
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(options, null, 2)}\n`);
+    return;
+  }
+  const shown = (value: unknown) => {
+    const text =
+      value === undefined ? '' : typeof value === 'string' ? value : JSON.stringify(value);
+    return text.length > 48 ? `${text.slice(0, 47)}…` : text;
+  };
+  const rows = options.map((o) => [o.option, shown(o.value), o.source, o.env]);
+  process.stdout.write(`${formatTable(['OPTION', 'VALUE', 'FROM', 'ENVIRONMENT'], rows)}\n`);
 }
 
 export async function doctorCommand(flags: ModelFlags): Promise<number> {

@@ -8,7 +8,7 @@ import { runLayout } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
 import { loadRun } from '../run/orchestrator.js';
 import { lockHolder } from '../run/run-dir.js';
-import { formatSeconds } from './format.js';
+import { formatSeconds, formatTable } from './format.js';
 
 /** What `runs` says of one run directory. */
 export interface RunListing {
@@ -92,13 +92,7 @@ export function runsCommand(output: string, options: { json?: boolean }): void {
     run.costUsd ? `$${run.costUsd.toFixed(2)}` : '',
   ]);
   const header = ['RUN', 'STARTED (UTC)', 'STATUS', 'TASKS', 'TIME', 'COST'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-      .join('  ')
-      .trimEnd();
-  process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
+  process.stdout.write(`${formatTable(header, rows)}\n`);
 }
 
 /**

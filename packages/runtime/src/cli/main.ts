@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { BACKEND_KINDS } from '../backends/kinds.js';
 import { PlanValidationError } from '../contracts/plan.js';
@@ -7,6 +8,7 @@ import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { JournalError } from '../run/journal.js';
 import { RunDirError } from '../run/run-dir.js';
 import {
+  configCommand,
   diffCommand,
   doctorCommand,
   exportCommand,
@@ -19,6 +21,14 @@ import {
   runCommand,
   statusCommand,
 } from './commands.js';
+import {
+  applySources,
+  CONFIG_FILE,
+  checkModeFlags,
+  GROUPS,
+  optionSources,
+  readConfigFile,
+} from './config.js';
 import { logsCommand, resolveRunDir, runsCommand } from './history.js';
 import {
   DEFAULTS,
@@ -37,14 +47,28 @@ import {
   parseUsd,
 } from './options.js';
 
+/** The runtime's version, from its package manifest (beside dist/ in the workspace and the image). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+/** Whether the user set an option (a flag, the environment or the config file), not a default. */
+function setBy(command: Command, option: string): boolean {
+  const source = command.getOptionValueSource(option);
+  return source !== undefined && source !== 'default';
+}
+
 const RUN_DIR = `the run directory, or latest (the newest under ${DEFAULTS.output})`;
 
 /** A run directory argument: `latest` is the newest run under the default output directory. */
 const runDirOf = (given: string) => resolveRunDir(given, DEFAULTS.output);
 
-/** Provider and model choices; flags win over the environment. */
+/** Provider and planner model: what planning (and doctor) needs; flags win over the environment. */
 function withModelOptions(command: Command): Command {
   return command
+    .optionsGroup(GROUPS.real)
     .option('--bedrock', 'use Amazon Bedrock (as USE_BEDROCK=1)')
     .option(
       '--bedrock-region <region>',
@@ -54,52 +78,59 @@ function withModelOptions(command: Command): Command {
       '--planner-model <id>',
       `planner model (default ${MODEL_DEFAULTS.model}, or BEDROCK_MODEL)`,
       parseModel,
-    )
-    .option(
-      '--executor-model <id>',
-      `executor model (default ${MODEL_DEFAULTS.model}, or BEDROCK_MODEL)`,
-      parseModel,
     );
 }
 
 function withPlanningOptions(command: Command): Command {
-  return withModelOptions(
-    command
-      .option('-f, --file <file>', 'read the requirements from a file')
-      .option(
-        '-e, --executors <M>',
-        'executor budget: tasks running at once (1-1000)',
-        parseExecutors,
-        DEFAULTS.executors,
-      )
-      .option('--max-tasks <n>', 'most tasks a plan may have', parseMaxTasks, DEFAULTS.maxTasks)
-      .option(
-        '--repo <path|url>',
-        'start from this repository (a local clone, or a URL git clones)',
-      )
-      .option(
-        '--base <ref>',
-        'with --repo: the branch, tag or commit to start from (default: its HEAD)',
-      )
-      .addOption(
-        new Option('--simulate', 'simulated planner and executors, no model (default)').conflicts(
-          'real',
-        ),
-      )
-      .option('--real', 'plan with a model and run Claude Code executors')
-      .option(
-        '--plan-repairs <n>',
-        'more tries when the model plan is invalid',
-        intIn(0, 10),
-        MODEL_DEFAULTS.planRepairs,
-      )
-      .option('--json', 'machine-readable output'),
+  command
+    .optionsGroup('Planning:')
+    .option('-f, --file <file>', 'read the requirements from a file')
+    .option(
+      '-e, --executors <M>',
+      'executor budget: tasks running at once (1-1000)',
+      parseExecutors,
+      DEFAULTS.executors,
+    )
+    .option('--max-tasks <n>', 'most tasks a plan may have', parseMaxTasks, DEFAULTS.maxTasks)
+    .addOption(
+      new Option('--simulate', 'simulated planner and executors, no model (default)').conflicts(
+        'real',
+      ),
+    )
+    .option('--real', 'plan with a model and run Claude Code executors')
+    .option('--json', 'machine-readable output')
+    .option('--config <file>', `options from this file (default: ./${CONFIG_FILE} if there is one)`)
+    .optionsGroup('Starting from a repository:')
+    .option('--repo <path|url>', 'start from this repository (a local clone, or a URL git clones)')
+    .option(
+      '--base <ref>',
+      'with --repo: the branch, tag or commit to start from (default: its HEAD)',
+    );
+  return withModelOptions(command).option(
+    '--plan-repairs <n>',
+    'more tries when the model plan is invalid',
+    intIn(0, 10),
+    MODEL_DEFAULTS.planRepairs,
   );
+}
+
+/**
+ * Before a run or plan command acts: options the command line left at their defaults take the
+ * environment's (PO_*) or the config file's values, and flags typed for another mode or backend
+ * are refused.
+ */
+function withSources(command: Command, known: () => ReadonlySet<string>): Command {
+  return command.hook('preAction', (_, action) => {
+    applySources(action, readConfigFile(action.opts().config), known());
+    const { real, backend } = action.opts() as { real?: boolean; backend?: string };
+    checkModeFlags(action, real ?? false, backend);
+  });
 }
 
 function program(): Command {
   const cli = new Command('parallel-orchestrator')
     .description('Plan a requirement into a task DAG and run up to M coding agents on it at once.')
+    .version(VERSION, '-V, --version')
     .exitOverride();
 
   const run = withPlanningOptions(
@@ -107,26 +138,11 @@ function program(): Command {
       .command('run')
       .description('plan the requirements and run every task, merging each into one git repository')
       .argument('[requirements...]', 'what to build (or use --file / --plan)'),
-  )
+  );
+  run
+    .optionsGroup('Planning:')
     .option('--plan <file>', 'run this plan (execution_plan.json format) instead of planning')
-    .option(
-      '--into <branch>',
-      'with a local --repo: the new branch the result goes to (default: parallel-orchestrator/<run id>)',
-    )
-    .option('--deliver-partial', 'deliver the result even when some tasks failed')
-    .option('--push <remote>', 'push the delivered branch to this remote of the repository')
-    .option(
-      '--verify <command>',
-      "the repository's check (sh -c, in the backend's sandbox): each task's work merges only if it passes on the merged result, and it runs once more at the end",
-    )
-    .addOption(
-      parsedOption(
-        '--verify-timeout <duration>',
-        'time limit of one --verify run, 100ms to 7d',
-        parseTaskTimeout,
-        DEFAULTS.verifyTimeout,
-      ),
-    )
+    .optionsGroup('Running:')
     .addOption(
       new Option('-b, --backend <name>', 'where executors run')
         .default(DEFAULTS.backend)
@@ -159,35 +175,12 @@ function program(): Command {
         DEFAULTS.retryDelay,
       ),
     )
-    .addOption(
-      parsedOption(
-        '--sim-task-ms <ms|min-max>',
-        'duration of a simulated task, or a range drawn from with --seed',
-        parseSimRange,
-        DEFAULTS.simTaskMs,
-      ),
-    )
     .option(
       '--seed <n>',
       'seed for simulated durations and retry jitter',
       intIn(0, 2 ** 31 - 1),
       DEFAULTS.seed,
     )
-    .option(
-      '--max-turns <n>',
-      'most agent turns per task (real)',
-      intIn(1, 10_000),
-      MODEL_DEFAULTS.maxTurns,
-    )
-    .addOption(
-      parsedOption(
-        '--allowed-tools <list>',
-        'tools agents may use (real)',
-        parseToolList,
-        MODEL_DEFAULTS.allowedTools.join(','),
-      ),
-    )
-    .option('--docker-planner', 'run the planner in a container of the image')
     .addOption(
       parsedOption(
         '--max-file-size <size>',
@@ -204,33 +197,96 @@ function program(): Command {
         DEFAULTS.maxTaskSize,
       ),
     )
+    .option('--docker-planner', 'run the planner in a container of the image')
+    .optionsGroup('Starting from a repository:')
+    .option(
+      '--verify <command>',
+      "the repository's check (sh -c, in the backend's sandbox): each task's work merges only if it passes on the merged result, and it runs once more at the end",
+    )
+    .addOption(
+      parsedOption(
+        '--verify-timeout <duration>',
+        'time limit of one --verify run, 100ms to 7d',
+        parseTaskTimeout,
+        DEFAULTS.verifyTimeout,
+      ),
+    )
+    .option(
+      '--into <branch>',
+      'with a local --repo: the new branch the result goes to (default: parallel-orchestrator/<run id>)',
+    )
+    .option('--deliver-partial', 'deliver the result even when some tasks failed')
+    .option('--push <remote>', 'push the delivered branch to this remote of the repository')
+    .optionsGroup(GROUPS.simulation)
+    .addOption(
+      parsedOption(
+        '--sim-task-ms <ms|min-max>',
+        'duration of a simulated task, or a range drawn from with --seed',
+        parseSimRange,
+        DEFAULTS.simTaskMs,
+      ),
+    )
+    .optionsGroup(GROUPS.real)
+    .option(
+      '--executor-model <id>',
+      `executor model (default ${MODEL_DEFAULTS.model}, or BEDROCK_MODEL)`,
+      parseModel,
+    )
+    .option(
+      '--max-turns <n>',
+      'most agent turns per task',
+      intIn(1, 10_000),
+      MODEL_DEFAULTS.maxTurns,
+    )
+    .addOption(
+      parsedOption(
+        '--allowed-tools <list>',
+        'tools agents may use',
+        parseToolList,
+        MODEL_DEFAULTS.allowedTools.join(','),
+      ),
+    )
     .addOption(
       new Option(
         '--agent-network <none|open>',
-        'real agents: no network but the model (none), or the network (open)',
+        'no network but the model (none), or the network (open)',
       )
         .argParser(parseAgentNetwork)
         .default(DEFAULTS.agentNetwork),
     )
-    .option('--max-task-usd <usd>', 'stop a task once it has spent this much (real)', parseUsd)
-    .option(
-      '--max-budget-usd <usd>',
-      'start no task once the run has spent this much (real)',
-      parseUsd,
-    )
+    .option('--max-task-usd <usd>', 'stop a task once it has spent this much', parseUsd)
+    .option('--max-budget-usd <usd>', 'start no task once the run has spent this much', parseUsd)
     .action(async (words: string[], options: RunCommandOptions, command: Command) => {
-      const given = (option: string) => command.getOptionValueSource(option) === 'cli';
-      process.exitCode = await runCommand(words, options, given);
+      process.exitCode = await runCommand(words, options, (option) => setBy(command, option));
     });
-  for (const kind of Object.values(BACKEND_KINDS))
+  for (const kind of Object.values(BACKEND_KINDS)) {
+    run.optionsGroup(GROUPS.backend(kind.name));
     for (const flag of kind.flags) run.addOption(flag);
+  }
+  const runOptions = () => new Set(run.options.map((option) => option.attributeName()));
+  withSources(run, runOptions);
 
-  withPlanningOptions(
-    cli
-      .command('plan')
-      .description('plan only: print the task DAG')
-      .argument('[requirements...]', 'what to build (or use --file)'),
+  withSources(
+    withPlanningOptions(
+      cli
+        .command('plan')
+        .description('plan only: print the task DAG')
+        .argument('[requirements...]', 'what to build (or use --file)'),
+    ),
+    runOptions,
   ).action((words: string[], options: PlanningOptions) => planCommand(words, options));
+
+  cli
+    .command('config')
+    .description(
+      'show the options a run would take from the environment (PO_*) and the config file',
+    )
+    .option('--config <file>', `the config file (default: ./${CONFIG_FILE} if there is one)`)
+    .option('--json', 'machine-readable output')
+    .action((options: { config?: string; json?: boolean }) => {
+      applySources(run, readConfigFile(options.config), runOptions());
+      configCommand(optionSources(run), options);
+    });
 
   cli
     .command('resume')
