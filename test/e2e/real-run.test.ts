@@ -516,5 +516,31 @@ describe('planning failures and checks', () => {
     const missing = await runCli(['doctor'], work, { HOME: path.join(work, 'home') });
     expect(missing.code).toBe(1);
     expect(missing.stdout).toMatch(/^MISSING {2}Models {7}no model credentials/m);
+
+    // --json, and Docker is ok only with the image the docker backend would run.
+    const json = await runCli(
+      ['doctor', '--json', '--docker-image', 'po-missing:none'],
+      work,
+      env(),
+    );
+    expect(json.code, json.stderr).toBe(0);
+    const { ok, checks } = JSON.parse(json.stdout);
+    expect(ok).toBe(true);
+    expect(checks.map((c: { name: string }) => c.name)).toEqual([
+      'Node',
+      'git',
+      'Claude Code',
+      'Models',
+      'Sandbox',
+      'Docker',
+    ]);
+    expect(checks.find((c: { name: string }) => c.name === 'git').detail).toMatch(
+      /^git version 2\.\d+/,
+    );
+    expect(checks.find((c: { name: string }) => c.name === 'Docker')).toMatchObject({
+      status: 'warn',
+      detail: expect.stringMatching(/no image po-missing:none|unavailable/),
+    });
+    expect(json.stdout).not.toContain(KEY);
   });
 });

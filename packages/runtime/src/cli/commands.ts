@@ -36,7 +36,7 @@ import { estimateSchedule } from '../scheduler/estimate.js';
 import { checkDelivery, deliver } from '../workspace/deliver.js';
 import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
 import { describeCodebase, fetchSource, resolveSource } from '../workspace/source.js';
-import { doctor, gitPreflight } from './doctor.js';
+import { doctor, formatChecks, gitPreflight } from './doctor.js';
 import {
   type Delivered,
   formatDelivery,
@@ -491,9 +491,13 @@ export function configCommand(
   process.stdout.write(`${formatTable(['OPTION', 'VALUE', 'FROM', 'ENVIRONMENT'], rows)}\n`);
 }
 
-export async function doctorCommand(flags: ModelFlags): Promise<number> {
-  const { text, ok } = await doctor(process.env, modelFlags(flags));
-  process.stdout.write(`${text}\n`);
+export async function doctorCommand(
+  flags: ModelFlags & { json?: boolean; dockerImage: string },
+): Promise<number> {
+  const { checks, ok } = await doctor(process.env, modelFlags(flags), flags.dockerImage);
+  process.stdout.write(
+    flags.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : `${formatChecks(checks)}\n`,
+  );
   return ok ? EXIT.succeeded : EXIT.failed;
 }
 

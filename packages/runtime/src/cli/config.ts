@@ -38,6 +38,14 @@ export function readConfigFile(named?: string): ConfigFile {
   return { file: shown, values: parsed as Record<string, unknown> };
 }
 
+/** The output directory runs go to, as `run` would take it without flags: for `latest` and `runs`. */
+export function configuredOutput(fallback: string): string {
+  const fromEnv = process.env[envName('output')];
+  if (fromEnv) return fromEnv;
+  const { values } = readConfigFile();
+  return typeof values.output === 'string' ? values.output : fallback;
+}
+
 /** Where an option's value came from, as commander records it. */
 export type Source = 'cli' | 'env' | 'config' | 'default' | undefined;
 

@@ -1,6 +1,4 @@
 import { execFile } from 'node:child_process';
-import { request } from 'node:http';
-import { URL } from 'node:url';
 import { UsageError } from '../errors.js';
 import {
   type ModelAccess,
@@ -39,41 +37,69 @@ export function gitPreflight(): Promise<string> {
   });
 }
 
-interface Check {
+type CheckStatus = 'ok' | 'warn' | 'missing';
+
+export interface Check {
   name: string;
-  ok: boolean;
+  /** `missing`: real runs cannot work; `warn`: one backend or feature cannot. */
+  status: CheckStatus;
   detail: string;
 }
 
-/** Docker's `/version` over its socket (DOCKER_HOST or the default unix socket), bounded in time. */
-function dockerVersion(env: NodeJS.ProcessEnv): Promise<string> {
-  const host = env.DOCKER_HOST ?? 'unix:///var/run/docker.sock';
-  const target = host.startsWith('unix://')
-    ? { socketPath: host.slice('unix://'.length), path: '/version' }
-    : (() => {
-        const url = new URL(host.replace(/^tcp:/, 'http:'));
-        return { host: url.hostname, port: url.port, path: '/version' };
-      })();
-  return new Promise((resolve, reject) => {
-    const req = request({ ...target, timeout: 3_000 }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => {
-        body += chunk;
-      });
-      res.on('end', () => {
-        try {
-          resolve(
-            `Docker ${(JSON.parse(body) as { Version?: string }).Version ?? 'unknown'} at ${host}`,
-          );
-        } catch {
-          reject(new Error(`unexpected answer from ${host}`));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('no answer within 3 s')));
-    req.on('error', (error) => reject(new Error(`not reachable at ${host}: ${error.message}`)));
-    req.end();
-  });
+/** The Node lines the runtime is tested on (CI runs the suite on one and smoke-tests the next). */
+const NODE_SUPPORTED = [22, 24, 26] as const;
+
+function nodeCheck(): Check {
+  const major = Number(process.versions.node.split('.')[0]);
+  const supported = (NODE_SUPPORTED as readonly number[]).includes(major);
+  return {
+    name: 'Node',
+    status: supported ? 'ok' : 'warn',
+    detail: `${process.version}${supported ? '' : ` (tested on ${NODE_SUPPORTED.join(', ')})`}`,
+  };
+}
+
+/**
+ * The Docker engine through dockerode, and the image the docker backend would run: "ok" only
+ * when both are there. Docker is optional (the local backend does not need it).
+ */
+async function dockerCheck(image: string): Promise<Check> {
+  const { dockerClient } = await import('../backends/docker/backend.js');
+  const docker = dockerClient();
+  const where = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
+  const answer = await Promise.race([
+    docker.version().then(
+      (v) => ({ version: v.Version }),
+      (error: Error) => ({ error: error.message.split('\n')[0] }),
+    ),
+    new Promise<{ error: string }>((resolve) =>
+      setTimeout(() => resolve({ error: 'no answer within 3 s' }), 3_000).unref(),
+    ),
+  ]);
+  if ('error' in answer)
+    return {
+      name: 'Docker',
+      status: 'warn',
+      detail: `unavailable at ${where}: ${answer.error} (only the docker backend needs it)`,
+    };
+  const found = await docker
+    .getImage(image)
+    .inspect()
+    .then(
+      () => true,
+      () => false,
+    );
+  return found
+    ? {
+        name: 'Docker',
+        status: 'ok',
+        detail: `Docker ${answer.version} at ${where}; image ${image}`,
+      }
+    : {
+        name: 'Docker',
+        status: 'warn',
+        detail: `Docker ${answer.version} at ${where}, but no image ${image}: build it with docker/build.sh (the docker backend needs it)`,
+      };
 }
 
 function describeAccess(access: ModelAccess): string {
@@ -87,62 +113,57 @@ function describeAccess(access: ModelAccess): string {
 }
 
 /**
- * What `--real` needs on this machine: the Claude Code binary and its version, which model
- * credentials were found (names and sources, never values), git, the sandbox for local agents,
- * and whether Docker answers.
+ * What runs need on this machine: Node and git (every run), the Claude Code binary and model
+ * credentials (names and sources, never values) for `--real`, the sandbox for local agents, and
+ * the Docker engine with the executor image for the docker backend.
  */
 export async function doctor(
   env: NodeJS.ProcessEnv,
   flags: ModelFlags,
-): Promise<{ text: string; ok: boolean }> {
-  const checks: Check[] = [];
+  image: string,
+): Promise<{ checks: Check[]; ok: boolean }> {
+  const checks: Check[] = [nodeCheck()];
+  checks.push(
+    await gitPreflight().then(
+      (detail): Check => ({ name: 'git', status: 'ok', detail }),
+      (error: unknown): Check => ({ name: 'git', status: 'missing', detail: errorMessage(error) }),
+    ),
+  );
   try {
     const binary = findClaudeBinary(env);
     checks.push({
       name: 'Claude Code',
-      ok: true,
+      status: 'ok',
       detail: `${await claudeVersion(binary)}, ${binary}`,
     });
   } catch (error) {
-    checks.push({ name: 'Claude Code', ok: false, detail: errorMessage(error) });
+    checks.push({ name: 'Claude Code', status: 'missing', detail: errorMessage(error) });
   }
   try {
     checks.push({
       name: 'Models',
-      ok: true,
+      status: 'ok',
       detail: describeAccess(await resolveModelAccess(env, flags)),
     });
   } catch (error) {
-    checks.push({ name: 'Models', ok: false, detail: errorMessage(error) });
+    checks.push({ name: 'Models', status: 'missing', detail: errorMessage(error) });
   }
-  checks.push(
-    await gitPreflight().then(
-      (detail) => ({ name: 'git', ok: true, detail }),
-      (error: unknown) => ({ name: 'git', ok: false, detail: errorMessage(error) }),
-    ),
-  );
-  // Without a sandbox, local agents still run, but with no Bash.
+  // Without a sandbox, local agents still run, but with no Bash, and --verify is refused.
   const sandbox = await probeBubblewrap();
   checks.push({
     name: 'Sandbox',
-    ok: true,
+    status: sandbox.available ? 'ok' : 'warn',
     detail: sandbox.available
-      ? 'bubblewrap: local agents run confined to their workspace, Bash included'
-      : `unavailable: ${sandbox.reason}; local agents get no Bash (install bubblewrap, or use --backend docker)`,
+      ? 'bubblewrap: local agents and --verify run confined to their workspace'
+      : `unavailable: ${sandbox.reason}; local agents get no Bash and --verify is refused (install bubblewrap, or use --backend docker)`,
   });
-  // Docker is optional (the docker backend needs it, the local one does not).
-  const docker = await dockerVersion(env).then(
-    (detail) => ({ name: 'Docker', ok: true, detail }),
-    (error: unknown) => ({
-      name: 'Docker',
-      ok: true,
-      detail: `unavailable: ${errorMessage(error)}`,
-    }),
-  );
-  checks.push(docker);
+  checks.push(await dockerCheck(image));
+  return { checks, ok: checks.every((c) => c.status !== 'missing') };
+}
+
+const LABEL: Record<CheckStatus, string> = { ok: 'ok     ', warn: 'warning', missing: 'MISSING' };
+
+export function formatChecks(checks: readonly Check[]): string {
   const width = Math.max(...checks.map((c) => c.name.length));
-  const text = checks
-    .map((c) => `${c.ok ? 'ok     ' : 'MISSING'}  ${c.name.padEnd(width)}  ${c.detail}`)
-    .join('\n');
-  return { text, ok: checks.every((c) => c.ok) };
+  return checks.map((c) => `${LABEL[c.status]}  ${c.name.padEnd(width)}  ${c.detail}`).join('\n');
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { DOCKER_DEFAULTS } from '../backends/docker/kind.js';
 import { BACKEND_KINDS } from '../backends/kinds.js';
 import { PlanValidationError } from '../contracts/plan.js';
 import { describeError, EXIT, UsageError } from '../errors.js';
@@ -25,6 +26,7 @@ import {
   applySources,
   CONFIG_FILE,
   checkModeFlags,
+  configuredOutput,
   GROUPS,
   optionSources,
   readConfigFile,
@@ -60,10 +62,10 @@ function setBy(command: Command, option: string): boolean {
   return source !== undefined && source !== 'default';
 }
 
-const RUN_DIR = `the run directory, or latest (the newest under ${DEFAULTS.output})`;
+const RUN_DIR = `the run directory, or latest (the newest under the output directory, ${DEFAULTS.output} unless configured)`;
 
-/** A run directory argument: `latest` is the newest run under the default output directory. */
-const runDirOf = (given: string) => resolveRunDir(given, DEFAULTS.output);
+/** A run directory argument: `latest` is the newest run under the configured output directory. */
+const runDirOf = (given: string) => resolveRunDir(given, configuredOutput(DEFAULTS.output));
 
 /** Provider and planner model: what planning (and doctor) needs; flags win over the environment. */
 function withModelOptions(command: Command): Command {
@@ -119,11 +121,15 @@ function withPlanningOptions(command: Command): Command {
  * environment's (PO_*) or the config file's values, and flags typed for another mode or backend
  * are refused.
  */
-function withSources(command: Command, known: () => ReadonlySet<string>): Command {
+function withSources(
+  command: Command,
+  known: () => ReadonlySet<string>,
+  { modes = true } = {},
+): Command {
   return command.hook('preAction', (_, action) => {
     applySources(action, readConfigFile(action.opts().config), known());
     const { real, backend } = action.opts() as { real?: boolean; backend?: string };
-    checkModeFlags(action, real ?? false, backend);
+    if (modes) checkModeFlags(action, real ?? false, backend);
   });
 }
 
@@ -313,9 +319,14 @@ function program(): Command {
   cli
     .command('runs')
     .description('list the runs under an output directory, newest first')
-    .option('-o, --output <dir>', 'the output directory', DEFAULTS.output)
+    .option(
+      '-o, --output <dir>',
+      `the output directory (default: ${DEFAULTS.output}, or PO_OUTPUT, or the config file's)`,
+    )
     .option('--json', 'machine-readable output')
-    .action((options: { output: string; json?: boolean }) => runsCommand(options.output, options));
+    .action((options: { output?: string; json?: boolean }) =>
+      runsCommand(options.output ?? configuredOutput(DEFAULTS.output), options),
+    );
 
   cli
     .command('logs')
@@ -355,13 +366,26 @@ function program(): Command {
       reportCommand(runDirOf(runDir), options),
     );
 
-  withModelOptions(
+  const doctorCli = withModelOptions(
     cli
       .command('doctor')
-      .description('check what real runs need: Claude Code, model credentials, Docker'),
-  ).action(async (options: PlanningOptions) => {
-    process.exitCode = await doctorCommand(options);
-  });
+      .description(
+        'check what runs need here: Node, git, Claude Code and credentials, the sandbox, Docker and its image',
+      ),
+  )
+    .optionsGroup('Output:')
+    .option('--json', 'machine-readable output')
+    .option('--config <file>', `the config file (default: ./${CONFIG_FILE} if there is one)`)
+    .addOption(
+      new Option('--docker-image <ref>', 'the image the docker backend would run').default(
+        DOCKER_DEFAULTS.image,
+      ),
+    )
+    .action(async (options: PlanningOptions & { json?: boolean; dockerImage: string }) => {
+      process.exitCode = await doctorCommand(options);
+    });
+  // doctor checks what real runs need: its model flags need no --real.
+  withSources(doctorCli, runOptions, { modes: false });
 
   return cli;
 }
