@@ -426,3 +426,24 @@ describe('virtual clock', () => {
     expect(clock.now()).toBe(10);
   });
 });
+
+describe('the remaining-work estimate the live view shows', () => {
+  it('schedules the rest of the DAG: a serial tail counts in full, parallel work is shared', async () => {
+    const { estimateRemaining } = await import('../../packages/runtime/src/scheduler/estimate.js');
+    const chain = plan([task('a'), task('b', ['a']), task('c', ['b']), task('d', ['c'])], 4).tasks;
+    // Four tasks of 2 s left in a chain, one of them running for 0.5 s: 7.5 s, not 8 / M.
+    const remaining = chain.map((t, i) => ({
+      task: t,
+      expectedMs: 2_000,
+      ...(i === 0 && { elapsedMs: 500 }),
+    }));
+    expect(await estimateRemaining(remaining, 4)).toBe(7_500);
+    const wide = plan(
+      [task('done'), task('w'), task('x'), task('y'), task('z', ['done'])],
+      4,
+    ).tasks;
+    // A dependency already finished is not waited for; four independent tasks share four slots.
+    const left = wide.filter((t) => t.id !== 'done').map((t) => ({ task: t, expectedMs: 2_000 }));
+    expect(await estimateRemaining(left, 4)).toBe(2_000);
+  });
+});

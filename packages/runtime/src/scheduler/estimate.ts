@@ -44,3 +44,31 @@ export async function estimateSchedule(
     lowerBoundMs: Math.max(criticalPathMs, totalWorkMs / concurrency),
   };
 }
+
+/** What is left of a run, task by task: its expected duration, and how long it has run. */
+export interface RemainingTask {
+  task: PlanTask;
+  /** Expected duration of one attempt. */
+  expectedMs: number;
+  /** How long its attempt in flight has run; absent for a task not started. */
+  elapsedMs?: number;
+}
+
+/**
+ * The time the rest of a run takes with M executors: the unfinished tasks scheduled by the real
+ * scheduler in virtual time, each its expected duration (less what a running attempt has already
+ * spent), dependencies on finished tasks dropped. The same estimate `plan` prints, for the tail.
+ */
+export async function estimateRemaining(
+  remaining: readonly RemainingTask[],
+  concurrency: number,
+): Promise<number> {
+  if (remaining.length === 0) return 0;
+  const left = new Set(remaining.map((r) => r.task.id));
+  const tasks = remaining.map(({ task, expectedMs, elapsedMs }) => ({
+    ...task,
+    dependsOn: task.dependsOn.filter((id) => left.has(id)),
+    simulate: { durationMs: Math.max(0, Math.round(expectedMs - (elapsedMs ?? 0))) },
+  }));
+  return (await estimateSchedule(tasks, concurrency)).makespanMs;
+}
