@@ -35,10 +35,7 @@ describe('options from the environment and a config file', () => {
     const config = readSummary(resultLine(run.stdout).runDir);
     expect(config.executorBudget).toBe(2);
     const stored = JSON.parse(
-      (await import('node:fs')).readFileSync(
-        path.join(resultLine(run.stdout).runDir, 'run.json'),
-        'utf8',
-      ),
+      readFileSync(path.join(resultLine(run.stdout).runDir, 'run.json'), 'utf8'),
     );
     expect(stored).toMatchObject({ executors: 2, retries: 1, seed: 12 });
   });

@@ -8,6 +8,12 @@ import { planInput, task } from '../support/plans.js';
 import { tempDir } from '../support/tmp.js';
 
 const work = tempDir('po-tty-');
+/** Window titles (OSC ... BEL) and CSI sequences: what a terminal draws nothing for. */
+const [ESC, BEL] = ['\u001b', '\u0007'];
+const TERMINAL_CONTROLS = new RegExp(`${ESC}\\][^${BEL}]*${BEL}|${ESC}\\[[0-9;?]*[A-Za-z]`, 'g');
+  `${'\u001b'}\\][^${'\u0007'}]*${'\u0007'}|${'\u001b'}\\[[0-9;?]*[A-Za-z]`,
+  'g',
+);
 
 describe('live progress on a terminal', () => {
   it('shows a line per running executor and an overall bar', () => {
@@ -87,7 +93,7 @@ describe('live progress on a terminal', () => {
     // Every frame line drawn after the resize fits the new width: cut, never wrapped.
     const drawn = output
       .slice(at)
-      .replace(/\u001b\][^\u0007]*\u0007|\u001b\[[0-9;?]*[A-Za-z]/g, '')
+      .replace(TERMINAL_CONTROLS, '')
       .split('\n')
       .filter(
         (line) =>

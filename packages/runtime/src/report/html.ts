@@ -185,7 +185,7 @@ function changes(tasks: readonly ReportTask[]): string {
     .filter((t) => t.diff !== undefined)
     .map(
       (t) =>
-        `<details class="diff" data-task="${escapeXml(t.id)}"><summary>${escapeXml(t.id)}: ${plural(t.files, 'file')}, <span class="add">+${t.added}</span> <span class="del">−${t.removed}</span>${t.status === 'succeeded' ? '' : ` (${t.status}, not merged)`}</summary><pre>${diffLines(t.diff ?? '')}${t.diffCut ? '\n[cut: see `diff <runDir> ' + escapeXml(t.id) + '`]' : ''}</pre></details>`,
+        `<details class="diff" data-task="${escapeXml(t.id)}"><summary>${escapeXml(t.id)}: ${plural(t.files, 'file')}, <span class="add">+${t.added}</span> <span class="del">−${t.removed}</span>${t.status === 'succeeded' ? '' : ` (${t.status}, not merged)`}</summary><pre>${diffLines(t.diff ?? '')}${t.diffCut ? `\n[cut: see \`diff <runDir> ${escapeXml(t.id)}\`]` : ''}</pre></details>`,
     )
     .join('\n');
 }
