@@ -11,9 +11,6 @@ const work = tempDir('po-tty-');
 /** Window titles (OSC ... BEL) and CSI sequences: what a terminal draws nothing for. */
 const [ESC, BEL] = ['\u001b', '\u0007'];
 const TERMINAL_CONTROLS = new RegExp(`${ESC}\\][^${BEL}]*${BEL}|${ESC}\\[[0-9;?]*[A-Za-z]`, 'g');
-  `${'\u001b'}\\][^${'\u0007'}]*${'\u0007'}|${'\u001b'}\\[[0-9;?]*[A-Za-z]`,
-  'g',
-);
 
 describe('live progress on a terminal', () => {
   it('shows a line per running executor and an overall bar', () => {
