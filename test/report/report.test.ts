@@ -224,6 +224,9 @@ describeBrowser('the run report, in a real browser with the network off', () => 
     const again = await runCli(['report', result.runDir], work);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout.trim()).toBe(file);
+    // With no desktop to open it in, --open says where the report is instead.
+    const opened = await runCli(['report', result.runDir, '--open'], work);
+    expect(opened.stdout).toContain(`no browser here: open ${file} on a machine with one`);
     expect(readFileSync(file, 'utf8')).toMatch(/^<!doctype html>/);
 
     const summaryFile = path.join(result.runDir, 'execution_summary.json');
