@@ -78,6 +78,13 @@ describe('options from the environment and a config file', () => {
   });
 });
 
+/** A docker stack's runtimeConfig: its backend is docker whatever --backend defaults to. */
+const DOCKER_STACK = path.join(work, 'docker-stack.json');
+writeFileSync(
+  DOCKER_STACK,
+  JSON.stringify({ version: 1, backend: 'docker', image: 'po:test', network: 'po-net' }),
+);
+
 describe('flags that do nothing in the chosen mode, help and version', () => {
   it.each([
     [['--bedrock'], 'error: --bedrock is for real runs: add --real, or leave it out'],
@@ -91,6 +98,10 @@ describe('flags that do nothing in the chosen mode, help and version', () => {
     ],
     [
       ['--batch-poll', '2s-20s', '--backend', 'docker'],
+      'error: --batch-poll is for the batch backend: add --backend batch, or leave it out',
+    ],
+    [
+      ['--backend-config', DOCKER_STACK, '--batch-poll', '2s-20s'],
       'error: --batch-poll is for the batch backend: add --backend batch, or leave it out',
     ],
   ])('run %j: exit 2, saying which mode it needs', async (flags, message) => {

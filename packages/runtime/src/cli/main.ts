@@ -35,6 +35,7 @@ import { logsCommand, resolveRunDir, runsCommand } from './history.js';
 import {
   DEFAULTS,
   intIn,
+  loadBackendConfig,
   parseAgentNetwork,
   parseBackend,
   parsedOption,
@@ -128,8 +129,14 @@ function withSources(
 ): Command {
   return command.hook('preAction', (_, action) => {
     applySources(action, readConfigFile(action.opts().config), known());
-    const { real, backend } = action.opts() as { real?: boolean; backend?: string };
-    if (modes) checkModeFlags(action, real ?? false, backend);
+    const { real, backend, backendConfig } = action.opts() as {
+      real?: boolean;
+      backend?: string;
+      backendConfig?: string;
+    };
+    // A stack's config names its backend: its flags are that backend's.
+    const chosen = backendConfig ? loadBackendConfig(backendConfig).backend : backend;
+    if (modes) checkModeFlags(action, real ?? false, chosen);
   });
 }
 
