@@ -53,6 +53,7 @@ export function stackSettings(
       vcpus: config.getNumber('vcpus'),
       memoryMib: config.getNumber('memoryMib'),
       network,
+      natGateway: config.getBoolean('natGateway'),
     },
     model: modelAccess(config),
     tags: { 'parallel-orchestrator:stack': stack },

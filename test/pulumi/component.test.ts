@@ -204,21 +204,26 @@ describe('ParallelOrchestrator with its defaults (Batch on Fargate Spot, Bedrock
     expect(rules.at(-1)).toEqual({ onReason: '*', action: 'EXIT' });
   });
 
-  test('Fargate Spot in the private subnets of a new VPC, HTTPS out only; queue cancels jobs stuck in RUNNABLE', async () => {
+  test('Fargate Spot in the public subnets of a new VPC with no NAT (nothing billed while idle), HTTPS out only; queue cancels jobs stuck in RUNNABLE', async () => {
     const { mocks, options } = deployed;
     const environment = mocks.one('aws:batch/computeEnvironment:ComputeEnvironment');
     expect(environment.inputs.computeResources).toMatchObject({
       type: 'FARGATE_SPOT',
       maxVcpus: 64,
-      subnets: ['subnet-private-a', 'subnet-private-b'],
+      subnets: ['subnet-public-a', 'subnet-public-b'],
       securityGroupIds: ['po-id'],
+    });
+    expect(mocks.one('awsx:ec2:Vpc').inputs).toMatchObject({
+      natGateways: { strategy: 'None' },
+      subnetSpecs: [{ type: 'Public' }],
     });
     expect(environment.inputs.serviceRole).toBeUndefined();
     expect(mocks.one('aws:ec2/securityGroup:SecurityGroup').inputs.egress).toEqual([
       { protocol: 'tcp', fromPort: 443, toPort: 443, cidrBlocks: ['0.0.0.0/0'] },
     ]);
     expect(mocks.one('aws:ec2/securityGroup:SecurityGroup').inputs.ingress).toBeUndefined();
-    expect(containerProperties(mocks).networkConfiguration).toEqual({ assignPublicIp: 'DISABLED' });
+    // Out through a public IP: the group above lets nothing in.
+    expect(containerProperties(mocks).networkConfiguration).toEqual({ assignPublicIp: 'ENABLED' });
 
     const queue = mocks.one('aws:batch/jobQueue:JobQueue').inputs;
     expect(queue.computeEnvironmentOrders).toEqual([
@@ -328,6 +333,17 @@ describe('ParallelOrchestrator with its defaults (Batch on Fargate Spot, Bedrock
     expect(await resolved(orchestrator.submitterPolicyArn)).toBe(
       mocks.one('aws:iam/policy:Policy').state.arn,
     );
+  });
+});
+
+describe('a created VPC with a NAT gateway, when asked for', () => {
+  test('puts jobs in private subnets behind one NAT, without public IPs', async () => {
+    const { mocks } = await deploy({ batch: { natGateway: true } });
+    expect(mocks.one('awsx:ec2:Vpc').inputs.natGateways).toEqual({ strategy: 'Single' });
+    expect(
+      mocks.one('aws:batch/computeEnvironment:ComputeEnvironment').inputs.computeResources.subnets,
+    ).toEqual(['subnet-private-a', 'subnet-private-b']);
+    expect(containerProperties(mocks).networkConfiguration).toEqual({ assignPublicIp: 'DISABLED' });
   });
 });
 

@@ -107,7 +107,11 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
       case 'aws:ec2/securityGroup:SecurityGroup':
         return { arn: arn('ec2', `security-group/${name}`) };
       case 'awsx:ec2:Vpc':
-        return { vpcId: 'vpc-created', privateSubnetIds: ['subnet-private-a', 'subnet-private-b'] };
+        return {
+          vpcId: 'vpc-created',
+          privateSubnetIds: ['subnet-private-a', 'subnet-private-b'],
+          publicSubnetIds: ['subnet-public-a', 'subnet-public-b'],
+        };
       default:
         return {};
     }

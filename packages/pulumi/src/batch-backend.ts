@@ -75,6 +75,13 @@ export interface BatchBackendArgs {
   /** EC2 and Spot: instance types or families; current families of the architecture by default. */
   instanceTypes?: string[];
   network?: BatchNetworkArgs;
+  /**
+   * Without `network`, the VPC the component creates: public subnets with no NAT gateway by
+   * default (jobs get public IPs; the security group lets nothing in), so an idle stack costs
+   * nothing for its network; `true` puts jobs in private subnets behind one NAT gateway, which
+   * bills every hour (about $33 a month before data) whether anything runs or not.
+   */
+  natGateway?: boolean;
   /** A task attempt is stopped after this long. */
   attemptDurationSeconds: number;
   /** Attempts per job; only the loss of the host or Spot capacity is retried. */
@@ -128,7 +135,7 @@ export class BatchBackend extends pulumi.ComponentResource {
           ),
           assignPublicIp: args.network.assignPublicIp ?? false,
         }
-      : this.createNetwork(name, args.tags);
+      : this.createNetwork(name, args.natGateway ?? false, args.tags);
 
     const logGroup = new aws.cloudwatch.LogGroup(
       name,
@@ -339,9 +346,13 @@ export class BatchBackend extends pulumi.ComponentResource {
     });
   }
 
-  /** A VPC of two zones with one NAT, and a group that lets executors out on HTTPS only. */
+  /**
+   * A VPC of two zones and a group that lets executors out on HTTPS only, nothing in: jobs in
+   * public subnets with public IPs, or (`natGateway`) in private subnets behind one NAT.
+   */
   private createNetwork(
     name: string,
+    natGateway: boolean,
     tags: BatchBackendArgs['tags'],
   ): {
     subnetIds: pulumi.Output<string[]>;
@@ -350,7 +361,15 @@ export class BatchBackend extends pulumi.ComponentResource {
   } {
     const vpc = new awsx.ec2.Vpc(
       name,
-      { numberOfAvailabilityZones: 2, natGateways: { strategy: 'Single' }, tags },
+      natGateway
+        ? { numberOfAvailabilityZones: 2, natGateways: { strategy: 'Single' }, tags }
+        : {
+            numberOfAvailabilityZones: 2,
+            natGateways: { strategy: 'None' },
+            subnetStrategy: 'Auto',
+            subnetSpecs: [{ type: 'Public' }],
+            tags,
+          },
       { parent: this },
     );
     const group = new aws.ec2.SecurityGroup(
@@ -364,7 +383,9 @@ export class BatchBackend extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    return { subnetIds: vpc.privateSubnetIds, securityGroupIds: [group.id], assignPublicIp: false };
+    return natGateway
+      ? { subnetIds: vpc.privateSubnetIds, securityGroupIds: [group.id], assignPublicIp: false }
+      : { subnetIds: vpc.publicSubnetIds, securityGroupIds: [group.id], assignPublicIp: true };
   }
 
   private storeApiKey(

@@ -29,6 +29,8 @@ export interface BatchSettingsArgs {
   instanceTypes?: string[];
   /** Existing subnets and security groups; a VPC is created without them. */
   network?: BatchNetworkArgs;
+  /** A created VPC: jobs behind a NAT gateway in private subnets instead of public IPs (costs while idle). */
+  natGateway?: boolean;
   attemptDurationSeconds?: number;
   retryAttempts?: number;
   runnableTimeoutSeconds?: number;
@@ -185,6 +187,7 @@ export class ParallelOrchestrator extends pulumi.ComponentResource {
           memoryMib: batch.memoryMib,
           ...(batch.instanceTypes && { instanceTypes: batch.instanceTypes }),
           ...(batch.network && { network: batch.network }),
+          ...(batch.natGateway !== undefined && { natGateway: batch.natGateway }),
           attemptDurationSeconds: batch.attemptDurationSeconds,
           retryAttempts: batch.retryAttempts,
           runnableTimeoutSeconds: batch.runnableTimeoutSeconds,
