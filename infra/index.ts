@@ -1,21 +1,40 @@
 /**
- * The stack program (`pulumi up` runs it): one ParallelOrchestrator configured from the stack.
- * Build the packages first (`pnpm build`): the component is imported from its build.
+ * The stack program (`pulumi up` runs it): a BatchOrchestrator, or a LocalDockerOrchestrator for a
+ * Docker stack, configured from the stack. Build the packages first (`pnpm build`): the
+ * components are imported from their build.
  */
-import { ParallelOrchestrator } from '@parallel-orchestrator/pulumi';
+import { BatchOrchestrator, LocalDockerOrchestrator } from '@parallel-orchestrator/pulumi';
 import * as pulumi from '@pulumi/pulumi';
 import { stackSettings } from './settings.js';
 
 const { name, args } = stackSettings(new pulumi.Config(), pulumi.getStack());
-const orchestrator = new ParallelOrchestrator(name, args);
+// Stacks made before the component was split keep their resources: same names, old type aliased.
+const opts = { aliases: [{ type: 'parallel-orchestrator:index:ParallelOrchestrator' }] };
+const { backend, docker, ...batchArgs } = args;
+const batch = backend === 'docker' ? undefined : new BatchOrchestrator(name, batchArgs, opts);
+const local =
+  backend === 'docker'
+    ? new LocalDockerOrchestrator(
+        name,
+        {
+          ...docker,
+          ...(args.context !== undefined && { context: args.context }),
+          ...(args.claudeCodeVersion !== undefined && {
+            claudeCodeVersion: args.claudeCodeVersion,
+          }),
+        },
+        opts,
+      )
+    : undefined;
 
-export const imageRef = orchestrator.imageRef;
-export const repositoryUrl = orchestrator.repositoryUrl;
-export const bucketName = orchestrator.bucketName;
-export const jobQueueArn = orchestrator.jobQueueArn;
-export const jobDefinitionArn = orchestrator.jobDefinitionArn;
-export const logGroupName = orchestrator.logGroupName;
-export const submitterPolicyArn = orchestrator.submitterPolicyArn;
-export const region = orchestrator.region;
+export const imageRef = batch?.imageRef ?? local?.imageRef;
+export const repositoryUrl = batch?.repositoryUrl;
+export const bucketName = batch?.bucketName;
+export const jobQueueArn = batch?.jobQueueArn;
+export const jobDefinitionArn = batch?.jobDefinitionArn;
+export const logGroupName = batch?.logGroupName;
+export const submitterPolicyArn = batch?.submitterPolicyArn;
+export const region = batch?.region;
+export const networkName = local?.networkName;
 /** `pulumi stack output runtimeConfig --json > backend.json`, then `run --backend-config backend.json`. */
-export const runtimeConfig = orchestrator.runtimeConfig;
+export const runtimeConfig = batch?.runtimeConfig ?? local?.runtimeConfig;

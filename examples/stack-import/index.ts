@@ -1,9 +1,9 @@
 /**
- * A team's own stack that imports the ParallelOrchestrator component: executors run on Graviton
+ * A team's own stack that imports the BatchOrchestrator component: executors run on Graviton
  * Fargate in the private subnets of a VPC the team already has, next to the team's other resources.
  */
 import { fileURLToPath } from 'node:url';
-import { ParallelOrchestrator } from '@parallel-orchestrator/pulumi';
+import { BatchOrchestrator } from '@parallel-orchestrator/pulumi';
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 
@@ -22,7 +22,7 @@ const executors = new aws.ec2.SecurityGroup('agent-executors', {
   egress: [{ protocol: 'tcp', fromPort: 443, toPort: 443, cidrBlocks: ['0.0.0.0/0'] }],
 });
 
-const agents = new ParallelOrchestrator('agents', {
+const agents = new BatchOrchestrator('agents', {
   // The checkout this example lives in is the image's build context.
   context: fileURLToPath(new URL('../..', import.meta.url)),
   platforms: ['linux/arm64'],

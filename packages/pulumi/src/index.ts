@@ -1,6 +1,7 @@
 /**
- * @parallel-orchestrator/pulumi: the ParallelOrchestrator component and the smaller components
- * it is made of, for teams that compose their own.
+ * @parallel-orchestrator/pulumi: `BatchOrchestrator` (AWS) and `LocalDockerOrchestrator` (a
+ * Docker host), the smaller components they are made of, for teams that compose their own, and
+ * the deprecated `ParallelOrchestrator`.
  */
 export {
   BatchBackend,
@@ -16,9 +17,14 @@ export { BatchRoles, type BatchRolesArgs } from './batch-roles.js';
 export { OrchestratorImage, type OrchestratorImageArgs } from './image.js';
 export { LocalDockerBackend, type LocalDockerBackendArgs } from './local-docker.js';
 export {
+  BatchOrchestrator,
+  type BatchOrchestratorArgs,
   type BatchSettingsArgs,
   COMPONENT_DEFAULTS,
   findRepositoryRoot,
+  type ImageSourceArgs,
+  LocalDockerOrchestrator,
+  type LocalDockerOrchestratorArgs,
   ParallelOrchestrator,
   type ParallelOrchestratorArgs,
 } from './orchestrator.js';

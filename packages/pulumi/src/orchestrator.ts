@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import {
   type BackendConfig,
+  type BatchBackendConfig,
+  type DockerBackendConfig,
   IMAGE,
   MODEL_DEFAULTS,
   S3_LAYOUT,
@@ -36,15 +38,18 @@ export interface BatchSettingsArgs {
   runnableTimeoutSeconds?: number;
 }
 
-export interface ParallelOrchestratorArgs {
-  /** `batch`: the image in ECR, the state bucket and AWS Batch. `docker`: a local image and network, no AWS. */
-  backend?: 'batch' | 'docker';
+/** What both kinds of orchestrator take: where the image comes from. */
+export interface ImageSourceArgs {
   /** The repository root (build context of docker/Dockerfile); found above the working directory by default. */
   context?: string;
-  /** Platforms the image is built for. */
-  platforms?: Platform[];
   /** Claude Code in the image; the runtime's pinned version by default. */
   claudeCodeVersion?: pulumi.Input<string>;
+}
+
+/** The AWS side: the multi-arch image in ECR, the state bucket and AWS Batch. */
+export interface BatchOrchestratorArgs extends ImageSourceArgs {
+  /** Platforms the image is built for. */
+  platforms?: Platform[];
   /** Tag of the pushed image index. */
   imageTag?: string;
   /** Image manifests kept in ECR. */
@@ -60,9 +65,23 @@ export interface ParallelOrchestratorArgs {
   batch?: BatchSettingsArgs;
   /** How Batch executors reach the model: Bedrock with the runtime's default model unless set. */
   model?: ModelAccessArgs;
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+/** A Docker host with no AWS: the image built there and the executors' network. */
+export interface LocalDockerOrchestratorArgs extends ImageSourceArgs {
+  /** The local image name; `parallel-orchestrator:<stack>` by default. */
+  imageName?: string;
+  /** The executors' network; `<project>-<stack>-executors` by default. */
+  networkName?: string;
+}
+
+/** @deprecated The arguments of `ParallelOrchestrator`: see `BatchOrchestrator` and `LocalDockerOrchestrator`. */
+export interface ParallelOrchestratorArgs extends BatchOrchestratorArgs {
+  /** `batch`: the image in ECR, the state bucket and AWS Batch. `docker`: a local image and network, no AWS. */
+  backend?: 'batch' | 'docker';
   /** Docker stacks: the local image name and the executor network's name. */
   docker?: { imageName?: string; networkName?: string };
-  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
 
 /** Defaults of the component, in one place (the README's table lists them). */
@@ -83,10 +102,244 @@ export const COMPONENT_DEFAULTS = {
   runnableTimeoutSeconds: 1800,
 } as const;
 
+/** What a Batch orchestrator makes, as its outputs. */
+interface BatchParts {
+  imageRef: pulumi.Output<string>;
+  repositoryUrl: pulumi.Output<string>;
+  bucketName: pulumi.Output<string>;
+  jobQueueArn: pulumi.Output<string>;
+  jobDefinitionArn: pulumi.Output<string>;
+  logGroupName: pulumi.Output<string>;
+  submitterPolicyArn: pulumi.Output<string>;
+  region: pulumi.Output<string>;
+  runtimeConfig: pulumi.Output<BatchBackendConfig>;
+}
+
+/** The image, the state bucket and the Batch backend, made as children of `parent`. */
+function buildBatch(
+  parent: pulumi.ComponentResource,
+  name: string,
+  args: BatchOrchestratorArgs,
+): BatchParts {
+  const context = imageContext(parent, args.context);
+  const platforms = imagePlatforms(parent, args.platforms);
+  const namePrefix = args.namePrefix ?? `${pulumi.getProject()}-${pulumi.getStack()}`;
+  const batch = { ...COMPONENT_DEFAULTS, ...definedOnly(args.batch ?? {}) };
+  if (!platforms.includes(batch.platform)) {
+    throw invalidArgument(
+      parent,
+      'batch.platform',
+      `${batch.platform} is not among the image's platforms (${platforms.join(', ')})`,
+    );
+  }
+  const keepImages = args.keepImages ?? COMPONENT_DEFAULTS.keepImages;
+  checkInteger(parent, 'keepImages', keepImages, platforms.length + 1, 1000);
+  const expireRunsAfterDays = args.expireRunsAfterDays ?? COMPONENT_DEFAULTS.expireRunsAfterDays;
+  checkInteger(parent, 'expireRunsAfterDays', expireRunsAfterDays, 1, 3650);
+  const model = args.model ?? { provider: 'bedrock' };
+
+  const image = new OrchestratorImage(
+    name,
+    {
+      context,
+      platforms,
+      tag: args.imageTag ?? COMPONENT_DEFAULTS.imageTag,
+      keepImages,
+      forceDelete: args.forceDestroy ?? false,
+      ...(args.claudeCodeVersion !== undefined && { claudeCodeVersion: args.claudeCodeVersion }),
+      tags: args.tags,
+    },
+    { parent },
+  );
+  const state = new StateBucket(
+    name,
+    {
+      expireRunsAfterDays,
+      forceDestroy: args.forceDestroy ?? false,
+      ...(args.protectState !== undefined && { protect: args.protectState }),
+      tags: args.tags,
+    },
+    { parent },
+  );
+  const backend = new BatchBackend(
+    name,
+    {
+      namePrefix,
+      imageRef: image.imageRef,
+      repositoryArn: image.repository.arn,
+      bucketName: state.bucketName,
+      bucketArn: state.bucketArn,
+      platform: batch.platform,
+      computeType: batch.computeType,
+      maxVcpus: batch.maxVcpus,
+      vcpus: batch.vcpus,
+      memoryMib: batch.memoryMib,
+      ...(batch.instanceTypes && { instanceTypes: batch.instanceTypes }),
+      ...(batch.network && { network: batch.network }),
+      ...(batch.natGateway !== undefined && { natGateway: batch.natGateway }),
+      attemptDurationSeconds: batch.attemptDurationSeconds,
+      retryAttempts: batch.retryAttempts,
+      runnableTimeoutSeconds: batch.runnableTimeoutSeconds,
+      logRetentionDays: args.logRetentionDays ?? COMPONENT_DEFAULTS.logRetentionDays,
+      model,
+      tags: args.tags,
+    },
+    { parent },
+  );
+  const runtimeConfig = pulumi
+    .all([
+      backend.region,
+      backend.jobQueueArn,
+      backend.jobDefinitionArn,
+      state.bucketName,
+      backend.logGroupName,
+      image.imageRef,
+      backend.apiKeySecretArn,
+    ])
+    .apply(
+      ([
+        region,
+        jobQueueArn,
+        jobDefinitionArn,
+        bucketName,
+        logGroupName,
+        imageRef,
+        keyArn,
+      ]): BatchBackendConfig => ({
+        version: 1,
+        backend: 'batch',
+        region,
+        jobQueueArn,
+        jobDefinitionArn,
+        bucketName,
+        runsPrefix: S3_LAYOUT.runsRoot,
+        logGroupName,
+        imageRef,
+        maxVcpus: batch.maxVcpus,
+        vcpusPerJob: batch.vcpus,
+        model:
+          model.provider === 'anthropic'
+            ? { provider: 'anthropic', apiKeySecretArn: keyArn as string }
+            : {
+                provider: 'bedrock',
+                region: model.region ?? MODEL_DEFAULTS.bedrockRegion,
+                model: model.modelId ?? MODEL_DEFAULTS.bedrockModel,
+              },
+      }),
+    );
+  return {
+    imageRef: image.imageRef,
+    repositoryUrl: image.repositoryUrl,
+    bucketName: state.bucketName,
+    jobQueueArn: backend.jobQueueArn,
+    jobDefinitionArn: backend.jobDefinitionArn,
+    logGroupName: backend.logGroupName,
+    submitterPolicyArn: backend.submitterPolicyArn,
+    region: backend.region,
+    runtimeConfig,
+  };
+}
+
+interface LocalDockerParts {
+  imageRef: pulumi.Output<string>;
+  networkName: pulumi.Output<string>;
+  runtimeConfig: pulumi.Output<DockerBackendConfig>;
+}
+
+/** The local image and network, made as children of `parent`. */
+function buildLocalDocker(
+  parent: pulumi.ComponentResource,
+  name: string,
+  args: LocalDockerOrchestratorArgs & { namePrefix?: string },
+): LocalDockerParts {
+  const namePrefix = args.namePrefix ?? `${pulumi.getProject()}-${pulumi.getStack()}`;
+  const local = new LocalDockerBackend(
+    name,
+    {
+      context: imageContext(parent, args.context),
+      imageName: args.imageName ?? `parallel-orchestrator:${pulumi.getStack()}`,
+      networkName: args.networkName ?? `${namePrefix}-executors`,
+      ...(args.claudeCodeVersion !== undefined && { claudeCodeVersion: args.claudeCodeVersion }),
+    },
+    { parent },
+  );
+  return {
+    imageRef: local.imageName,
+    networkName: local.networkName,
+    runtimeConfig: pulumi.all([local.imageName, local.networkName]).apply(
+      ([image, network]): DockerBackendConfig => ({
+        version: 1,
+        backend: 'docker',
+        image,
+        network,
+      }),
+    ),
+  };
+}
+
 /**
- * parallel-orchestrator's infrastructure: for `batch`, the multi-arch image in ECR, the state
- * bucket and the Batch backend with its IAM and logs; for `docker`, a local image and network.
- * `runtimeConfig` is what the CLI's `--backend-config` reads.
+ * parallel-orchestrator on AWS: the multi-arch image in ECR (`OrchestratorImage`), the state
+ * bucket (`StateBucket`) and AWS Batch with its IAM and logs (`BatchBackend`). `runtimeConfig` is
+ * what the CLI's `--backend-config` reads.
+ */
+export class BatchOrchestrator extends pulumi.ComponentResource {
+  readonly imageRef: pulumi.Output<string>;
+  readonly repositoryUrl: pulumi.Output<string>;
+  readonly bucketName: pulumi.Output<string>;
+  readonly jobQueueArn: pulumi.Output<string>;
+  readonly jobDefinitionArn: pulumi.Output<string>;
+  readonly logGroupName: pulumi.Output<string>;
+  readonly submitterPolicyArn: pulumi.Output<string>;
+  readonly region: pulumi.Output<string>;
+  readonly runtimeConfig: pulumi.Output<BatchBackendConfig>;
+
+  constructor(
+    name: string,
+    args: BatchOrchestratorArgs = {},
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super('parallel-orchestrator:index:BatchOrchestrator', name, {}, opts);
+    const parts = buildBatch(this, name, args);
+    this.imageRef = parts.imageRef;
+    this.repositoryUrl = parts.repositoryUrl;
+    this.bucketName = parts.bucketName;
+    this.jobQueueArn = parts.jobQueueArn;
+    this.jobDefinitionArn = parts.jobDefinitionArn;
+    this.logGroupName = parts.logGroupName;
+    this.submitterPolicyArn = parts.submitterPolicyArn;
+    this.region = parts.region;
+    this.runtimeConfig = parts.runtimeConfig;
+    this.registerOutputs({ ...parts });
+  }
+}
+
+/**
+ * parallel-orchestrator on a Docker host, with no AWS: the image built there (never pushed) and
+ * the executors' network (`LocalDockerBackend`). `runtimeConfig` is what `--backend-config` reads.
+ */
+export class LocalDockerOrchestrator extends pulumi.ComponentResource {
+  readonly imageRef: pulumi.Output<string>;
+  readonly networkName: pulumi.Output<string>;
+  readonly runtimeConfig: pulumi.Output<DockerBackendConfig>;
+
+  constructor(
+    name: string,
+    args: LocalDockerOrchestratorArgs = {},
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super('parallel-orchestrator:index:LocalDockerOrchestrator', name, {}, opts);
+    const parts = buildLocalDocker(this, name, args);
+    this.imageRef = parts.imageRef;
+    this.networkName = parts.networkName;
+    this.runtimeConfig = parts.runtimeConfig;
+    this.registerOutputs({ ...parts });
+  }
+}
+
+/**
+ * @deprecated One component for two unrelated graphs, whose outputs of the other kind are
+ * undefined. Use `BatchOrchestrator` or `LocalDockerOrchestrator`; the package README says how to
+ * move a stack without replacing its resources. Kept, unchanged, so existing programs work.
  */
 export class ParallelOrchestrator extends pulumi.ComponentResource {
   readonly imageRef: pulumi.Output<string>;
@@ -105,150 +358,30 @@ export class ParallelOrchestrator extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super('parallel-orchestrator:index:ParallelOrchestrator', name, {}, opts);
-    const context = this.context(args.context);
-    const platforms = this.platforms(args.platforms);
-    const namePrefix = args.namePrefix ?? `${pulumi.getProject()}-${pulumi.getStack()}`;
     const none = pulumi.output(undefined);
-
     if ((args.backend ?? COMPONENT_DEFAULTS.backend) === 'docker') {
-      const local = new LocalDockerBackend(
-        name,
-        {
-          context,
-          imageName: args.docker?.imageName ?? `parallel-orchestrator:${pulumi.getStack()}`,
-          networkName: args.docker?.networkName ?? `${namePrefix}-executors`,
-          ...(args.claudeCodeVersion !== undefined && {
-            claudeCodeVersion: args.claudeCodeVersion,
-          }),
-        },
-        { parent: this },
-      );
-      this.imageRef = local.imageName;
+      const parts = buildLocalDocker(this, name, {
+        ...(args.context !== undefined && { context: args.context }),
+        ...(args.claudeCodeVersion !== undefined && { claudeCodeVersion: args.claudeCodeVersion }),
+        ...(args.namePrefix !== undefined && { namePrefix: args.namePrefix }),
+        ...args.docker,
+      });
+      this.imageRef = parts.imageRef;
+      this.runtimeConfig = parts.runtimeConfig;
       this.repositoryUrl = this.bucketName = this.jobQueueArn = this.jobDefinitionArn = none;
       this.logGroupName = this.submitterPolicyArn = this.region = none;
-      this.runtimeConfig = pulumi
-        .all([local.imageName, local.networkName])
-        .apply(
-          ([image, network]): BackendConfig => ({ version: 1, backend: 'docker', image, network }),
-        );
     } else {
-      const batch = { ...COMPONENT_DEFAULTS, ...definedOnly(args.batch ?? {}) };
-      if (!platforms.includes(batch.platform)) {
-        throw invalidArgument(
-          this,
-          'batch.platform',
-          `${batch.platform} is not among the image's platforms (${platforms.join(', ')})`,
-        );
-      }
-      const keepImages = args.keepImages ?? COMPONENT_DEFAULTS.keepImages;
-      checkInteger(this, 'keepImages', keepImages, platforms.length + 1, 1000);
-      const expireRunsAfterDays =
-        args.expireRunsAfterDays ?? COMPONENT_DEFAULTS.expireRunsAfterDays;
-      checkInteger(this, 'expireRunsAfterDays', expireRunsAfterDays, 1, 3650);
-      const model = args.model ?? { provider: 'bedrock' };
-
-      const image = new OrchestratorImage(
-        name,
-        {
-          context,
-          platforms,
-          tag: args.imageTag ?? COMPONENT_DEFAULTS.imageTag,
-          keepImages,
-          forceDelete: args.forceDestroy ?? false,
-          ...(args.claudeCodeVersion !== undefined && {
-            claudeCodeVersion: args.claudeCodeVersion,
-          }),
-          tags: args.tags,
-        },
-        { parent: this },
-      );
-      const state = new StateBucket(
-        name,
-        {
-          expireRunsAfterDays,
-          forceDestroy: args.forceDestroy ?? false,
-          ...(args.protectState !== undefined && { protect: args.protectState }),
-          tags: args.tags,
-        },
-        { parent: this },
-      );
-      const backend = new BatchBackend(
-        name,
-        {
-          namePrefix,
-          imageRef: image.imageRef,
-          repositoryArn: image.repository.arn,
-          bucketName: state.bucketName,
-          bucketArn: state.bucketArn,
-          platform: batch.platform,
-          computeType: batch.computeType,
-          maxVcpus: batch.maxVcpus,
-          vcpus: batch.vcpus,
-          memoryMib: batch.memoryMib,
-          ...(batch.instanceTypes && { instanceTypes: batch.instanceTypes }),
-          ...(batch.network && { network: batch.network }),
-          ...(batch.natGateway !== undefined && { natGateway: batch.natGateway }),
-          attemptDurationSeconds: batch.attemptDurationSeconds,
-          retryAttempts: batch.retryAttempts,
-          runnableTimeoutSeconds: batch.runnableTimeoutSeconds,
-          logRetentionDays: args.logRetentionDays ?? COMPONENT_DEFAULTS.logRetentionDays,
-          model,
-          tags: args.tags,
-        },
-        { parent: this },
-      );
-
-      this.imageRef = image.imageRef;
-      this.repositoryUrl = image.repositoryUrl;
-      this.bucketName = state.bucketName;
-      this.jobQueueArn = backend.jobQueueArn;
-      this.jobDefinitionArn = backend.jobDefinitionArn;
-      this.logGroupName = backend.logGroupName;
-      this.submitterPolicyArn = backend.submitterPolicyArn;
-      this.region = backend.region;
-      this.runtimeConfig = pulumi
-        .all([
-          backend.region,
-          backend.jobQueueArn,
-          backend.jobDefinitionArn,
-          state.bucketName,
-          backend.logGroupName,
-          image.imageRef,
-          backend.apiKeySecretArn,
-        ])
-        .apply(
-          ([
-            region,
-            jobQueueArn,
-            jobDefinitionArn,
-            bucketName,
-            logGroupName,
-            imageRef,
-            keyArn,
-          ]): BackendConfig => ({
-            version: 1,
-            backend: 'batch',
-            region,
-            jobQueueArn,
-            jobDefinitionArn,
-            bucketName,
-            runsPrefix: S3_LAYOUT.runsRoot,
-            logGroupName,
-            imageRef,
-            maxVcpus: batch.maxVcpus,
-            vcpusPerJob: batch.vcpus,
-            model:
-              model.provider === 'anthropic'
-                ? { provider: 'anthropic', apiKeySecretArn: keyArn as string }
-                : {
-                    provider: 'bedrock',
-                    region: model.region ?? MODEL_DEFAULTS.bedrockRegion,
-                    model: model.modelId ?? MODEL_DEFAULTS.bedrockModel,
-                  },
-          }),
-        );
+      const parts = buildBatch(this, name, args);
+      this.imageRef = parts.imageRef;
+      this.repositoryUrl = parts.repositoryUrl;
+      this.bucketName = parts.bucketName;
+      this.jobQueueArn = parts.jobQueueArn;
+      this.jobDefinitionArn = parts.jobDefinitionArn;
+      this.logGroupName = parts.logGroupName;
+      this.submitterPolicyArn = parts.submitterPolicyArn;
+      this.region = parts.region;
+      this.runtimeConfig = parts.runtimeConfig;
     }
-
     this.registerOutputs({
       imageRef: this.imageRef,
       repositoryUrl: this.repositoryUrl,
@@ -261,31 +394,35 @@ export class ParallelOrchestrator extends pulumi.ComponentResource {
       runtimeConfig: this.runtimeConfig,
     });
   }
+}
 
-  private context(given: string | undefined): string {
-    const context = given ? path.resolve(given) : findRepositoryRoot(process.cwd());
-    if (!context || !existsSync(path.join(context, IMAGE.dockerfile))) {
-      throw invalidArgument(
-        this,
-        'context',
-        `${context ?? process.cwd()} is not a parallel-orchestrator checkout (no ${IMAGE.dockerfile})`,
-      );
-    }
-    return context;
+/** The image's build context: the given checkout, or the nearest one above the working directory. */
+function imageContext(component: pulumi.Resource, given: string | undefined): string {
+  const context = given ? path.resolve(given) : findRepositoryRoot(process.cwd());
+  if (!context || !existsSync(path.join(context, IMAGE.dockerfile))) {
+    throw invalidArgument(
+      component,
+      'context',
+      `${context ?? process.cwd()} is not a parallel-orchestrator checkout (no ${IMAGE.dockerfile})`,
+    );
   }
+  return context;
+}
 
-  private platforms(given: readonly string[] | undefined): Platform[] {
-    const platforms = given ?? COMPONENT_DEFAULTS.platforms;
-    const unknown = platforms.find((p) => !(PLATFORMS as readonly string[]).includes(p));
-    if (unknown !== undefined || platforms.length === 0) {
-      throw invalidArgument(
-        this,
-        'platforms',
-        `${unknown ?? 'an empty list'} is not a supported platform; choose from ${PLATFORMS.join(', ')}`,
-      );
-    }
-    return [...new Set(platforms)] as Platform[];
+function imagePlatforms(
+  component: pulumi.Resource,
+  given: readonly string[] | undefined,
+): Platform[] {
+  const platforms = given ?? COMPONENT_DEFAULTS.platforms;
+  const unknown = platforms.find((p) => !(PLATFORMS as readonly string[]).includes(p));
+  if (unknown !== undefined || platforms.length === 0) {
+    throw invalidArgument(
+      component,
+      'platforms',
+      `${unknown ?? 'an empty list'} is not a supported platform; choose from ${PLATFORMS.join(', ')}`,
+    );
   }
+  return [...new Set(platforms)] as Platform[];
 }
 
 /** The nearest directory at or above `from` that holds docker/Dockerfile. */

@@ -1,0 +1,124 @@
+import path from 'node:path';
+import type * as pulumi from '@pulumi/pulumi';
+import { beforeAll, describe, expect, test } from 'vitest';
+import {
+  BatchBackendConfigSchema,
+  DockerBackendConfigSchema,
+} from '../../packages/runtime/src/contracts/index.js';
+import { type RecordingMocks, resolved, underMocks } from './mocks.js';
+
+type Component = typeof import('../../packages/pulumi/src/index.js');
+let component: Component;
+beforeAll(async () => {
+  component = await import('../../packages/pulumi/src/index.js');
+});
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const TOP_LEVEL = /^parallel-orchestrator:index:(Batch|LocalDocker|Parallel)Orchestrator$/;
+
+/** What a program made, the top-level component left out: `type name`, sorted. */
+const made = (mocks: RecordingMocks) =>
+  mocks.resources
+    .filter((r) => !TOP_LEVEL.test(r.type))
+    .map((r) => `${r.type} ${r.name}`)
+    .sort();
+
+describe('BatchOrchestrator', () => {
+  test('makes what ParallelOrchestrator made for batch, with outputs that are never undefined', async () => {
+    const batch = await underMocks(
+      'dev',
+      (opts) => new component.BatchOrchestrator('po', { context: ROOT }, opts),
+    );
+    const legacy = await underMocks(
+      'dev',
+      (opts) => new component.ParallelOrchestrator('po', { context: ROOT }, opts),
+    );
+    expect(made(batch.mocks)).toEqual(made(legacy.mocks));
+    const orchestrator = batch.result;
+    // Typed for what it is: a consumer handles no undefined (checked by the compiler here).
+    const outputs: Record<string, pulumi.Output<string>> = {
+      imageRef: orchestrator.imageRef,
+      repositoryUrl: orchestrator.repositoryUrl,
+      bucketName: orchestrator.bucketName,
+      jobQueueArn: orchestrator.jobQueueArn,
+      jobDefinitionArn: orchestrator.jobDefinitionArn,
+      logGroupName: orchestrator.logGroupName,
+      submitterPolicyArn: orchestrator.submitterPolicyArn,
+      region: orchestrator.region,
+    };
+    for (const [name, output] of Object.entries(outputs))
+      expect(await resolved(output), name).toEqual(expect.any(String));
+    const config = BatchBackendConfigSchema.parse(await resolved(orchestrator.runtimeConfig));
+    expect(config).toEqual(await resolved(legacy.result.runtimeConfig));
+    // Its parts are its children.
+    expect(batch.options.get('parallel-orchestrator:index:StateBucket po')?.parent).toBe(
+      orchestrator,
+    );
+  });
+});
+
+describe('LocalDockerOrchestrator', () => {
+  test('makes the local image and network only, and says so in its runtimeConfig', async () => {
+    const { mocks, result } = await underMocks(
+      'dev',
+      (opts) => new component.LocalDockerOrchestrator('po', { context: ROOT }, opts),
+    );
+    expect(mocks.resources.filter((r) => r.type.startsWith('aws'))).toEqual([]);
+    expect(made(mocks)).toEqual([
+      'docker:index/image:Image po',
+      'docker:index/network:Network po',
+      'parallel-orchestrator:index:LocalDockerBackend po',
+    ]);
+    const network: pulumi.Output<string> = result.networkName;
+    expect(await resolved(network)).toBe('parallel-orchestrator-dev-executors');
+    expect(DockerBackendConfigSchema.parse(await resolved(result.runtimeConfig))).toEqual({
+      version: 1,
+      backend: 'docker',
+      image: 'parallel-orchestrator:dev',
+      network: 'parallel-orchestrator-dev-executors',
+    });
+  });
+});
+
+describe('the parts, used alone by a platform team', () => {
+  test('a state bucket and a Batch backend running an image built elsewhere: no repository, no build', async () => {
+    const image = `123456789012.dkr.ecr.us-east-1.amazonaws.com/team/po@sha256:${'a'.repeat(64)}`;
+    const { mocks, result } = await underMocks('dev', (opts) => {
+      const state = new component.StateBucket(
+        'team',
+        { expireRunsAfterDays: 7, forceDestroy: true },
+        opts,
+      );
+      return new component.BatchBackend(
+        'team',
+        {
+          namePrefix: 'team-agents',
+          imageRef: image,
+          repositoryArn: 'arn:aws:ecr:us-east-1:123456789012:repository/team/po',
+          bucketName: state.bucketName,
+          bucketArn: state.bucketArn,
+          platform: 'linux/amd64',
+          computeType: 'FARGATE',
+          maxVcpus: 16,
+          vcpus: 2,
+          memoryMib: 4096,
+          attemptDurationSeconds: 3600,
+          retryAttempts: 3,
+          runnableTimeoutSeconds: 1800,
+          logRetentionDays: 7,
+          model: { provider: 'bedrock' },
+        },
+        opts,
+      );
+    });
+    expect(mocks.ofType('aws:ecr/repository:Repository')).toEqual([]);
+    expect(mocks.resources.filter((r) => r.type.startsWith('docker'))).toEqual([]);
+    const props = JSON.parse(
+      mocks.one('aws:batch/jobDefinition:JobDefinition').inputs.containerProperties,
+    );
+    expect(props.image).toBe(image);
+    const bucket = mocks.one('aws:s3/bucket:Bucket').state.bucket;
+    expect(props.environment).toContainEqual({ name: 'S3_BUCKET', value: bucket });
+    expect(await resolved(result.jobQueueArn)).toEqual(expect.any(String));
+  });
+});
