@@ -27,6 +27,8 @@ const digest = (text: string) => `sha256:${createHash('sha256').update(text).dig
 export class RecordingMocks implements pulumi.runtime.Mocks {
   readonly resources: Registered[] = [];
   readonly calls: { token: string; inputs: Props }[] = [];
+  /** What `new pulumi.StackReference(name)` reads, by the referenced stack's name. */
+  readonly stacks = new Map<string, Props>();
 
   newResource(args: pulumi.runtime.MockResourceArgs): { id: string; state: Props } {
     const state = { ...args.inputs, ...this.computed(args.type, args.name, args.inputs) };
@@ -106,6 +108,8 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
         };
       case 'aws:ec2/securityGroup:SecurityGroup':
         return { arn: arn('ec2', `security-group/${name}`) };
+      case 'pulumi:pulumi:StackReference':
+        return { outputs: this.stacks.get(inputs.name) ?? {}, secretOutputNames: [] };
       case 'awsx:ec2:Vpc':
         return {
           vpcId: 'vpc-created',
@@ -156,8 +160,8 @@ export async function underMocks<T>(
   program: (opts: pulumi.ComponentResourceOptions) => T | Promise<T>,
   project = 'parallel-orchestrator',
   config: Record<string, string> = {},
+  mocks = new RecordingMocks(),
 ): Promise<{ mocks: RecordingMocks; options: RecordedOptions; result: T }> {
-  const mocks = new RecordingMocks();
   const options: RecordedOptions = new Map();
   await pulumi.runtime.setMocks(mocks, project, stack, false);
   pulumi.runtime.setAllConfig(config);
