@@ -1,5 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import type * as pulumi from '@pulumi/pulumi';
+import * as pulumi from '@pulumi/pulumi';
 import { beforeAll, describe, expect, test } from 'vitest';
 import {
   BatchBackendConfigSchema,
@@ -14,6 +15,7 @@ beforeAll(async () => {
 });
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+const BAD_OUTPUT = path.join(import.meta.dirname, 'fixtures/bad-output.ts');
 const TOP_LEVEL = /^parallel-orchestrator:index:(Batch|LocalDocker|Parallel)Orchestrator$/;
 
 /** What a program made, the top-level component left out: `type name`, sorted. */
@@ -120,5 +122,58 @@ describe('the parts, used alone by a platform team', () => {
     const bucket = mocks.one('aws:s3/bucket:Bucket').state.bucket;
     expect(props.environment).toContainEqual({ name: 'S3_BUCKET', value: bucket });
     expect(await resolved(result.jobQueueArn)).toEqual(expect.any(String));
+  });
+});
+
+describe('arguments from other resources and stacks', () => {
+  test('sizes given as outputs reach the compute environment, the job definition and runtimeConfig', async () => {
+    const { mocks, result } = await underMocks(
+      'dev',
+      (opts) =>
+        new component.BatchOrchestrator(
+          'po',
+          {
+            context: ROOT,
+            logRetentionDays: Promise.resolve(14),
+            batch: {
+              computeType: 'EC2',
+              maxVcpus: pulumi.output(32),
+              vcpus: pulumi.output(4),
+              memoryMib: Promise.resolve(8192),
+              instanceTypes: pulumi.output(['c7i', 'm7i']),
+              retryAttempts: pulumi.output(2),
+            },
+          },
+          opts,
+        ),
+    );
+    expect(
+      mocks.one('aws:batch/computeEnvironment:ComputeEnvironment').inputs.computeResources,
+    ).toMatchObject({ maxVcpus: 32, instanceTypes: ['c7i', 'm7i'] });
+    const props = JSON.parse(
+      mocks.one('aws:batch/jobDefinition:JobDefinition').inputs.containerProperties,
+    );
+    expect(props.resourceRequirements).toEqual([
+      { type: 'VCPU', value: '4' },
+      { type: 'MEMORY', value: '8192' },
+    ]);
+    expect(mocks.one('aws:batch/jobDefinition:JobDefinition').inputs.retryStrategy.attempts).toBe(
+      2,
+    );
+    expect(mocks.one('aws:cloudwatch/logGroup:LogGroup').inputs.retentionInDays).toBe(14);
+    expect(await resolved(result.runtimeConfig)).toMatchObject({ maxVcpus: 32, vcpusPerJob: 4 });
+  });
+
+  test('an output that resolves to a bad value fails the update with the same one line', () => {
+    // In a process of its own: the failure is the program's, as `pulumi up` would report it.
+    const result = spawnSync(process.execPath, ['--import', 'tsx', BAD_OUTPUT], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(result.status).not.toBe(0);
+    expect(`${result.stdout}${result.stderr}`).toContain(
+      'invalid argument vcpus: 3 is not a Fargate size',
+    );
   });
 });

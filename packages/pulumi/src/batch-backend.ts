@@ -69,11 +69,13 @@ export interface BatchBackendArgs {
   platform: Platform;
   computeType: ComputeType;
   /** Ceiling of the compute environment: at most maxVcpus / vcpus jobs run at once. */
-  maxVcpus: number;
-  vcpus: number;
-  memoryMib: number;
+  maxVcpus: pulumi.Input<number>;
+  /** vCPUs of one job (Fargate: one of its sizes). */
+  vcpus: pulumi.Input<number>;
+  /** Memory of one job (Fargate: within its vCPU size's range). */
+  memoryMib: pulumi.Input<number>;
   /** EC2 and Spot: instance types or families; current families of the architecture by default. */
-  instanceTypes?: string[];
+  instanceTypes?: pulumi.Input<pulumi.Input<string>[]>;
   network?: BatchNetworkArgs;
   /**
    * Without `network`, the VPC the component creates: public subnets with no NAT gateway by
@@ -83,12 +85,13 @@ export interface BatchBackendArgs {
    */
   natGateway?: boolean;
   /** A task attempt is stopped after this long. */
-  attemptDurationSeconds: number;
+  attemptDurationSeconds: pulumi.Input<number>;
   /** Attempts per job; only the loss of the host or Spot capacity is retried. */
-  retryAttempts: number;
+  retryAttempts: pulumi.Input<number>;
   /** A job waiting this long for capacity is cancelled instead of waiting forever. */
-  runnableTimeoutSeconds: number;
-  logRetentionDays: number;
+  runnableTimeoutSeconds: pulumi.Input<number>;
+  /** One of CloudWatch Logs' retention periods. */
+  logRetentionDays: pulumi.Input<number>;
   model: ModelAccessArgs;
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
@@ -109,6 +112,8 @@ export class BatchBackend extends pulumi.ComponentResource {
   constructor(name: string, args: BatchBackendArgs, opts?: pulumi.ComponentResourceOptions) {
     super('parallel-orchestrator:index:BatchBackend', name, {}, opts);
     validate(this, args);
+    // Plain sizes are checked now; sizes given as outputs when they resolve (the same messages).
+    const sizes = checkedSizes(this, args);
     const parent = { parent: this };
     const fargate = args.computeType.startsWith('FARGATE');
 
@@ -141,7 +146,7 @@ export class BatchBackend extends pulumi.ComponentResource {
       name,
       {
         name: `/aws/batch/${args.namePrefix}`,
-        retentionInDays: args.logRetentionDays,
+        retentionInDays: sizes.logRetentionDays,
         tags: args.tags,
       },
       parent,
@@ -192,13 +197,15 @@ export class BatchBackend extends pulumi.ComponentResource {
         // No service role: Batch uses its service-linked role.
         computeResources: {
           type: args.computeType,
-          maxVcpus: args.maxVcpus,
+          maxVcpus: sizes.maxVcpus,
           subnets: network.subnetIds,
           securityGroupIds: network.securityGroupIds,
           ...(!fargate && {
             minVcpus: 0,
             instanceRole: roles.instanceProfile?.arn,
-            instanceTypes: args.instanceTypes ?? INSTANCE_FAMILIES[args.platform],
+            instanceTypes: args.instanceTypes
+              ? nonEmptyList(this, 'instanceTypes', args.instanceTypes)
+              : INSTANCE_FAMILIES[args.platform],
             allocationStrategy:
               args.computeType === 'SPOT'
                 ? 'SPOT_PRICE_CAPACITY_OPTIMIZED'
@@ -224,7 +231,7 @@ export class BatchBackend extends pulumi.ComponentResource {
         jobStateTimeLimitActions: BATCH_BLOCKED_REASONS.map((reason) => ({
           state: 'RUNNABLE',
           action: 'CANCEL',
-          maxTimeSeconds: args.runnableTimeoutSeconds,
+          maxTimeSeconds: sizes.runnableTimeoutSeconds,
           reason,
         })),
         tags: args.tags,
@@ -256,16 +263,17 @@ export class BatchBackend extends pulumi.ComponentResource {
         scope.region,
         pulumi.output(environment),
         pulumi.output(secrets),
+        pulumi.all([sizes.vcpus, sizes.memoryMib]),
       ])
-      .apply(([image, executionRoleArn, jobRoleArn, logGroupName, region, env, secretArns]) =>
+      .apply(([image, executionRoleArn, jobRoleArn, logGroupName, region, env, secretArns, size]) =>
         JSON.stringify({
           image,
           command: BATCH_JOB_DEFINITION.command,
           executionRoleArn,
           jobRoleArn,
           resourceRequirements: [
-            { type: 'VCPU', value: String(args.vcpus) },
-            { type: 'MEMORY', value: String(args.memoryMib) },
+            { type: 'VCPU', value: String(size[0]) },
+            { type: 'MEMORY', value: String(size[1]) },
           ],
           environment: Object.entries(env).map(([envName, value]) => ({ name: envName, value })),
           secrets: Object.entries(secretArns).map(([envName, valueFrom]) => ({
@@ -308,9 +316,9 @@ export class BatchBackend extends pulumi.ComponentResource {
         type: 'container',
         platformCapabilities: [fargate ? 'FARGATE' : 'EC2'],
         containerProperties,
-        timeout: { attemptDurationSeconds: args.attemptDurationSeconds },
+        timeout: { attemptDurationSeconds: sizes.attemptDurationSeconds },
         retryStrategy: {
-          attempts: args.retryAttempts,
+          attempts: sizes.retryAttempts,
           evaluateOnExits: RETRY_ONLY_ON_CAPACITY_LOSS,
         },
         propagateTags: true,
@@ -427,50 +435,11 @@ function validate(resource: pulumi.Resource, args: BatchBackendArgs): void {
       `unknown compute type ${args.computeType}; choose from ${COMPUTE_TYPES.join(', ')}`,
     );
   }
-  const fargate = args.computeType.startsWith('FARGATE');
-  checkInteger(resource, 'maxVcpus', args.maxVcpus, 1, 10_000);
-  if (fargate) {
-    const memory = FARGATE_SIZES[String(args.vcpus)];
-    if (!memory) {
-      throw invalidArgument(
-        resource,
-        'vcpus',
-        `${args.vcpus} is not a Fargate size; choose from ${Object.keys(FARGATE_SIZES).join(', ')}`,
-      );
-    }
-    if (args.memoryMib < memory[0] || args.memoryMib > memory[1]) {
-      throw invalidArgument(
-        resource,
-        'memoryMib',
-        `${args.memoryMib} MiB does not fit ${args.vcpus} Fargate vCPUs (${memory[0]}-${memory[1]})`,
-      );
-    }
-    if (args.computeType === 'FARGATE_SPOT' && args.platform === 'linux/arm64') {
-      throw invalidArgument(
-        resource,
-        'computeType',
-        'Fargate Spot does not run linux/arm64; use FARGATE or SPOT',
-      );
-    }
-  } else {
-    checkInteger(resource, 'vcpus', args.vcpus, 1, 192);
-    checkInteger(resource, 'memoryMib', args.memoryMib, 512, 1_572_864);
-  }
-  if (args.vcpus > args.maxVcpus) {
+  if (args.computeType === 'FARGATE_SPOT' && args.platform === 'linux/arm64') {
     throw invalidArgument(
       resource,
-      'vcpus',
-      `${args.vcpus} per job is above maxVcpus (${args.maxVcpus}): no job could ever start`,
-    );
-  }
-  checkInteger(resource, 'attemptDurationSeconds', args.attemptDurationSeconds, 60, 1_209_600);
-  checkInteger(resource, 'retryAttempts', args.retryAttempts, 1, 10);
-  checkInteger(resource, 'runnableTimeoutSeconds', args.runnableTimeoutSeconds, 600, 86_400);
-  if (!(LOG_RETENTION_DAYS as readonly number[]).includes(args.logRetentionDays)) {
-    throw invalidArgument(
-      resource,
-      'logRetentionDays',
-      `${args.logRetentionDays} is not a CloudWatch retention; choose from ${LOG_RETENTION_DAYS.join(', ')}`,
+      'computeType',
+      'Fargate Spot does not run linux/arm64; use FARGATE or SPOT',
     );
   }
   if (args.model.provider === 'anthropic' && !args.model.apiKey && !args.model.apiKeySecretArn) {
@@ -483,4 +452,93 @@ function validate(resource: pulumi.Resource, args: BatchBackendArgs): void {
   if (args.model.provider !== 'anthropic' && args.model.provider !== 'bedrock') {
     throw invalidArgument(resource, 'model.provider', 'choose anthropic or bedrock');
   }
+}
+
+/** The sizes and limits of a Batch backend, once known. */
+interface Sizes {
+  maxVcpus: number;
+  vcpus: number;
+  memoryMib: number;
+  attemptDurationSeconds: number;
+  retryAttempts: number;
+  runnableTimeoutSeconds: number;
+  logRetentionDays: number;
+}
+
+function checkSizes(resource: pulumi.Resource, fargate: boolean, sizes: Sizes): void {
+  checkInteger(resource, 'maxVcpus', sizes.maxVcpus, 1, 10_000);
+  if (fargate) {
+    const memory = FARGATE_SIZES[String(sizes.vcpus)];
+    if (!memory) {
+      throw invalidArgument(
+        resource,
+        'vcpus',
+        `${sizes.vcpus} is not a Fargate size; choose from ${Object.keys(FARGATE_SIZES).join(', ')}`,
+      );
+    }
+    if (sizes.memoryMib < memory[0] || sizes.memoryMib > memory[1]) {
+      throw invalidArgument(
+        resource,
+        'memoryMib',
+        `${sizes.memoryMib} MiB does not fit ${sizes.vcpus} Fargate vCPUs (${memory[0]}-${memory[1]})`,
+      );
+    }
+  } else {
+    checkInteger(resource, 'vcpus', sizes.vcpus, 1, 192);
+    checkInteger(resource, 'memoryMib', sizes.memoryMib, 512, 1_572_864);
+  }
+  if (sizes.vcpus > sizes.maxVcpus) {
+    throw invalidArgument(
+      resource,
+      'vcpus',
+      `${sizes.vcpus} per job is above maxVcpus (${sizes.maxVcpus}): no job could ever start`,
+    );
+  }
+  checkInteger(resource, 'attemptDurationSeconds', sizes.attemptDurationSeconds, 60, 1_209_600);
+  checkInteger(resource, 'retryAttempts', sizes.retryAttempts, 1, 10);
+  checkInteger(resource, 'runnableTimeoutSeconds', sizes.runnableTimeoutSeconds, 600, 86_400);
+  if (!(LOG_RETENTION_DAYS as readonly number[]).includes(sizes.logRetentionDays)) {
+    throw invalidArgument(
+      resource,
+      'logRetentionDays',
+      `${sizes.logRetentionDays} is not a CloudWatch retention; choose from ${LOG_RETENTION_DAYS.join(', ')}`,
+    );
+  }
+}
+
+/**
+ * The sizes as outputs the resources take, checked: at construction when every one is a plain
+ * value, else when they resolve (a failure then fails the update with the same one line).
+ */
+function checkedSizes(
+  resource: pulumi.Resource,
+  args: BatchBackendArgs,
+): { [K in keyof Sizes]: pulumi.Output<number> } {
+  const fargate = args.computeType.startsWith('FARGATE');
+  const given = {
+    maxVcpus: args.maxVcpus,
+    vcpus: args.vcpus,
+    memoryMib: args.memoryMib,
+    attemptDurationSeconds: args.attemptDurationSeconds,
+    retryAttempts: args.retryAttempts,
+    runnableTimeoutSeconds: args.runnableTimeoutSeconds,
+    logRetentionDays: args.logRetentionDays,
+  };
+  if (Object.values(given).every((value) => typeof value === 'number'))
+    checkSizes(resource, fargate, given as unknown as Sizes);
+  const checked = pulumi.all(given).apply((resolved) => {
+    const sizes = resolved as unknown as Sizes;
+    checkSizes(resource, fargate, sizes);
+    return sizes;
+  });
+  const one = (key: keyof Sizes) => checked.apply((sizes) => sizes[key]);
+  return {
+    maxVcpus: one('maxVcpus'),
+    vcpus: one('vcpus'),
+    memoryMib: one('memoryMib'),
+    attemptDurationSeconds: one('attemptDurationSeconds'),
+    retryAttempts: one('retryAttempts'),
+    runnableTimeoutSeconds: one('runnableTimeoutSeconds'),
+    logRetentionDays: one('logRetentionDays'),
+  };
 }

@@ -21,21 +21,30 @@ import { PLATFORMS, type Platform } from './platforms.js';
 import { StateBucket } from './state-bucket.js';
 import { checkInteger, invalidArgument } from './validation.js';
 
+/** The Batch side of a `BatchOrchestrator`; sizes and limits may come from other resources or stacks. */
 export interface BatchSettingsArgs {
+  /** Shapes the resources made (Fargate or EC2): a plain value. */
   computeType?: ComputeType;
-  /** The image platform jobs run on; one of `platforms`. */
+  /** The image platform jobs run on; one of `platforms` (a plain value: it picks the images built). */
   platform?: Platform;
-  maxVcpus?: number;
-  vcpus?: number;
-  memoryMib?: number;
-  instanceTypes?: string[];
+  /** Ceiling of the compute environment: at most maxVcpus / vcpus jobs run at once. */
+  maxVcpus?: pulumi.Input<number>;
+  /** vCPUs of one job (Fargate: one of its sizes). */
+  vcpus?: pulumi.Input<number>;
+  /** Memory of one job, MiB (Fargate: within its vCPU size's range). */
+  memoryMib?: pulumi.Input<number>;
+  /** EC2 and Spot: instance types or families; current families of the architecture by default. */
+  instanceTypes?: pulumi.Input<pulumi.Input<string>[]>;
   /** Existing subnets and security groups; a VPC is created without them. */
   network?: BatchNetworkArgs;
   /** A created VPC: jobs behind a NAT gateway in private subnets instead of public IPs (costs while idle). */
   natGateway?: boolean;
-  attemptDurationSeconds?: number;
-  retryAttempts?: number;
-  runnableTimeoutSeconds?: number;
+  /** A task attempt is stopped after this long. */
+  attemptDurationSeconds?: pulumi.Input<number>;
+  /** Attempts per job; only the loss of the host or Spot capacity is retried. */
+  retryAttempts?: pulumi.Input<number>;
+  /** A job waiting this long for capacity is cancelled instead of waiting forever. */
+  runnableTimeoutSeconds?: pulumi.Input<number>;
 }
 
 /** What both kinds of orchestrator take: where the image comes from. */
@@ -61,7 +70,8 @@ export interface BatchOrchestratorArgs extends ImageSourceArgs {
   /** Prod: refuse to delete the state bucket. */
   protectState?: boolean;
   expireRunsAfterDays?: number;
-  logRetentionDays?: number;
+  /** One of CloudWatch Logs' retention periods. */
+  logRetentionDays?: pulumi.Input<number>;
   batch?: BatchSettingsArgs;
   /** How Batch executors reach the model: Bedrock with the runtime's default model unless set. */
   model?: ModelAccessArgs;
@@ -195,6 +205,7 @@ function buildBatch(
       backend.logGroupName,
       image.imageRef,
       backend.apiKeySecretArn,
+      pulumi.all([batch.maxVcpus, batch.vcpus]),
     ])
     .apply(
       ([
@@ -205,6 +216,7 @@ function buildBatch(
         logGroupName,
         imageRef,
         keyArn,
+        [maxVcpus, vcpusPerJob],
       ]): BatchBackendConfig => ({
         version: 1,
         backend: 'batch',
@@ -215,8 +227,8 @@ function buildBatch(
         runsPrefix: S3_LAYOUT.runsRoot,
         logGroupName,
         imageRef,
-        maxVcpus: batch.maxVcpus,
-        vcpusPerJob: batch.vcpus,
+        maxVcpus,
+        vcpusPerJob,
         model:
           model.provider === 'anthropic'
             ? { provider: 'anthropic', apiKeySecretArn: keyArn as string }
