@@ -69,12 +69,15 @@ export interface BatchOrchestratorArgs extends ImageSourceArgs {
   forceDestroy?: boolean;
   /** Prod: refuse to delete the state bucket. */
   protectState?: boolean;
+  /** Objects of runs under `runs/` are deleted this many days after they were written. */
   expireRunsAfterDays?: number;
   /** One of CloudWatch Logs' retention periods. */
   logRetentionDays?: pulumi.Input<number>;
+  /** The compute environment, the jobs' size and limits, and the network (`batch.*`). */
   batch?: BatchSettingsArgs;
   /** How Batch executors reach the model: Bedrock with the runtime's default model unless set. */
   model?: ModelAccessArgs;
+  /** On every resource; the job definition propagates them to jobs. */
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
 
@@ -91,7 +94,12 @@ export interface ParallelOrchestratorArgs extends BatchOrchestratorArgs {
   /** `batch`: the image in ECR, the state bucket and AWS Batch. `docker`: a local image and network, no AWS. */
   backend?: 'batch' | 'docker';
   /** Docker stacks: the local image name and the executor network's name. */
-  docker?: { imageName?: string; networkName?: string };
+  docker?: {
+    /** The local image name; `parallel-orchestrator:<stack>` by default. */
+    imageName?: string;
+    /** The executors' network; `<namePrefix>-executors` by default. */
+    networkName?: string;
+  };
 }
 
 /** Defaults of the component, in one place (the README's table lists them). */
