@@ -177,3 +177,49 @@ describe('arguments from other resources and stacks', () => {
     );
   });
 });
+
+describe('a prebuilt image', () => {
+  const ref = `123456789012.dkr.ecr.us-east-1.amazonaws.com/team/po@sha256:${'b'.repeat(64)}`;
+  const repositoryArn = 'arn:aws:ecr:us-east-1:123456789012:repository/team/po';
+
+  test('is run as given, pinned: nothing built, no repository, the pull scoped to its repository', async () => {
+    // No context: the package alone, outside any checkout, can run it.
+    const { mocks, result } = await underMocks(
+      'dev',
+      (opts) => new component.BatchOrchestrator('po', { image: { ref, repositoryArn } }, opts),
+    );
+    expect(mocks.ofType('aws:ecr/repository:Repository')).toEqual([]);
+    expect(mocks.resources.filter((r) => r.type.startsWith('docker'))).toEqual([]);
+    const props = JSON.parse(
+      mocks.one('aws:batch/jobDefinition:JobDefinition').inputs.containerProperties,
+    );
+    expect(props.image).toBe(ref);
+    expect(await resolved(result.imageRef)).toBe(ref);
+    expect(await resolved(result.repositoryUrl)).toBe(
+      '123456789012.dkr.ecr.us-east-1.amazonaws.com/team/po',
+    );
+    const execution = mocks
+      .ofType('aws:iam/rolePolicy:RolePolicy')
+      .find((r) => r.name === 'po-execution');
+    expect(JSON.parse(execution?.inputs.policy).Statement).toContainEqual(
+      expect.objectContaining({ Sid: 'PullImage', Resource: [repositoryArn] }),
+    );
+  });
+
+  test.each([
+    [
+      { ref: 'team/po:latest', repositoryArn },
+      {},
+      /invalid argument image\.ref: team\/po:latest is not pinned by digest/,
+    ],
+    [
+      { ref, repositoryArn },
+      { context: ROOT, imageTag: 'v1' },
+      /invalid argument image: a prebuilt image is not built: drop context, imageTag/,
+    ],
+  ])('refuses %j with %j in one line', async (image, extra, message) => {
+    await expect(
+      underMocks('dev', (opts) => new component.BatchOrchestrator('po', { image, ...extra }, opts)),
+    ).rejects.toThrow(message);
+  });
+});

@@ -14,6 +14,7 @@ const INTERFACES: { name: string; takes: Takes[]; prefix: string }[] = [
   { name: 'ImageSourceArgs', takes: ['B', 'L', 'P'], prefix: '' },
   { name: 'BatchOrchestratorArgs', takes: ['B', 'P'], prefix: '' },
   { name: 'BatchSettingsArgs', takes: ['B', 'P'], prefix: 'batch.' },
+  { name: 'PrebuiltImageArgs', takes: ['B', 'P'], prefix: 'image.' },
   { name: 'LocalDockerOrchestratorArgs', takes: ['L'], prefix: '' },
   { name: 'ParallelOrchestratorArgs', takes: ['P'], prefix: '' },
 ];

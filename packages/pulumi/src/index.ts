@@ -27,6 +27,7 @@ export {
   type LocalDockerOrchestratorArgs,
   ParallelOrchestrator,
   type ParallelOrchestratorArgs,
+  type PrebuiltImageArgs,
 } from './orchestrator.js';
 export { PLATFORMS, type Platform } from './platforms.js';
 export { ACTIONS_WITHOUT_RESOURCE_SCOPE, type PolicyDocument, type Statement } from './policies.js';

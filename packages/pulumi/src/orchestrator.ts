@@ -55,8 +55,18 @@ export interface ImageSourceArgs {
   claudeCodeVersion?: pulumi.Input<string>;
 }
 
+/** An image built and pushed elsewhere, which the stack runs instead of building its own. */
+export interface PrebuiltImageArgs {
+  /** The image, pinned by digest (`...@sha256:...`): jobs run exactly it. */
+  ref: pulumi.Input<string>;
+  /** Its ECR repository: the execution role may pull from it and from nothing else. */
+  repositoryArn: pulumi.Input<string>;
+}
+
 /** The AWS side: the multi-arch image in ECR, the state bucket and AWS Batch. */
 export interface BatchOrchestratorArgs extends ImageSourceArgs {
+  /** Run an image built elsewhere: nothing is built or pushed, and no repository is made. */
+  image?: PrebuiltImageArgs;
   /** Platforms the image is built for. */
   platforms?: Platform[];
   /** Tag of the pushed image index. */
@@ -139,8 +149,18 @@ function buildBatch(
   name: string,
   args: BatchOrchestratorArgs,
 ): BatchParts {
-  const context = imageContext(parent, args.context);
-  const platforms = imagePlatforms(parent, args.platforms);
+  if (args.image) {
+    const building = (
+      ['context', 'platforms', 'imageTag', 'keepImages', 'claudeCodeVersion'] as const
+    ).filter((key) => args[key] !== undefined);
+    if (building.length > 0)
+      throw invalidArgument(
+        parent,
+        'image',
+        `a prebuilt image is not built: drop ${building.join(', ')}`,
+      );
+  }
+  const platforms = args.image ? [...PLATFORMS] : imagePlatforms(parent, args.platforms);
   const namePrefix = args.namePrefix ?? `${pulumi.getProject()}-${pulumi.getStack()}`;
   const batch = { ...COMPONENT_DEFAULTS, ...definedOnly(args.batch ?? {}) };
   if (!platforms.includes(batch.platform)) {
@@ -150,25 +170,13 @@ function buildBatch(
       `${batch.platform} is not among the image's platforms (${platforms.join(', ')})`,
     );
   }
-  const keepImages = args.keepImages ?? COMPONENT_DEFAULTS.keepImages;
-  checkInteger(parent, 'keepImages', keepImages, platforms.length + 1, 1000);
   const expireRunsAfterDays = args.expireRunsAfterDays ?? COMPONENT_DEFAULTS.expireRunsAfterDays;
   checkInteger(parent, 'expireRunsAfterDays', expireRunsAfterDays, 1, 3650);
   const model = args.model ?? { provider: 'bedrock' };
+  const image = args.image
+    ? prebuilt(parent, args.image)
+    : buildImage(parent, name, args, platforms);
 
-  const image = new OrchestratorImage(
-    name,
-    {
-      context,
-      platforms,
-      tag: args.imageTag ?? COMPONENT_DEFAULTS.imageTag,
-      keepImages,
-      forceDelete: args.forceDestroy ?? false,
-      ...(args.claudeCodeVersion !== undefined && { claudeCodeVersion: args.claudeCodeVersion }),
-      tags: args.tags,
-    },
-    { parent },
-  );
   const state = new StateBucket(
     name,
     {
@@ -184,7 +192,7 @@ function buildBatch(
     {
       namePrefix,
       imageRef: image.imageRef,
-      repositoryArn: image.repository.arn,
+      repositoryArn: image.repositoryArn,
       bucketName: state.bucketName,
       bucketArn: state.bucketArn,
       platform: batch.platform,
@@ -414,6 +422,61 @@ export class ParallelOrchestrator extends pulumi.ComponentResource {
       runtimeConfig: this.runtimeConfig,
     });
   }
+}
+
+/** The multi-arch image, built from the context and pushed to a repository of the stack's. */
+function buildImage(
+  parent: pulumi.ComponentResource,
+  name: string,
+  args: BatchOrchestratorArgs,
+  platforms: Platform[],
+): ImageParts {
+  const keepImages = args.keepImages ?? COMPONENT_DEFAULTS.keepImages;
+  checkInteger(parent, 'keepImages', keepImages, platforms.length + 1, 1000);
+  const image = new OrchestratorImage(
+    name,
+    {
+      context: imageContext(parent, args.context),
+      platforms,
+      tag: args.imageTag ?? COMPONENT_DEFAULTS.imageTag,
+      keepImages,
+      forceDelete: args.forceDestroy ?? false,
+      ...(args.claudeCodeVersion !== undefined && { claudeCodeVersion: args.claudeCodeVersion }),
+      tags: args.tags,
+    },
+    { parent },
+  );
+  return {
+    imageRef: image.imageRef,
+    repositoryUrl: image.repositoryUrl,
+    repositoryArn: image.repository.arn,
+  };
+}
+
+interface ImageParts {
+  imageRef: pulumi.Output<string>;
+  repositoryUrl: pulumi.Output<string>;
+  repositoryArn: pulumi.Output<string>;
+}
+
+/** A prebuilt image: checked to be pinned by digest, now when known and when it resolves. */
+function prebuilt(parent: pulumi.ComponentResource, image: PrebuiltImageArgs): ImageParts {
+  const pinned = (ref: string) => {
+    if (!/@sha256:[0-9a-f]{64}$/.test(ref))
+      throw invalidArgument(
+        parent,
+        'image.ref',
+        `${ref} is not pinned by digest (...@sha256:<64 hex>)`,
+      );
+    return ref;
+  };
+  if (typeof image.ref === 'string') pinned(image.ref);
+  const imageRef = pulumi.output(image.ref).apply(pinned);
+  return {
+    imageRef,
+    repositoryUrl: imageRef.apply((ref) => ref.slice(0, ref.indexOf('@'))),
+    repositoryArn: pulumi.output(image.repositoryArn),
+  };
 }
 
 /** The image's build context: the given checkout, or the nearest one above the working directory. */
