@@ -588,7 +588,7 @@ describe('invalid arguments fail with a message naming the argument', () => {
     [
       'a context that is not a checkout',
       { context: '/tmp' },
-      /invalid argument context: \/tmp is not a parallel-orchestrator checkout/,
+      /invalid argument context: \/tmp holds no docker\/Dockerfile/,
     ],
   ];
   test.each(cases)('%s', async (_, args, message) => {

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   type BackendConfig,
   type BatchBackendConfig,
@@ -479,14 +480,25 @@ function prebuilt(parent: pulumi.ComponentResource, image: PrebuiltImageArgs): I
   };
 }
 
-/** The image's build context: the given checkout, or the nearest one above the working directory. */
+/** This package's directory (the workspace's `packages/pulumi`, or an installed copy). */
+const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * The image's build context: the given one; else the checkout this package is part of (working
+ * in this repository); else the context the published package carries (assembled when packed);
+ * else a checkout above the working directory.
+ */
 function imageContext(component: pulumi.Resource, given: string | undefined): string {
-  const context = given ? path.resolve(given) : findRepositoryRoot(process.cwd());
+  const packaged = path.join(PACKAGE_DIR, 'context');
+  const context = given
+    ? path.resolve(given)
+    : (findRepositoryRoot(PACKAGE_DIR) ??
+      (isCheckout(packaged) ? packaged : findRepositoryRoot(process.cwd())));
   if (!context || !existsSync(path.join(context, IMAGE.dockerfile))) {
     throw invalidArgument(
       component,
       'context',
-      `${context ?? process.cwd()} is not a parallel-orchestrator checkout (no ${IMAGE.dockerfile})`,
+      `${context ?? process.cwd()} holds no ${IMAGE.dockerfile}: give the checkout of parallel-orchestrator, or a prebuilt image`,
     );
   }
   return context;
@@ -508,10 +520,18 @@ function imagePlatforms(
   return [...new Set(platforms)] as Platform[];
 }
 
-/** The nearest directory at or above `from` that holds docker/Dockerfile. */
+/** A build context of the image: this repository's layout, the Dockerfile and the runtime's sources. */
+function isCheckout(dir: string): boolean {
+  return (
+    existsSync(path.join(dir, IMAGE.dockerfile)) &&
+    existsSync(path.join(dir, 'packages/runtime/package.json'))
+  );
+}
+
+/** The nearest checkout of this repository at or above `from`. */
 export function findRepositoryRoot(from: string): string | undefined {
   for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, IMAGE.dockerfile))) return dir;
+    if (isCheckout(dir)) return dir;
     if (path.dirname(dir) === dir) return undefined;
   }
 }
