@@ -126,7 +126,7 @@ describe('the parts, used alone by a platform team', () => {
 });
 
 describe('arguments from other resources and stacks', () => {
-  test('sizes given as outputs reach the compute environment, the job definition and runtimeConfig', async () => {
+  test('arguments given as outputs and promises reach every resource and runtimeConfig', async () => {
     const { mocks, result } = await underMocks(
       'dev',
       (opts) =>
@@ -134,6 +134,15 @@ describe('arguments from other resources and stacks', () => {
           'po',
           {
             context: ROOT,
+            namePrefix: pulumi.output('team-agents'),
+            imageTag: pulumi.output('v7'),
+            keepImages: pulumi.output(20),
+            expireRunsAfterDays: Promise.resolve(5),
+            model: {
+              provider: 'bedrock',
+              region: pulumi.output('eu-west-1'),
+              modelId: pulumi.output('eu.anthropic.claude-sonnet-5-5'),
+            },
             logRetentionDays: Promise.resolve(14),
             batch: {
               computeType: 'EC2',
@@ -161,7 +170,29 @@ describe('arguments from other resources and stacks', () => {
       2,
     );
     expect(mocks.one('aws:cloudwatch/logGroup:LogGroup').inputs.retentionInDays).toBe(14);
-    expect(await resolved(result.runtimeConfig)).toMatchObject({ maxVcpus: 32, vcpusPerJob: 4 });
+    expect(await resolved(result.runtimeConfig)).toMatchObject({
+      maxVcpus: 32,
+      vcpusPerJob: 4,
+      model: { provider: 'bedrock', region: 'eu-west-1', model: 'eu.anthropic.claude-sonnet-5-5' },
+    });
+    expect(mocks.one('aws:batch/computeEnvironment:ComputeEnvironment').inputs.name).toBe(
+      'team-agents-ec2',
+    );
+    expect(mocks.one('aws:cloudwatch/logGroup:LogGroup').inputs.name).toBe(
+      '/aws/batch/team-agents',
+    );
+    expect(mocks.one('docker-build:index:Index').inputs.tag).toMatch(/:v7$/);
+    const lifecycle = JSON.parse(
+      mocks.one('aws:ecr/lifecyclePolicy:LifecyclePolicy').inputs.policy,
+    );
+    expect(lifecycle.rules[1].selection.countNumber).toBe(20);
+    const [rule] = mocks.one('aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration')
+      .inputs.rules;
+    expect(rule.expiration.days).toBe(5);
+    expect(props.environment).toContainEqual({
+      name: 'BEDROCK_MODEL',
+      value: 'eu.anthropic.claude-sonnet-5-5',
+    });
   });
 
   test('an output that resolves to a bad value fails the update with the same one line', () => {

@@ -45,9 +45,10 @@ export type ModelAccessArgs =
     }
   | {
       provider: 'bedrock';
-      region?: string;
+      /** Bedrock's region; the runtime's default unless set. */
+      region?: pulumi.Input<string>;
       /** A foundation model id or an inference profile id (`us.anthropic...`). */
-      modelId?: string;
+      modelId?: pulumi.Input<string>;
     };
 
 /** Existing subnets and security groups; without them the component creates a VPC. */
@@ -60,7 +61,7 @@ export interface BatchNetworkArgs {
 
 export interface BatchBackendArgs {
   /** Prefix of the names that must be known in advance (compute environment, log group). */
-  namePrefix: string;
+  namePrefix: pulumi.Input<string>;
   imageRef: pulumi.Input<string>;
   repositoryArn: pulumi.Input<string>;
   bucketName: pulumi.Input<string>;
@@ -145,7 +146,7 @@ export class BatchBackend extends pulumi.ComponentResource {
     const logGroup = new aws.cloudwatch.LogGroup(
       name,
       {
-        name: `/aws/batch/${args.namePrefix}`,
+        name: pulumi.interpolate`/aws/batch/${args.namePrefix}`,
         retentionInDays: sizes.logRetentionDays,
         tags: args.tags,
       },
@@ -167,7 +168,7 @@ export class BatchBackend extends pulumi.ComponentResource {
           }
         : undefined;
 
-    const computeEnvironmentName = `${args.namePrefix}-${args.computeType.toLowerCase().replace('_', '-')}`;
+    const computeEnvironmentName = pulumi.interpolate`${args.namePrefix}-${args.computeType.toLowerCase().replace('_', '-')}`;
     const roles = new BatchRoles(
       name,
       {
@@ -177,9 +178,9 @@ export class BatchBackend extends pulumi.ComponentResource {
         logGroupArn: logGroup.arn,
         ...(this.apiKeySecretArn && { apiKeySecretArn: this.apiKeySecretArn }),
         ...(bedrock && {
-          bedrockStatements: scope.apply((s) =>
-            bedrockModelStatements(s, bedrock.region, bedrock.modelId),
-          ),
+          bedrockStatements: pulumi
+            .all([scope, bedrock.region, bedrock.modelId])
+            .apply(([s, region, modelId]) => bedrockModelStatements(s, region, modelId)),
         }),
         ...(!fargate && { instanceFor: { computeEnvironmentName } }),
         tags: args.tags,
@@ -241,7 +242,7 @@ export class BatchBackend extends pulumi.ComponentResource {
     this.jobQueueArn = queue.arn;
 
     const environment: Record<DefinitionEnv, pulumi.Input<string>> &
-      Partial<Record<BedrockEnv, string>> = {
+      Partial<Record<BedrockEnv, pulumi.Input<string>>> = {
       [ENV.OUTPUT_DIR]: IMAGE.output,
       [ENV.S3_BUCKET]: args.bucketName,
       [ENV.AWS_REGION]: scope.region,
@@ -331,7 +332,7 @@ export class BatchBackend extends pulumi.ComponentResource {
     const submitter = new aws.iam.Policy(
       `${name}-submitter`,
       {
-        description: `Run parallel-orchestrator with --backend batch on ${args.namePrefix}`,
+        description: pulumi.interpolate`Run parallel-orchestrator with --backend batch on ${args.namePrefix}`,
         policy: pulumi
           .all([scope, queue.arn, jobDefinition.arnPrefix, args.bucketArn, logGroup.arn])
           .apply(([s, jobQueueArn, jobDefinitionArnPrefix, bucketArn, logGroupArn]) =>

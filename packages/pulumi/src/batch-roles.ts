@@ -19,7 +19,7 @@ export interface BatchRolesArgs {
   /** What the job may invoke on Bedrock (Bedrock provider). */
   bedrockStatements?: pulumi.Input<Statement[]>;
   /** EC2 compute environments: an instance role limited to this compute environment's clusters. */
-  instanceFor?: { computeEnvironmentName: string };
+  instanceFor?: { computeEnvironmentName: pulumi.Input<string> };
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
 
@@ -76,7 +76,9 @@ export class BatchRoles extends pulumi.ComponentResource {
       const instanceRole = role(
         'instance',
         'ec2.amazonaws.com',
-        pulumi.output(args.scope).apply((scope) => instancePolicy(scope, computeEnvironmentName)),
+        pulumi
+          .all([args.scope, computeEnvironmentName])
+          .apply(([scope, environment]) => instancePolicy(scope, environment)),
       );
       this.instanceProfile = new aws.iam.InstanceProfile(
         name,

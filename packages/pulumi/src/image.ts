@@ -12,9 +12,9 @@ export interface OrchestratorImageArgs {
   /** Claude Code in the image; the version the lockfile pins when unset. */
   claudeCodeVersion?: pulumi.Input<string>;
   /** The tag the image index is pushed under. */
-  tag: string;
+  tag: pulumi.Input<string>;
   /** Image manifests the repository keeps (an index and one per platform per build). */
-  keepImages: number;
+  keepImages: pulumi.Input<number>;
   /** Delete the repository with its images on destroy: for preview stacks only. */
   forceDelete?: pulumi.Input<boolean>;
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
@@ -50,7 +50,9 @@ export class OrchestratorImage extends pulumi.ComponentResource {
       name,
       {
         repository: this.repository.name,
-        policy: JSON.stringify(lifecyclePolicy(args.platforms.length, args.keepImages)),
+        policy: pulumi
+          .output(args.keepImages)
+          .apply((keep) => JSON.stringify(lifecyclePolicy(args.platforms.length, keep))),
       },
       parent,
     );

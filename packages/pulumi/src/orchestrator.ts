@@ -20,7 +20,7 @@ import { OrchestratorImage } from './image.js';
 import { LocalDockerBackend } from './local-docker.js';
 import { PLATFORMS, type Platform } from './platforms.js';
 import { StateBucket } from './state-bucket.js';
-import { checkInteger, invalidArgument } from './validation.js';
+import { checkedInteger, invalidArgument } from './validation.js';
 
 /** The Batch side of a `BatchOrchestrator`; sizes and limits may come from other resources or stacks. */
 export interface BatchSettingsArgs {
@@ -71,17 +71,17 @@ export interface BatchOrchestratorArgs extends ImageSourceArgs {
   /** Platforms the image is built for. */
   platforms?: Platform[];
   /** Tag of the pushed image index. */
-  imageTag?: string;
+  imageTag?: pulumi.Input<string>;
   /** Image manifests kept in ECR. */
-  keepImages?: number;
+  keepImages?: pulumi.Input<number>;
   /** Names that must be known in advance start with this; `<project>-<stack>` by default. */
-  namePrefix?: string;
+  namePrefix?: pulumi.Input<string>;
   /** Preview stacks: destroy the bucket and the repository with their contents. */
   forceDestroy?: boolean;
   /** Prod: refuse to delete the state bucket. */
   protectState?: boolean;
   /** Objects of runs under `runs/` are deleted this many days after they were written. */
-  expireRunsAfterDays?: number;
+  expireRunsAfterDays?: pulumi.Input<number>;
   /** One of CloudWatch Logs' retention periods. */
   logRetentionDays?: pulumi.Input<number>;
   /** The compute environment, the jobs' size and limits, and the network (`batch.*`). */
@@ -95,9 +95,9 @@ export interface BatchOrchestratorArgs extends ImageSourceArgs {
 /** A Docker host with no AWS: the image built there and the executors' network. */
 export interface LocalDockerOrchestratorArgs extends ImageSourceArgs {
   /** The local image name; `parallel-orchestrator:<stack>` by default. */
-  imageName?: string;
+  imageName?: pulumi.Input<string>;
   /** The executors' network; `<project>-<stack>-executors` by default. */
-  networkName?: string;
+  networkName?: pulumi.Input<string>;
 }
 
 /** @deprecated The arguments of `ParallelOrchestrator`: see `BatchOrchestrator` and `LocalDockerOrchestrator`. */
@@ -107,9 +107,9 @@ export interface ParallelOrchestratorArgs extends BatchOrchestratorArgs {
   /** Docker stacks: the local image name and the executor network's name. */
   docker?: {
     /** The local image name; `parallel-orchestrator:<stack>` by default. */
-    imageName?: string;
+    imageName?: pulumi.Input<string>;
     /** The executors' network; `<namePrefix>-executors` by default. */
-    networkName?: string;
+    networkName?: pulumi.Input<string>;
   };
 }
 
@@ -171,8 +171,13 @@ function buildBatch(
       `${batch.platform} is not among the image's platforms (${platforms.join(', ')})`,
     );
   }
-  const expireRunsAfterDays = args.expireRunsAfterDays ?? COMPONENT_DEFAULTS.expireRunsAfterDays;
-  checkInteger(parent, 'expireRunsAfterDays', expireRunsAfterDays, 1, 3650);
+  const expireRunsAfterDays = checkedInteger(
+    parent,
+    'expireRunsAfterDays',
+    args.expireRunsAfterDays ?? COMPONENT_DEFAULTS.expireRunsAfterDays,
+    1,
+    3650,
+  );
   const model = args.model ?? { provider: 'bedrock' };
   const image = args.image
     ? prebuilt(parent, args.image)
@@ -221,7 +226,7 @@ function buildBatch(
       state.bucketName,
       backend.logGroupName,
       image.imageRef,
-      backend.apiKeySecretArn,
+      modelConfig(model, backend.apiKeySecretArn),
       pulumi.all([batch.maxVcpus, batch.vcpus]),
     ])
     .apply(
@@ -232,7 +237,7 @@ function buildBatch(
         bucketName,
         logGroupName,
         imageRef,
-        keyArn,
+        modelAccess,
         [maxVcpus, vcpusPerJob],
       ]): BatchBackendConfig => ({
         version: 1,
@@ -246,14 +251,7 @@ function buildBatch(
         imageRef,
         maxVcpus,
         vcpusPerJob,
-        model:
-          model.provider === 'anthropic'
-            ? { provider: 'anthropic', apiKeySecretArn: keyArn as string }
-            : {
-                provider: 'bedrock',
-                region: model.region ?? MODEL_DEFAULTS.bedrockRegion,
-                model: model.modelId ?? MODEL_DEFAULTS.bedrockModel,
-              },
+        model: modelAccess,
       }),
     );
   return {
@@ -279,7 +277,7 @@ interface LocalDockerParts {
 function buildLocalDocker(
   parent: pulumi.ComponentResource,
   name: string,
-  args: LocalDockerOrchestratorArgs & { namePrefix?: string },
+  args: LocalDockerOrchestratorArgs & { namePrefix?: pulumi.Input<string> },
 ): LocalDockerParts {
   const namePrefix = args.namePrefix ?? `${pulumi.getProject()}-${pulumi.getStack()}`;
   const local = new LocalDockerBackend(
@@ -287,7 +285,7 @@ function buildLocalDocker(
     {
       context: imageContext(parent, args.context),
       imageName: args.imageName ?? `parallel-orchestrator:${pulumi.getStack()}`,
-      networkName: args.networkName ?? `${namePrefix}-executors`,
+      networkName: args.networkName ?? pulumi.interpolate`${namePrefix}-executors`,
       ...(args.claudeCodeVersion !== undefined && { claudeCodeVersion: args.claudeCodeVersion }),
     },
     { parent },
@@ -425,6 +423,23 @@ export class ParallelOrchestrator extends pulumi.ComponentResource {
   }
 }
 
+/** How jobs reach the model, as the runtime's backend config says it. */
+function modelConfig(
+  model: ModelAccessArgs,
+  apiKeySecretArn: pulumi.Output<string> | undefined,
+): pulumi.Output<BatchBackendConfig['model']> {
+  if (model.provider === 'anthropic')
+    return pulumi
+      .output(apiKeySecretArn as pulumi.Output<string>)
+      .apply((arn) => ({ provider: 'anthropic' as const, apiKeySecretArn: arn }));
+  return pulumi
+    .all([
+      model.region ?? MODEL_DEFAULTS.bedrockRegion,
+      model.modelId ?? MODEL_DEFAULTS.bedrockModel,
+    ])
+    .apply(([region, id]) => ({ provider: 'bedrock' as const, region, model: id }));
+}
+
 /** The multi-arch image, built from the context and pushed to a repository of the stack's. */
 function buildImage(
   parent: pulumi.ComponentResource,
@@ -432,8 +447,13 @@ function buildImage(
   args: BatchOrchestratorArgs,
   platforms: Platform[],
 ): ImageParts {
-  const keepImages = args.keepImages ?? COMPONENT_DEFAULTS.keepImages;
-  checkInteger(parent, 'keepImages', keepImages, platforms.length + 1, 1000);
+  const keepImages = checkedInteger(
+    parent,
+    'keepImages',
+    args.keepImages ?? COMPONENT_DEFAULTS.keepImages,
+    platforms.length + 1,
+    1000,
+  );
   const image = new OrchestratorImage(
     name,
     {

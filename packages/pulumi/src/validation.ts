@@ -42,3 +42,21 @@ export function nonEmptyList(
     return items;
   });
 }
+
+/**
+ * An integer argument that may be an output: checked now when it is a plain value, and when it
+ * resolves otherwise (what takes the returned output never gets a bad value).
+ */
+export function checkedInteger(
+  resource: pulumi.Resource,
+  argument: string,
+  value: pulumi.Input<number>,
+  min: number,
+  max: number,
+): pulumi.Output<number> {
+  if (typeof value === 'number') checkInteger(resource, argument, value, min, max);
+  return pulumi.output(value).apply((resolved) => {
+    checkInteger(resource, argument, resolved, min, max);
+    return resolved;
+  });
+}
