@@ -48,8 +48,10 @@ describe('live progress on a terminal', () => {
       `${process.execPath} ${CLI} run --plan ${plan} -o ${path.join(work, 'shrunk')} & pid=$!`,
       'sleep 1.2',
       'stty rows 12 cols 60',
-      "printf '\\033]0;resized\\007'",
       'kill -WINCH $pid',
+      // Marked once the CLI has had the signal: frames before it may still be 120 wide.
+      'sleep 0.3',
+      "printf '\\033]0;resized\\007'",
       'sleep 1.2',
       'kill -INT $pid',
       'wait $pid',
