@@ -310,15 +310,16 @@ function buildLocalDocker(
  * what the CLI's `--backend-config` reads.
  */
 export class BatchOrchestrator extends pulumi.ComponentResource {
-  readonly imageRef: pulumi.Output<string>;
-  readonly repositoryUrl: pulumi.Output<string>;
-  readonly bucketName: pulumi.Output<string>;
-  readonly jobQueueArn: pulumi.Output<string>;
-  readonly jobDefinitionArn: pulumi.Output<string>;
-  readonly logGroupName: pulumi.Output<string>;
-  readonly submitterPolicyArn: pulumi.Output<string>;
-  readonly region: pulumi.Output<string>;
-  readonly runtimeConfig: pulumi.Output<BatchBackendConfig>;
+  // Assigned from the parts in the constructor.
+  readonly imageRef!: pulumi.Output<string>;
+  readonly repositoryUrl!: pulumi.Output<string>;
+  readonly bucketName!: pulumi.Output<string>;
+  readonly jobQueueArn!: pulumi.Output<string>;
+  readonly jobDefinitionArn!: pulumi.Output<string>;
+  readonly logGroupName!: pulumi.Output<string>;
+  readonly submitterPolicyArn!: pulumi.Output<string>;
+  readonly region!: pulumi.Output<string>;
+  readonly runtimeConfig!: pulumi.Output<BatchBackendConfig>;
 
   constructor(
     name: string,
@@ -326,16 +327,8 @@ export class BatchOrchestrator extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super('parallel-orchestrator:index:BatchOrchestrator', name, {}, opts);
-    const parts = buildBatch(this, name, args);
-    this.imageRef = parts.imageRef;
-    this.repositoryUrl = parts.repositoryUrl;
-    this.bucketName = parts.bucketName;
-    this.jobQueueArn = parts.jobQueueArn;
-    this.jobDefinitionArn = parts.jobDefinitionArn;
-    this.logGroupName = parts.logGroupName;
-    this.submitterPolicyArn = parts.submitterPolicyArn;
-    this.region = parts.region;
-    this.runtimeConfig = parts.runtimeConfig;
+    const parts: BatchParts = buildBatch(this, name, args);
+    Object.assign(this, parts);
     this.registerOutputs({ ...parts });
   }
 }
@@ -345,9 +338,10 @@ export class BatchOrchestrator extends pulumi.ComponentResource {
  * the executors' network (`LocalDockerBackend`). `runtimeConfig` is what `--backend-config` reads.
  */
 export class LocalDockerOrchestrator extends pulumi.ComponentResource {
-  readonly imageRef: pulumi.Output<string>;
-  readonly networkName: pulumi.Output<string>;
-  readonly runtimeConfig: pulumi.Output<DockerBackendConfig>;
+  // Assigned from the parts in the constructor.
+  readonly imageRef!: pulumi.Output<string>;
+  readonly networkName!: pulumi.Output<string>;
+  readonly runtimeConfig!: pulumi.Output<DockerBackendConfig>;
 
   constructor(
     name: string,
@@ -355,10 +349,8 @@ export class LocalDockerOrchestrator extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super('parallel-orchestrator:index:LocalDockerOrchestrator', name, {}, opts);
-    const parts = buildLocalDocker(this, name, args);
-    this.imageRef = parts.imageRef;
-    this.networkName = parts.networkName;
-    this.runtimeConfig = parts.runtimeConfig;
+    const parts: LocalDockerParts = buildLocalDocker(this, name, args);
+    Object.assign(this, parts);
     this.registerOutputs({ ...parts });
   }
 }
@@ -369,15 +361,16 @@ export class LocalDockerOrchestrator extends pulumi.ComponentResource {
  * move a stack without replacing its resources. Kept, unchanged, so existing programs work.
  */
 export class ParallelOrchestrator extends pulumi.ComponentResource {
-  readonly imageRef: pulumi.Output<string>;
-  readonly repositoryUrl: pulumi.Output<string | undefined>;
-  readonly bucketName: pulumi.Output<string | undefined>;
-  readonly jobQueueArn: pulumi.Output<string | undefined>;
-  readonly jobDefinitionArn: pulumi.Output<string | undefined>;
-  readonly logGroupName: pulumi.Output<string | undefined>;
-  readonly submitterPolicyArn: pulumi.Output<string | undefined>;
-  readonly region: pulumi.Output<string | undefined>;
-  readonly runtimeConfig: pulumi.Output<BackendConfig>;
+  // Assigned from the parts of its kind in the constructor (the other kind's are undefined).
+  readonly imageRef!: pulumi.Output<string>;
+  readonly repositoryUrl!: pulumi.Output<string | undefined>;
+  readonly bucketName!: pulumi.Output<string | undefined>;
+  readonly jobQueueArn!: pulumi.Output<string | undefined>;
+  readonly jobDefinitionArn!: pulumi.Output<string | undefined>;
+  readonly logGroupName!: pulumi.Output<string | undefined>;
+  readonly submitterPolicyArn!: pulumi.Output<string | undefined>;
+  readonly region!: pulumi.Output<string | undefined>;
+  readonly runtimeConfig!: pulumi.Output<BackendConfig>;
 
   constructor(
     name: string,
@@ -386,40 +379,30 @@ export class ParallelOrchestrator extends pulumi.ComponentResource {
   ) {
     super('parallel-orchestrator:index:ParallelOrchestrator', name, {}, opts);
     const none = pulumi.output(undefined);
+    let outputs: Record<keyof BatchParts, pulumi.Output<unknown>>;
     if ((args.backend ?? COMPONENT_DEFAULTS.backend) === 'docker') {
-      const parts = buildLocalDocker(this, name, {
+      const local = buildLocalDocker(this, name, {
         ...(args.context !== undefined && { context: args.context }),
         ...(args.claudeCodeVersion !== undefined && { claudeCodeVersion: args.claudeCodeVersion }),
         ...(args.namePrefix !== undefined && { namePrefix: args.namePrefix }),
         ...args.docker,
       });
-      this.imageRef = parts.imageRef;
-      this.runtimeConfig = parts.runtimeConfig;
-      this.repositoryUrl = this.bucketName = this.jobQueueArn = this.jobDefinitionArn = none;
-      this.logGroupName = this.submitterPolicyArn = this.region = none;
+      outputs = {
+        imageRef: local.imageRef,
+        runtimeConfig: local.runtimeConfig,
+        repositoryUrl: none,
+        bucketName: none,
+        jobQueueArn: none,
+        jobDefinitionArn: none,
+        logGroupName: none,
+        submitterPolicyArn: none,
+        region: none,
+      };
     } else {
-      const parts = buildBatch(this, name, args);
-      this.imageRef = parts.imageRef;
-      this.repositoryUrl = parts.repositoryUrl;
-      this.bucketName = parts.bucketName;
-      this.jobQueueArn = parts.jobQueueArn;
-      this.jobDefinitionArn = parts.jobDefinitionArn;
-      this.logGroupName = parts.logGroupName;
-      this.submitterPolicyArn = parts.submitterPolicyArn;
-      this.region = parts.region;
-      this.runtimeConfig = parts.runtimeConfig;
+      outputs = buildBatch(this, name, args);
     }
-    this.registerOutputs({
-      imageRef: this.imageRef,
-      repositoryUrl: this.repositoryUrl,
-      bucketName: this.bucketName,
-      jobQueueArn: this.jobQueueArn,
-      jobDefinitionArn: this.jobDefinitionArn,
-      logGroupName: this.logGroupName,
-      submitterPolicyArn: this.submitterPolicyArn,
-      region: this.region,
-      runtimeConfig: this.runtimeConfig,
-    });
+    Object.assign(this, outputs);
+    this.registerOutputs({ ...outputs });
   }
 }
 
