@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { JournalEvent } from '../contracts/events.js';
 import type { Plan } from '../contracts/plan.js';
 import { type ExecutionSummary, ExecutionSummarySchema } from '../contracts/results.js';
 import type { RunConfig } from '../contracts/run-config.js';
 import type { RunLayout } from '../contracts/run-layout.js';
+import { readJournal } from '../run/journal.js';
 import { git } from '../workspace/git.js';
 import { diffOf } from '../workspace/history.js';
 import { type Bounds, buildTimeline, runBounds, type Timeline } from './timeline.js';
@@ -58,13 +58,6 @@ export interface ReportData {
   tasks: ReportTask[];
 }
 
-export function readEvents(file: string): JournalEvent[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as JournalEvent);
-}
-
 /** Lines added and removed by each commit against its first parent, in one git call. */
 async function lineCounts(
   gitDir: string,
@@ -101,7 +94,7 @@ export async function reportData(
   plan: Plan,
 ): Promise<ReportData> {
   const summary = ExecutionSummarySchema.parse(JSON.parse(readFileSync(layout.summary, 'utf8')));
-  const events = readEvents(layout.journal);
+  const { events } = readJournal(layout.journal);
   const timeline = buildTimeline(plan.tasks, events);
   const bounds = runBounds(plan.tasks, timeline, config.executors);
   const critical = new Set(bounds.criticalPath);
