@@ -20,6 +20,12 @@ export function selfCommand(
   return `node ${path.relative(process.cwd(), script) || script}`;
 }
 
+/** A path as the user would type it from here: relative when below the working directory. */
+export function shownPath(dir: string): string {
+  const relative = path.relative(process.cwd(), dir);
+  return relative && !relative.startsWith('..') ? relative : dir;
+}
+
 /** Columns padded to their widest cell, two spaces apart. */
 export function formatTable(header: readonly string[], rows: readonly string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -123,8 +129,7 @@ export function formatSummary(
   report?: { file: string } | { error: string },
 ): string {
   const { totals } = summary;
-  const relative = path.relative(process.cwd(), runDir) || '.';
-  const shown = relative.startsWith('..') ? runDir : relative;
+  const shown = shownPath(runDir);
   const lines = [
     `Run ${summary.status}: ${totals.succeeded}/${totals.tasks} tasks succeeded` +
       `${totals.failed ? `, ${totals.failed} failed` : ''}${totals.blocked ? `, ${totals.blocked} blocked` : ''}` +

@@ -42,14 +42,15 @@ export function listRuns(output: string): RunListing[] {
     if (!config.success) continue;
     const summary = ExecutionSummarySchema.safeParse(readJson(layout.summary));
     const plan = readJson(layout.plan) as { tasks?: unknown[] } | undefined;
+    const running = lockHolder(layout) !== undefined;
     const listing: RunListing = {
       runId: config.data.runId,
       runDir: layout.root,
       createdAt: config.data.createdAt,
-      status: lockHolder(layout) ? 'running' : 'interrupted',
+      status: running ? 'running' : 'interrupted',
       tasks: plan?.tasks?.length ?? 0,
     };
-    if (summary.success && !lockHolder(layout)) {
+    if (summary.success && !running) {
       listing.status = summary.data.status;
       listing.succeeded = summary.data.totals.succeeded;
       listing.durationMs = summary.data.durationMs;

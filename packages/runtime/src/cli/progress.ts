@@ -1,11 +1,10 @@
-import path from 'node:path';
 import { createLogUpdate } from 'log-update';
 import type { JournalEvent } from '../contracts/events.js';
 import type { Plan, PlanTask } from '../contracts/plan.js';
 import { describeEvent } from '../run/describe-event.js';
 import { applyEvent, FINAL_TASK_STATUSES, initialState, type RunState } from '../run/replay.js';
 import { estimateRemaining, type RemainingTask } from '../scheduler/estimate.js';
-import { formatSeconds } from './format.js';
+import { formatSeconds, shownPath } from './format.js';
 
 export interface Reporter {
   /** The run's directory, said before anything else. */
@@ -13,12 +12,6 @@ export interface Reporter {
   onEvent(event: JournalEvent): void;
   /** Stops any live rendering; called before the final summary is printed. */
   close(): void;
-}
-
-/** A path as the user would type it from here: relative when below the working directory. */
-export function shownPath(dir: string): string {
-  const relative = path.relative(process.cwd(), dir);
-  return relative && !relative.startsWith('..') ? relative : dir;
 }
 
 export type ProgressMode = 'live' | 'plain' | 'json';
@@ -150,7 +143,8 @@ class LiveView implements Reporter {
 
   /** The rest of the DAG in virtual time, each task as long as finished ones took on average. */
   private async estimate(): Promise<void> {
-    if (this.estimating) return;
+    // A run of thousands of tasks has an event every few ms: the DAG is rescheduled once a second.
+    if (this.estimating || (this.eta && Date.now() - this.eta.at < 1_000)) return;
     this.estimating = true;
     try {
       const records = [...this.state.tasks.entries()];

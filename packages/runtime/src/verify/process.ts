@@ -65,7 +65,8 @@ export async function runVerifyProcess(
   };
 }
 
-async function sizeOf(file: string): Promise<number> {
+/** The size of a log so far: where a new run's output starts (0 when there is none yet). */
+export async function sizeOf(file: string): Promise<number> {
   return stat(file).then(
     (s) => s.size,
     () => 0,

@@ -9,7 +9,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { lchown, readdir, stat } from 'node:fs/promises';
+import { lchown, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -29,7 +29,7 @@ import { redactor } from '../../trust/secret-scanner.js';
 import { readUntrusted, removeTree, UntrustedFileError } from '../../trust/untrusted-files.js';
 import { CappedLog } from '../../util/capped-log.js';
 import { SHELL_FINDS } from '../../verify/command.js';
-import { readTail } from '../../verify/process.js';
+import { readTail, sizeOf } from '../../verify/process.js';
 import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import type { DockerSettings } from './settings.js';
 
@@ -364,10 +364,7 @@ export class DockerBackend implements Backend {
     if (process.getuid?.() === 0) await chownTree(sandbox.workspace, this.user.uid, this.user.gid);
     const timeout = AbortSignal.timeout(verify.timeoutMs);
     const started = Date.now();
-    const from = await stat(logPath).then(
-      (s) => s.size,
-      () => 0,
-    );
+    const from = await sizeOf(logPath);
     const label = attempt ? `${attempt.taskId}-${attempt.attempt}` : 'final';
     try {
       const run = await runContainer(
