@@ -4,7 +4,9 @@
  * repeated and reported as the median with every sample, since these machines are noisy.
  *
  *   pnpm bench                          all scenarios
- *   pnpm bench -- --only overhead,speedup,scale,scheduler,repo,docker,batch --repeat 5
+ *   pnpm bench -- --only overhead,speedup,growth,makespan,scheduler,repo,docker,batch --repeat 5
+ *   pnpm bench -- --only growth --sizes 250,1000 --cli OTHER/dist/cli/main.js
+ *                                       the growth curve of another build, for a side-by-side
  *   pnpm bench -- --plan FILE --executors M   one plan in virtual time
  */
 import { execFileSync } from 'node:child_process';
@@ -15,10 +17,13 @@ import { parseArgs } from 'node:util';
 import { type PlanInput, parsePlan } from '../packages/runtime/src/contracts/plan.js';
 import type { ExecutionSummary } from '../packages/runtime/src/contracts/results.js';
 import { estimateSchedule } from '../packages/runtime/src/scheduler/estimate.js';
-import { seededInts } from '../packages/runtime/src/util/random.js';
 import { batchScenarios } from './batch.js';
-import { CLI, independent, median, type Result, round, speedupResult, task } from './common.js';
+import { CLI, independent, median, type Result, round, speedupResult } from './common.js';
+import { GROWTH_SIZES, growthCurve, makespanSuite, randomDag } from './integration.js';
 import { largeRepoScenarios } from './large-repo.js';
+
+/** The CLI every scenario runs: this checkout's build, or another's given with `--cli`. */
+let cliPath = CLI;
 
 /** Runs a plan through the CLI in a scratch directory and returns its summary. */
 function runPlan(plan: PlanInput, executors: number, extra: string[] = []): ExecutionSummary {
@@ -39,7 +44,7 @@ function runPlan(plan: PlanInput, executors: number, extra: string[] = []): Exec
       '--json',
       ...extra,
     ];
-    const stdout = execFileSync(process.execPath, [CLI, ...args], {
+    const stdout = execFileSync(process.execPath, [cliPath, ...args], {
       encoding: 'utf8',
       maxBuffer: 256 << 20,
     });
@@ -81,36 +86,6 @@ function speedup(repeat: number): Result {
     6.5,
     pairs,
   );
-}
-
-/** A random DAG: each task depends on up to `maxDeps` earlier tasks, mostly nearby ones. */
-function randomDag(seed: number, size: number, maxDeps: number): PlanInput {
-  const draw = seededInts(seed);
-  const tasks = Array.from({ length: size }, (_, i) => {
-    const deps = new Set<string>();
-    const wanted = i === 0 ? 0 : draw(0, maxDeps);
-    for (let k = 0; k < wanted; k++) deps.add(`t${Math.max(0, i - draw(1, Math.min(i, 20)))}`);
-    return task(`t${i}`, [...deps], draw(1, 100) * 1000);
-  });
-  return { requirements: `random DAG ${seed}`, executorBudget: 8, tasks };
-}
-
-function scale(): Result {
-  const plan = randomDag(1, 1000, 2);
-  for (const t of plan.tasks) t.simulate = { durationMs: 0 };
-  const summary = runPlan(plan, 8);
-  const rssMb = round(summary.orchestrator.peakRssBytes / 2 ** 20, 1);
-  return {
-    name: 'scale-1000-tasks',
-    description: '1,000-task random DAG of zero-length tasks, M=8: orchestrator peak RSS',
-    value: rssMb,
-    unit: 'MB',
-    target: '<= 300 and all tasks succeed',
-    pass: rssMb <= 300 && summary.totals.succeeded === 1000,
-    succeeded: summary.totals.succeeded,
-    durationMs: summary.durationMs,
-    msPerTask: round(summary.durationMs / 1000, 1),
-  };
 }
 
 async function schedulerQuality(): Promise<Result> {
@@ -258,6 +233,8 @@ async function main() {
       repeat: { type: 'string', default: '3' },
       plan: { type: 'string' },
       executors: { type: 'string', default: '8' },
+      sizes: { type: 'string', default: GROWTH_SIZES.join(',') },
+      cli: { type: 'string' },
     },
   });
   if (values.plan) {
@@ -266,13 +243,17 @@ async function main() {
   }
   const repeat = Number(values.repeat);
   const only = new Set(
-    (values.only ?? 'overhead,speedup,scale,scheduler,repo,docker,batch').split(','),
+    (values.only ?? 'overhead,speedup,growth,makespan,scheduler,repo,docker,batch').split(','),
   );
+  const cli = values.cli && path.resolve(values.cli);
+  if (cli) cliPath = cli;
   const results: Result[] = [];
   if (only.has('scheduler')) results.push(await schedulerQuality());
   if (only.has('overhead')) results.push(overhead(repeat));
   if (only.has('speedup')) results.push(speedup(repeat));
-  if (only.has('scale')) results.push(scale());
+  if (only.has('growth'))
+    results.push(...(await growthCurve(values.sizes.split(',').map(Number), repeat, { cli })));
+  if (only.has('makespan')) results.push(await makespanSuite(repeat, { cli }));
   if (only.has('repo')) results.push(...(await largeRepoScenarios(repeat)));
   if (only.has('docker')) {
     const missing = dockerMissing();

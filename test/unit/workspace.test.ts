@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_OUTPUT_LIMITS } from '../../packages/runtime/src/contracts/run-config.js';
 import { OutputCheck, OutputRejectedError } from '../../packages/runtime/src/trust/output-check.js';
 import {
@@ -64,6 +64,41 @@ describe('project integration', () => {
     expect(gitOut(project.dir, ['rev-parse', 'task/b'])).toBe(b.commit);
     expect(gitOut(project.dir, ['log', '--format=%P', '-1', 'main']).split(' ')).toHaveLength(2);
     expect(await project.contains(a.commit)).toBe(true);
+  });
+
+  it('packs what merges write while they go on, and loses nothing', async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    project.upkeepEvery = 4;
+    const objects = () =>
+      Object.fromEntries(
+        gitOut(project.dir, ['count-objects', '-v'])
+          .split('\n')
+          .map((line) => line.split(': ') as [string, string]),
+      );
+    const commits: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      await prepare(workspace(i % 2));
+      write(workspace(i % 2), `src/t${i}.ts`, `export const t${i} = ${i};\n`);
+      const { commit: task } = await commit(workspace(i % 2), `t${i}`);
+      commits.push(task);
+      expect(await project.merge(task, `merge t${i}`)).toMatchObject({ merged: true });
+    }
+    // Rounds ran beside the merges: objects are in packs before the run is compacted.
+    await vi.waitFor(() => expect(Number(objects()['in-pack'])).toBeGreaterThan(0));
+    await project.compact();
+    expect(objects()).toMatchObject({ count: '0', 'prune-packable': '0' });
+    expect(gitOut(project.dir, ['fsck', '--no-dangling', '--strict'])).toBe('');
+    expect(gitOut(project.dir, ['rev-list', '--count', '--merges', 'main'])).toBe('16');
+    for (const [i, task] of commits.entries())
+      expect(gitOut(project.dir, ['rev-parse', `task/t${i}`])).toBe(task);
+    expect(
+      gitOut(project.dir, ['ls-tree', '--name-only', 'main', 'src/']).split('\n'),
+    ).toHaveLength(16);
+    // Branches are packed, and no reflog is kept for them.
+    expect(readFileSync(path.join(project.gitDir, 'packed-refs'), 'utf8')).toContain(
+      'refs/heads/task/t15',
+    );
+    expect(existsSync(path.join(project.gitDir, 'logs', 'refs', 'heads', 'task'))).toBe(false);
   });
 
   it('reports a conflict with its files and leaves main untouched', async () => {

@@ -384,6 +384,12 @@ class ActiveRun {
       await proxy?.close();
     }
     await this.project.removeWorkspaces(this.layout.sandboxes);
+    // A failed upkeep leaves the repository larger than it need be, never broken.
+    await this.project
+      .compact()
+      .catch((error: Error) =>
+        this.log.write(`repository upkeep failed: ${error.message}`, new Date()),
+      );
     // Only the orchestrator moves `main`; a published head it did not make means that broke.
     const published = await this.project.publishedHead();
     if (published !== this.project.head) {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { setPriority } from 'node:os';
 
 /**
  * Configuration every git call runs with, given on the command line (GIT_CONFIG_COUNT), which
@@ -69,12 +70,22 @@ export interface GitResult {
   exitCode: number;
 }
 
+/**
+ * How much CPU a git call may take from the others when the machine is busy: merges, which every
+ * dependent waits for, run at the orchestrator's priority; work on a slot's workspace yields to
+ * them; repository upkeep yields to everything.
+ */
+export type GitPriority = 'merge' | 'workspace' | 'upkeep';
+
+const NICENESS: Record<GitPriority, number> = { merge: 0, workspace: 5, upkeep: 15 };
+
 function run(
   command: string,
   argv: readonly string[],
   target: GitTarget | { cwd: string },
   label: string,
   okCodes: readonly number[],
+  priority: GitPriority = 'merge',
 ): Promise<GitResult> {
   const env: NodeJS.ProcessEnv = { ...GIT_ENV };
   if ('gitDir' in target) {
@@ -84,7 +95,7 @@ function run(
   }
   const cwd = 'cwd' in target ? target.cwd : (target.workTree ?? target.gitDir);
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       command,
       argv,
       { cwd, env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
@@ -96,6 +107,15 @@ function run(
         } else reject(new GitError(label, exitCode, stderr));
       },
     );
+    // A hint, set as the process starts (what it starts before this keeps the default): cheaper
+    // than an exec of `nice` in front of every call.
+    if (NICENESS[priority] > 0 && child.pid !== undefined) {
+      try {
+        setPriority(child.pid, NICENESS[priority]);
+      } catch {
+        // already exited
+      }
+    }
   });
 }
 
@@ -104,8 +124,9 @@ export function git(
   target: GitTarget,
   args: readonly string[],
   okCodes: readonly number[] = [0],
+  priority?: GitPriority,
 ): Promise<GitResult> {
-  return run('git', args, target, `git ${args[0]}`, okCodes);
+  return run('git', args, target, `git ${args[0]}`, okCodes, priority);
 }
 
 /**
@@ -131,6 +152,7 @@ export function gitScript(
   name: string,
   script: string,
   args: readonly string[],
+  priority?: GitPriority,
 ): Promise<GitResult> {
-  return run('sh', ['-c', `set -e\n${script}`, name, ...args], target, name, [0]);
+  return run('sh', ['-c', `set -e\n${script}`, name, ...args], target, name, [0], priority);
 }

@@ -117,6 +117,26 @@ export const FETCH_BUNDLE_CONFIG = [
 /** Merges queued while one batch runs go together in the next. */
 const MAX_MERGE_BATCH = 64;
 
+/** Merges published between two rounds of repository upkeep. */
+const UPKEEP_EVERY_MERGES = 200;
+
+/**
+ * Repository upkeep, git's own: every task commit and merge writes its trees whole, as loose
+ * objects, so a run's loose objects grow with the square of its size unless packed (trees delta
+ * well against their previous versions). `loose-objects` deletes the loose copies the previous
+ * round packed, then packs the rest; `pack-refs` moves task branches into one file; the
+ * commit-graph speeds the merge-base walks every merge makes. All of it is safe beside the
+ * run's writers: git deletes a loose object only once it is in a pack.
+ */
+const UPKEEP = [
+  'maintenance',
+  'run',
+  '--quiet',
+  '--task=loose-objects',
+  '--task=pack-refs',
+  '--task=commit-graph',
+];
+
 interface QueuedMerge {
   commit: string;
   message: string;
@@ -150,6 +170,12 @@ export class Project {
   private readonly sanitized = new Set<string>();
   /** Settles when the first checkout under way (if any) is done. */
   private firstCheckouts: Promise<void> = Promise.resolve();
+  /** Merges published between two rounds of upkeep. */
+  upkeepEvery = UPKEEP_EVERY_MERGES;
+  private mergesSinceUpkeep = 0;
+  /** The round of upkeep under way, if any; it runs beside merges, never ahead of them. */
+  private upkeeping: Promise<void> | undefined;
+  private upkeepError: Error | undefined;
   readonly gitDir: string;
 
   private constructor(
@@ -285,7 +311,9 @@ done
   /** The repository settings a run relies on, and the attributes that outrank any agent's. */
   private static async configure(gitDir: string): Promise<void> {
     for (const [key, value] of [
-      ['gc.auto', '0'], // no background gc racing the run's parallel writers
+      ['gc.auto', '0'], // no gc of git's choosing: the run's own upkeep (upkeep) packs
+      // Branch history is the journal's: a reflog file per task branch only fills the disk.
+      ['core.logAllRefUpdates', 'false'],
       ['core.autocrlf', 'false'],
       ['commit.gpgsign', 'false'],
     ] as const) {
@@ -363,13 +391,13 @@ done
       await mkdir(workspace, { recursive: true });
       // A workspace just committed was cleared then, and no agent has run in it since.
       if (!this.sanitized.delete(workspace)) await sanitizeTree(workspace);
-      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base]);
+      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'workspace');
     } catch {
       await removeTree(workspace);
       await rm(target.indexFile as string, { force: true });
       await makeIndexDir();
       await mkdir(workspace, { recursive: true });
-      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base]);
+      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'workspace');
     }
   }
 
@@ -392,11 +420,13 @@ done
     const { symlinks, removed } = await sanitizeTree(workspace);
     this.sanitized.add(workspace);
     await this.checkChanges(target, workspace, symlinks, request.check);
-    const { stdout } = await gitScript(target, 'commit-workspace', COMMIT_WORKSPACE, [
-      request.base,
-      `refs/heads/${taskBranch(request.taskId)}`,
-      request.message,
-    ]);
+    const { stdout } = await gitScript(
+      target,
+      'commit-workspace',
+      COMMIT_WORKSPACE,
+      [request.base, `refs/heads/${taskBranch(request.taskId)}`, request.message],
+      'workspace',
+    );
     const [commit = '', ...names] = stdout.split('\0');
     if (!OID.test(commit))
       throw new GitError('commit-workspace', 0, `unexpected output: ${stdout}`);
@@ -414,13 +444,12 @@ done
     symlinks: ReadonlyMap<string, string>,
     check: OutputCheck,
   ): Promise<void> {
-    const { stdout } = await git(target, [
-      'ls-files',
-      '-z',
-      '--others',
-      '--modified',
-      '--exclude-standard',
-    ]);
+    const { stdout } = await git(
+      target,
+      ['ls-files', '-z', '--others', '--modified', '--exclude-standard'],
+      [0],
+      'workspace',
+    );
     for (const file of new Set(stdout.split('\0').filter(Boolean))) {
       const link = symlinks.get(file);
       if (link !== undefined) {
@@ -459,6 +488,13 @@ done
         try {
           const results = await this.mergeBatch(batch);
           for (const [i, item] of batch.entries()) item.settle(results[i] as MergeResult);
+          this.mergesSinceUpkeep += batch.length;
+          if (this.mergesSinceUpkeep >= this.upkeepEvery && !this.upkeeping) {
+            this.mergesSinceUpkeep = 0;
+            this.upkeeping = this.upkeep().finally(() => {
+              this.upkeeping = undefined;
+            });
+          }
         } catch (error) {
           for (const item of batch)
             item.settle(error instanceof Error ? error : new Error(String(error)));
@@ -490,6 +526,28 @@ done
       }
     }
     return results;
+  }
+
+  private async upkeep(): Promise<void> {
+    await git(this.repo, UPKEEP, [0], 'upkeep').catch((error: Error) => {
+      this.upkeepError ??= error;
+    });
+  }
+
+  /**
+   * Packs what the run wrote, once no task is in flight: after the round under way, one more
+   * (its `loose-objects` deletes the copies the last round packed, then packs what is left) and
+   * a last deletion. Throws if any round failed; the repository is whole either way, only larger.
+   */
+  async compact(): Promise<void> {
+    await this.upkeeping;
+    await this.upkeep();
+    await git(this.repo, ['prune-packed', '--quiet'], [0], 'upkeep').catch((error: Error) => {
+      this.upkeepError ??= error;
+    });
+    const error = this.upkeepError;
+    this.upkeepError = undefined;
+    if (error) throw error;
   }
 
   /**
