@@ -182,6 +182,8 @@ describe('project integration', () => {
     write(workspace(0), 'kept.txt', 'k');
     const first = await commit(workspace(0), 'first');
     await project.merge(first.commit, 'merge first');
+    // An attempt that leaves all this and is never committed.
+    await prepare(workspace(0), project.head);
     write(workspace(0), 'node_modules/leftover.js', 'ignored');
     write(workspace(0), 'stray.txt', 'untracked');
     write(workspace(0), 'kept.txt', 'dirty');
@@ -189,6 +191,68 @@ describe('project integration', () => {
     expect(existsSync(path.join(workspace(0), 'node_modules'))).toBe(false);
     expect(existsSync(path.join(workspace(0), 'stray.txt'))).toBe(false);
     expect(readFileSync(path.join(workspace(0), 'kept.txt'), 'utf8')).toBe('k');
+  });
+
+  it('commits deletions, type and mode changes, and files turned into directories', async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
+    for (const file of ['gone.txt', 'was-file', 'dir/was-dir.txt', 'script.sh', 'link-me'])
+      write(workspace(0), file, `${file}\n`);
+    await project.merge((await commit(workspace(0), 'first')).commit, 'merge first');
+    await prepare(workspace(0));
+    const ws = workspace(0);
+    execFileSync(
+      'sh',
+      [
+        '-c',
+        'rm gone.txt was-file && mkdir was-file && echo inner > was-file/inner.txt && rm -r dir && echo now-file > dir && chmod +x script.sh && rm link-me && ln -s script.sh link-me && mkdir -p deep/er && echo new > deep/er/new.txt',
+      ],
+      { cwd: ws },
+    );
+    const { commit: task, files } = await commit(ws, 'second');
+    expect(files.sort()).toEqual(
+      [
+        'deep/er/new.txt',
+        'dir',
+        'dir/was-dir.txt',
+        'gone.txt',
+        'link-me',
+        'script.sh',
+        'was-file',
+        'was-file/inner.txt',
+      ].sort(),
+    );
+    expect(gitOut(project.dir, ['ls-tree', '-r', task]).replace(/ [0-9a-f]{40}\t/g, ' ')).toBe(
+      [
+        '100644 blob deep/er/new.txt',
+        '100644 blob dir',
+        '120000 blob link-me',
+        '100755 blob script.sh',
+        '100644 blob was-file/inner.txt',
+      ].join('\n'),
+    );
+  });
+
+  it('moves a workspace just committed from to the next base, ignored files gone', async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
+    write(workspace(0), '.gitignore', 'dist/\n');
+    write(workspace(0), 'src/old.ts', 'old\n');
+    write(workspace(0), 'dist/build.js', 'built');
+    await project.merge((await commit(workspace(0), 'first')).commit, 'merge first');
+    // Another slot changes, adds and deletes files meanwhile.
+    await prepare(workspace(1));
+    write(workspace(1), 'src/new.ts', 'new\n');
+    write(workspace(1), '.gitignore', 'dist/\nout/\n');
+    execFileSync('rm', [path.join(workspace(1), 'src/old.ts')]);
+    await project.merge((await commit(workspace(1), 'second')).commit, 'merge second');
+    await prepare(workspace(0));
+    expect(existsSync(path.join(workspace(0), 'dist'))).toBe(false);
+    expect(existsSync(path.join(workspace(0), 'src/old.ts'))).toBe(false);
+    expect(readFileSync(path.join(workspace(0), 'src/new.ts'), 'utf8')).toBe('new\n');
+    expect(readFileSync(path.join(workspace(0), '.gitignore'), 'utf8')).toBe('dist/\nout/\n');
+    // Its index is the base's: a task that changes nothing commits no change.
+    expect((await commit(workspace(0), 'third')).files).toEqual([]);
   });
 
   it('rejects a task that commits a symlink pointing outside its workspace', async () => {

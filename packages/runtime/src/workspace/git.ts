@@ -77,7 +77,7 @@ export interface GitResult {
  */
 export type GitPriority = 'merge' | 'workspace' | 'upkeep';
 
-const NICENESS: Record<GitPriority, number> = { merge: 0, workspace: 5, upkeep: 15 };
+const NICENESS: Record<GitPriority, number> = { merge: 0, workspace: 5, upkeep: 5 };
 
 function run(
   command: string,
@@ -86,6 +86,7 @@ function run(
   label: string,
   okCodes: readonly number[],
   priority: GitPriority = 'merge',
+  input = '',
 ): Promise<GitResult> {
   const env: NodeJS.ProcessEnv = { ...GIT_ENV };
   if ('gitDir' in target) {
@@ -107,6 +108,9 @@ function run(
         } else reject(new GitError(label, exitCode, stderr));
       },
     );
+    // A call that exits without reading its input fails on its own; the write error says less.
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(input);
     // A hint, set as the process starts (what it starts before this keeps the default): cheaper
     // than an exec of `nice` in front of every call.
     if (NICENESS[priority] > 0 && child.pid !== undefined) {
@@ -153,6 +157,8 @@ export function gitScript(
   script: string,
   args: readonly string[],
   priority?: GitPriority,
+  /** What the script reads on stdin. */
+  input?: string,
 ): Promise<GitResult> {
-  return run('sh', ['-c', `set -e\n${script}`, name, ...args], target, name, [0], priority);
+  return run('sh', ['-c', `set -e\n${script}`, name, ...args], target, name, [0], priority, input);
 }

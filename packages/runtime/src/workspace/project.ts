@@ -31,7 +31,8 @@ const HOST_ATTRIBUTES = '* !merge !filter !diff !working-tree-encoding\n';
 /**
  * Points a workspace at the integration commit $1: the index the host keeps for it is reset to
  * that tree and the files follow (changed files rewritten, files not in it removed), then every
- * untracked or ignored file goes. Only what changed since the workspace's last task is written.
+ * untracked or ignored file goes. Only what changed since the workspace's last task is written,
+ * but every file is looked at: anything may have changed since.
  */
 const PREPARE_WORKSPACE = `
 git read-tree --reset -u "$1"
@@ -39,11 +40,24 @@ git clean -ffdxq
 `;
 
 /**
- * Commits the whole workspace on top of $1 as branch $2 with message $3, without HEAD: the index
- * is the host's, the commit is made from its tree. Prints the commit and the changed files.
+ * The same for a workspace whose files are exactly its index (its work was just committed and
+ * nothing ran since): git looks only at the paths that differ between the two trees, so moving
+ * a slot to the next task costs what changed, not what the repository holds. Ignored files the
+ * commit left go as well.
+ */
+const ADVANCE_WORKSPACE = `
+git read-tree -m -u "$1"
+git clean -ffdxq
+`;
+
+/**
+ * Commits the workspace on top of $1 as branch $2 with message $3, without HEAD: the index is
+ * the host's, the commit is made from its tree. The changed paths (the ones the output rules
+ * passed; $4 says whether there are any) come on stdin as literal pathspecs, so git hashes
+ * exactly those and looks at no other file. Prints the commit and the changed files.
  */
 const COMMIT_WORKSPACE = `
-git add --all
+[ -z "$4" ] || GIT_LITERAL_PATHSPECS=1 git add --all --pathspec-from-file=- --pathspec-file-nul
 tree=$(git write-tree)
 commit=$(git commit-tree "$tree" -p "$1" -m "$3")
 git update-ref "$2" "$commit"
@@ -166,8 +180,11 @@ export interface CommitRequest {
 export class Project {
   private readonly queue: QueuedMerge[] = [];
   private merging = false;
-  /** Workspaces cleared of what agents leave (commitWorkspace) with no agent run since. */
-  private readonly sanitized = new Set<string>();
+  /**
+   * Workspaces whose files are exactly their index, cleared of what agents leave: committed
+   * from (commitWorkspace), with nothing run in them since.
+   */
+  private readonly committed = new Set<string>();
   /** Settles when the first checkout under way (if any) is done. */
   private firstCheckouts: Promise<void> = Promise.resolve();
   /** Merges published between two rounds of upkeep. */
@@ -386,12 +403,20 @@ done
       mkdir(indexDir).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'EEXIST') throw error;
       });
+    const committed = this.committed.delete(workspace);
     try {
       await makeIndexDir();
       await mkdir(workspace, { recursive: true });
-      // A workspace just committed was cleared then, and no agent has run in it since.
-      if (!this.sanitized.delete(workspace)) await sanitizeTree(workspace);
-      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'workspace');
+      const advanced =
+        committed &&
+        (await gitScript(target, 'advance-workspace', ADVANCE_WORKSPACE, [base], 'workspace').then(
+          () => true,
+          () => false,
+        ));
+      if (!advanced) {
+        if (!committed) await sanitizeTree(workspace);
+        await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'workspace');
+      }
     } catch {
       await removeTree(workspace);
       await rm(target.indexFile as string, { force: true });
@@ -403,7 +428,7 @@ done
 
   /** Deletes every workspace under `root` and the indexes the host kept for them. */
   async removeWorkspaces(root: string): Promise<void> {
-    this.sanitized.clear();
+    this.committed.clear();
     await removeTree(root);
     await rm(path.join(this.gitDir, 'workspaces'), { recursive: true, force: true });
   }
@@ -417,40 +442,49 @@ done
    */
   async commitWorkspace(workspace: string, request: CommitRequest): Promise<TaskCommit> {
     const target = this.workspaceTarget(workspace);
+    this.committed.delete(workspace);
     const { symlinks, removed } = await sanitizeTree(workspace);
-    this.sanitized.add(workspace);
-    await this.checkChanges(target, workspace, symlinks, request.check);
+    const changed = await this.checkChanges(target, workspace, symlinks, request.check);
     const { stdout } = await gitScript(
       target,
       'commit-workspace',
       COMMIT_WORKSPACE,
-      [request.base, `refs/heads/${taskBranch(request.taskId)}`, request.message],
+      [
+        request.base,
+        `refs/heads/${taskBranch(request.taskId)}`,
+        request.message,
+        changed.length > 0 ? 'changed' : '',
+      ],
       'workspace',
+      changed.map((file) => `${file}\0`).join(''),
     );
     const [commit = '', ...names] = stdout.split('\0');
     if (!OID.test(commit))
       throw new GitError('commit-workspace', 0, `unexpected output: ${stdout}`);
+    this.committed.add(workspace);
     return { commit, files: names.filter(Boolean), ...(removed.length > 0 && { removed }) };
   }
 
   /**
-   * Applies the output rules to what `git add --all` would take: untracked files that are not
-   * ignored and tracked files that changed. Git lists them without descending into links, and
-   * no agent is alive to change the tree, so measuring each by lstat is measuring what git reads.
+   * Applies the output rules to what changed: untracked files that are not ignored and tracked
+   * files that changed or went (what `git add --all` would take). Git lists them without
+   * descending into links, and no agent is alive to change the tree, so measuring each by lstat
+   * is measuring what git reads. Returns the paths, for git to take exactly those.
    */
   private async checkChanges(
     target: GitTarget,
     workspace: string,
     symlinks: ReadonlyMap<string, string>,
     check: OutputCheck,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const { stdout } = await git(
       target,
       ['ls-files', '-z', '--others', '--modified', '--exclude-standard'],
       [0],
       'workspace',
     );
-    for (const file of new Set(stdout.split('\0').filter(Boolean))) {
+    const changed = [...new Set(stdout.split('\0').filter(Boolean))];
+    for (const file of changed) {
       const link = symlinks.get(file);
       if (link !== undefined) {
         check.symlink(file, link);
@@ -465,6 +499,7 @@ done
         if (content) check.content(file, content);
       }
     }
+    return changed;
   }
 
   /** Merges a task commit into `main`; merges requested meanwhile are batched into one publish. */
