@@ -565,12 +565,13 @@ class ActiveRun {
     this.spentUsd += outcome.usage?.costUsd ?? 0;
     const usage = outcome.usage && { usage: outcome.usage };
     const trailer = `Task-Id: ${task.id}\nAttempt: ${attempt}\nRun-Id: ${this.config.runId}\n`;
-    const commit = (message: string) =>
+    const commit = (message: string, onStaged?: () => void) =>
       this.project.commitWorkspace(sandbox.workspace, {
         taskId: task.id,
         base,
         message: `${message}\n\n${trailer}`,
         check: this.outputCheck(modelToken),
+        onStaged,
       });
     if (outcome.status === 'failed' || signal.aborted) {
       const permanent = outcome.retryable === false && !signal.aborted;
@@ -589,7 +590,11 @@ class ActiveRun {
     }
     let committed: TaskCommit;
     try {
-      committed = await commit(`task(${task.id}): ${task.title}`);
+      // With nothing to verify in it, the workspace is free once the work is in git.
+      committed = await commit(
+        `task(${task.id}): ${task.title}`,
+        this.config.verify ? undefined : releaseExecutor,
+      );
     } catch (error) {
       if (!(error instanceof OutputRejectedError)) throw error;
       return { ok: false, error: error.message, kind: 'permanent', result: usage };

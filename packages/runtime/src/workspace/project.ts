@@ -51,15 +51,21 @@ git clean -ffdxq
 `;
 
 /**
- * Commits the workspace on top of $1 as branch $2 with message $3, without HEAD: the index is
- * the host's, the commit is made from its tree. The changed paths (the ones the output rules
- * passed; $4 says whether there are any) come on stdin as literal pathspecs, so git hashes
- * exactly those and looks at no other file. Prints the commit and the changed files.
+ * Stages the workspace into the index the host keeps for it and writes the tree: the changed
+ * paths (the ones the output rules passed; $1 says whether there are any) come on stdin as
+ * literal pathspecs, so git hashes exactly those and looks at no other file. Prints the tree.
  */
-const COMMIT_WORKSPACE = `
-[ -z "$4" ] || GIT_LITERAL_PATHSPECS=1 git add --all --pathspec-from-file=- --pathspec-file-nul
-tree=$(git write-tree)
-commit=$(git commit-tree "$tree" -p "$1" -m "$3")
+const STAGE_WORKSPACE = `
+[ -z "$1" ] || GIT_LITERAL_PATHSPECS=1 git add --all --pathspec-from-file=- --pathspec-file-nul
+git write-tree
+`;
+
+/**
+ * Commits tree $4 on top of $1 as branch $2 with message $3, without HEAD or any workspace.
+ * Prints the commit and the changed files.
+ */
+const COMMIT_TREE = `
+commit=$(git commit-tree "$4" -p "$1" -m "$3")
 git update-ref "$2" "$commit"
 printf '%s\\0' "$commit"
 git diff-tree -r -z --name-only --no-commit-id --no-renames "$1" "$commit"
@@ -164,6 +170,11 @@ export interface CommitRequest {
   message: string;
   /** The rules the changes must pass before anything of them is hashed into the repository. */
   check: OutputCheck;
+  /**
+   * Called once the changes are in git and the workspace is needed no more: what is left (the
+   * commit, the branch) is made without it, so its slot can serve the next task meanwhile.
+   */
+  onStaged?: () => void;
 }
 
 /**
@@ -445,23 +456,26 @@ done
     this.committed.delete(workspace);
     const { symlinks, removed } = await sanitizeTree(workspace);
     const changed = await this.checkChanges(target, workspace, symlinks, request.check);
-    const { stdout } = await gitScript(
+    const staged = await gitScript(
       target,
-      'commit-workspace',
-      COMMIT_WORKSPACE,
-      [
-        request.base,
-        `refs/heads/${taskBranch(request.taskId)}`,
-        request.message,
-        changed.length > 0 ? 'changed' : '',
-      ],
+      'stage-workspace',
+      STAGE_WORKSPACE,
+      [changed.length > 0 ? 'changed' : ''],
       'workspace',
       changed.map((file) => `${file}\0`).join(''),
     );
-    const [commit = '', ...names] = stdout.split('\0');
-    if (!OID.test(commit))
-      throw new GitError('commit-workspace', 0, `unexpected output: ${stdout}`);
+    const tree = staged.stdout.trim();
+    if (!OID.test(tree)) throw new GitError('stage-workspace', 0, `unexpected output: ${tree}`);
     this.committed.add(workspace);
+    request.onStaged?.();
+    const { stdout } = await gitScript(this.repo, 'commit-tree', COMMIT_TREE, [
+      request.base,
+      `refs/heads/${taskBranch(request.taskId)}`,
+      request.message,
+      tree,
+    ]);
+    const [commit = '', ...names] = stdout.split('\0');
+    if (!OID.test(commit)) throw new GitError('commit-tree', 0, `unexpected output: ${stdout}`);
     return { commit, files: names.filter(Boolean), ...(removed.length > 0 && { removed }) };
   }
 
