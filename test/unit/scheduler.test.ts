@@ -104,6 +104,25 @@ describe('scheduler', () => {
     expect(startOf('d')).toBe(endOf('c'));
   });
 
+  it('keeps a slot let go mid-merge for the dependent the merge makes ready', async () => {
+    // Work done at its duration, the slot let go, then 50 ms of merging before success.
+    const mergeAfterRelease: Behaviour = async ({ task, releaseExecutor }, clock) => {
+      await clock.sleep(task.simulate?.durationMs ?? 0);
+      releaseExecutor();
+      await clock.sleep(50);
+      return { ok: true, result: {} };
+    };
+    const startOf = (trace: Trace, id: string) => trace.starts.find((s) => s.id === id)?.at;
+    // a leads the critical path (a, c); b is ready all along but ranks lower.
+    const chain = [task('a', [], 100), task('b', [], 100), task('c', ['a'], 1000)];
+    const { trace } = await simulate(chain, 1, mergeAfterRelease);
+    expect(startOf(trace, 'c')).toBe(150);
+    expect(startOf(trace, 'b')).toBeGreaterThan(150);
+    // With no dependent waiting on the merge, the slot goes at once.
+    const apart = await simulate([task('x', [], 100), task('y', [], 100)], 1, mergeAfterRelease);
+    expect(startOf(apart.trace, 'y')).toBe(100);
+  });
+
   it('starts a task once when its dependencies succeed together', async () => {
     const tasks = [
       task('a', [], 100),

@@ -220,7 +220,14 @@ export class Scheduler {
       this.freeSlots.sort((a, b) => a - b);
       this.notify();
     };
-    const attempt = this.attempt(task, state.attempts, executor, release)
+    // A slot let go before the attempt settles (its work is committed, its merge under way) would
+    // go to whatever is ready now, not to a dependent the merge is about to make ready: that
+    // dependent would then wait for the next slot to free, off the critical path the ranking
+    // chose. Such a slot is kept for the attempt until it settles.
+    const releaseEarly = () => {
+      if (!this.unlocksDependent(task)) release();
+    };
+    const attempt = this.attempt(task, state.attempts, executor, releaseEarly)
       .catch((error: unknown) => {
         this.fatal ??= { error };
       })
@@ -230,6 +237,19 @@ export class Scheduler {
         this.notify();
       });
     this.inFlight.add(attempt);
+  }
+
+  /** Whether the task's success would make a dependent ready (its other dependencies done). */
+  private unlocksDependent(task: PlanTask): boolean {
+    return (this.dependents.get(task.id) ?? []).some((id) => {
+      const dependent = this.byId.get(id) as PlanTask;
+      return (
+        this.state(id).status === 'pending' &&
+        dependent.dependsOn.every(
+          (dep) => dep === task.id || this.state(dep).status === 'succeeded',
+        )
+      );
+    });
   }
 
   private async attempt(
