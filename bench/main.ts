@@ -207,6 +207,21 @@ function containerOverhead(repeat: number): Result {
   };
 }
 
+function containerSpeedup(repeat: number): Result {
+  const plan = independent(16, 1000);
+  const docker = ['--backend', 'docker'];
+  const pairs = Array.from({ length: repeat }, () => ({
+    one: runPlan(plan, 1, docker).durationMs,
+    eight: runPlan(plan, 8, docker).durationMs,
+  }));
+  return speedupResult(
+    'container-speedup-m8-vs-m1',
+    '16 independent 1 s tasks on the docker backend, run duration with M=1 divided by M=8',
+    5,
+    pairs,
+  );
+}
+
 async function onePlan(file: string, executors: number) {
   const plan = parsePlan(JSON.parse(readFileSync(file, 'utf8')), { maxTasks: 5000 });
   const missing = plan.tasks.filter((t) => t.simulate?.durationMs === undefined).map((t) => t.id);
@@ -266,7 +281,7 @@ async function main() {
         pass: true,
         skipped: missing,
       });
-    else results.push(...imageSizes(), containerOverhead(repeat));
+    else results.push(...imageSizes(), containerOverhead(repeat), containerSpeedup(repeat));
   }
   if (only.has('batch')) {
     const missing = dockerMissing();
