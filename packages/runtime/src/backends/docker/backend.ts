@@ -150,17 +150,6 @@ export interface ContainerRun {
   oomKilled: boolean;
 }
 
-export interface RunContainerOptions {
-  /** Applied to the container's output before it reaches the log. */
-  redact?: (text: string) => string;
-  maxLogBytes?: number;
-  /**
-   * Given the container's removal instead of waiting for it: once it has exited no process of it
-   * is left, and removing it (its layer and mounts) costs the engine as much as starting one.
-   */
-  deferRemoval?: (removal: Promise<void>) => void;
-}
-
 /**
  * Runs one container to its end: output streamed to `logPath`, killed when `signal` aborts,
  * removed afterwards whatever happened.
@@ -170,7 +159,8 @@ export async function runContainer(
   options: Docker.ContainerCreateOptions,
   logPath: string,
   signal: AbortSignal,
-  { redact, maxLogBytes = MAX_LOG_BYTES, deferRemoval }: RunContainerOptions = {},
+  redact?: (text: string) => string,
+  maxLogBytes = MAX_LOG_BYTES,
 ): Promise<ContainerRun> {
   const container = await docker.createContainer(options);
   // The container's output is the agent's to fill: the log is bounded, and its token kept out.
@@ -185,14 +175,11 @@ export async function runContainer(
     await container.start();
     if (signal.aborted) kill();
     const { StatusCode } = (await container.wait()) as { StatusCode: number };
-    // The kernel's OOM killer ends a container with SIGKILL (137): only then is it asked why.
-    const oomKilled = StatusCode === 137 && Boolean((await container.inspect()).State.OOMKilled);
-    return { statusCode: StatusCode, oomKilled };
+    const info = await container.inspect();
+    return { statusCode: StatusCode, oomKilled: Boolean(info.State.OOMKilled) };
   } finally {
     signal.removeEventListener('abort', kill);
-    const removal = container.remove({ force: true }).catch(() => {});
-    if (deferRemoval) deferRemoval(removal);
-    else await removal;
+    await container.remove({ force: true }).catch(() => {});
     await log.close();
   }
 }
@@ -213,8 +200,6 @@ export class DockerBackend implements Backend {
   private readonly user = containerUser();
   /** Per-attempt token files, in memory-backed storage, mounted one per container. */
   private tokens: string | undefined;
-  /** Executor containers that have exited and are being removed. */
-  private readonly removals = new Set<Promise<void>>();
 
   constructor(private readonly options: DockerBackendOptions) {}
 
@@ -288,7 +273,7 @@ export class DockerBackend implements Backend {
         },
         logPath,
         signal,
-        { redact, deferRemoval: (removal) => this.trackRemoval(removal) },
+        redact,
       );
     } catch (error) {
       return {
@@ -398,7 +383,8 @@ export class DockerBackend implements Backend {
         },
         logPath,
         AbortSignal.any([signal, timeout]),
-        { maxLogBytes: VERIFY_LIMITS.logBytes },
+        undefined,
+        VERIFY_LIMITS.logBytes,
       );
       const timedOut = timeout.aborted && !signal.aborted;
       return {
@@ -434,13 +420,7 @@ export class DockerBackend implements Backend {
     return file;
   }
 
-  private trackRemoval(removal: Promise<void>): void {
-    this.removals.add(removal);
-    void removal.finally(() => this.removals.delete(removal));
-  }
-
   async close(): Promise<void> {
-    await Promise.all(this.removals);
     await this.removeRunContainers();
     if (this.tokens) rmSync(this.tokens, { recursive: true, force: true });
     this.tokens = undefined;
