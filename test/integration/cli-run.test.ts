@@ -91,6 +91,12 @@ describe('run: a full simulated orchestration', () => {
       expect(gitOut(project, ['merge-base', '--is-ancestor', `task/${id}`, 'main'])).toBe('');
     }
     expect(gitOut(project, ['status', '--porcelain'])).toBe('');
+    // Left packed: no loose object, the branches in packed-refs, and whole.
+    expect(gitOut(project, ['count-objects', '-v'])).toMatch(/^count: 0$/m);
+    expect(readFileSync(path.join(project, '.git', 'packed-refs'), 'utf8')).toContain(
+      'refs/heads/task/',
+    );
+    expect(gitOut(project, ['fsck', '--no-dangling'])).toBe('');
   });
 
   it('leaves the merged project checked out, each task building on its dependencies', () => {
