@@ -192,8 +192,8 @@ export class Project {
   private readonly queue: QueuedMerge[] = [];
   private merging = false;
   /**
-   * Workspaces whose files are exactly their index, cleared of what agents leave: committed
-   * from (commitWorkspace), with nothing run in them since.
+   * Workspaces whose files are exactly their index, cleared of what agents leave: their work was
+   * staged (commitWorkspace) and nothing has run in them since.
    */
   private readonly committed = new Set<string>();
   /** Settles when the first checkout under way (if any) is done. */
@@ -339,7 +339,7 @@ done
   /** The repository settings a run relies on, and the attributes that outrank any agent's. */
   private static async configure(gitDir: string): Promise<void> {
     for (const [key, value] of [
-      ['gc.auto', '0'], // no gc of git's choosing: the run's own upkeep (upkeep) packs
+      ['gc.auto', '0'], // no gc of git's choosing: the run packs by its own upkeep (UPKEEP)
       // Branch history is the journal's: a reflog file per task branch only fills the disk.
       ['core.logAllRefUpdates', 'false'],
       ['core.autocrlf', 'false'],
