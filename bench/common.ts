@@ -18,6 +18,20 @@ export interface Result {
   [detail: string]: unknown;
 }
 
+/** The CLI arguments that run a plan file at M executors into `output`, printing NDJSON. */
+export const runPlanArgs = (file: string, executors: number, output: string) => [
+  'run',
+  '--plan',
+  file,
+  '-e',
+  String(executors),
+  '--max-tasks',
+  '5000',
+  '-o',
+  output,
+  '--json',
+];
+
 export const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;

@@ -15,7 +15,7 @@ import type { ExecutionSummary } from '../packages/runtime/src/contracts/results
 import { readJournal } from '../packages/runtime/src/run/journal.js';
 import { estimateSchedule } from '../packages/runtime/src/scheduler/estimate.js';
 import { seededInts } from '../packages/runtime/src/util/random.js';
-import { CLI, median, type Result, round, task } from './common.js';
+import { CLI, median, type Result, round, runPlanArgs, task } from './common.js';
 
 const execFileAsync = promisify(execFile);
 const PEAK_RSS_HOOK = fileURLToPath(new URL('./peak-rss.mjs', import.meta.url));
@@ -70,21 +70,7 @@ export async function runMeasured(
     const rssFile = path.join(dir, 'peak-rss');
     const child = spawn(
       process.execPath,
-      [
-        '--import',
-        PEAK_RSS_HOOK,
-        cli,
-        'run',
-        '--plan',
-        file,
-        '-e',
-        String(executors),
-        '--max-tasks',
-        '5000',
-        '-o',
-        dir,
-        '--json',
-      ],
+      ['--import', PEAK_RSS_HOOK, cli, ...runPlanArgs(file, executors, dir)],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
         env: { ...process.env, PO_BENCH_PEAK_RSS_FILE: rssFile },

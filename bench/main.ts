@@ -18,7 +18,15 @@ import { type PlanInput, parsePlan } from '../packages/runtime/src/contracts/pla
 import type { ExecutionSummary } from '../packages/runtime/src/contracts/results.js';
 import { estimateSchedule } from '../packages/runtime/src/scheduler/estimate.js';
 import { batchScenarios } from './batch.js';
-import { CLI, independent, median, type Result, round, speedupResult } from './common.js';
+import {
+  CLI,
+  independent,
+  median,
+  type Result,
+  round,
+  runPlanArgs,
+  speedupResult,
+} from './common.js';
 import { GROWTH_SIZES, growthCurve, makespanSuite, randomDag } from './integration.js';
 import { largeRepoScenarios } from './large-repo.js';
 
@@ -31,20 +39,8 @@ function runPlan(plan: PlanInput, executors: number, extra: string[] = []): Exec
   try {
     const file = path.join(dir, 'plan.json');
     writeFileSync(file, JSON.stringify(plan));
-    const args = [
-      'run',
-      '--plan',
-      file,
-      '-e',
-      String(executors),
-      '--max-tasks',
-      '5000',
-      '-o',
-      dir,
-      '--json',
-      ...extra,
-    ];
-    const stdout = execFileSync(process.execPath, [cliPath, ...args], {
+    const args = [cliPath, ...runPlanArgs(file, executors, dir), ...extra];
+    const stdout = execFileSync(process.execPath, args, {
       encoding: 'utf8',
       maxBuffer: 256 << 20,
     });
