@@ -54,14 +54,17 @@ async function diskMb(dir: string): Promise<number> {
 
 const at = (time: string) => Date.parse(time);
 
+/** How often `.git` is measured while a run goes. */
+const GIT_SAMPLE_MS = 2000;
+
 /**
  * Runs a plan through the CLI (`cli`, the built one unless another build is being compared) and
- * measures it; `.git` is sampled every `sampleMs` while the run goes.
+ * measures it.
  */
 export async function runMeasured(
   plan: PlanInput,
   executors: number,
-  { cli = CLI, sampleMs = 2000 }: { cli?: string; sampleMs?: number } = {},
+  cli = CLI,
 ): Promise<MeasuredRun> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'po-bench-'));
   try {
@@ -86,7 +89,7 @@ export async function runMeasured(
       sampling = sampling.then(async () => {
         gitPeakMb = Math.max(gitPeakMb, await diskMb(gitDir));
       });
-    }, sampleMs);
+    }, GIT_SAMPLE_MS);
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
       stdout += chunk;
@@ -159,39 +162,35 @@ export const GROWTH_SIZES = [250, 1000, 3000, 5000] as const;
 /**
  * The growth curve: random DAGs of zero-length tasks at M=8, one size after another in one
  * bench run. The smallest size runs `repeat` times (it is the baseline every ratio divides by);
- * the larger ones take minutes each and run once unless `repeatLarge` says otherwise.
+ * the larger ones take minutes each and run once. A point's other measures are those of its
+ * slowest run.
  */
 export async function growthCurve(
   sizes: readonly number[],
   repeat: number,
-  { cli, repeatLarge = 1 }: { cli?: string; repeatLarge?: number } = {},
+  cli?: string,
 ): Promise<Result[]> {
-  const points: (MeasuredRun & { msPerTask: number; samples: number[] })[] = [];
+  const curve = [];
   for (const size of sizes) {
     const plan = zeroLength(randomDag(1, size, 2));
     const runs: MeasuredRun[] = [];
-    const times = size === sizes[0] ? repeat : repeatLarge;
-    for (let i = 0; i < times; i++) runs.push(await runMeasured(plan, 8, { cli }));
+    for (let i = 0; i < (size === sizes[0] ? repeat : 1); i++)
+      runs.push(await runMeasured(plan, 8, cli));
     const perTask = runs.map((r) => r.durationMs / size);
-    const middle = runs[perTask.indexOf(median(perTask))] ?? (runs[0] as MeasuredRun);
-    points.push({
-      ...middle,
+    const slowest = runs[perTask.indexOf(Math.max(...perTask))] as MeasuredRun;
+    curve.push({
+      tasks: size,
       msPerTask: round(median(perTask), 1),
       samples: perTask.map((s) => round(s, 1)),
+      gitMb: slowest.gitMb,
+      gitPeakMb: slowest.gitPeakMb,
+      commitToMergedMedianMs: median(slowest.commitToMergedMs),
+      commitToMergedP90Ms: percentile(slowest.commitToMergedMs, 0.9),
+      dependentStartMedianMs: median(slowest.dependentStartMs),
+      peakRssMb: slowest.peakRssMb,
+      processPeakRssMb: slowest.processPeakRssMb,
     });
   }
-  const curve = points.map((p) => ({
-    tasks: p.tasks,
-    msPerTask: p.msPerTask,
-    samples: p.samples,
-    gitMb: p.gitMb,
-    gitPeakMb: p.gitPeakMb,
-    commitToMergedMedianMs: median(p.commitToMergedMs),
-    commitToMergedP90Ms: percentile(p.commitToMergedMs, 0.9),
-    dependentStartMedianMs: median(p.dependentStartMs),
-    peakRssMb: p.peakRssMb,
-    processPeakRssMb: p.processPeakRssMb,
-  }));
   const smallest = curve[0];
   const largest = curve.at(-1);
   const results: Result[] = [
@@ -237,6 +236,15 @@ export async function growthCurve(
       pass: at3000.commitToMergedMedianMs < 150,
       p90Ms: at3000.commitToMergedP90Ms,
     });
+    results.push({
+      name: 'dependent-start-3000',
+      description:
+        "median time from a task's last dependency merged to its start at 3,000 tasks, M=8",
+      value: at3000.dependentStartMedianMs,
+      unit: 'ms',
+      target: '< 50',
+      pass: at3000.dependentStartMedianMs < 50,
+    });
   }
   const at5000 = curve.find((p) => p.tasks === 5000);
   if (at5000) {
@@ -263,7 +271,7 @@ function percentile(values: number[], p: number): number {
  * M=8, each divided by the makespan the scheduler predicts for the same plan with no overhead.
  * What is left over is per-task work while a task holds its slot and merges dependents wait for.
  */
-export async function makespanSuite(repeat: number, { cli }: { cli?: string } = {}) {
+export async function makespanSuite(repeat: number, cli?: string) {
   const cases: { seed: number; tasks: number; ratios: number[]; dependentStartMs: number }[] = [];
   for (const [seed, size, maxDeps] of [
     [201, 40, 1],
@@ -278,7 +286,7 @@ export async function makespanSuite(repeat: number, { cli }: { cli?: string } = 
     const ratios: number[] = [];
     const waits: number[] = [];
     for (let i = 0; i < repeat; i++) {
-      const run = await runMeasured(plan, 8, { cli });
+      const run = await runMeasured(plan, 8, cli);
       ratios.push(run.durationMs / makespanMs);
       waits.push(...run.dependentStartMs);
     }

@@ -263,8 +263,8 @@ async function main() {
   if (only.has('overhead')) results.push(overhead(repeat));
   if (only.has('speedup')) results.push(speedup(repeat));
   if (only.has('growth'))
-    results.push(...(await growthCurve(values.sizes.split(',').map(Number), repeat, { cli })));
-  if (only.has('makespan')) results.push(await makespanSuite(repeat, { cli }));
+    results.push(...(await growthCurve(values.sizes.split(',').map(Number), repeat, cli)));
+  if (only.has('makespan')) results.push(await makespanSuite(repeat, cli));
   if (only.has('repo')) results.push(...(await largeRepoScenarios(repeat)));
   if (only.has('docker')) {
     const missing = dockerMissing();

@@ -72,12 +72,12 @@ export interface GitResult {
 
 /**
  * How much CPU a git call may take from the others when the machine is busy: merges, which every
- * dependent waits for, run at the orchestrator's priority; work on a slot's workspace yields to
- * them; repository upkeep yields to everything.
+ * dependent waits for, run at the orchestrator's priority; the rest (work on slots' workspaces,
+ * repository upkeep) yields to them. Not lower: at niceness 15 upkeep starved on a busy machine.
  */
-export type GitPriority = 'merge' | 'workspace' | 'upkeep';
+export type GitPriority = 'merge' | 'background';
 
-const NICENESS: Record<GitPriority, number> = { merge: 0, workspace: 5, upkeep: 5 };
+const NICENESS: Record<GitPriority, number> = { merge: 0, background: 5 };
 
 function run(
   command: string,

@@ -420,20 +420,20 @@ done
       await mkdir(workspace, { recursive: true });
       const advanced =
         committed &&
-        (await gitScript(target, 'advance-workspace', ADVANCE_WORKSPACE, [base], 'workspace').then(
+        (await gitScript(target, 'advance-workspace', ADVANCE_WORKSPACE, [base], 'background').then(
           () => true,
           () => false,
         ));
       if (!advanced) {
         if (!committed) await sanitizeTree(workspace);
-        await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'workspace');
+        await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
       }
     } catch {
       await removeTree(workspace);
       await rm(target.indexFile as string, { force: true });
       await makeIndexDir();
       await mkdir(workspace, { recursive: true });
-      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'workspace');
+      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
     }
   }
 
@@ -461,7 +461,7 @@ done
       'stage-workspace',
       STAGE_WORKSPACE,
       [changed.length > 0 ? 'changed' : ''],
-      'workspace',
+      'background',
       changed.map((file) => `${file}\0`).join(''),
     );
     const tree = staged.stdout.trim();
@@ -495,7 +495,7 @@ done
       target,
       ['ls-files', '-z', '--others', '--modified', '--exclude-standard'],
       [0],
-      'workspace',
+      'background',
     );
     const changed = [...new Set(stdout.split('\0').filter(Boolean))];
     for (const file of changed) {
@@ -578,7 +578,7 @@ done
   }
 
   private async upkeep(): Promise<void> {
-    await git(this.repo, UPKEEP, [0], 'upkeep').catch((error: Error) => {
+    await git(this.repo, UPKEEP, [0], 'background').catch((error: Error) => {
       this.upkeepError ??= error;
     });
   }
@@ -591,7 +591,7 @@ done
   async compact(): Promise<void> {
     await this.upkeeping;
     await this.upkeep();
-    await git(this.repo, ['prune-packed', '--quiet'], [0], 'upkeep').catch((error: Error) => {
+    await git(this.repo, ['prune-packed', '--quiet'], [0], 'background').catch((error: Error) => {
       this.upkeepError ??= error;
     });
     const error = this.upkeepError;
