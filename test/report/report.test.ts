@@ -162,7 +162,6 @@ describeBrowser('the run report, in a real browser with the network off', () => 
       started.map((e) => e.type === 'task-started' && `${e.taskId}#${e.attempt}@${e.executor}`),
     );
     const { bounds } = data;
-    expect(bounds.lowerBoundMs).toBe(Math.max(bounds.criticalPathMs, bounds.workMs / 3));
     expect(bounds.lowerBoundMs).toBeLessThanOrEqual(data.durationMs);
     expect(data.verify).toEqual(summary.verify);
 

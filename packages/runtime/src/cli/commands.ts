@@ -431,8 +431,10 @@ export async function resumeCommand(
 }
 
 /** A run's status as `status` prints it, and whether its orchestrator is still at work. */
-function statusText(runDir: string, json: boolean): { text: string; live: boolean } {
-  const { layout, plan, config } = loadRun(runDir);
+function statusText(
+  { layout, plan, config }: ReturnType<typeof loadRun>,
+  json: boolean,
+): { text: string; live: boolean } {
   const state = replay(
     plan.tasks.map((t) => t.id),
     readJournal(layout.journal).events,
@@ -457,14 +459,16 @@ function statusText(runDir: string, json: boolean): { text: string; live: boolea
  */
 export async function statusCommand(
   runDir: string,
-  options: { json?: boolean; watch?: boolean; intervalMs?: number },
+  options: { json?: boolean; watch?: boolean },
 ): Promise<void> {
-  let shown = statusText(runDir, options.json ?? false);
+  // What the run was set up with does not change; only its journal and lock do.
+  const run = loadRun(runDir);
+  let shown = statusText(run, options.json ?? false);
   process.stdout.write(`${shown.text}\n`);
   const redraw = process.stdout.isTTY && !options.json;
   while (options.watch && shown.live) {
-    await sleep(options.intervalMs ?? 1_000);
-    const next = statusText(runDir, options.json ?? false);
+    await sleep(1_000);
+    const next = statusText(run, options.json ?? false);
     if (next.text !== shown.text) {
       // Home, clear below: the table is drawn over itself, not scrolled.
       process.stdout.write(redraw ? `\x1b[H\x1b[J${next.text}\n` : `${next.text}\n`);

@@ -47,7 +47,6 @@ export function configuredOutput(fallback: string): string {
 }
 
 /** Where an option's value came from, as commander records it. */
-export type Source = 'cli' | 'env' | 'config' | 'default' | undefined;
 
 function parsed(option: Option, raw: unknown, where: string): unknown {
   if (option.isBoolean()) {

@@ -51,19 +51,6 @@ export function formatUsage(usage: Usage): string {
   return `${n(usage.inputTokens)} in / ${n(usage.outputTokens)} out tokens${cached ? ` (${n(cached)} cached)` : ''}, $${usage.costUsd.toFixed(4)}`;
 }
 
-function table(rows: string[][]): string {
-  const widths =
-    rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
-  return rows
-    .map((row) =>
-      row
-        .map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(widths[col] ?? 0)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
 /** The DAG as stages of tasks that can run side by side, with its estimated duration. */
 export function formatPlan(plan: Plan, estimate: ScheduleEstimate): string {
   const lines = [
@@ -95,9 +82,15 @@ export function formatStatus(
 ): string {
   // Runs whose attempts are remote jobs show each task's latest job and the state it was seen in.
   const jobs = [...state.tasks.values()].some((record) => record.job);
-  const rows = [
-    ['TASK', 'STATE', 'ATTEMPTS', 'DURATION', ...(jobs ? ['JOB', 'JOB STATE'] : []), 'NOTE'],
+  const header = [
+    'TASK',
+    'STATE',
+    'ATTEMPTS',
+    'DURATION',
+    ...(jobs ? ['JOB', 'JOB STATE'] : []),
+    'NOTE',
   ];
+  const rows: string[][] = [];
   for (const task of plan.tasks) {
     const record = state.tasks.get(task.id);
     if (!record) continue;
@@ -120,7 +113,7 @@ export function formatStatus(
       note.length > 80 ? `${note.slice(0, 77)}...` : note,
     ]);
   }
-  return `${heading}\n\n${table(rows)}`;
+  return `${heading}\n\n${formatTable(header, rows)}`;
 }
 
 export function formatSummary(

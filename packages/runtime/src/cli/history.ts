@@ -2,11 +2,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TaskStatus } from '../contracts/events.js';
 import { ExecutionSummarySchema } from '../contracts/results.js';
 import { RunConfigSchema } from '../contracts/run-config.js';
 import { runLayout } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
 import { loadRun } from '../run/orchestrator.js';
+import { FINAL_TASK_STATUSES } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
 import { formatSeconds, formatTable } from './format.js';
 
@@ -96,6 +98,9 @@ export function runsCommand(output: string, options: { json?: boolean }): void {
   process.stdout.write(`${formatTable(header, rows)}\n`);
 }
 
+/** How often `logs --follow` looks for more. */
+const FOLLOW_POLL_MS = 250;
+
 /**
  * `logs <runDir> <task>`: the task's executor log; `--follow` keeps printing what is appended
  * until the task has ended and the run no longer holds its lock.
@@ -103,7 +108,7 @@ export function runsCommand(output: string, options: { json?: boolean }): void {
 export async function logsCommand(
   runDir: string,
   taskId: string,
-  options: { follow?: boolean; pollMs?: number },
+  options: { follow?: boolean },
 ): Promise<void> {
   const { layout, plan } = loadRun(runDir);
   if (!plan.tasks.some((task) => task.id === taskId))
@@ -130,12 +135,12 @@ export async function logsCommand(
     return;
   }
   const ended = () =>
-    existsSync(layout.taskResult(taskId)) &&
-    ['succeeded', 'failed', 'blocked'].includes(
-      (readJson(layout.taskResult(taskId)) as { status?: string } | undefined)?.status ?? '',
+    FINAL_TASK_STATUSES.has(
+      (readJson(layout.taskResult(taskId)) as { status?: TaskStatus } | undefined)?.status ??
+        'pending',
     );
   while (lockHolder(layout) !== undefined && !ended()) {
-    await sleep(options.pollMs ?? 250);
+    await sleep(FOLLOW_POLL_MS);
     await drain();
   }
   await drain();

@@ -56,7 +56,7 @@ const NOTABLE = new Set<JournalEvent['type']>([
 ]);
 
 /** Cuts a line to the terminal's width, so that it never wraps (a wrapped frame cannot be erased). */
-export function fitWidth(line: string, columns: number): string {
+function fitWidth(line: string, columns: number): string {
   const room = Math.max(columns - 1, 8);
   return line.length > room ? `${line.slice(0, room - 1)}…` : line;
 }
@@ -65,7 +65,7 @@ export function fitWidth(line: string, columns: number): string {
  * The frame: a line per running executor and the bar, within the terminal's height (executors
  * that do not fit are counted in one line) and width.
  */
-export function fitFrame(
+function fitFrame(
   executorLines: readonly string[],
   bar: string,
   size: { columns: number; rows: number },

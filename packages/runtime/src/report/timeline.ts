@@ -39,13 +39,6 @@ export interface Timeline {
   resumedMs: number[];
 }
 
-const RETRY_END: Record<RetryReason, AttemptEnd> = {
-  transient: 'transient',
-  conflict: 'conflict',
-  verify: 'verify',
-  interrupted: 'interrupted',
-};
-
 /** Folds the journal into one span per attempt, on the run's own clock. */
 export function buildTimeline(
   tasks: readonly PlanTask[],
@@ -127,7 +120,7 @@ export function buildTimeline(
         break;
       }
       case 'task-retrying': {
-        const span = close(event.taskId, time, RETRY_END[event.reason], event.error);
+        const span = close(event.taskId, time, event.reason, event.error);
         if (span && event.result?.verify) span.verify = verifyOf(event.result.verify);
         retryAt.set(event.taskId, time + event.delayMs);
         break;
