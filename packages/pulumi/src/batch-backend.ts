@@ -370,15 +370,17 @@ export class BatchBackend extends pulumi.ComponentResource {
   } {
     const vpc = new awsx.ec2.Vpc(
       name,
-      natGateway
-        ? { numberOfAvailabilityZones: 2, natGateways: { strategy: 'Single' }, tags }
-        : {
-            numberOfAvailabilityZones: 2,
-            natGateways: { strategy: 'None' },
-            subnetStrategy: 'Auto',
-            subnetSpecs: [{ type: 'Public' }],
-            tags,
-          },
+      {
+        numberOfAvailabilityZones: 2,
+        tags,
+        ...(natGateway
+          ? { natGateways: { strategy: 'Single' } }
+          : {
+              natGateways: { strategy: 'None' },
+              subnetStrategy: 'Auto',
+              subnetSpecs: [{ type: 'Public' }],
+            }),
+      },
       { parent: this },
     );
     const group = new aws.ec2.SecurityGroup(
@@ -392,9 +394,11 @@ export class BatchBackend extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    return natGateway
-      ? { subnetIds: vpc.privateSubnetIds, securityGroupIds: [group.id], assignPublicIp: false }
-      : { subnetIds: vpc.publicSubnetIds, securityGroupIds: [group.id], assignPublicIp: true };
+    return {
+      subnetIds: natGateway ? vpc.privateSubnetIds : vpc.publicSubnetIds,
+      securityGroupIds: [group.id],
+      assignPublicIp: !natGateway,
+    };
   }
 
   private storeApiKey(

@@ -50,7 +50,11 @@ export interface BatchSettingsArgs {
 
 /** What both kinds of orchestrator take: where the image comes from. */
 export interface ImageSourceArgs {
-  /** The repository root (build context of docker/Dockerfile); found above the working directory by default. */
+  /**
+   * The repository root (build context of docker/Dockerfile). By default: the checkout this
+   * package is part of, else the context the published package carries, else a checkout above
+   * the working directory.
+   */
   context?: string;
   /** Claude Code in the image; the runtime's pinned version by default. */
   claudeCodeVersion?: pulumi.Input<string>;
