@@ -20,7 +20,7 @@ import { OrchestratorImage } from './image.js';
 import { LocalDockerBackend } from './local-docker.js';
 import { PLATFORMS, type Platform } from './platforms.js';
 import { StateBucket } from './state-bucket.js';
-import { checkedInteger, invalidArgument } from './validation.js';
+import { checked, checkedInteger, invalidArgument } from './validation.js';
 
 /** The Batch side of a `BatchOrchestrator`; sizes and limits may come from other resources or stacks. */
 export interface BatchSettingsArgs {
@@ -469,17 +469,14 @@ interface ImageParts {
 
 /** A prebuilt image: checked to be pinned by digest, now when known and when it resolves. */
 function prebuilt(parent: pulumi.ComponentResource, image: PrebuiltImageArgs): ImageParts {
-  const pinned = (ref: string) => {
+  const imageRef = checked(image.ref, (ref) => {
     if (!/@sha256:[0-9a-f]{64}$/.test(ref))
       throw invalidArgument(
         parent,
         'image.ref',
         `${ref} is not pinned by digest (...@sha256:<64 hex>)`,
       );
-    return ref;
-  };
-  if (typeof image.ref === 'string') pinned(image.ref);
-  const imageRef = pulumi.output(image.ref).apply(pinned);
+  });
   return {
     imageRef,
     repositoryUrl: imageRef.apply((ref) => ref.slice(0, ref.indexOf('@'))),

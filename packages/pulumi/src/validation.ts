@@ -26,27 +26,35 @@ export function checkInteger(
 }
 
 /**
- * A list that must not be empty: checked now when it is known, and when it resolves otherwise
- * (a failed resolution fails the update with the same message).
+ * An argument that may be an output, checked now when it is a plain value (the preview fails at
+ * once) and again when it resolves (a failed resolution fails the update with the same message):
+ * what takes the returned output never gets a bad value. `check` throws.
  */
+export function checked<T extends number | string | readonly unknown[]>(
+  value: pulumi.Input<T>,
+  check: (value: pulumi.Unwrap<T>) => void,
+): pulumi.Output<pulumi.Unwrap<T>> {
+  // A plain list may hold outputs; what is checked of it now (its length) is known already.
+  if (!pulumi.Output.isInstance(value) && !(value instanceof Promise))
+    check(value as pulumi.Unwrap<T>);
+  return pulumi.output(value).apply((resolved) => {
+    check(resolved);
+    return resolved;
+  });
+}
+
+/** A list that must not be empty. */
 export function nonEmptyList(
   resource: pulumi.Resource,
   argument: string,
   list: pulumi.Input<pulumi.Input<string>[]>,
 ): pulumi.Output<string[]> {
-  if (Array.isArray(list) && list.length === 0) {
-    throw invalidArgument(resource, argument, 'the list is empty');
-  }
-  return pulumi.output(list).apply((items) => {
+  return checked(list, (items) => {
     if (items.length === 0) throw invalidArgument(resource, argument, 'the list is empty');
-    return items;
   });
 }
 
-/**
- * An integer argument that may be an output: checked now when it is a plain value, and when it
- * resolves otherwise (what takes the returned output never gets a bad value).
- */
+/** An integer within [min, max]. */
 export function checkedInteger(
   resource: pulumi.Resource,
   argument: string,
@@ -54,9 +62,5 @@ export function checkedInteger(
   min: number,
   max: number,
 ): pulumi.Output<number> {
-  if (typeof value === 'number') checkInteger(resource, argument, value, min, max);
-  return pulumi.output(value).apply((resolved) => {
-    checkInteger(resource, argument, resolved, min, max);
-    return resolved;
-  });
+  return checked(value, (resolved) => checkInteger(resource, argument, resolved, min, max));
 }
