@@ -7,24 +7,13 @@ import { BatchOrchestrator, LocalDockerOrchestrator } from '@parallel-orchestrat
 import * as pulumi from '@pulumi/pulumi';
 import { stackSettings } from './settings.js';
 
-const { name, args } = stackSettings(new pulumi.Config(), pulumi.getStack());
+const { name, backend, args } = stackSettings(new pulumi.Config(), pulumi.getStack());
 // Stacks made before the component was split keep their resources: same names, old type aliased.
 const opts = { aliases: [{ type: 'parallel-orchestrator:index:ParallelOrchestrator' }] };
-const { backend, docker, ...batchArgs } = args;
-const batch = backend === 'docker' ? undefined : new BatchOrchestrator(name, batchArgs, opts);
+const batch = backend === 'batch' ? new BatchOrchestrator(name, args, opts) : undefined;
 const local =
   backend === 'docker'
-    ? new LocalDockerOrchestrator(
-        name,
-        {
-          ...docker,
-          ...(args.context !== undefined && { context: args.context }),
-          ...(args.claudeCodeVersion !== undefined && {
-            claudeCodeVersion: args.claudeCodeVersion,
-          }),
-        },
-        opts,
-      )
+    ? new LocalDockerOrchestrator(name, { claudeCodeVersion: args.claudeCodeVersion }, opts)
     : undefined;
 
 export const imageRef = batch?.imageRef ?? local?.imageRef;

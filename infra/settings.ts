@@ -1,8 +1,8 @@
 import type {
   BatchNetworkArgs,
+  BatchOrchestratorArgs,
   ComputeType,
   ModelAccessArgs,
-  ParallelOrchestratorArgs,
   Platform,
 } from '@parallel-orchestrator/pulumi';
 import type * as pulumi from '@pulumi/pulumi';
@@ -18,13 +18,14 @@ export const PREVIEW_LIMITS = {
 } as const;
 
 /**
- * The component's arguments from the stack's config (`pulumi config set KEY VALUE`; every key is
- * optional). The component is named after the stack, so a preview stack's resources carry its name.
+ * The stack's kind and its component's arguments from the stack's config (`pulumi config set KEY
+ * VALUE`; every key is optional). The component is named after the stack, so a preview stack's
+ * resources carry its name. A Docker stack's component takes only `claudeCodeVersion` of them.
  */
 export function stackSettings(
   config: pulumi.Config,
   stack: string,
-): { name: string; args: ParallelOrchestratorArgs } {
+): { name: string; backend: 'batch' | 'docker'; args: BatchOrchestratorArgs } {
   const preview = stack.startsWith(PREVIEW_PREFIX);
   const maxVcpus = config.getNumber('maxVcpus', preview ? { max: PREVIEW_LIMITS.maxVcpus } : {});
   const subnetIds = config.getObject<string[]>('subnetIds');
@@ -34,8 +35,8 @@ export function stackSettings(
     securityGroupIds: config.requireObject<string[]>('securityGroupIds'),
     assignPublicIp: config.getBoolean('assignPublicIp') ?? false,
   };
-  const args: ParallelOrchestratorArgs = {
-    backend: config.get('backend', { allowedValues: ['batch', 'docker'] }) as 'batch' | 'docker',
+  const backend = config.get('backend', { allowedValues: ['batch', 'docker'] }) ?? 'batch';
+  const args: BatchOrchestratorArgs = {
     platforms: config.getObject<Platform[]>('platforms'),
     claudeCodeVersion: config.get('claudeCodeVersion'),
     forceDestroy: preview || (config.getBoolean('forceDestroy') ?? false),
@@ -58,7 +59,7 @@ export function stackSettings(
     model: modelAccess(config),
     tags: { 'parallel-orchestrator:stack': stack },
   };
-  return { name: stack, args };
+  return { name: stack, backend: backend as 'batch' | 'docker', args };
 }
 
 function modelAccess(config: pulumi.Config): ModelAccessArgs {

@@ -33,8 +33,7 @@ async function optionsOf(stack: string, config: Record<string, string>) {
     stack,
     (opts) => {
       const { name, args } = stackSettings(new pulumi.Config(), stack);
-      const { backend: _backend, docker: _docker, ...batch } = args;
-      return new BatchOrchestrator(name, { context: ROOT, ...batch }, opts);
+      return new BatchOrchestrator(name, { context: ROOT, ...args }, opts);
     },
     'parallel-orchestrator',
     config,
