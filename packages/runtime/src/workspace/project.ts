@@ -4,7 +4,14 @@ import path from 'node:path';
 import { INTEGRATION_BRANCH, taskBranch } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
 import type { OutputCheck } from '../trust/output-check.js';
-import { readUntrusted, removeTree, sanitizeTree } from '../trust/untrusted-files.js';
+import {
+  LIST_UNTRUSTED,
+  parseUntrusted,
+  readUntrusted,
+  removeTree,
+  removeUntrusted,
+  type UntrustedEntries,
+} from '../trust/untrusted-files.js';
 import { GitError, type GitTarget, git, gitAt, gitScript } from './git.js';
 import { SOURCE_TRANSPORTS, type SourceRepository } from './source.js';
 
@@ -48,6 +55,23 @@ git clean -ffdxq
 const ADVANCE_WORKSPACE = `
 git read-tree -m -u "$1"
 git clean -ffdxq
+`;
+
+/** Where LIST_UNTRUSTED notes what of a workspace is to be removed: beside its index. */
+const untrustedList = (target: GitTarget) => `${target.indexFile}.untrusted`;
+
+/** What changed in a workspace, as `git add --all` would take it. */
+const LS_CHANGES = ['ls-files', '-z', '--others', '--modified', '--exclude-standard'];
+
+/**
+ * What a commit looks at first, in one process: the entries of the workspace no host tool may
+ * read (LIST_UNTRUSTED, $1 its file of entries to remove), then, only if there are none, what
+ * changed as `git add --all` would take it (LS_CHANGES): git never reads a tree that still holds
+ * an agent's `.git` or FIFO.
+ */
+const LIST_CHANGES = `
+${LIST_UNTRUSTED}
+[ -s "$1" ] || git ${LS_CHANGES.join(' ')}
 `;
 
 /**
@@ -425,7 +449,16 @@ done
           () => false,
         ));
       if (!advanced) {
-        if (!committed) await sanitizeTree(workspace);
+        if (!committed) {
+          const listed = await gitScript(
+            target,
+            'list-untrusted',
+            LIST_UNTRUSTED,
+            [untrustedList(target)],
+            'background',
+          );
+          await removeUntrusted(workspace, parseUntrusted(listed.stdout).entries);
+        }
         await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
       }
     } catch {
@@ -454,8 +487,8 @@ done
   async commitWorkspace(workspace: string, request: CommitRequest): Promise<TaskCommit> {
     const target = this.workspaceTarget(workspace);
     this.committed.delete(workspace);
-    const { symlinks, removed } = await sanitizeTree(workspace);
-    const changed = await this.checkChanges(target, workspace, symlinks, request.check);
+    const { entries, removed, changed } = await this.listChanges(target, workspace);
+    await this.checkChanges(workspace, changed, entries.symlinks, request.check);
     const staged = await gitScript(
       target,
       'stage-workspace',
@@ -480,24 +513,38 @@ done
   }
 
   /**
-   * Applies the output rules to what changed: untracked files that are not ignored and tracked
-   * files that changed or went (what `git add --all` would take). Git lists them without
-   * descending into links, and no agent is alive to change the tree, so measuring each by lstat
-   * is measuring what git reads. Returns the paths, for git to take exactly those.
+   * Removes what of the workspace no host tool may read and lists what changed, in one process
+   * unless there was something to remove (then git lists the changes once it is gone).
    */
-  private async checkChanges(
+  private async listChanges(
     target: GitTarget,
     workspace: string,
-    symlinks: ReadonlyMap<string, string>,
-    check: OutputCheck,
-  ): Promise<string[]> {
-    const { stdout } = await git(
+  ): Promise<{ entries: UntrustedEntries; removed: string[]; changed: string[] }> {
+    const listed = await gitScript(
       target,
-      ['ls-files', '-z', '--others', '--modified', '--exclude-standard'],
-      [0],
+      'list-changes',
+      LIST_CHANGES,
+      [untrustedList(target)],
       'background',
     );
-    const changed = [...new Set(stdout.split('\0').filter(Boolean))];
+    const { entries, rest } = parseUntrusted(listed.stdout);
+    const removed = await removeUntrusted(workspace, entries);
+    const changes =
+      removed.length === 0 ? rest : (await git(target, LS_CHANGES, [0], 'background')).stdout;
+    return { entries, removed, changed: [...new Set(changes.split('\0').filter(Boolean))] };
+  }
+
+  /**
+   * Applies the output rules to what changed. Git lists changes without descending into links,
+   * and no agent is alive to change the tree, so measuring each by lstat is measuring what git
+   * reads.
+   */
+  private async checkChanges(
+    workspace: string,
+    changed: readonly string[],
+    symlinks: ReadonlyMap<string, string>,
+    check: OutputCheck,
+  ): Promise<void> {
     for (const file of changed) {
       const link = symlinks.get(file);
       if (link !== undefined) {
@@ -513,7 +560,6 @@ done
         if (content) check.content(file, content);
       }
     }
-    return changed;
   }
 
   /** Merges a task commit into `main`; merges requested meanwhile are batched into one publish. */
