@@ -1,5 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_OUTPUT_LIMITS } from '../../packages/runtime/src/contracts/run-config.js';
@@ -368,6 +375,28 @@ describe('agent output crosses as data', () => {
     const done = await commit(workspace(0), 'fifo-head');
     expect(done.files).toEqual(['y/file.txt']);
     expect(done.removed?.sort()).toEqual(['y/.git', 'z/HEAD']);
+  });
+
+  it('refuses a planted repository it cannot remove by name, then clears the slot whole', {
+    timeout: 20_000,
+  }, async () => {
+    // A name that is not UTF-8 reaches Node decoded, so removing it by that name removes nothing.
+    const { workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
+    const odd = Buffer.concat([Buffer.from(`${workspace(0)}/odd`), Buffer.from([0xff])]);
+    mkdirSync(odd);
+    for (const dir of ['z/objects', 'z/refs'])
+      mkdirSync(path.join(workspace(0), dir), { recursive: true });
+    execFileSync('mkfifo', [path.join(workspace(0), 'z/HEAD')]);
+    writeFileSync(
+      Buffer.concat([odd, Buffer.from('/.git')]),
+      `gitdir: ${path.join(workspace(0), 'z')}\n`,
+    );
+    await expect(commit(workspace(0), 'odd')).rejects.toThrow(
+      /cannot remove odd\uFFFD\/\.git, git metadata or a special file the agent left/,
+    );
+    await prepare(workspace(0));
+    expect(readdirSync(workspace(0))).toEqual([]);
   });
 
   it('checks the files of a repository it planted one by one, like any other', async () => {

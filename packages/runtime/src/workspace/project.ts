@@ -3,14 +3,13 @@ import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { INTEGRATION_BRANCH, taskBranch } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
-import type { OutputCheck } from '../trust/output-check.js';
+import { type OutputCheck, OutputRejectedError } from '../trust/output-check.js';
 import {
   LIST_UNTRUSTED,
   parseUntrusted,
   readUntrusted,
   removeTree,
   removeUntrusted,
-  type UntrustedEntries,
 } from '../trust/untrusted-files.js';
 import { GitError, type GitTarget, git, gitAt, gitScript } from './git.js';
 import { SOURCE_TRANSPORTS, type SourceRepository } from './source.js';
@@ -60,18 +59,15 @@ git clean -ffdxq
 /** Where LIST_UNTRUSTED notes what of a workspace is to be removed: beside its index. */
 const untrustedList = (target: GitTarget) => `${target.indexFile}.untrusted`;
 
-/** What changed in a workspace, as `git add --all` would take it. */
-const LS_CHANGES = ['ls-files', '-z', '--others', '--modified', '--exclude-standard'];
-
 /**
  * What a commit looks at first, in one process: the entries of the workspace no host tool may
  * read (LIST_UNTRUSTED, $1 its file of entries to remove), then, only if there are none, what
- * changed as `git add --all` would take it (LS_CHANGES): git never reads a tree that still holds
- * an agent's `.git` or FIFO.
+ * changed as `git add --all` would take it: untracked files that are not ignored, and tracked
+ * files that changed or went. Git never reads a tree that still holds an agent's `.git` or FIFO.
  */
 const LIST_CHANGES = `
 ${LIST_UNTRUSTED}
-[ -s "$1" ] || git ${LS_CHANGES.join(' ')}
+[ -s "$1" ] || git ls-files -z --others --modified --exclude-standard
 `;
 
 /**
@@ -449,16 +445,8 @@ done
           () => false,
         ));
       if (!advanced) {
-        if (!committed) {
-          const listed = await gitScript(
-            target,
-            'list-untrusted',
-            LIST_UNTRUSTED,
-            [untrustedList(target)],
-            'background',
-          );
-          await removeUntrusted(workspace, parseUntrusted(listed.stdout).entries);
-        }
+        if (!committed)
+          await this.clearUntrusted(target, workspace, 'list-untrusted', LIST_UNTRUSTED);
         await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
       }
     } catch {
@@ -487,8 +475,14 @@ done
   async commitWorkspace(workspace: string, request: CommitRequest): Promise<TaskCommit> {
     const target = this.workspaceTarget(workspace);
     this.committed.delete(workspace);
-    const { entries, removed, changed } = await this.listChanges(target, workspace);
-    await this.checkChanges(workspace, changed, entries.symlinks, request.check);
+    const { symlinks, removed, rest } = await this.clearUntrusted(
+      target,
+      workspace,
+      'list-changes',
+      LIST_CHANGES,
+    );
+    const changed = [...new Set(rest.split('\0').filter(Boolean))];
+    await this.checkChanges(workspace, changed, symlinks, request.check);
     const staged = await gitScript(
       target,
       'stage-workspace',
@@ -513,25 +507,33 @@ done
   }
 
   /**
-   * Removes what of the workspace no host tool may read and lists what changed, in one process
-   * unless there was something to remove (then git lists the changes once it is gone).
+   * Removes what of the workspace no host tool may read. `script` lists it (LIST_UNTRUSTED, and
+   * for a commit the changes too, once there is nothing to remove); after a removal it runs again
+   * and must find the tree clear: a name that is not UTF-8 cannot be removed by its decoded
+   * path, and git must never read what is left. Returns the symlinks, what was removed and what
+   * the script printed after the list.
    */
-  private async listChanges(
+  private async clearUntrusted(
     target: GitTarget,
     workspace: string,
-  ): Promise<{ entries: UntrustedEntries; removed: string[]; changed: string[] }> {
-    const listed = await gitScript(
-      target,
-      'list-changes',
-      LIST_CHANGES,
-      [untrustedList(target)],
-      'background',
-    );
-    const { entries, rest } = parseUntrusted(listed.stdout);
-    const removed = await removeUntrusted(workspace, entries);
-    const changes =
-      removed.length === 0 ? rest : (await git(target, LS_CHANGES, [0], 'background')).stdout;
-    return { entries, removed, changed: [...new Set(changes.split('\0').filter(Boolean))] };
+    label: string,
+    script: string,
+  ): Promise<{ symlinks: Map<string, string>; removed: string[]; rest: string }> {
+    const list = async () =>
+      parseUntrusted(
+        (await gitScript(target, label, script, [untrustedList(target)], 'background')).stdout,
+      );
+    const first = await list();
+    if (first.entries.toRemove.length === 0)
+      return { symlinks: first.entries.symlinks, removed: [], rest: first.rest };
+    const removed = await removeUntrusted(workspace, first.entries);
+    const { entries, rest } = await list();
+    const [left] = entries.toRemove;
+    if (left !== undefined)
+      throw new OutputRejectedError(
+        `cannot remove ${left}, git metadata or a special file the agent left; the attempt is not committed`,
+      );
+    return { symlinks: entries.symlinks, removed, rest };
   }
 
   /**
