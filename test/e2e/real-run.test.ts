@@ -529,7 +529,6 @@ describe('planning failures and checks', () => {
     expect(checks.map((c: { name: string }) => c.name)).toEqual([
       'Node',
       'git',
-      'find',
       'Claude Code',
       'Models',
       'Sandbox',
@@ -537,9 +536,6 @@ describe('planning failures and checks', () => {
     ]);
     expect(checks.find((c: { name: string }) => c.name === 'git').detail).toMatch(
       /^git version 2\.\d+/,
-    );
-    expect(checks.find((c: { name: string }) => c.name === 'find').detail).toMatch(
-      /^find \(GNU findutils\) \d+\./,
     );
     expect(checks.find((c: { name: string }) => c.name === 'Docker')).toMatchObject({
       status: 'warn',

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -296,25 +295,6 @@ describe('bad output directories and environments', () => {
     const result = await runCli(['run', 'x', '-o', path.join(work, 'no-git')], work, { PATH: bin });
     expectOneLine(result, /git is not available \(ENOENT\): runs need git 2\.38 or newer on PATH/);
     expect(readdirSync(work)).not.toContain('no-git');
-  });
-
-  it('says find is not GNU find before doing anything', async () => {
-    const bin = path.join(work, 'bin-bsd-find');
-    mkdirSync(bin);
-    symlinkSync(process.execPath, path.join(bin, 'node'));
-    symlinkSync(
-      execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim(),
-      path.join(bin, 'git'),
-    );
-    writeFileSync(path.join(bin, 'find'), '#!/bin/sh\necho "find (BSD) 1.0"\n', { mode: 0o755 });
-    const result = await runCli(['run', 'x', '-o', path.join(work, 'bsd-find')], work, {
-      PATH: bin,
-    });
-    expectOneLine(
-      result,
-      /find \(BSD\) 1\.0 is not GNU find: runs need GNU find \(findutils\) on PATH/,
-    );
-    expect(readdirSync(work)).not.toContain('bsd-find');
   });
 
   it('refuses a key given both as a variable and as a file', async () => {

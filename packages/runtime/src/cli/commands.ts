@@ -36,7 +36,7 @@ import { estimateSchedule } from '../scheduler/estimate.js';
 import { checkDelivery, deliver } from '../workspace/deliver.js';
 import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
 import { describeCodebase, fetchSource, resolveSource } from '../workspace/source.js';
-import { doctor, formatChecks, hostToolsPreflight } from './doctor.js';
+import { doctor, formatChecks, gitPreflight } from './doctor.js';
 import {
   type Delivered,
   formatDelivery,
@@ -282,7 +282,7 @@ export async function runCommand(
 ) {
   // Everything that can be checked is checked before any work, or model spending, starts.
   checkOutputDir(options.output);
-  await hostToolsPreflight();
+  await gitPreflight();
   const { kind, settings } = chooseBackend(options, given);
   if (options.base !== undefined && options.repo === undefined)
     throw new UsageError('--base names a commit of --repo: give the repository too');
@@ -403,7 +403,7 @@ export async function resumeCommand(
   options: ResumeCommandOptions,
 ): Promise<number> {
   const { plan, config } = loadRun(runDir);
-  await hostToolsPreflight();
+  await gitPreflight();
   // A real run needs its credentials again: they were never written down.
   const access =
     config.mode === 'real'

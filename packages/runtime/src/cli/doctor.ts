@@ -13,44 +13,28 @@ import { errorMessage } from '../scheduler/scheduler.js';
 /** `git merge-tree --write-tree`, which merges without a checkout, came with git 2.38. */
 const GIT_MINIMUM = [2, 38] as const;
 
-/** What `command --version` prints, or a UsageError (exit 2) saying it is not on PATH. */
-function versionOf(command: string, needed: string): Promise<string> {
+/** git on PATH and recent enough, or a UsageError (exit 2) saying what to install. */
+export function gitPreflight(): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, ['--version'], { timeout: 10_000 }, (error, stdout) => {
+    execFile('git', ['--version'], { timeout: 10_000 }, (error, stdout) => {
       if (error) {
-        const reason = (error as NodeJS.ErrnoException).code ?? error.message;
-        reject(new UsageError(`${command} is not available (${reason}): runs need ${needed}`));
+        reject(
+          new UsageError(
+            `git is not available (${(error as NodeJS.ErrnoException).code ?? error.message}): runs need git ${GIT_MINIMUM.join('.')} or newer on PATH`,
+          ),
+        );
+        return;
+      }
+      const [major = 0, minor = 0] = (/(\d+)\.(\d+)/.exec(stdout) ?? []).slice(1).map(Number);
+      if (major < GIT_MINIMUM[0] || (major === GIT_MINIMUM[0] && minor < GIT_MINIMUM[1])) {
+        reject(
+          new UsageError(
+            `${stdout.trim()} is too old: runs need git ${GIT_MINIMUM.join('.')} or newer (merge-tree --write-tree)`,
+          ),
+        );
       } else resolve(stdout.trim());
     });
   });
-}
-
-/** git on PATH and recent enough, or a UsageError (exit 2) saying what to install. */
-export async function gitPreflight(): Promise<string> {
-  const needed = `git ${GIT_MINIMUM.join('.')} or newer on PATH`;
-  const version = await versionOf('git', needed);
-  const [major = 0, minor = 0] = (/(\d+)\.(\d+)/.exec(version) ?? []).slice(1).map(Number);
-  if (major < GIT_MINIMUM[0] || (major === GIT_MINIMUM[0] && minor < GIT_MINIMUM[1]))
-    throw new UsageError(`${version} is too old: runs need ${needed} (merge-tree --write-tree)`);
-  return version;
-}
-
-/**
- * GNU find on PATH, or a UsageError: a workspace's links, special files and planted `.git`
- * entries are listed with its `-printf` (LIST_UNTRUSTED).
- */
-export async function findPreflight(): Promise<string> {
-  const needed = 'GNU find (findutils) on PATH';
-  const version = (await versionOf('find', needed)).split('\n')[0] ?? '';
-  if (!version.includes('GNU findutils'))
-    throw new UsageError(`${version || 'find'} is not GNU find: runs need ${needed}`);
-  return version;
-}
-
-/** The host tools every run needs, or a UsageError naming the first one missing. */
-export async function hostToolsPreflight(): Promise<void> {
-  await gitPreflight();
-  await findPreflight();
 }
 
 type CheckStatus = 'ok' | 'warn' | 'missing';
@@ -129,7 +113,7 @@ function describeAccess(access: ModelAccess): string {
 }
 
 /**
- * What runs need on this machine: Node, git and GNU find (every run), the Claude Code binary and model
+ * What runs need on this machine: Node and git (every run), the Claude Code binary and model
  * credentials (names and sources, never values) for `--real`, the sandbox for local agents, and
  * the Docker engine with the executor image for the docker backend.
  */
@@ -139,17 +123,12 @@ export async function doctor(
   image: string,
 ): Promise<{ checks: Check[]; ok: boolean }> {
   const checks: Check[] = [nodeCheck()];
-  for (const [name, preflight] of [
-    ['git', gitPreflight],
-    ['find', findPreflight],
-  ] as const) {
-    checks.push(
-      await preflight().then(
-        (detail): Check => ({ name, status: 'ok', detail }),
-        (error: unknown): Check => ({ name, status: 'missing', detail: errorMessage(error) }),
-      ),
-    );
-  }
+  checks.push(
+    await gitPreflight().then(
+      (detail): Check => ({ name: 'git', status: 'ok', detail }),
+      (error: unknown): Check => ({ name: 'git', status: 'missing', detail: errorMessage(error) }),
+    ),
+  );
   try {
     const binary = findClaudeBinary(env);
     checks.push({

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { chmod, lstat, open, readdir, rm } from 'node:fs/promises';
+import { chmod, lstat, open, readdir, readlink, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { formatBytes } from '../util/bytes.js';
 
@@ -44,54 +44,40 @@ export async function readUntrusted(file: string, maxBytes: number): Promise<Buf
   }
 }
 
-/**
- * Lists what of a tree an agent worked in host tools must never look into, run from the tree's
- * root: every entry named `.git` at any depth, never entered (a repository an agent made, with
- * its config and hooks, would be opened by git as an embedded repository; one whose HEAD is a
- * FIFO hangs git), special files (FIFOs, sockets, devices, which hang or mislead readers) and
- * every symlink with its target. No link is followed. GNU find walks the tree in its own process,
- * beside the orchestrator: at 15,000 files a walk in Node took 12-23 ms of the orchestrator's
- * thread per task. Records end in NUL: `g<TAB>path`, `s<TAB>path`, `l<TAB>path` then the link's
- * target; an empty record ends the list. `$1` names a file where no agent can reach: find writes
- * a line there per entry to remove, so a script can tell (`[ -s "$1" ]`) whether git may read
- * the tree before anything is removed.
- */
-export const LIST_UNTRUSTED = `find . -mindepth 1 \\( -name .git -prune -printf 'g\\t%P\\0' -fprint "$1" \\) -o \\( -type l -printf 'l\\t%P\\0%l\\0' \\) -o \\( ! -type f ! -type d -printf 's\\t%P\\0' -fprint "$1" \\)
-printf '\\0'`;
-
-/** What `LIST_UNTRUSTED` found in a tree. */
-export interface UntrustedEntries {
+/** What `sanitizeTree` found and did. */
+export interface TreeScan {
   /** Symlinks (relative path → target), never followed. */
   symlinks: Map<string, string>;
-  /** Git metadata and special files, to be removed before any host tool reads the tree. */
-  toRemove: string[];
+  /** Paths removed: git metadata and special files. */
+  removed: string[];
 }
 
 /**
- * Reads `LIST_UNTRUSTED`'s records from the NUL-separated `output`; returns them and what the
- * output holds after the list's end.
+ * Clears a tree an agent worked in of everything host tools must never look into: every entry
+ * named `.git` at any depth (a repository an agent made, with its config and hooks, would be
+ * opened by git as an embedded repository) and special files (FIFOs, sockets, devices, which
+ * hang or mislead readers). Lists the symlinks it saw. Runs only once no agent process is alive.
  */
-export function parseUntrusted(output: string): { entries: UntrustedEntries; rest: string } {
-  const entries: UntrustedEntries = { symlinks: new Map(), toRemove: [] };
-  let at = 0;
-  const next = () => {
-    const end = output.indexOf('\0', at);
-    if (end < 0) throw new Error('the list of untrusted entries has no end');
-    const field = output.slice(at, end);
-    at = end + 1;
-    return field;
-  };
-  for (let record = next(); record !== ''; record = next()) {
-    if (record.startsWith('l\t')) entries.symlinks.set(record.slice(2), next());
-    else entries.toRemove.push(record.slice(2));
+export async function sanitizeTree(root: string): Promise<TreeScan> {
+  const scan: TreeScan = { symlinks: new Map(), removed: [] };
+  const pending = [''];
+  while (pending.length > 0) {
+    const dir = pending.pop() as string;
+    for (const entry of await readdir(path.join(root, dir), { withFileTypes: true })) {
+      const relative = dir ? `${dir}/${entry.name}` : entry.name;
+      const full = path.join(root, relative);
+      if (entry.name === '.git') {
+        await removeTree(full);
+        scan.removed.push(relative);
+      } else if (entry.isDirectory()) pending.push(relative);
+      else if (entry.isSymbolicLink()) scan.symlinks.set(relative, await readlink(full));
+      else if (!entry.isFile()) {
+        await unlink(full);
+        scan.removed.push(relative);
+      }
+    }
   }
-  return { entries, rest: output.slice(at) };
-}
-
-/** Removes the entries `parseUntrusted` found under `root`; returns their paths. */
-export async function removeUntrusted(root: string, entries: UntrustedEntries): Promise<string[]> {
-  for (const file of entries.toRemove) await removeTree(path.join(root, file));
-  return entries.toRemove;
+  return scan;
 }
 
 /**

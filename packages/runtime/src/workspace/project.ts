@@ -3,14 +3,8 @@ import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { INTEGRATION_BRANCH, taskBranch } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
-import { type OutputCheck, OutputRejectedError } from '../trust/output-check.js';
-import {
-  LIST_UNTRUSTED,
-  parseUntrusted,
-  readUntrusted,
-  removeTree,
-  removeUntrusted,
-} from '../trust/untrusted-files.js';
+import type { OutputCheck } from '../trust/output-check.js';
+import { readUntrusted, removeTree, sanitizeTree } from '../trust/untrusted-files.js';
 import { GitError, type GitTarget, git, gitAt, gitScript } from './git.js';
 import { SOURCE_TRANSPORTS, type SourceRepository } from './source.js';
 
@@ -54,20 +48,6 @@ git clean -ffdxq
 const ADVANCE_WORKSPACE = `
 git read-tree -m -u "$1"
 git clean -ffdxq
-`;
-
-/** Where LIST_UNTRUSTED notes what of a workspace is to be removed: beside its index. */
-const untrustedList = (target: GitTarget) => `${target.indexFile}.untrusted`;
-
-/**
- * What a commit looks at first, in one process: the entries of the workspace no host tool may
- * read (LIST_UNTRUSTED, $1 its file of entries to remove), then, only if there are none, what
- * changed as `git add --all` would take it: untracked files that are not ignored, and tracked
- * files that changed or went. Git never reads a tree that still holds an agent's `.git` or FIFO.
- */
-const LIST_CHANGES = `
-${LIST_UNTRUSTED}
-[ -s "$1" ] || git ls-files -z --others --modified --exclude-standard
 `;
 
 /**
@@ -445,8 +425,7 @@ done
           () => false,
         ));
       if (!advanced) {
-        if (!committed)
-          await this.clearUntrusted(target, workspace, 'list-untrusted', LIST_UNTRUSTED);
+        if (!committed) await sanitizeTree(workspace);
         await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
       }
     } catch {
@@ -475,14 +454,8 @@ done
   async commitWorkspace(workspace: string, request: CommitRequest): Promise<TaskCommit> {
     const target = this.workspaceTarget(workspace);
     this.committed.delete(workspace);
-    const { symlinks, removed, rest } = await this.clearUntrusted(
-      target,
-      workspace,
-      'list-changes',
-      LIST_CHANGES,
-    );
-    const changed = [...new Set(rest.split('\0').filter(Boolean))];
-    await this.checkChanges(workspace, changed, symlinks, request.check);
+    const { symlinks, removed } = await sanitizeTree(workspace);
+    const changed = await this.checkChanges(target, workspace, symlinks, request.check);
     const staged = await gitScript(
       target,
       'stage-workspace',
@@ -507,46 +480,24 @@ done
   }
 
   /**
-   * Removes what of the workspace no host tool may read. `script` lists it (LIST_UNTRUSTED, and
-   * for a commit the changes too, once there is nothing to remove); after a removal it runs again
-   * and must find the tree clear: a name that is not UTF-8 cannot be removed by its decoded
-   * path, and git must never read what is left. Returns the symlinks, what was removed and what
-   * the script printed after the list.
-   */
-  private async clearUntrusted(
-    target: GitTarget,
-    workspace: string,
-    label: string,
-    script: string,
-  ): Promise<{ symlinks: Map<string, string>; removed: string[]; rest: string }> {
-    const list = async () =>
-      parseUntrusted(
-        (await gitScript(target, label, script, [untrustedList(target)], 'background')).stdout,
-      );
-    const first = await list();
-    if (first.entries.toRemove.length === 0)
-      return { symlinks: first.entries.symlinks, removed: [], rest: first.rest };
-    const removed = await removeUntrusted(workspace, first.entries);
-    const { entries, rest } = await list();
-    const [left] = entries.toRemove;
-    if (left !== undefined)
-      throw new OutputRejectedError(
-        `cannot remove ${left}, git metadata or a special file the agent left; the attempt is not committed`,
-      );
-    return { symlinks: entries.symlinks, removed, rest };
-  }
-
-  /**
-   * Applies the output rules to what changed. Git lists changes without descending into links,
-   * and no agent is alive to change the tree, so measuring each by lstat is measuring what git
-   * reads.
+   * Applies the output rules to what changed: untracked files that are not ignored and tracked
+   * files that changed or went (what `git add --all` would take). Git lists them without
+   * descending into links, and no agent is alive to change the tree, so measuring each by lstat
+   * is measuring what git reads. Returns the paths, for git to take exactly those.
    */
   private async checkChanges(
+    target: GitTarget,
     workspace: string,
-    changed: readonly string[],
     symlinks: ReadonlyMap<string, string>,
     check: OutputCheck,
-  ): Promise<void> {
+  ): Promise<string[]> {
+    const { stdout } = await git(
+      target,
+      ['ls-files', '-z', '--others', '--modified', '--exclude-standard'],
+      [0],
+      'background',
+    );
+    const changed = [...new Set(stdout.split('\0').filter(Boolean))];
     for (const file of changed) {
       const link = symlinks.get(file);
       if (link !== undefined) {
@@ -562,6 +513,7 @@ done
         if (content) check.content(file, content);
       }
     }
+    return changed;
   }
 
   /** Merges a task commit into `main`; merges requested meanwhile are batched into one publish. */
