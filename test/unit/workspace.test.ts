@@ -1,5 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_OUTPUT_LIMITS } from '../../packages/runtime/src/contracts/run-config.js';
@@ -351,6 +358,62 @@ describe('agent output crosses as data', () => {
     expect(objects).toContain('Start'); // the repository's own commit is there to be read
     expect(objects).not.toContain(key);
     expect(objects).not.toContain('PATH=/bin');
+  });
+
+  it('removes a planted repository before git reads any of it: one whose HEAD is a FIFO', {
+    timeout: 20_000,
+  }, async () => {
+    // Git opens the HEAD of a repository a `.git` file points to when it lists untracked files;
+    // a FIFO there would hang it for good.
+    const { workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
+    for (const dir of ['z/objects', 'z/refs'])
+      mkdirSync(path.join(workspace(0), dir), { recursive: true });
+    execFileSync('mkfifo', [path.join(workspace(0), 'z/HEAD')]);
+    write(workspace(0), 'y/.git', `gitdir: ${path.join(workspace(0), 'z')}\n`);
+    write(workspace(0), 'y/file.txt', 'kept');
+    const done = await commit(workspace(0), 'fifo-head');
+    expect(done.files).toEqual(['y/file.txt']);
+    expect(done.removed?.sort()).toEqual(['y/.git', 'z/HEAD']);
+  });
+
+  it('refuses a tree it cannot clear by name, before git reads it, then clears the slot whole', {
+    timeout: 20_000,
+  }, async () => {
+    // A name that is not UTF-8 reaches Node decoded: the walk cannot enter it by that name, so
+    // it stops there, and the next checkout deletes the workspace whole.
+    const { workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
+    const odd = Buffer.concat([Buffer.from(`${workspace(0)}/odd`), Buffer.from([0xff])]);
+    mkdirSync(odd);
+    for (const dir of ['z/objects', 'z/refs'])
+      mkdirSync(path.join(workspace(0), dir), { recursive: true });
+    execFileSync('mkfifo', [path.join(workspace(0), 'z/HEAD')]);
+    writeFileSync(
+      Buffer.concat([odd, Buffer.from('/.git')]),
+      `gitdir: ${path.join(workspace(0), 'z')}\n`,
+    );
+    await expect(commit(workspace(0), 'odd')).rejects.toThrow(/odd\uFFFD/);
+    await prepare(workspace(0));
+    expect(readdirSync(workspace(0))).toEqual([]);
+  });
+
+  it('checks the files of a repository it planted one by one, like any other', async () => {
+    // Git lists a directory holding a `.git` as one entry; the `.git` goes first, so its files
+    // are listed (and checked) one by one, not staged whole behind the directory's name.
+    const { project, workspace, prepare, commit } = await freshProject();
+    const key = 'sk-ant-api03-HIDDENBEHINDAREPO-0123456789';
+    await prepare(workspace(0));
+    plant(path.join(workspace(0), 'vendor/lib/.git'));
+    write(workspace(0), 'vendor/lib/config.txt', `KEY=${key}\n`);
+    await expect(
+      commit(
+        workspace(0),
+        'hidden',
+        new OutputCheck(DEFAULT_OUTPUT_LIMITS, new SecretScanner({ KEY: key })),
+      ),
+    ).rejects.toThrow('vendor/lib/config.txt contains the value of KEY');
+    expect(gitOut(project.dir, ['cat-file', '--batch-all-objects', '--batch'])).not.toContain(key);
   });
 
   it('resets a workspace an agent wrecked: unreadable directories, FIFOs, files turned into directories', async () => {
