@@ -360,6 +360,14 @@ describe('agent output crosses as data', () => {
     expect(objects).not.toContain('PATH=/bin');
   });
 
+  /** A repository at `z` whose HEAD is a FIFO, and `gitFile`, a `.git` file pointing at it. */
+  const plantFifoHead = (workspace: string, gitFile: string | Buffer) => {
+    for (const dir of ['z/objects', 'z/refs'])
+      mkdirSync(path.join(workspace, dir), { recursive: true });
+    execFileSync('mkfifo', [path.join(workspace, 'z/HEAD')]);
+    writeFileSync(gitFile, `gitdir: ${path.join(workspace, 'z')}\n`);
+  };
+
   it('removes a planted repository before git reads any of it: one whose HEAD is a FIFO', {
     timeout: 20_000,
   }, async () => {
@@ -367,11 +375,8 @@ describe('agent output crosses as data', () => {
     // a FIFO there would hang it for good.
     const { workspace, prepare, commit } = await freshProject();
     await prepare(workspace(0));
-    for (const dir of ['z/objects', 'z/refs'])
-      mkdirSync(path.join(workspace(0), dir), { recursive: true });
-    execFileSync('mkfifo', [path.join(workspace(0), 'z/HEAD')]);
-    write(workspace(0), 'y/.git', `gitdir: ${path.join(workspace(0), 'z')}\n`);
     write(workspace(0), 'y/file.txt', 'kept');
+    plantFifoHead(workspace(0), path.join(workspace(0), 'y/.git'));
     const done = await commit(workspace(0), 'fifo-head');
     expect(done.files).toEqual(['y/file.txt']);
     expect(done.removed?.sort()).toEqual(['y/.git', 'z/HEAD']);
@@ -386,13 +391,7 @@ describe('agent output crosses as data', () => {
     await prepare(workspace(0));
     const odd = Buffer.concat([Buffer.from(`${workspace(0)}/odd`), Buffer.from([0xff])]);
     mkdirSync(odd);
-    for (const dir of ['z/objects', 'z/refs'])
-      mkdirSync(path.join(workspace(0), dir), { recursive: true });
-    execFileSync('mkfifo', [path.join(workspace(0), 'z/HEAD')]);
-    writeFileSync(
-      Buffer.concat([odd, Buffer.from('/.git')]),
-      `gitdir: ${path.join(workspace(0), 'z')}\n`,
-    );
+    plantFifoHead(workspace(0), Buffer.concat([odd, Buffer.from('/.git')]));
     await expect(commit(workspace(0), 'odd')).rejects.toThrow(/odd\uFFFD/);
     await prepare(workspace(0));
     expect(readdirSync(workspace(0))).toEqual([]);
