@@ -17,9 +17,22 @@ import {
   WorkspaceEscapeError,
 } from '../../packages/runtime/src/trust/path-safety.js';
 import { SecretScanner } from '../../packages/runtime/src/trust/secret-scanner.js';
+import { gitScript } from '../../packages/runtime/src/workspace/git.js';
 import { Project } from '../../packages/runtime/src/workspace/project.js';
 import { gitOut } from '../support/git.js';
 import { tempDir } from '../support/tmp.js';
+
+// Passed through, and watched: a fast path that silently fell back would still be correct.
+vi.mock('../../packages/runtime/src/workspace/git.js', async (original) => {
+  const git = await original<typeof import('../../packages/runtime/src/workspace/git.js')>();
+  return { ...git, gitScript: vi.fn(git.gitScript) };
+});
+/** The names of the git scripts run since the last call. */
+const scriptsRun = () => {
+  const names = vi.mocked(gitScript).mock.calls.map(([, name]) => name);
+  vi.mocked(gitScript).mockClear();
+  return names;
+};
 
 const root = tempDir();
 let n = 0;
@@ -253,7 +266,9 @@ describe('project integration', () => {
     write(workspace(1), '.gitignore', 'dist/\nout/\n');
     execFileSync('rm', [path.join(workspace(1), 'src/old.ts')]);
     await project.merge((await commit(workspace(1), 'second')).commit, 'merge second');
+    scriptsRun();
     await prepare(workspace(0));
+    expect(scriptsRun()).toEqual(['advance-workspace']);
     expect(existsSync(path.join(workspace(0), 'dist'))).toBe(false);
     expect(existsSync(path.join(workspace(0), 'src/old.ts'))).toBe(false);
     expect(readFileSync(path.join(workspace(0), 'src/new.ts'), 'utf8')).toBe('new\n');
