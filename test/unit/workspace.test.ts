@@ -12,6 +12,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { DEFAULT_OUTPUT_LIMITS } from '../../packages/runtime/src/contracts/run-config.js';
 import { OutputCheck, OutputRejectedError } from '../../packages/runtime/src/trust/output-check.js';
 import {
+  makeDirsInside,
   resolveInside,
   resolvesInside,
   WorkspaceEscapeError,
@@ -492,6 +493,20 @@ describe('path safety', () => {
   const ws = path.join(root, 'ws');
   mkdirSync(path.join(ws, 'inner'), { recursive: true });
   symlinkSync(root, path.join(ws, 'out'));
+
+  it('makes directories below a root, and never the root again once it is gone', async () => {
+    const runDir = path.join(root, 'run-gone');
+    mkdirSync(runDir);
+    await makeDirsInside(runDir, path.join(runDir, 'sandboxes/executor-0/workspace'));
+    expect(existsSync(path.join(runDir, 'sandboxes/executor-0/workspace'))).toBe(true);
+    await makeDirsInside(runDir, path.join(runDir, 'sandboxes/executor-0/workspace'));
+    execFileSync('rm', ['-r', runDir]);
+    await expect(
+      makeDirsInside(runDir, path.join(runDir, 'sandboxes/executor-1/workspace')),
+    ).rejects.toThrow(/ENOENT/);
+    expect(existsSync(runDir)).toBe(false);
+    await expect(makeDirsInside(runDir, root)).rejects.toThrow(WorkspaceEscapeError);
+  });
 
   it('resolves paths inside the workspace', async () => {
     expect(await resolveInside(ws, 'inner/new/file.txt')).toBe(path.join(ws, 'inner/new/file.txt'));

@@ -1,4 +1,4 @@
-import { realpath } from 'node:fs/promises';
+import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 
 export class WorkspaceEscapeError extends Error {
@@ -54,4 +54,20 @@ export async function resolveInside(root: string, relative: string): Promise<str
     throw new WorkspaceEscapeError(`path "${relative}" resolves outside the workspace`);
   }
   return target;
+}
+
+/**
+ * Makes directory `dir` and what is missing above it, below `root` only, one level at a time:
+ * if `root` went (a run directory deleted mid-run), this fails with ENOENT instead of making it
+ * again as `mkdir -p` would.
+ */
+export async function makeDirsInside(root: string, dir: string): Promise<void> {
+  if (!isInside(root, dir)) throw new WorkspaceEscapeError(`${dir} is not inside ${root}`);
+  let current = root;
+  for (const part of path.relative(root, dir).split(path.sep).filter(Boolean)) {
+    current = path.join(current, part);
+    await mkdir(current).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+  }
 }

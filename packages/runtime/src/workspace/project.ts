@@ -4,6 +4,7 @@ import path from 'node:path';
 import { INTEGRATION_BRANCH, taskBranch } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
 import type { OutputCheck } from '../trust/output-check.js';
+import { makeDirsInside } from '../trust/path-safety.js';
 import { readUntrusted, removeTree, sanitizeTree } from '../trust/untrusted-files.js';
 import { GitError, type GitTarget, git, gitAt, gitScript } from './git.js';
 import { SOURCE_TRANSPORTS, type SourceRepository } from './source.js';
@@ -414,10 +415,13 @@ done
       mkdir(indexDir).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'EEXIST') throw error;
       });
+    // Workspaces live in the directory holding the project (the run directory), which is never
+    // made again: a run directory deleted mid-run fails the checkout, not comes back empty.
+    const makeWorkspace = () => makeDirsInside(path.dirname(this.dir), workspace);
     const committed = this.committed.delete(workspace);
     try {
       await makeIndexDir();
-      await mkdir(workspace, { recursive: true });
+      await makeWorkspace();
       const advanced =
         committed &&
         (await gitScript(target, 'advance-workspace', ADVANCE_WORKSPACE, [base], 'background').then(
@@ -432,7 +436,7 @@ done
       await removeTree(workspace);
       await rm(target.indexFile as string, { force: true });
       await makeIndexDir();
-      await mkdir(workspace, { recursive: true });
+      await makeWorkspace();
       await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
     }
   }
