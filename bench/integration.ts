@@ -18,7 +18,8 @@ import { seededInts } from '../packages/runtime/src/util/random.js';
 import { CLI, median, type Result, round, runPlanArgs, task } from './common.js';
 
 const execFileAsync = promisify(execFile);
-const PEAK_RSS_HOOK = fileURLToPath(new URL('./peak-rss.mjs', import.meta.url));
+const USAGE_HOOK = fileURLToPath(new URL('./process-usage.mjs', import.meta.url));
+const GIT_FLOOR_SCRIPT = fileURLToPath(new URL('./git-floor.sh', import.meta.url));
 
 /** A random DAG: each task depends on up to `maxDeps` earlier tasks, mostly nearby ones. */
 export function randomDag(seed: number, size: number, maxDeps: number): PlanInput {
@@ -39,6 +40,8 @@ export interface MeasuredRun {
   peakRssMb: number;
   /** The CLI process's peak RSS when it exited: the report it writes after the run included. */
   processPeakRssMb: number;
+  /** CPU time of the CLI and every process it ran (git above all), start to exit. */
+  cpuMs: number;
   gitMb: number;
   gitPeakMb: number;
   /** Per task: its commit journaled (task-merging) to its merge journaled (task-succeeded). */
@@ -70,13 +73,13 @@ export async function runMeasured(
   try {
     const file = path.join(dir, 'plan.json');
     writeFileSync(file, JSON.stringify(plan));
-    const rssFile = path.join(dir, 'peak-rss');
+    const usageFile = path.join(dir, 'usage.json');
     const child = spawn(
       process.execPath,
-      ['--import', PEAK_RSS_HOOK, cli, ...runPlanArgs(file, executors, dir)],
+      ['--import', USAGE_HOOK, cli, ...runPlanArgs(file, executors, dir)],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
-        env: { ...process.env, PO_BENCH_PEAK_RSS_FILE: rssFile },
+        env: { ...process.env, PO_BENCH_USAGE_FILE: usageFile },
       },
     );
     let stdout = '';
@@ -102,10 +105,13 @@ export async function runMeasured(
     clearInterval(timer);
     await sampling;
     if (code !== 0) throw new Error(`benchmark run exited with ${code}: ${runDir ?? dir}`);
-    const processPeakRssMb = Number(readFileSync(rssFile, 'utf8')) / 2 ** 20;
+    const usage: { peakRssBytes: number; cpuMs: number } = JSON.parse(
+      readFileSync(usageFile, 'utf8'),
+    );
     return {
       ...(await measure(plan, runDir, stdout, gitPeakMb)),
-      processPeakRssMb: round(processPeakRssMb, 1),
+      processPeakRssMb: round(usage.peakRssBytes / 2 ** 20, 1),
+      cpuMs: usage.cpuMs,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -117,7 +123,7 @@ async function measure(
   runDir: string | undefined,
   stdout: string,
   sampledPeakMb: number,
-): Promise<Omit<MeasuredRun, 'processPeakRssMb'>> {
+): Promise<Omit<MeasuredRun, 'processPeakRssMb' | 'cpuMs'>> {
   if (!runDir) throw new Error(`benchmark run printed no run directory: ${stdout.slice(0, 200)}`);
   const summary: ExecutionSummary = JSON.parse(
     readFileSync(path.join(runDir, 'execution_summary.json'), 'utf8'),
@@ -182,6 +188,7 @@ export async function growthCurve(
       tasks: size,
       msPerTask: round(median(perTask), 1),
       samples: perTask.map((s) => round(s, 1)),
+      cpuMsPerTask: round(median(runs.map((r) => r.cpuMs / size)), 1),
       gitMb: slowest.gitMb,
       gitPeakMb: slowest.gitPeakMb,
       commitToMergedMedianMs: median(slowest.commitToMergedMs),
@@ -207,6 +214,9 @@ export async function growthCurve(
   ];
   if (smallest && largest && largest !== smallest) {
     const ratio = round(largest.msPerTask / smallest.msPerTask, 2);
+    // A run's directories grow from empty, so its mean directory is half its size.
+    const floor = await gitFloor([smallest.tasks / 2, largest.tasks / 2], repeat);
+    const floorGrowth = (floor.at(-1)?.cpuMsPerTask ?? 0) - (floor[0]?.cpuMsPerTask ?? 0);
     results.push({
       name: 'growth-per-task',
       description: `zero-length tasks on random DAGs at M=8: per-task run time at ${largest.tasks} tasks over ${smallest.tasks}`,
@@ -214,6 +224,18 @@ export async function growthCurve(
       unit: 'ratio',
       target: '<= 1.3',
       pass: ratio <= 1.3,
+      cpuRatio: round(largest.cpuMsPerTask / smallest.cpuMsPerTask, 2),
+      // What the run would cost if nothing but git's own object work grew with it.
+      floorRatio: round((smallest.cpuMsPerTask + floorGrowth) / smallest.cpuMsPerTask, 2),
+    });
+    results.push({
+      name: 'git-floor',
+      description: `CPU per task of the git work every task needs whatever the integration (bench/git-floor.sh: blobs, trees, commit, merge-tree, merge commit, refs, upkeep; no workspace), at the mean directory size of the ${smallest.tasks}- and ${largest.tasks}-task runs: how much of the growth no integration on git's commands can remove`,
+      value: round(floorGrowth, 1),
+      unit: `cpu-ms/task more at ${largest.tasks / 2} files a directory than at ${smallest.tasks / 2}`,
+      target: 'printed, the bound of growth-per-task',
+      pass: true,
+      points: floor,
     });
   }
   const at3000 = curve.find((p) => p.tasks === 3000);
@@ -259,6 +281,54 @@ export async function growthCurve(
     });
   }
   return results;
+}
+
+/** Tasks per measurement of the git floor: one round of upkeep's worth. */
+const FLOOR_TASKS = 200;
+
+/**
+ * Runs bench/git-floor.sh at each directory size, `repeat` times, alternating sizes so that the
+ * machine's drift falls on all of them; returns the median CPU per task at each.
+ */
+async function gitFloor(
+  filesPerDirectory: readonly number[],
+  repeat: number,
+): Promise<{ filesPerDirectory: number; cpuMsPerTask: number; samples: number[] }[]> {
+  const samples = filesPerDirectory.map(() => [] as number[]);
+  for (let i = 0; i < repeat; i++) {
+    for (const [k, files] of filesPerDirectory.entries()) {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'po-bench-floor-'));
+      try {
+        const { stdout } = await execFileAsync('sh', [
+          GIT_FLOOR_SCRIPT,
+          path.join(dir, 'repo.git'),
+          String(files),
+          String(FLOOR_TASKS),
+        ]);
+        samples[k]?.push(
+          (childCpuMs(stdout, 'after') - childCpuMs(stdout, 'before')) / FLOOR_TASKS,
+        );
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+  }
+  return filesPerDirectory.map((files, k) => ({
+    filesPerDirectory: files,
+    cpuMsPerTask: round(median(samples[k] ?? []), 1),
+    samples: (samples[k] ?? []).map((s) => round(s, 1)),
+  }));
+}
+
+/** The children's user and system time from the `times` printed after `marker`. */
+export function childCpuMs(output: string, marker: string): number {
+  const lines = output.split('\n');
+  const children = lines[lines.indexOf(marker) + 2] ?? '';
+  const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map(
+    ([, minutes, secs]) => Number(minutes) * 60 + Number(secs),
+  );
+  if (seconds.length !== 2) throw new Error(`git-floor.sh printed no times after ${marker}`);
+  return ((seconds[0] as number) + (seconds[1] as number)) * 1000;
 }
 
 function percentile(values: number[], p: number): number {
