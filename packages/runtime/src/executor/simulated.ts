@@ -73,17 +73,28 @@ export async function plannedFiles(spec: TaskSpec): Promise<Map<string, string>>
   return files;
 }
 
-/** Runs one simulated attempt inside `spec.workspaceDir`; no model, no network. */
+/**
+ * Runs one simulated attempt inside `spec.workspaceDir`; no model, no network. The attempt takes
+ * `durationMs`, its own writes included, as an agent's attempt does: the writes come first and
+ * the rest of the time is slept, so that what a run adds to its plan's durations is the
+ * orchestrator's, not the simulation's (on these VMs the first file operations after a sleep wait
+ * 10-25 ms for an idle thread to wake).
+ */
 export async function runSimulatedTask(spec: TaskSpec, io: ExecutorIo): Promise<ExecutorOutcome> {
+  const started = performance.now();
   const sim = spec.task.simulate ?? {};
+  const sleepRest = () =>
+    sleep(Math.max(0, (sim.durationMs ?? 0) - (performance.now() - started)), undefined, {
+      signal: io.signal,
+    });
   io.log(`simulating task ${spec.taskId} attempt ${spec.attempt} (${sim.durationMs ?? 0} ms)`);
   if (spec.verifyFailure) {
     io.log(
       `attempt ${spec.verifyFailure.attempt} failed the verify command; its output ends: ${spec.verifyFailure.tail.trim().split('\n').at(-1) ?? ''}`,
     );
   }
-  await sleep(sim.durationMs ?? 0, undefined, { signal: io.signal });
   if (spec.attempt <= (sim.failAttempts ?? 0)) {
+    await sleepRest();
     const retryable = sim.failure !== 'permanent';
     io.log(`simulated ${retryable ? 'transient' : 'permanent'} failure`);
     return {
@@ -108,6 +119,7 @@ export async function runSimulatedTask(spec: TaskSpec, io: ExecutorIo): Promise<
     lines += content.split('\n').length - 1;
     io.log(`wrote ${file}`);
   }
+  await sleepRest();
   return {
     status: 'succeeded',
     summary: `wrote ${written.length} files, ${lines} lines`,
