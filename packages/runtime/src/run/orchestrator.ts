@@ -383,21 +383,27 @@ class ActiveRun {
     } finally {
       await proxy?.close();
     }
-    await this.project.removeWorkspaces(this.layout.sandboxes);
-    // A failed upkeep leaves the repository larger than it need be, never broken.
-    await this.project
+    // Packing goes on while the slots are deleted and the project is checked out: they touch
+    // other files, and git packs beside readers as it does beside the run's merges. A failed
+    // upkeep leaves the repository larger than it need be, never broken.
+    const compacted = this.project
       .compact()
       .catch((error: Error) =>
         this.log.write(`repository upkeep failed: ${error.message}`, new Date()),
       );
-    // Only the orchestrator moves `main`; a published head it did not make means that broke.
-    const published = await this.project.publishedHead();
-    if (published !== this.project.head) {
-      throw new Error(
-        `main is at ${published.slice(0, 12)}, not at the integration commit ${this.project.head.slice(0, 12)}`,
-      );
+    try {
+      await this.project.removeWorkspaces(this.layout.sandboxes);
+      // Only the orchestrator moves `main`; a published head it did not make means that broke.
+      const published = await this.project.publishedHead();
+      if (published !== this.project.head) {
+        throw new Error(
+          `main is at ${published.slice(0, 12)}, not at the integration commit ${this.project.head.slice(0, 12)}`,
+        );
+      }
+      await this.project.checkoutHead();
+    } finally {
+      await compacted;
     }
-    await this.project.checkoutHead();
     this.emit({ type: 'run-finished', status, durationMs: Date.now() - started });
     return this.close(status);
   }
