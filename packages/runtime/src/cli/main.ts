@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './heap.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DOCKER_DEFAULTS } from '../backends/docker/kind.js';
