@@ -77,8 +77,8 @@ export async function plannedFiles(spec: TaskSpec): Promise<Map<string, string>>
  * Runs one simulated attempt inside `spec.workspaceDir`; no model, no network. The attempt takes
  * `durationMs`, its own writes included, as an agent's attempt does: the writes come first and
  * the rest of the time is slept, so that what a run adds to its plan's durations is the
- * orchestrator's, not the simulation's (on these VMs the first file operations after a sleep wait
- * 10-25 ms for an idle thread to wake).
+ * orchestrator's, not the simulation's (here the first file operations after a sleep took 10-25
+ * ms, against 1-2 once the process was busy).
  */
 export async function runSimulatedTask(spec: TaskSpec, io: ExecutorIo): Promise<ExecutorOutcome> {
   const started = performance.now();
