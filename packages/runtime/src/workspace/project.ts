@@ -409,19 +409,15 @@ done
   }
 
   private async resetWorkspace(target: GitTarget, workspace: string, base: string): Promise<void> {
-    const indexDir = path.dirname(target.indexFile as string);
-    // Not recursive, and first: a run directory deleted mid-run must fail here, not be made again.
-    const makeIndexDir = () =>
-      mkdir(indexDir).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
-    // Workspaces live in the directory holding the project (the run directory), which is never
-    // made again: a run directory deleted mid-run fails the checkout, not comes back empty.
-    const makeWorkspace = () => makeDirsInside(path.dirname(this.dir), workspace);
+    // Below the git directory and the run directory, never those themselves: a run directory
+    // deleted mid-run fails the checkout instead of coming back empty.
+    const makeDirs = async () => {
+      await makeDirsInside(this.gitDir, path.dirname(target.indexFile as string));
+      await makeDirsInside(path.dirname(this.dir), workspace);
+    };
     const committed = this.committed.delete(workspace);
     try {
-      await makeIndexDir();
-      await makeWorkspace();
+      await makeDirs();
       const advanced =
         committed &&
         (await gitScript(target, 'advance-workspace', ADVANCE_WORKSPACE, [base], 'background').then(
@@ -435,8 +431,7 @@ done
     } catch {
       await removeTree(workspace);
       await rm(target.indexFile as string, { force: true });
-      await makeIndexDir();
-      await makeWorkspace();
+      await makeDirs();
       await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
     }
   }
