@@ -313,7 +313,8 @@ describeDocker('the Docker backend', () => {
     expect(summary.tasks[0]).toMatchObject({
       status: 'failed',
       attempts: 2,
-      error: 'container killed for memory (limit 8 MiB)',
+      // Docker records most such kills; one at the container's start can go unrecorded.
+      error: expect.stringMatching(/^container killed .*8 MiB/),
     });
   });
 
