@@ -83,10 +83,12 @@ export async function plannedFiles(spec: TaskSpec): Promise<Map<string, string>>
 export async function runSimulatedTask(spec: TaskSpec, io: ExecutorIo): Promise<ExecutorOutcome> {
   const started = performance.now();
   const sim = spec.task.simulate ?? {};
-  const sleepRest = () =>
-    sleep(Math.max(0, (sim.durationMs ?? 0) - (performance.now() - started)), undefined, {
-      signal: io.signal,
-    });
+  const left = () => (sim.durationMs ?? 0) - (performance.now() - started);
+  // Timers run on the event loop's cached clock and may fire a millisecond early: sleep again
+  // until the planned time has really passed.
+  const sleepRest = async () => {
+    while (left() > 0) await sleep(Math.ceil(left()), undefined, { signal: io.signal });
+  };
   io.log(`simulating task ${spec.taskId} attempt ${spec.attempt} (${sim.durationMs ?? 0} ms)`);
   if (spec.verifyFailure) {
     io.log(
