@@ -7,6 +7,7 @@ import {
   resolveModelAccess,
 } from '../models/access.js';
 import { claudeVersion, findClaudeBinary } from '../models/claude-binary.js';
+import { type AgentUser, agentUserFor } from '../sandbox/agent-user.js';
 import { probeBubblewrap } from '../sandbox/bubblewrap.js';
 import { errorMessage } from '../scheduler/scheduler.js';
 
@@ -149,16 +150,37 @@ export async function doctor(
     checks.push({ name: 'Models', status: 'missing', detail: errorMessage(error) });
   }
   // Without a sandbox, local agents still run, but with no Bash, and --verify is refused.
-  const sandbox = await probeBubblewrap();
-  checks.push({
-    name: 'Sandbox',
-    status: sandbox.available ? 'ok' : 'warn',
-    detail: sandbox.available
-      ? 'bubblewrap: local agents and --verify run confined to their workspace'
-      : `unavailable: ${sandbox.reason}; local agents get no Bash and --verify is refused (install bubblewrap, or use --backend docker)`,
-  });
+  checks.push(await sandboxCheck());
   checks.push(await dockerCheck(image));
   return { checks, ok: checks.every((c) => c.status !== 'missing') };
+}
+
+/**
+ * Whether local agents and checks can be confined. Without bubblewrap they still run, with no
+ * Bash, and --verify is refused; as root they run as an unprivileged user or not at all.
+ */
+async function sandboxCheck(): Promise<Check> {
+  const name = 'Sandbox';
+  let user: AgentUser | undefined;
+  try {
+    user = await agentUserFor();
+  } catch (error) {
+    const reason = `running as root, agents must run as an unprivileged user, but ${errorMessage(error)}`;
+    return { name, status: 'missing', detail: `${reason}: install util-linux, or run as a user` };
+  }
+  const as = user ? `, as uid ${user.uid} (not root)` : '';
+  const sandbox = await probeBubblewrap(user);
+  return sandbox.available
+    ? {
+        name,
+        status: 'ok',
+        detail: `bubblewrap: local agents and --verify run confined to their workspace${as}`,
+      }
+    : {
+        name,
+        status: 'warn',
+        detail: `unavailable: ${sandbox.reason}; local agents get no Bash${as} and --verify is refused (install bubblewrap, or use --backend docker)`,
+      };
 }
 
 const LABEL: Record<CheckStatus, string> = { ok: 'ok     ', warn: 'warning', missing: 'MISSING' };

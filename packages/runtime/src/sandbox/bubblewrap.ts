@@ -1,17 +1,16 @@
 import { type ChildProcessByStdio, execFile, spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import type { AgentNetwork } from '../contracts/run-config.js';
 import { isInside } from '../trust/path-safety.js';
-
-/** Directories every sandbox gets empty and private, whatever else it hides. */
-const PRIVATE_DIRS = ['/tmp', '/run'] as const;
+import { type AgentUser, dropPrivileges, handOver } from './agent-user.js';
+import { PRIVATE_DIRS, type Visibility } from './visibility.js';
 
 /** What one confined agent may see and write. */
-export interface Confinement {
+export interface Confinement extends Visibility {
   /** The task's files: writable. */
   workspace: string;
   /** The agent's HOME: writable, fresh for the attempt. */
@@ -20,26 +19,62 @@ export interface Confinement {
   modelSocketDir?: string;
   /** `none`: no network namespace shared with the host, so only the proxy's socket leads out. */
   network: AgentNetwork;
-  /** Directories replaced by empty ones: the run directory, homes, runtime sockets. */
-  hidden: readonly string[];
-  /** Directories under `hidden` that stay readable: the Claude Code binary, Node, tools on PATH. */
-  exposed: readonly string[];
+  /**
+   * Set when the orchestrator is root: the unprivileged user the confined command becomes once
+   * bubblewrap has built its view (the mounts need root's reach into directories like a 0700
+   * home; the agent never has it).
+   */
+  runAs?: AgentUser;
+}
+
+/** The capabilities a root bubblewrap keeps for `setpriv` to change user and drop the rest. */
+const DROP_CAPABILITIES = ['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP'];
+
+/**
+ * `--dir` for each directory between the emptied directory holding `target` and `target`:
+ * bubblewrap would otherwise make them 0700 as root, which an agent running as another user
+ * cannot pass through.
+ */
+function parentsOf(target: string, emptied: readonly string[]): string[] {
+  const holder = emptied
+    .filter((dir) => isInside(dir, target) && dir !== target)
+    .sort((a, b) => b.length - a.length)[0];
+  if (!holder) return [];
+  const parents: string[] = [];
+  for (let dir = path.dirname(target); dir !== holder; dir = path.dirname(dir))
+    parents.unshift(dir);
+  return parents.flatMap((dir) => ['--dir', dir]);
 }
 
 /**
  * The bubblewrap command line that runs `command` confined: the host's file system read-only,
- * the hidden directories empty, private /tmp and /run, only the workspace and home writable,
- * its own PID, IPC and UTS namespaces (every process it starts dies with it), no capabilities,
- * a new session (no typing into the host's terminal), and no network unless asked for.
+ * `/proc/sys` read-only too (a sysctl write needs no capability for uid 0, and
+ * `kernel.core_pattern` runs a program as real root), the hidden directories empty, private /tmp
+ * and /run, only the workspace and home writable, its own PID, IPC and UTS namespaces (every
+ * process it starts dies with it), no capabilities, a new session (no typing into the host's
+ * terminal), no network unless asked for, and, for a root orchestrator, an unprivileged user.
  */
 export function bubblewrapArgs(
   confinement: Confinement,
   command: string,
-  args: string[],
+  args: readonly string[],
 ): string[] {
-  const bind = (flag: string, dir: string) => [flag, dir, dir];
-  // Shorter paths first: a mount inside a hidden directory must come after it.
-  const hidden = [...new Set(confinement.hidden)].sort((a, b) => a.length - b.length);
+  const hidden = [...new Set(confinement.hidden)].filter(
+    (dir) => !(PRIVATE_DIRS as readonly string[]).includes(dir),
+  );
+  const emptied = [...PRIVATE_DIRS, ...hidden];
+  const mounts: [flag: string, dir: string][] = [
+    ...hidden.map((dir): [string, string] => ['--tmpfs', dir]),
+    ...confinement.exposed.map((dir): [string, string] => ['--ro-bind', dir]),
+    ...(confinement.modelSocketDir
+      ? [['--ro-bind', confinement.modelSocketDir] as [string, string]]
+      : []),
+    ['--bind', confinement.workspace],
+    ['--bind', confinement.home],
+  ];
+  // Shorter paths first: a mount inside another must come after it.
+  mounts.sort(([, a], [, b]) => a.length - b.length);
+  const { runAs } = confinement;
   return [
     '--die-with-parent',
     '--new-session',
@@ -50,6 +85,7 @@ export function bubblewrapArgs(
     ...(confinement.network === 'none' ? ['--unshare-net'] : []),
     '--cap-drop',
     'ALL',
+    ...(runAs ? DROP_CAPABILITIES.flatMap((cap) => ['--cap-add', cap]) : []),
     '--ro-bind',
     '/',
     '/',
@@ -57,71 +93,56 @@ export function bubblewrapArgs(
     '/dev',
     '--proc',
     '/proc',
-    ...[...PRIVATE_DIRS, ...hidden].flatMap((dir) => ['--tmpfs', dir]),
-    ...confinement.exposed.flatMap((dir) => bind('--ro-bind', dir)),
-    ...(confinement.modelSocketDir ? bind('--ro-bind', confinement.modelSocketDir) : []),
-    ...bind('--bind', confinement.workspace),
-    ...bind('--bind', confinement.home),
+    '--ro-bind',
+    '/proc/sys',
+    '/proc/sys',
+    // Writable by any user, as /tmp is: a dropped user needs it as much as the orchestrator's.
+    '--perms',
+    '01777',
+    '--tmpfs',
+    '/tmp',
+    '--tmpfs',
+    '/run',
+    ...mounts.flatMap(([flag, dir]) => [
+      ...parentsOf(dir, emptied),
+      flag,
+      ...(flag === '--tmpfs' ? [dir] : [dir, dir]),
+    ]),
     '--chdir',
     confinement.workspace,
     '--',
+    ...(runAs ? dropPrivileges(runAs) : []),
     command,
     ...args,
   ];
 }
 
 /**
- * The directories a confined agent must not see, and those under them it still needs. Hidden:
- * the run directory (the host's repository, journal and other slots), the directory the
- * orchestrator was started in (the user's own project, its `.env`), `alsoHidden` (the repository
- * a run started from, wherever it is), the orchestrator user's home
- * and every home (keys, cloud credentials, tokens), and `/var/run` where it is its own directory
- * (the Docker socket: root on the host). Exposed again read-only: the Claude Code binary's
- * directory, Node's installation, and the tools on PATH, should they live in a hidden directory
- * or under the private /tmp and /run.
+ * The command line that runs `command` as an agent where bubblewrap cannot: unconfined, but as
+ * the unprivileged user when the orchestrator is root.
  */
-export function confinementPaths(
-  runRoot: string,
-  claudeBinary: string,
-  pathEnv = process.env.PATH ?? '',
-  alsoHidden: readonly string[] = [],
-): Pick<Confinement, 'hidden' | 'exposed'> {
-  const candidates = [
-    runRoot,
-    process.cwd(),
-    os.homedir(),
-    '/root',
-    '/home',
-    '/var/run',
-    ...alsoHidden,
-  ];
-  const hidden = candidates.filter((dir) => {
-    const stats = existsSync(dir) ? lstatSync(dir) : undefined;
-    return stats?.isDirectory() && dir !== '/';
-  });
-  const needed = [
-    path.dirname(claudeBinary),
-    path.dirname(path.dirname(process.execPath)),
-    ...pathEnv
-      .split(':')
-      .filter((dir) => path.isAbsolute(dir))
-      .map((dir) => (path.basename(dir) === 'bin' ? path.dirname(dir) : dir)),
-  ];
-  const emptied = [...PRIVATE_DIRS, ...hidden];
-  const exposed = [...new Set(needed)].filter(
-    (dir) => existsSync(dir) && emptied.some((h) => isInside(h, dir)) && !isInside(runRoot, dir),
-  );
-  return { hidden, exposed };
+export function unconfinedArgs(
+  runAs: AgentUser | undefined,
+  command: string,
+  args: readonly string[],
+): [string, string[]] {
+  if (!runAs) return [command, [...args]];
+  const [setpriv, ...drop] = dropPrivileges(runAs) as [string, ...string[]];
+  return [setpriv, [...drop, command, ...args]];
 }
 
 /** Claude Code, started by the Agent SDK inside the sandbox; its stderr goes to `log`. */
-export function confinedSpawn(
-  confinement: Confinement,
+export function agentSpawn(
+  confinement: Confinement | undefined,
+  runAs: AgentUser | undefined,
   log: (line: string) => void,
 ): (options: SpawnOptions) => ChildProcessByStdio<Writable, Readable, Readable> {
   return (options) => {
-    const child = spawn('bwrap', bubblewrapArgs(confinement, options.command, options.args), {
-      cwd: confinement.workspace,
+    const [file, args] = confinement
+      ? ['bwrap', bubblewrapArgs(confinement, options.command, options.args)]
+      : unconfinedArgs(runAs, options.command, options.args);
+    const child = spawn(file, args, {
+      cwd: confinement?.workspace ?? options.cwd,
       env: options.env as NodeJS.ProcessEnv,
       stdio: ['pipe', 'pipe', 'pipe'],
       signal: options.signal,
@@ -135,31 +156,49 @@ export function confinedSpawn(
 
 export type SandboxProbe = { available: true } | { available: false; reason: string };
 
-let probed: Promise<SandboxProbe> | undefined;
+const probes = new Map<string, Promise<SandboxProbe>>();
 
 /**
- * Whether bubblewrap can confine agents on this machine: installed, and allowed to make the
- * namespaces it needs (some distributions forbid unprivileged user namespaces). Asked once.
+ * Whether bubblewrap can confine agents on this machine: installed, allowed to make the
+ * namespaces it needs (some distributions forbid unprivileged user namespaces), and, for a root
+ * orchestrator, able to run the command as `runAs`. Asked once per user.
  */
-export function probeBubblewrap(): Promise<SandboxProbe> {
-  probed ??= new Promise((resolve) => {
-    const scratch = mkdtempSync(path.join(os.tmpdir(), 'po-probe-'));
+export function probeBubblewrap(runAs?: AgentUser): Promise<SandboxProbe> {
+  const key = runAs ? `${runAs.uid}` : '';
+  let probe = probes.get(key);
+  if (!probe) {
+    probe = runProbe(runAs);
+    probes.set(key, probe);
+  }
+  return probe;
+}
+
+async function runProbe(runAs: AgentUser | undefined): Promise<SandboxProbe> {
+  const scratch = mkdtempSync(path.join(os.tmpdir(), 'po-probe-'));
+  try {
+    if (runAs) {
+      // Entered by bubblewrap as root without its capabilities, as a workspace is.
+      chmodSync(scratch, 0o755);
+      await handOver(scratch, runAs);
+    }
     const args = bubblewrapArgs(
-      { workspace: scratch, home: scratch, network: 'none', hidden: [], exposed: [] },
-      'true',
-      [],
+      { workspace: scratch, home: scratch, network: 'none', hidden: [], exposed: [], runAs },
+      '/bin/sh',
+      ['-c', 'id -u'],
     );
-    execFile('bwrap', args, { timeout: 10_000 }, (error, _stdout, stderr) => {
-      rmSync(scratch, { recursive: true, force: true });
-      if (!error) resolve({ available: true });
-      else if ((error as NodeJS.ErrnoException).code === 'ENOENT')
-        resolve({ available: false, reason: 'bubblewrap (bwrap) is not installed' });
-      else
-        resolve({
-          available: false,
-          reason: `bubblewrap cannot make a sandbox here: ${stderr.trim().split('\n')[0] || error.message}`,
-        });
+    return await new Promise((resolve) => {
+      execFile('bwrap', args, { timeout: 10_000 }, (error, stdout, stderr) => {
+        if (!error && (!runAs || stdout.trim() === String(runAs.uid))) resolve({ available: true });
+        else if ((error as NodeJS.ErrnoException | null)?.code === 'ENOENT')
+          resolve({ available: false, reason: 'bubblewrap (bwrap) is not installed' });
+        else
+          resolve({
+            available: false,
+            reason: `bubblewrap cannot make a sandbox here: ${stderr.trim().split('\n')[0] || error?.message || `it ran as uid ${stdout.trim()}, not ${runAs?.uid}`}`,
+          });
+      });
     });
-  });
-  return probed;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }

@@ -9,7 +9,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { lchown, readdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -25,6 +24,7 @@ import type { AgentNetwork } from '../../contracts/run-config.js';
 import { TASK_FILES } from '../../contracts/run-layout.js';
 import { VERIFY_LIMITS, type Verification } from '../../contracts/verify.js';
 import { UsageError } from '../../errors.js';
+import { handOver } from '../../sandbox/agent-user.js';
 import { redactor } from '../../trust/secret-scanner.js';
 import { readUntrusted, removeTree, UntrustedFileError } from '../../trust/untrusted-files.js';
 import { CappedLog } from '../../util/capped-log.js';
@@ -138,16 +138,6 @@ function containerUser(): { uid: number; gid: number } {
     : { uid, gid: process.getgid?.() ?? uid };
 }
 
-/** Hands a tree to the container user (only needed when the orchestrator runs as root). */
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  await lchown(dir, uid, gid);
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) await chownTree(full, uid, gid);
-    else await lchown(full, uid, gid);
-  }
-}
-
 export interface ContainerRun {
   statusCode: number;
   oomKilled: boolean;
@@ -234,8 +224,8 @@ export class DockerBackend implements Backend {
       `${JSON.stringify(inside, null, 2)}\n`,
     );
     if (process.getuid?.() === 0) {
-      await chownTree(sandbox.workspace, this.user.uid, this.user.gid);
-      await chownTree(sandbox.output, this.user.uid, this.user.gid);
+      await handOver(sandbox.workspace, this.user);
+      await handOver(sandbox.output, this.user);
     }
     const binds = [
       `${sandbox.workspace}:${CONTAINER.workspace}:rw`,
@@ -377,7 +367,7 @@ export class DockerBackend implements Backend {
     attempt,
   }: VerifyRequest): Promise<Verification> {
     const { settings, runId } = this.options;
-    if (process.getuid?.() === 0) await chownTree(sandbox.workspace, this.user.uid, this.user.gid);
+    if (process.getuid?.() === 0) await handOver(sandbox.workspace, this.user);
     const timeout = AbortSignal.timeout(verify.timeoutMs);
     const started = Date.now();
     const from = await sizeOf(logPath);

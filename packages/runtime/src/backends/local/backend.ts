@@ -1,12 +1,16 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { ENV, INHERITED_HOST_ENV } from '../../contracts/env.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import type { AgentNetwork } from '../../contracts/run-config.js';
+import type { SandboxLayout } from '../../contracts/run-layout.js';
 import type { Verification } from '../../contracts/verify.js';
 import { findClaudeBinary } from '../../models/claude-binary.js';
-import { bubblewrapArgs, type Confinement, confinementPaths } from '../../sandbox/bubblewrap.js';
+import { type AgentUser, handOver } from '../../sandbox/agent-user.js';
+import { bubblewrapArgs, type Confinement } from '../../sandbox/bubblewrap.js';
+import { type Visibility, visibility } from '../../sandbox/visibility.js';
 import { removeTree } from '../../trust/untrusted-files.js';
 import { runVerifyProcess } from '../../verify/process.js';
 import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
@@ -17,15 +21,22 @@ const HOST_PATH = fileURLToPath(new URL('./host.js', import.meta.url));
 export interface LocalBackendOptions {
   /** Whether executors call models (`USE_REAL_EXECUTORS`). */
   real: boolean;
-  /** The run directory: hidden from every sandbox. */
+  /** The run directory: its output directory is hidden from every sandbox. */
   runRoot: string;
   /** The repository the run started from, where it is on this machine: hidden too. */
   sourceDirs?: readonly string[];
   /**
-   * Real mode: confine each agent with bubblewrap (its workspace and home writable, the run
-   * directory and homes hidden). Without it agents run as the user, with file tools only.
+   * Set when the orchestrator is root: the unprivileged user agents and checks run as, their
+   * workspace and home handed to it.
    */
-  confine?: {
+  agentUser?: AgentUser;
+  /** Real mode: how agents run. */
+  agents?: {
+    /**
+     * Confined with bubblewrap (the workspace and home writable, runs, repositories and homes
+     * hidden); otherwise agents run with file tools only.
+     */
+    confined: boolean;
     network: AgentNetwork;
     /** The model proxy's socket directory, mounted into every sandbox. */
     modelSocketDir?: string;
@@ -64,21 +75,49 @@ export class LocalBackend implements Backend {
   private host: ChildProcess | undefined;
   private readonly pending = new Map<string, Pending>();
   private readonly killGraceMs: number;
-  private readonly visibility?: Pick<Confinement, 'hidden' | 'exposed'>;
+  /** What sandboxes show of the host, by the program they run (asked of the disk once). */
+  private readonly visibilities = new Map<string, Visibility>();
 
   constructor(private readonly options: LocalBackendOptions) {
     this.killGraceMs = options.killGraceMs ?? 5_000;
-    if (options.confine)
-      this.visibility = confinementPaths(
-        options.runRoot,
-        findClaudeBinary(),
-        undefined,
-        options.sourceDirs,
-      );
   }
 
   async warm(): Promise<void> {
     this.ensureHost();
+  }
+
+  /**
+   * A fresh HOME for the slot's next agent or check, and, for a root orchestrator, the slot's
+   * workspace and home handed to the unprivileged user.
+   */
+  private async readySandbox(sandbox: SandboxLayout): Promise<void> {
+    await removeTree(sandbox.home);
+    mkdirSync(sandbox.home, { recursive: true, mode: 0o700 });
+    const user = this.options.agentUser;
+    if (user) {
+      // bubblewrap enters the workspace as root without its capabilities: the last agent may
+      // have closed it to others.
+      await chmod(sandbox.workspace, 0o755);
+      await handOver(sandbox.workspace, user);
+      await handOver(sandbox.home, user);
+    }
+  }
+
+  /** What a sandbox around the slot shows, for a program found at `binary`. */
+  private confinement(sandbox: SandboxLayout, binary: string, network: AgentNetwork): Confinement {
+    let seen = this.visibilities.get(binary);
+    if (!seen) {
+      const { runRoot, sourceDirs } = this.options;
+      seen = visibility(runRoot, [binary, process.execPath], undefined, sourceDirs);
+      this.visibilities.set(binary, seen);
+    }
+    return {
+      workspace: sandbox.workspace,
+      home: sandbox.home,
+      network,
+      ...seen,
+      ...(this.options.agentUser && { runAs: this.options.agentUser }),
+    };
   }
 
   async execute(
@@ -86,21 +125,15 @@ export class LocalBackend implements Backend {
     { signal, logPath, sandbox, modelToken }: ExecutionContext,
   ): Promise<ExecutorOutcome> {
     if (signal.aborted) return aborted(signal);
-    let confinement: Confinement | undefined;
-    if (this.options.real) {
-      // The agent's HOME, fresh: nothing of the slot's last agent (settings, shell files) stays.
-      await removeTree(sandbox.home);
-      mkdirSync(sandbox.home, { recursive: true });
-    }
-    if (this.options.confine && this.visibility) {
-      confinement = {
-        workspace: sandbox.workspace,
-        home: sandbox.home,
-        network: this.options.confine.network,
-        modelSocketDir: this.options.confine.modelSocketDir,
-        ...this.visibility,
-      };
-    }
+    const { agents, agentUser } = this.options;
+    if (agents) await this.readySandbox(sandbox);
+    const confinement =
+      agents?.confined === true
+        ? {
+            ...this.confinement(sandbox, findClaudeBinary(), agents.network),
+            modelSocketDir: agents.modelSocketDir,
+          }
+        : undefined;
     const host = this.ensureHost();
     const key = `${spec.taskId}#${spec.attempt}`;
     return new Promise<ExecutorOutcome>((resolve) => {
@@ -119,31 +152,31 @@ export class LocalBackend implements Backend {
         },
       });
       signal.addEventListener('abort', onAbort, { once: true });
-      host.send({ type: 'run', key, spec, logPath, modelToken, confinement } satisfies HostRequest);
+      host.send({
+        type: 'run',
+        key,
+        spec,
+        logPath,
+        modelToken,
+        confinement,
+        ...(agents && agentUser && { runAs: agentUser }),
+      } satisfies HostRequest);
     });
   }
 
   /**
-   * The verify command in a bubblewrap sandbox: the checkout writable, a fresh HOME, the run
-   * directory and homes hidden, no network, every process gone when it ends.
+   * The verify command in a bubblewrap sandbox: the checkout writable, a fresh HOME, runs,
+   * repositories and homes hidden, no network, every process gone when it ends, and for a root
+   * orchestrator the unprivileged user.
    */
   async verify({ settings, sandbox, logPath, signal }: VerifyRequest): Promise<Verification> {
-    await removeTree(sandbox.home);
-    mkdirSync(sandbox.home, { recursive: true });
-    const confinement: Confinement = {
-      workspace: sandbox.workspace,
-      home: sandbox.home,
-      network: 'none',
-      ...confinementPaths(
-        this.options.runRoot,
-        process.execPath,
-        undefined,
-        this.options.sourceDirs,
-      ),
-    };
+    await this.readySandbox(sandbox);
     return runVerifyProcess(
       'bwrap',
-      bubblewrapArgs(confinement, '/bin/sh', ['-c', settings.command]),
+      bubblewrapArgs(this.confinement(sandbox, process.execPath, 'none'), '/bin/sh', [
+        '-c',
+        settings.command,
+      ]),
       {
         cwd: sandbox.workspace,
         env: { ...hostEnv(this.options), HOME: sandbox.home, TMPDIR: '/tmp', CI: 'true' },

@@ -10,7 +10,8 @@ import { appendFileSync } from 'node:fs';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import { executeTask } from '../../executor/execute.js';
 import { logLine } from '../../run/run-log.js';
-import { type Confinement, confinedSpawn } from '../../sandbox/bubblewrap.js';
+import type { AgentUser } from '../../sandbox/agent-user.js';
+import { agentSpawn, type Confinement } from '../../sandbox/bubblewrap.js';
 
 export type HostRequest =
   | {
@@ -19,7 +20,10 @@ export type HostRequest =
       spec: TaskSpec;
       logPath: string;
       modelToken?: string;
+      /** Claude Code in a bubblewrap sandbox; absent where bubblewrap cannot run. */
       confinement?: Confinement;
+      /** The unprivileged user agents run as (a root orchestrator's), confined or not. */
+      runAs?: AgentUser;
     }
   | { type: 'abort'; key: string };
 
@@ -46,19 +50,19 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 async function run(request: Extract<HostRequest, { type: 'run' }>): Promise<void> {
-  const { key, spec, logPath, modelToken, confinement } = request;
+  const { key, spec, logPath, modelToken, confinement, runAs } = request;
   const controller = new AbortController();
   running.set(key, controller);
   const log = (line: string) => appendFileSync(logPath, logLine(line));
   const sandboxes: ChildProcess[] = [];
-  const spawnConfined = confinement && confinedSpawn(confinement, log);
+  const spawn = (confinement || runAs) && agentSpawn(confinement, runAs, log);
   const outcome = await executeTask(spec, {
     signal: controller.signal,
     log,
     modelToken,
-    ...(spawnConfined && {
+    ...(spawn && {
       spawnAgent: (options) => {
-        const child = spawnConfined(options);
+        const child = spawn(options);
         sandboxes.push(child);
         return child;
       },

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { RunConfig } from '../../contracts/run-config.js';
 import { UsageError } from '../../errors.js';
+import { type AgentUser, agentUserFor } from '../../sandbox/agent-user.js';
 import { probeBubblewrap } from '../../sandbox/bubblewrap.js';
 import { checkVerifyProgram, hostFinds } from '../../verify/command.js';
 import type { BackendKind } from '../backend.js';
@@ -17,8 +18,23 @@ function sourceDirs(config: RunConfig): string[] {
 }
 
 /**
+ * The user agents run as: none to drop to unless the orchestrator is root, and a root that
+ * cannot drop runs no agent and no check.
+ */
+async function agentUser(what: string): Promise<AgentUser | undefined> {
+  try {
+    return await agentUserFor();
+  } catch (error) {
+    throw new UsageError(
+      `running as root, ${what} must run as an unprivileged user, but ${(error as Error).message}: install util-linux, or run as a user`,
+    );
+  }
+}
+
+/**
  * Executors on this machine. Real agents are confined with bubblewrap; where it cannot run they
- * get no Bash: dropped from the default tools with a note, refused when asked for by name.
+ * get no Bash: dropped from the default tools with a note, refused when asked for by name. A
+ * root orchestrator runs agents and checks as an unprivileged user either way.
  */
 export const localKind: BackendKind<LocalSettings> = {
   name: 'local',
@@ -28,7 +44,7 @@ export const localKind: BackendKind<LocalSettings> = {
   async preflight(settings, { real, allowedTools, toolsGiven, verify }) {
     if (verify) {
       // The check runs agents' work (their tests, their scripts): never unconfined on the host.
-      const probe = await probeBubblewrap();
+      const probe = await probeBubblewrap(await agentUser('--verify checks'));
       if (!probe.available)
         throw new UsageError(
           `--verify on the local backend runs the command in a bubblewrap sandbox, but ${probe.reason}: install bubblewrap, or use --backend docker`,
@@ -36,7 +52,7 @@ export const localKind: BackendKind<LocalSettings> = {
       await checkVerifyProgram(verify.command, hostFinds, 'on PATH');
     }
     if (!real) return { settings, allowedTools };
-    const probe = await probeBubblewrap();
+    const probe = await probeBubblewrap(await agentUser('agents'));
     if (probe.available) return { settings: { sandbox: 'bubblewrap' }, allowedTools };
     // A resumed run keeps the confinement it started with.
     if (settings.sandbox === 'bubblewrap')
@@ -63,13 +79,14 @@ export const localKind: BackendKind<LocalSettings> = {
       real,
       runRoot: layout.root,
       sourceDirs: sourceDirs(config),
-      ...(real &&
-        settings.sandbox === 'bubblewrap' && {
-          confine: {
-            network: config.agentNetwork,
-            modelSocketDir: proxy?.socketDir,
-          },
-        }),
+      ...((real || config.verify) && { agentUser: await agentUserFor() }),
+      ...(real && {
+        agents: {
+          confined: settings.sandbox === 'bubblewrap',
+          network: config.agentNetwork,
+          modelSocketDir: proxy?.socketDir,
+        },
+      }),
     });
   },
 };
