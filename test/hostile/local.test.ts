@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import {
   existsSync,
@@ -11,7 +12,8 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
+import { cliRunners } from '../support/as-user.js';
+import { readEvents, readSummary, resultLine } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
 import {
   bash,
@@ -34,329 +36,431 @@ import {
   toolUse,
 } from '../support/model-server.js';
 import { planInput, type TaskInput, task } from '../support/plans.js';
-import { tempDir } from '../support/tmp.js';
 
 /**
  * Prompt-injected agents on the local backend: the real `claude` binary, confined by bubblewrap,
  * doing through its tools what an attacker would, against the scripted Messages API. Each test
- * is one attack of issue 9 and asserts the boundary held.
+ * is one attack of issues 9 and 23 and asserts the boundary held, with the orchestrator run as
+ * root (agents then run as an unprivileged user) and as a plain user.
  */
 
-const work = tempDir('po-hostile-');
 const KEY = `sk-ant-api03-HOSTILE-${randomUUID()}`;
-/** What a script planted by an agent would create if the host ever ran it. */
-const MARKER = path.join(work, 'planted-script-ran');
-/** Outside every sandbox's reach but visible to it (not a hidden directory): reads and writes aim here. */
-const OUTSIDE = path.join('/var/tmp', `po-hostile-${randomUUID()}`);
 const SECRET_TEXT = `host secret ${randomUUID()}`;
-const EVIL = `#!/bin/sh\ntouch '${MARKER}'\n`;
+const { runners, missing } = cliRunners('po-hostile-');
 
 let server: ModelServer;
 let script: (request: RecordedRequest) => Reply;
 
 beforeAll(async () => {
-  mkdirSync(OUTSIDE, { recursive: true });
-  writeFileSync(path.join(OUTSIDE, 'secret.txt'), SECRET_TEXT);
   server = await startModelServer((request) => script(request));
 });
-afterAll(async () => {
-  await server.close();
-  rmSync(OUTSIDE, { recursive: true, force: true });
-});
-
-const env = (extra: NodeJS.ProcessEnv = {}) => ({
-  ANTHROPIC_API_KEY: KEY,
-  ANTHROPIC_BASE_URL: server.url,
-  HOME: path.join(work, 'home'),
-  ...extra,
-});
-
-/** A real run of `tasks` on the local backend; the summary and everything needed to judge it. */
-async function hostileRun(tasks: TaskInput[], flags: string[] = [], extraEnv?: NodeJS.ProcessEnv) {
-  const plan = path.join(work, `plan-${randomUUID()}.json`);
-  writeFileSync(plan, JSON.stringify(planInput(tasks, 1)));
-  const result = await runCli(
-    ['run', '--real', '--plan', plan, '-o', path.join(work, 'runs'), '--json', ...flags],
-    work,
-    env(extraEnv),
-  );
-  const runDir = result.stdout.trim() ? resultLine(result.stdout).runDir : '';
-  return { ...result, runDir };
-}
+afterAll(() => server.close());
 
 const write = (file: string, content: string) => toolUse('Write', { file_path: file, content });
 const resultsSeen = (taskId: string) => lastConversation(server, taskId);
+/** Whether any request the agents sent carried `text`: what they read, the model saw. */
+const modelSaw = (text: string) => server.requests.some((r) => r.raw.includes(text));
 
-describe('a hostile agent on the local backend', () => {
-  it('cannot plant hooks or config that the host runs: its git metadata never reaches host git', async () => {
-    script = scripted(({ taskId, cwd }) =>
-      taskId === 'hostile'
-        ? [
-            // Its own repository in the workspace, with fsmonitor and hooks pointing at a script.
-            bash(
-              `git init -q . && printf '${EVIL.replaceAll('\n', '\\n')}' > evil.sh && chmod +x evil.sh && git config core.fsmonitor "$PWD/evil.sh" && git config core.hooksPath "$PWD/.git/hooks" && for h in pre-commit post-commit post-checkout reference-transaction; do cp evil.sh .git/hooks/$h; done && echo planted`,
-            ),
-            // The host repository's git directory, by every way up it could find.
-            bash(
-              'for d in ../../../project/.git ../../project/.git ../project/.git; do mkdir -p $d/hooks && cp evil.sh $d/hooks/post-commit; git --git-dir=$d config core.fsmonitor "$PWD/evil.sh"; done; ls -la ../../.. 2>&1',
-            ),
-            write(`${cwd}/../../../project/.git/config`, '[core]\n\tfsmonitor = /bin/true\n'),
-          ]
-        : innocent(cwd, taskId),
-    );
-    const run = await hostileRun([
-      task('hostile', [], undefined, { priority: 1 }),
-      task('after-one'),
-      task('after-two'),
-    ]);
-    expect(resultsSeen('hostile')).toMatch(/^planted$/m); // the attack ran
-    expect(run.code).toBe(0);
-    const summary = expectIntegrity(run.runDir, [KEY]);
-    expect(summary.totals.succeeded).toBe(3);
-    expect(existsSync(MARKER)).toBe(false);
-    const gitDir = path.join(run.runDir, 'project', '.git');
-    expect(readFileSync(path.join(gitDir, 'config'), 'utf8')).not.toMatch(/fsmonitor|hooksPath/);
-    expect(existsSync(path.join(gitDir, 'hooks'))).toBe(false);
-    expect(resultsSeen('hostile')).toContain("is outside this task's workspace");
-    // The host committed the agent's files, not its repository.
-    const files = gitOut(path.join(run.runDir, 'project'), [
-      'ls-tree',
-      '-r',
-      '--name-only',
-      'main',
-    ]);
-    expect(files.split('\n')).toContain('evil.sh');
-    expect(files).not.toContain('.git/');
-    expect(readFileSync(path.join(run.runDir, 'tasks/hostile/executor.log'), 'utf8')).toContain(
-      'removed what git must not read from the workspace: .git',
-    );
+if (missing && process.env.REQUIRE_ROOT === '1') throw new Error(`REQUIRE_ROOT=1, but ${missing}`);
+
+describe.each(runners)('$name', (runner) => {
+  const work = runner.work;
+  /** What a script planted by an agent would create if the host ever ran it. */
+  const MARKER = path.join(work, 'planted-script-ran');
+  /** Outside every sandbox's reach but visible to it (not a hidden directory): reads and writes aim here. */
+  const OUTSIDE = path.join('/var/tmp', `po-hostile-${randomUUID()}`);
+  const EVIL = `#!/bin/sh\ntouch '${MARKER}'\n`;
+
+  beforeAll(() => {
+    mkdirSync(OUTSIDE, { recursive: true });
+    writeFileSync(path.join(OUTSIDE, 'secret.txt'), SECRET_TEXT);
+  });
+  afterAll(() => rmSync(OUTSIDE, { recursive: true, force: true }));
+
+  const env = (extra: NodeJS.ProcessEnv = {}) => ({
+    ANTHROPIC_API_KEY: KEY,
+    ANTHROPIC_BASE_URL: server.url,
+    HOME: path.join(work, 'home'),
+    ...extra,
   });
 
-  it('cannot read or write through links out of its workspace', async () => {
-    script = scripted(({ cwd }) => [
-      bash(`ln -s ${OUTSIDE} link && ln -s ${OUTSIDE}/secret.txt notes.txt && echo linked`),
-      write(`${cwd}/link/planted.txt`, 'written through a link'),
-      toolUse('Read', { file_path: `${cwd}/link/secret.txt` }),
-      toolUse('Read', { file_path: `${cwd}/notes.txt` }),
-      bash(`echo escaped > ${OUTSIDE}/by-bash.txt; cat /etc/shadow | head -c 20; echo`),
-    ]);
-    const run = await hostileRun([task('links')]);
-    expect(resultsSeen('links')).toMatch(/^linked$/m); // the attack ran
-    expect(existsSync(path.join(OUTSIDE, 'planted.txt'))).toBe(false);
-    expect(existsSync(path.join(OUTSIDE, 'by-bash.txt'))).toBe(false);
-    // Nothing of the secret went to the model, in any request.
-    expect(server.requests.some((r) => r.raw.includes(SECRET_TEXT))).toBe(false);
-    expect(resultsSeen('links').match(/is outside this task's workspace/g)?.length).toBe(3);
-    // Links that lead out are not merged into the project: the attempt fails for good.
-    expect(run.code).toBe(1);
-    const [links] = expectIntegrity(run.runDir, [KEY]).tasks;
-    expect(links).toMatchObject({ status: 'failed', attempts: 1 });
-    expect(links?.error).toMatch(/^symlink (link|notes\.txt) points outside the project/);
-  });
-
-  it('cannot move main: the integration branch holds every task and the summary says so', async () => {
-    script = scripted(({ taskId, cwd }) =>
-      taskId === 'rewinder'
-        ? [
-            bash(
-              'git update-ref refs/heads/main HEAD~1; git branch -D main; for d in ../../../project ../../project; do git -C $d update-ref refs/heads/main $(git -C $d rev-list --max-parents=0 main); git -C $d branch -D main; done; echo tried',
-            ),
-            ...innocent(cwd, taskId),
-          ]
-        : innocent(cwd, taskId),
+  /** A real run of `tasks` on the local backend; the summary and everything needed to judge it. */
+  async function hostileRun(
+    tasks: TaskInput[],
+    flags: string[] = [],
+    extraEnv?: NodeJS.ProcessEnv,
+    cwd = work,
+  ) {
+    const plan = path.join(work, `plan-${randomUUID()}.json`);
+    writeFileSync(plan, JSON.stringify(planInput(tasks, 1)));
+    runner.own(work);
+    const result = await runner.run(
+      ['run', '--real', '--plan', plan, '-o', path.join(work, 'runs'), '--json', ...flags],
+      cwd,
+      env(extraEnv),
     );
-    const run = await hostileRun([
-      task('first', [], undefined, { priority: 1 }),
-      task('rewinder', ['first']),
-      task('last', ['rewinder']),
-    ]);
-    expect(resultsSeen('rewinder')).toMatch(/^tried$/m); // the attack ran
-    expect(run.code).toBe(0);
-    const summary = expectIntegrity(run.runDir, [KEY]);
-    const project = path.join(run.runDir, 'project');
-    const files = gitOut(project, ['ls-tree', '-r', '--name-only', 'main']).split('\n');
-    expect(files).toEqual(['src/first.txt', 'src/last.txt', 'src/rewinder.txt']);
-    expect(summary.tasks.map((t) => t.mergeCommit)).toEqual(
-      expect.arrayContaining([summary.integrationCommit]),
-    );
-  });
-
-  it('cannot break its executor slot for the innocent tasks after it', async () => {
-    script = scripted(({ taskId, cwd }) =>
-      taskId === 'wrecker'
-        ? [
-            write(`${cwd}/src/wrecker.txt`, 'wrecker\n'),
-            bash(
-              [
-                // The slot's git state, wherever git finds it from here; git metadata that would
-                // break a host checkout; a FIFO; unreadable directories; and a process that
-                // outlives the agent to write into the next task's workspace.
-                'gd=$(git rev-parse --absolute-git-dir) && echo 0000000000000000000000000000000000000000 > "$gd/HEAD" && echo broken > "$gd/index"',
-                "printf 'gitdir: /nonexistent\\n' > .git",
-                'mkfifo pipe',
-                'mkdir -p locked/deeper && chmod 000 locked/deeper locked',
-                "nohup sh -c 'sleep 1; echo late > late.txt; echo late > src/after-one.txt' >/dev/null 2>&1 &",
-                'echo wrecked',
-              ].join('\n'),
-            ),
-          ]
-        : [...innocent(cwd, taskId), bash('sleep 2; ls')],
-    );
-    const run = await hostileRun([
-      task('wrecker', [], undefined, { priority: 1 }),
-      task('after-one', [], undefined, { priority: 2 }),
-      task('after-two', [], undefined, { priority: 3 }),
-    ]);
-    expect(resultsSeen('wrecker')).toMatch(/^wrecked$/m); // the attack ran
-    expect(run.code).toBe(0);
-    const summary = expectIntegrity(run.runDir, [KEY]);
-    expect(summary.tasks.map((t) => [t.taskId, t.status, t.executor])).toEqual([
-      ['wrecker', 'succeeded', 0],
-      ['after-one', 'succeeded', 0],
-      ['after-two', 'succeeded', 0],
-    ]);
-    const project = path.join(run.runDir, 'project');
-    expect(gitOut(project, ['ls-tree', '-r', '--name-only', 'main']).split('\n')).toEqual([
-      'src/after-one.txt',
-      'src/after-two.txt',
-      'src/wrecker.txt',
-    ]);
-    expect(readFileSync(path.join(project, 'src/after-one.txt'), 'utf8')).toBe(
-      'after-one was here\n',
-    );
-    expect(existsSync(path.join(run.runDir, 'sandboxes'))).toBe(false);
-  });
-
-  it('cannot commit the credentials: it never holds the key, and its token is caught', async () => {
-    script = scripted(() => [bash('env > env.txt; env | base64 > env.b64; cat env.txt')]);
-    const run = await hostileRun([task('leaker')]);
-    expect(run.code).toBe(1);
-    // The agent's own view of its environment: the proxy's socket and token, no key.
-    const seen = resultsSeen('leaker');
-    expect(seen).toContain('ANTHROPIC_UNIX_SOCKET=');
-    expect(seen).not.toContain(KEY);
-    const token = /ANTHROPIC_BASE_URL=http:\/\/model-proxy\/([A-Za-z0-9_-]{43})/.exec(seen)?.[1];
-    expect(token).toBeDefined();
-    // The key reached the model provider, added by the proxy.
-    expect(server.requests.some((r) => r.headers['x-api-key'] === KEY)).toBe(true);
-    const summary = expectIntegrity(run.runDir, [KEY, token as string]);
-    // Refused for good, never retried for it (an unrelated crash of an attempt may be retried).
-    const retries = readEvents(run.runDir).filter((e) => e.type === 'task-retrying');
-    expect(JSON.stringify(retries)).not.toContain('model proxy token');
-    expect(summary.tasks[0]?.status).toBe('failed');
-    expect(summary.tasks[0]?.error).toMatch(
-      /^env\.(txt|b64) contains the value of the model proxy token, a secret handed to agents; the attempt is not committed$/,
-    );
-    expect(repositoryObjects(run.runDir)).not.toContain('ANTHROPIC_UNIX_SOCKET');
-    const failed = readEvents(run.runDir).find((e) => e.type === 'task-failed');
-    expect(JSON.stringify(failed)).toContain('contains the value of the model proxy token');
-  });
-
-  it('cannot grow the project without bound: a file over the limit fails the attempt, by path and size', async () => {
-    script = scripted(({ taskId }) =>
-      taskId === 'hoarder'
-        ? [bash('head -c 200M /dev/zero > big.bin && ls -la big.bin')]
-        : [bash('head -c 300K /dev/zero > a.bin; head -c 300K /dev/zero > b.bin; echo ok')],
-    );
-    const big = await hostileRun([task('hoarder')]);
-    expect(big.code).toBe(1);
-    expect(expectIntegrity(big.runDir, [KEY]).tasks[0]?.error).toBe(
-      'big.bin is 200 MiB, over the limit of 100 MiB per file (--max-file-size)',
-    );
-    const many = await hostileRun([task('spreader')], ['--max-task-size', '500k']);
-    expect(many.code).toBe(1);
-    expect(readSummary(many.runDir).tasks[0]?.error).toMatch(
-      /^the task's changes reach 600 KiB at [ab]\.bin, over the limit of 500 KiB per task \(--max-task-size\)$/,
-    );
-    expect(gitOut(path.join(many.runDir, 'project'), ['branch', '--list', 'task/*'])).toBe('');
-  });
-
-  it('tells the retry after a conflict whose work to keep, and records the conflict and how it ended', async () => {
-    const value = (taskId: string) => `${taskId}=on\n`;
-    script = (request) => {
-      const taskId = taskOf(request);
-      const cwd = primaryWorkingDirectory(request);
-      if (!taskId || !cwd) return { content: [text('ok')] };
-      const told = conversationText(request).includes('could not be merged');
-      const file = `${cwd}/config.txt`;
-      if (toolResults(request) > 0) return { content: [text('done')] };
-      // Told of the conflict, the agent keeps the other task's line and adds its own.
-      const content = told ? `${readFileSync(file, 'utf8')}${value(taskId)}` : value(taskId);
-      return { content: [write(file, content)] };
-    };
-    const run = await hostileRun([task('left'), task('right')], ['-e', '2']);
-    expect(run.code).toBe(0);
-    const summary = expectIntegrity(run.runDir, [KEY]);
-    const conflicted = summary.tasks.find((t) => t.conflicts);
-    const other = summary.tasks.find((t) => t !== conflicted);
-    expect(conflicted?.conflicts).toEqual([
-      {
-        attempt: 1,
-        withTasks: [other?.taskId],
-        files: ['config.txt'],
-        resolution: 'merged-on-retry',
-      },
-    ]);
-    expect(conflicted).toMatchObject({ status: 'succeeded', attempts: 2 });
-    expect(summary.totals.conflicts).toBe(1);
-    const result = JSON.parse(
-      readFileSync(
-        path.join(run.runDir, 'tasks', conflicted?.taskId as string, 'result.json'),
-        'utf8',
-      ),
-    );
-    expect(result.conflicts).toEqual(conflicted?.conflicts);
-    const retryPrompt = server.requests
-      .filter((r) => taskOf(r) === conflicted?.taskId && toolResults(r) === 0)
-      .map((r) => conversationText(r))
-      .find((t) => t.includes('could not be merged'));
-    expect(retryPrompt).toContain(
-      `it conflicted with the work of task ${other?.taskId} in:\n- config.txt\nThat work is now merged into your working directory, and it is theirs to keep`,
-    );
-    const merged = readFileSync(path.join(run.runDir, 'project/config.txt'), 'utf8');
-    expect(merged).toBe(`${value(other?.taskId as string)}${value(conflicted?.taskId as string)}`);
-  });
-});
-
-describe('where bubblewrap cannot run', () => {
-  /** A PATH with git, sh and the tools the suites need, and no bwrap. */
-  function pathWithoutBubblewrap(): string {
-    const bin = path.join(work, 'bin-without-bwrap');
-    if (!existsSync(bin)) {
-      mkdirSync(bin);
-      for (const dir of (process.env.PATH ?? '').split(':')) {
-        for (const name of existsSync(dir) ? readdirSync(dir) : []) {
-          const target = path.join(bin, name);
-          if (
-            name !== 'bwrap' &&
-            !existsSync(target) &&
-            !lstatSync(path.join(dir, name)).isDirectory()
-          )
-            symlinkSync(path.join(dir, name), target);
-        }
-      }
-    }
-    return bin;
+    const runDir = result.stdout.trim() ? resultLine(result.stdout).runDir : '';
+    return { ...result, runDir };
   }
 
-  it('gives agents no Bash, says so, and refuses Bash asked for by name', async () => {
-    script = scripted(({ cwd, taskId }) => innocent(cwd, taskId));
-    const PATH = pathWithoutBubblewrap();
-    const run = await hostileRun([task('plain')], [], { PATH });
-    expect(run.code).toBe(0);
-    expect(run.stderr).toBe(
-      "note: agents get no Bash: bubblewrap (bwrap) is not installed, so agents' commands cannot be confined to their workspace (install bubblewrap, or use --backend docker)\n",
-    );
-    const request = server.requests.find((r) => taskOf(r) === 'plain');
-    const tools = (request?.body.tools ?? []).map((t: { name: string }) => t.name);
-    expect(tools).toContain('Write');
-    expect(tools).not.toContain('Bash');
-    const refused = await hostileRun([task('asked')], ['--allowed-tools', 'Read,Write,Bash'], {
-      PATH,
+  describe('a hostile agent on the local backend', () => {
+    it('cannot plant hooks or config that the host runs: its git metadata never reaches host git', async () => {
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'hostile'
+          ? [
+              // Its own repository in the workspace, with fsmonitor and hooks pointing at a script.
+              bash(
+                `git init -q . && printf '${EVIL.replaceAll('\n', '\\n')}' > evil.sh && chmod +x evil.sh && git config core.fsmonitor "$PWD/evil.sh" && git config core.hooksPath "$PWD/.git/hooks" && for h in pre-commit post-commit post-checkout reference-transaction; do cp evil.sh .git/hooks/$h; done && echo planted`,
+              ),
+              // The host repository's git directory, by every way up it could find.
+              bash(
+                'for d in ../../../project/.git ../../project/.git ../project/.git; do mkdir -p $d/hooks && cp evil.sh $d/hooks/post-commit; git --git-dir=$d config core.fsmonitor "$PWD/evil.sh"; done; ls -la ../../.. 2>&1',
+              ),
+              write(`${cwd}/../../../project/.git/config`, '[core]\n\tfsmonitor = /bin/true\n'),
+            ]
+          : innocent(cwd, taskId),
+      );
+      const run = await hostileRun([
+        task('hostile', [], undefined, { priority: 1 }),
+        task('after-one'),
+        task('after-two'),
+      ]);
+      expect(resultsSeen('hostile')).toMatch(/^planted$/m); // the attack ran
+      expect(run.code).toBe(0);
+      const summary = expectIntegrity(run.runDir, [KEY]);
+      expect(summary.totals.succeeded).toBe(3);
+      expect(existsSync(MARKER)).toBe(false);
+      const gitDir = path.join(run.runDir, 'project', '.git');
+      expect(readFileSync(path.join(gitDir, 'config'), 'utf8')).not.toMatch(/fsmonitor|hooksPath/);
+      expect(existsSync(path.join(gitDir, 'hooks'))).toBe(false);
+      expect(resultsSeen('hostile')).toContain("is outside this task's workspace");
+      // The host committed the agent's files, not its repository.
+      const files = gitOut(path.join(run.runDir, 'project'), [
+        'ls-tree',
+        '-r',
+        '--name-only',
+        'main',
+      ]);
+      expect(files.split('\n')).toContain('evil.sh');
+      expect(files).not.toContain('.git/');
+      expect(readFileSync(path.join(run.runDir, 'tasks/hostile/executor.log'), 'utf8')).toContain(
+        'removed what git must not read from the workspace: .git',
+      );
     });
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toBe(
-      "error: --allowed-tools names Bash, but bubblewrap (bwrap) is not installed, so agents' commands cannot be confined to their workspace: install bubblewrap, or use --backend docker\n",
-    );
+
+    it('cannot read or write through links out of its workspace', async () => {
+      script = scripted(({ cwd }) => [
+        bash(`ln -s ${OUTSIDE} link && ln -s ${OUTSIDE}/secret.txt notes.txt && echo linked`),
+        write(`${cwd}/link/planted.txt`, 'written through a link'),
+        toolUse('Read', { file_path: `${cwd}/link/secret.txt` }),
+        toolUse('Read', { file_path: `${cwd}/notes.txt` }),
+        bash(`echo escaped > ${OUTSIDE}/by-bash.txt; cat /etc/shadow | head -c 20; echo`),
+      ]);
+      const run = await hostileRun([task('links')]);
+      expect(resultsSeen('links')).toMatch(/^linked$/m); // the attack ran
+      expect(existsSync(path.join(OUTSIDE, 'planted.txt'))).toBe(false);
+      expect(existsSync(path.join(OUTSIDE, 'by-bash.txt'))).toBe(false);
+      // Nothing of the secret went to the model, in any request.
+      expect(server.requests.some((r) => r.raw.includes(SECRET_TEXT))).toBe(false);
+      expect(resultsSeen('links').match(/is outside this task's workspace/g)?.length).toBe(3);
+      // Links that lead out are not merged into the project: the attempt fails for good.
+      expect(run.code).toBe(1);
+      const [links] = expectIntegrity(run.runDir, [KEY]).tasks;
+      expect(links).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(links?.error).toMatch(/^symlink (link|notes\.txt) leads outside the project/);
+    });
+
+    it('cannot move main: the integration branch holds every task and the summary says so', async () => {
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'rewinder'
+          ? [
+              bash(
+                'git update-ref refs/heads/main HEAD~1; git branch -D main; for d in ../../../project ../../project; do git -C $d update-ref refs/heads/main $(git -C $d rev-list --max-parents=0 main); git -C $d branch -D main; done; echo tried',
+              ),
+              ...innocent(cwd, taskId),
+            ]
+          : innocent(cwd, taskId),
+      );
+      const run = await hostileRun([
+        task('first', [], undefined, { priority: 1 }),
+        task('rewinder', ['first']),
+        task('last', ['rewinder']),
+      ]);
+      expect(resultsSeen('rewinder')).toMatch(/^tried$/m); // the attack ran
+      expect(run.code).toBe(0);
+      const summary = expectIntegrity(run.runDir, [KEY]);
+      const project = path.join(run.runDir, 'project');
+      const files = gitOut(project, ['ls-tree', '-r', '--name-only', 'main']).split('\n');
+      expect(files).toEqual(['src/first.txt', 'src/last.txt', 'src/rewinder.txt']);
+      expect(summary.tasks.map((t) => t.mergeCommit)).toEqual(
+        expect.arrayContaining([summary.integrationCommit]),
+      );
+    });
+
+    it('cannot break its executor slot for the innocent tasks after it', async () => {
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'wrecker'
+          ? [
+              write(`${cwd}/src/wrecker.txt`, 'wrecker\n'),
+              bash(
+                [
+                  // The slot's git state, wherever git finds it from here; git metadata that would
+                  // break a host checkout; a FIFO; unreadable directories; and a process that
+                  // outlives the agent to write into the next task's workspace.
+                  'gd=$(git rev-parse --absolute-git-dir) && echo 0000000000000000000000000000000000000000 > "$gd/HEAD" && echo broken > "$gd/index"',
+                  "printf 'gitdir: /nonexistent\\n' > .git",
+                  'mkfifo pipe',
+                  'mkdir -p locked/deeper && chmod 000 locked/deeper locked',
+                  "nohup sh -c 'sleep 1; echo late > late.txt; echo late > src/after-one.txt' >/dev/null 2>&1 &",
+                  'echo wrecked',
+                ].join('\n'),
+              ),
+            ]
+          : [...innocent(cwd, taskId), bash('sleep 2; ls')],
+      );
+      const run = await hostileRun([
+        task('wrecker', [], undefined, { priority: 1 }),
+        task('after-one', [], undefined, { priority: 2 }),
+        task('after-two', [], undefined, { priority: 3 }),
+      ]);
+      expect(resultsSeen('wrecker')).toMatch(/^wrecked$/m); // the attack ran
+      expect(run.code).toBe(0);
+      const summary = expectIntegrity(run.runDir, [KEY]);
+      expect(summary.tasks.map((t) => [t.taskId, t.status, t.executor])).toEqual([
+        ['wrecker', 'succeeded', 0],
+        ['after-one', 'succeeded', 0],
+        ['after-two', 'succeeded', 0],
+      ]);
+      const project = path.join(run.runDir, 'project');
+      expect(gitOut(project, ['ls-tree', '-r', '--name-only', 'main']).split('\n')).toEqual([
+        'src/after-one.txt',
+        'src/after-two.txt',
+        'src/wrecker.txt',
+      ]);
+      expect(readFileSync(path.join(project, 'src/after-one.txt'), 'utf8')).toBe(
+        'after-one was here\n',
+      );
+      expect(existsSync(path.join(run.runDir, 'sandboxes'))).toBe(false);
+    });
+
+    it('cannot commit the credentials: it never holds the key, and its token is caught', async () => {
+      script = scripted(() => [bash('env > env.txt; env | base64 > env.b64; cat env.txt')]);
+      const run = await hostileRun([task('leaker')]);
+      expect(run.code).toBe(1);
+      // The agent's own view of its environment: the proxy's socket and token, no key.
+      const seen = resultsSeen('leaker');
+      expect(seen).toContain('ANTHROPIC_UNIX_SOCKET=');
+      expect(seen).not.toContain(KEY);
+      const token = /ANTHROPIC_BASE_URL=http:\/\/model-proxy\/([A-Za-z0-9_-]{43})/.exec(seen)?.[1];
+      expect(token).toBeDefined();
+      // The key reached the model provider, added by the proxy.
+      expect(server.requests.some((r) => r.headers['x-api-key'] === KEY)).toBe(true);
+      const summary = expectIntegrity(run.runDir, [KEY, token as string]);
+      // Refused for good, never retried for it (an unrelated crash of an attempt may be retried).
+      const retries = readEvents(run.runDir).filter((e) => e.type === 'task-retrying');
+      expect(JSON.stringify(retries)).not.toContain('model proxy token');
+      expect(summary.tasks[0]?.status).toBe('failed');
+      expect(summary.tasks[0]?.error).toMatch(
+        /^env\.(txt|b64) contains the value of the model proxy token, a secret handed to agents; the attempt is not committed$/,
+      );
+      expect(repositoryObjects(run.runDir)).not.toContain('ANTHROPIC_UNIX_SOCKET');
+      const failed = readEvents(run.runDir).find((e) => e.type === 'task-failed');
+      expect(JSON.stringify(failed)).toContain('contains the value of the model proxy token');
+    });
+
+    it('cannot grow the project without bound: a file over the limit fails the attempt, by path and size', async () => {
+      script = scripted(({ taskId }) =>
+        taskId === 'hoarder'
+          ? [bash('head -c 200M /dev/zero > big.bin && ls -la big.bin')]
+          : [bash('head -c 300K /dev/zero > a.bin; head -c 300K /dev/zero > b.bin; echo ok')],
+      );
+      const big = await hostileRun([task('hoarder')]);
+      expect(big.code).toBe(1);
+      expect(expectIntegrity(big.runDir, [KEY]).tasks[0]?.error).toBe(
+        'big.bin is 200 MiB, over the limit of 100 MiB per file (--max-file-size)',
+      );
+      const many = await hostileRun([task('spreader')], ['--max-task-size', '500k']);
+      expect(many.code).toBe(1);
+      expect(readSummary(many.runDir).tasks[0]?.error).toMatch(
+        /^the task's changes reach 600 KiB at [ab]\.bin, over the limit of 500 KiB per task \(--max-task-size\)$/,
+      );
+      expect(gitOut(path.join(many.runDir, 'project'), ['branch', '--list', 'task/*'])).toBe('');
+    });
+
+    it('tells the retry after a conflict whose work to keep, and records the conflict and how it ended', async () => {
+      const value = (taskId: string) => `${taskId}=on\n`;
+      script = (request) => {
+        const taskId = taskOf(request);
+        const cwd = primaryWorkingDirectory(request);
+        if (!taskId || !cwd) return { content: [text('ok')] };
+        const told = conversationText(request).includes('could not be merged');
+        const file = `${cwd}/config.txt`;
+        if (toolResults(request) > 0) return { content: [text('done')] };
+        // Told of the conflict, the agent keeps the other task's line and adds its own.
+        const content = told ? `${readFileSync(file, 'utf8')}${value(taskId)}` : value(taskId);
+        return { content: [write(file, content)] };
+      };
+      const run = await hostileRun([task('left'), task('right')], ['-e', '2']);
+      expect(run.code).toBe(0);
+      const summary = expectIntegrity(run.runDir, [KEY]);
+      const conflicted = summary.tasks.find((t) => t.conflicts);
+      const other = summary.tasks.find((t) => t !== conflicted);
+      expect(conflicted?.conflicts).toEqual([
+        {
+          attempt: 1,
+          withTasks: [other?.taskId],
+          files: ['config.txt'],
+          resolution: 'merged-on-retry',
+        },
+      ]);
+      expect(conflicted).toMatchObject({ status: 'succeeded', attempts: 2 });
+      expect(summary.totals.conflicts).toBe(1);
+      const result = JSON.parse(
+        readFileSync(
+          path.join(run.runDir, 'tasks', conflicted?.taskId as string, 'result.json'),
+          'utf8',
+        ),
+      );
+      expect(result.conflicts).toEqual(conflicted?.conflicts);
+      const retryPrompt = server.requests
+        .filter((r) => taskOf(r) === conflicted?.taskId && toolResults(r) === 0)
+        .map((r) => conversationText(r))
+        .find((t) => t.includes('could not be merged'));
+      expect(retryPrompt).toContain(
+        `it conflicted with the work of task ${other?.taskId} in:\n- config.txt\nThat work is now merged into your working directory, and it is theirs to keep`,
+      );
+      const merged = readFileSync(path.join(run.runDir, 'project/config.txt'), 'utf8');
+      expect(merged).toBe(
+        `${value(other?.taskId as string)}${value(conflicted?.taskId as string)}`,
+      );
+    });
+    it('cannot become root on the host: no sysctl, no root-only file, never uid 0, in its session or its check', async () => {
+      // The write puts back the value already there: were it allowed, the host would not change.
+      const probe =
+        'echo "uid=$(id -u)"; cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern; echo "sysctl=$?"; head -c 16 /etc/shadow; echo "shadow=$?"';
+      script = scripted(({ cwd, taskId }) => [bash(probe), ...innocent(cwd, taskId)]);
+      const run = await hostileRun([task('rooter')], ['--verify', probe]);
+      expect(run.code).toBe(0);
+      const check = readFileSync(path.join(run.runDir, 'tasks/rooter/verify.log'), 'utf8');
+      for (const seen of [resultsSeen('rooter'), check]) {
+        expect(seen).toMatch(/^uid=[1-9]\d*$/m);
+        expect(seen).toMatch(/^sysctl=[1-9]\d*$/m);
+        expect(seen).toMatch(/^shadow=[1-9]\d*$/m);
+      }
+      expectIntegrity(run.runDir, [KEY]);
+    });
+
+    it('cannot read the home through a tool on PATH that lives there', async () => {
+      const home = path.join(work, 'home');
+      mkdirSync(path.join(home, 'bin'), { recursive: true });
+      mkdirSync(path.join(home, '.ssh'), { recursive: true });
+      writeFileSync(path.join(home, 'bin', 'po-tool'), '#!/bin/sh\necho "po-tool ran"\n', {
+        mode: 0o755,
+      });
+      const sshKey = `ssh key ${randomUUID()}`;
+      writeFileSync(path.join(home, '.ssh', 'id_ed25519'), sshKey);
+      writeFileSync(path.join(home, '.env'), `ANTHROPIC_API_KEY=${KEY}\n`);
+      script = scripted(({ cwd, taskId }) => [
+        bash(`po-tool; cat ${home}/.ssh/id_ed25519 ${home}/.env; ls -a ${home}; echo looked`),
+        ...innocent(cwd, taskId),
+      ]);
+      const run = await hostileRun([task('home-reader')], [], {
+        PATH: `${path.join(home, 'bin')}:${process.env.PATH}`,
+      });
+      expect(resultsSeen('home-reader')).toMatch(/^looked$/m); // the attack ran
+      expect(resultsSeen('home-reader')).toMatch(/^po-tool ran$/m);
+      expect(modelSaw(sshKey)).toBe(false);
+      expect(modelSaw(KEY)).toBe(false);
+      expect(run.code).toBe(0);
+      expectIntegrity(run.runDir, [KEY]);
+    });
+
+    it('cannot read the repository the run was started in, beside it, or other runs', async () => {
+      const repo = path.join(work, 'started-in');
+      const startDir = path.join(repo, 'sub');
+      mkdirSync(startDir, { recursive: true });
+      execFileSync('git', ['init', '-q', repo]);
+      const envSecret = `repository env ${randomUUID()}`;
+      writeFileSync(path.join(repo, '.env'), envSecret);
+      const older = path.join(work, 'runs', 'an-older-run', 'tasks', 'old');
+      mkdirSync(older, { recursive: true });
+      const transcriptSecret = `older transcript ${randomUUID()}`;
+      writeFileSync(path.join(older, 'transcript.jsonl'), transcriptSecret);
+      script = scripted(({ cwd, taskId }) => [
+        bash(
+          `cat ${repo}/.env ${startDir}/../.env ${older}/transcript.jsonl; ls ${path.join(work, 'runs')} | sed 's/^/listed: /'; echo looked`,
+        ),
+        ...innocent(cwd, taskId),
+      ]);
+      const run = await hostileRun([task('snoop')], [], {}, startDir);
+      expect(resultsSeen('snoop')).toMatch(/^looked$/m); // the attack ran
+      expect(modelSaw(envSecret)).toBe(false);
+      expect(modelSaw(transcriptSecret)).toBe(false);
+      expect(resultsSeen('snoop')).not.toContain('listed: an-older-run');
+      expect(run.code).toBe(0);
+    });
+
+    it('cannot commit a link that leads out through other links', async () => {
+      script = scripted(({ cwd, taskId }) => [
+        // Each looks inside when read as text; resolved, each leaves the project.
+        bash(
+          'ln -s . self && ln -s self/self/self/../../../etc/passwd passwd && mkdir sub && ln -s ../self/.. sub/up && echo linked',
+        ),
+        ...innocent(cwd, taskId),
+      ]);
+      const run = await hostileRun([task('chains')]);
+      expect(resultsSeen('chains')).toMatch(/^linked$/m); // the attack ran
+      expect(run.code).toBe(1);
+      const [chains] = expectIntegrity(run.runDir, [KEY]).tasks;
+      expect(chains).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(chains?.error).toMatch(
+        /^symlink (passwd|sub\/up) leads outside the project \((self\/self\/self\/\.\.\/\.\.\/\.\.\/etc\/passwd|\.\.\/self\/\.\.)\)$/,
+      );
+      const branches = gitOut(path.join(run.runDir, 'project'), ['branch', '--list', 'task/*']);
+      expect(branches).toBe('');
+    });
+  });
+
+  describe('where bubblewrap cannot run', () => {
+    /** A PATH with git, sh and the tools the suites need, and no bwrap. */
+    function pathWithoutBubblewrap(): string {
+      const bin = path.join(work, 'bin-without-bwrap');
+      if (!existsSync(bin)) {
+        mkdirSync(bin);
+        for (const dir of (process.env.PATH ?? '').split(':')) {
+          for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+            const target = path.join(bin, name);
+            if (
+              name !== 'bwrap' &&
+              !existsSync(target) &&
+              !lstatSync(path.join(dir, name)).isDirectory()
+            )
+              symlinkSync(path.join(dir, name), target);
+          }
+        }
+      }
+      return bin;
+    }
+
+    it('gives agents no Bash, says so, and refuses Bash asked for by name', async () => {
+      script = scripted(({ cwd, taskId }) => innocent(cwd, taskId));
+      const PATH = pathWithoutBubblewrap();
+      const run = await hostileRun([task('plain')], [], { PATH });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toBe(
+        "note: agents get no Bash: bubblewrap (bwrap) is not installed, so agents' commands cannot be confined to their workspace (install bubblewrap, or use --backend docker)\n",
+      );
+      const request = server.requests.find((r) => taskOf(r) === 'plain');
+      const tools = (request?.body.tools ?? []).map((t: { name: string }) => t.name);
+      expect(tools).toContain('Write');
+      expect(tools).not.toContain('Bash');
+      const refused = await hostileRun([task('asked')], ['--allowed-tools', 'Read,Write,Bash'], {
+        PATH,
+      });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toBe(
+        "error: --allowed-tools names Bash, but bubblewrap (bwrap) is not installed, so agents' commands cannot be confined to their workspace: install bubblewrap, or use --backend docker\n",
+      );
+    });
   });
 });

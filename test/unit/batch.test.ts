@@ -15,6 +15,7 @@ import { DEFAULT_OUTPUT_LIMITS } from '../../packages/runtime/src/contracts/run-
 import { OutputCheck, OutputRejectedError } from '../../packages/runtime/src/trust/output-check.js';
 import { applyJobBundle, BundleError } from '../../packages/runtime/src/workspace/bundles.js';
 import { Project } from '../../packages/runtime/src/workspace/project.js';
+import { Slots } from '../../packages/runtime/src/workspace/slots.js';
 import { gitOut } from '../support/git.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -147,7 +148,18 @@ const commitIn = (
   base: string,
   message: string,
   check = new OutputCheck(DEFAULT_OUTPUT_LIMITS),
-) => project.commitWorkspace(workspace, { taskId: 't', base, message, check });
+) => slotsOf(project).commit(workspace, { taskId: 't', base, message, check });
+
+/** Each project's slots, as the orchestrator (or the job) keeps one set per repository. */
+const allSlots = new WeakMap<Project, Slots>();
+function slotsOf(project: Project): Slots {
+  let slots = allSlots.get(project);
+  if (!slots) {
+    slots = new Slots(project);
+    allSlots.set(project, slots);
+  }
+  return slots;
+}
 
 function write(dir: string, file: string, content: string) {
   mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
@@ -162,7 +174,7 @@ async function hostAndJob() {
   const dir = path.join(root, `case-${n++}`);
   const host = await Project.init(path.join(dir, 'project'), 'Start');
   const seed = path.join(dir, 'seed');
-  await host.prepareWorkspace(seed, host.head);
+  await slotsOf(host).prepare(seed, host.head);
   write(seed, 'README.md', 'hello\n');
   const first = await commitIn(host, seed, host.head, 'seed');
   await host.merge(first.commit, 'merge seed');
@@ -171,9 +183,9 @@ async function hostAndJob() {
   await host.writeBundle(baseBundle, `refs/staging/${base}`, base);
   const job = await Project.fromBundle(path.join(dir, 'job', 'project'), baseBundle, base);
   const jobWorkspace = path.join(dir, 'job', 'workspace');
-  await job.prepareWorkspace(jobWorkspace, base);
+  await slotsOf(job).prepare(jobWorkspace, base);
   const hostWorkspace = path.join(dir, 'sandboxes', 'executor-0', 'workspace');
-  await host.prepareWorkspace(hostWorkspace, base);
+  await slotsOf(host).prepare(hostWorkspace, base);
   /** The job commits its workspace and bundles the commit, as the entrypoint does. */
   const bundleJob = async (check = new OutputCheck(DEFAULT_OUTPUT_LIMITS)) => {
     const { commit } = await commitIn(job, jobWorkspace, base, 'job work', check);
@@ -295,18 +307,27 @@ describe('job bundles', () => {
   });
 
   it("passes an escaping symlink only as far as the host's commit, which refuses it", async () => {
-    const { host, base, jobWorkspace, hostWorkspace, bundleJob, apply } = await hostAndJob();
-    // The job's own check is the host's; a hostile job skips it, so the host must not rely on it.
+    const { dir, host, job, base, jobWorkspace, hostWorkspace, apply } = await hostAndJob();
+    // The job's own checks are the host's; a hostile job skips them, committing with plain git.
     symlinkSync('/etc/passwd', path.join(jobWorkspace, 'passwd'));
-    const bundle = await bundleJob({
-      file: () => {},
-      symlink: () => {},
-      content: () => {},
-      needsContent: false,
-    } as unknown as OutputCheck);
-    await apply(bundle);
+    const plainGit = (args: string[]) =>
+      execFileSync('git', args, {
+        encoding: 'utf8',
+        env: {
+          ...process.env,
+          GIT_DIR: job.gitDir,
+          GIT_WORK_TREE: jobWorkspace,
+          GIT_INDEX_FILE: path.join(dir, 'hostile.index'),
+        },
+      }).trim();
+    plainGit(['read-tree', base]);
+    plainGit(['add', '--all']);
+    const commit = plainGit(['commit-tree', plainGit(['write-tree']), '-p', base, '-m', 'skipped']);
+    const file = path.join(dir, 'hostile.bundle');
+    await job.writeBundle(file, BATCH_RESULT_REF, commit, base);
+    await apply({ file, commit, base });
     await expect(commitIn(host, hostWorkspace, base, 'taken')).rejects.toThrow(
-      /points outside the project/,
+      'symlink passwd leads outside the project (/etc/passwd)',
     );
   });
 });

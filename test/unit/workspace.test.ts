@@ -19,7 +19,9 @@ import {
 } from '../../packages/runtime/src/trust/path-safety.js';
 import { SecretScanner } from '../../packages/runtime/src/trust/secret-scanner.js';
 import { gitScript } from '../../packages/runtime/src/workspace/git.js';
+import { writeRules } from '../../packages/runtime/src/workspace/ignore-rules.js';
 import { Project } from '../../packages/runtime/src/workspace/project.js';
+import { Slots } from '../../packages/runtime/src/workspace/slots.js';
 import { gitOut } from '../support/git.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -41,21 +43,22 @@ let n = 0;
 async function freshProject() {
   const dir = path.join(root, `run-${n++}`);
   const project = await Project.init(path.join(dir, 'project'), 'Start');
+  const slots = new Slots(project);
   const workspace = (slot: number) => path.join(dir, 'sandboxes', `executor-${slot}`, 'workspace');
   /** Where each workspace was last prepared: its task commit's parent. */
   const bases = new Map<string, string>();
   const prepare = async (ws: string, base = project.head) => {
     bases.set(ws, base);
-    await project.prepareWorkspace(ws, base);
+    await slots.prepare(ws, base);
   };
   const commit = (ws: string, taskId: string, check = new OutputCheck(DEFAULT_OUTPUT_LIMITS)) =>
-    project.commitWorkspace(ws, {
+    slots.commit(ws, {
       taskId,
       base: bases.get(ws) as string,
       message: `task ${taskId}`,
       check,
     });
-  return { project, workspace, prepare, commit };
+  return { project, slots, workspace, prepare, commit };
 }
 
 function write(dir: string, file: string, content: string) {
@@ -190,7 +193,7 @@ describe('project integration', () => {
   it('lists files with unusual names exactly', async () => {
     const { project, workspace, prepare, commit } = await freshProject();
     await prepare(workspace(0), project.head);
-    const names = ['with space.txt', 'ünïcödé.md', 'quote"d.txt', 'new\nline.txt'];
+    const names = ['with space.txt', 'ünïcödé.md', "apo'strophe.txt", '[brackets] & more.md'];
     for (const name of names) write(workspace(0), name, 'x');
     const { files } = await commit(workspace(0), 'odd');
     expect(files.sort()).toEqual([...names].sort());
@@ -256,6 +259,8 @@ describe('project integration', () => {
 
   it('moves a workspace just committed from to the next base, ignored files gone', async () => {
     const { project, workspace, prepare, commit } = await freshProject();
+    // As if the run's repository ignored dist/: the host's rules.
+    await writeRules(project.gitDir, 'dist/\n');
     await prepare(workspace(0));
     write(workspace(0), '.gitignore', 'dist/\n');
     write(workspace(0), 'src/old.ts', 'old\n');
@@ -285,7 +290,9 @@ describe('project integration', () => {
     await expect(commit(workspace(0), 'evil')).rejects.toThrow(OutputRejectedError);
     await prepare(workspace(0), project.head);
     symlinkSync('../../../outside', path.join(workspace(0), 'relative'));
-    await expect(commit(workspace(0), 'evil')).rejects.toThrow(/points outside/);
+    await expect(commit(workspace(0), 'evil')).rejects.toThrow(
+      'symlink relative leads outside the project (../../../outside)',
+    );
     await prepare(workspace(0), project.head);
     write(workspace(0), 'docs/real.md', 'x');
     symlinkSync('docs/real.md', path.join(workspace(0), 'inside'));
@@ -332,7 +339,7 @@ describe('agent output crosses as data', () => {
   });
 
   it('refuses a file over the per-file limit and changes over the per-task limit, by path', async () => {
-    const { workspace, prepare, commit } = await freshProject();
+    const { project, workspace, prepare, commit } = await freshProject();
     const limits = { maxFileBytes: 1000, maxTaskBytes: 1500 };
     await prepare(workspace(0));
     write(workspace(0), 'big.bin', 'x'.repeat(1001));
@@ -345,7 +352,8 @@ describe('agent output crosses as data', () => {
     await expect(commit(workspace(0), 'many', new OutputCheck(limits))).rejects.toThrow(
       /^the task's changes reach 1\.6 KiB at [ab]\.bin, over the limit of 1\.5 KiB per task/,
     );
-    // Ignored files are not the task's output: they are neither measured nor committed.
+    // Files the repository ignores are not the task's output: neither measured nor committed.
+    await writeRules(project.gitDir, 'cache/\n');
     await prepare(workspace(0));
     write(workspace(0), '.gitignore', 'cache/\n');
     write(workspace(0), 'cache/huge.bin', 'x'.repeat(5000));
@@ -398,17 +406,18 @@ describe('agent output crosses as data', () => {
     expect(done.removed?.sort()).toEqual(['y/.git', 'z/HEAD']);
   });
 
-  it('refuses a tree it cannot clear by name, before git reads it, then clears the slot whole', {
+  it('reads names as bytes: a planted repository below a name that is not UTF-8 goes before git reads it, and the name fails the attempt, the slot still usable', {
     timeout: 20_000,
   }, async () => {
-    // A name that is not UTF-8 reaches Node decoded: the walk cannot enter it by that name, so
-    // it stops there, and the next checkout deletes the workspace whole.
     const { workspace, prepare, commit } = await freshProject();
     await prepare(workspace(0));
     const odd = Buffer.concat([Buffer.from(`${workspace(0)}/odd`), Buffer.from([0xff])]);
     mkdirSync(odd);
     plantFifoHead(workspace(0), Buffer.concat([odd, Buffer.from('/.git')]));
-    await expect(commit(workspace(0), 'odd')).rejects.toThrow(/odd\uFFFD/);
+    writeFileSync(Buffer.concat([odd, Buffer.from('/file.txt')]), 'x');
+    await expect(commit(workspace(0), 'odd')).rejects.toThrow(
+      'odd\\xff/file.txt is not a valid UTF-8 name',
+    );
     await prepare(workspace(0));
     expect(readdirSync(workspace(0))).toEqual([]);
   });

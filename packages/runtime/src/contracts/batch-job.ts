@@ -110,6 +110,14 @@ export const BatchJobInputSchema = z
     base: z.object({ commit: CommitSchema, bundle: StagedObjectSchema }),
     /** The job refuses to stage out more than this; the host checks again. */
     limits: OutputLimitsSchema,
+    /**
+     * The ignore rules the orchestrator holds agents' work to (those of the repository the run
+     * started from): what the job leaves out of its bundle, as the host would.
+     */
+    ignoreRules: z
+      .string()
+      .max(2 ** 20)
+      .optional(),
   })
   .refine((input) => Boolean(input.spec) !== Boolean(input.verifyOnly), {
     message: 'holds either a task (spec) or a verification (verifyOnly)',

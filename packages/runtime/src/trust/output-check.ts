@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { OutputLimits } from '../contracts/run-config.js';
 import { formatBytes } from '../util/bytes.js';
 import type { SecretScanner } from './secret-scanner.js';
@@ -13,8 +12,9 @@ export class OutputRejectedError extends Error {
 
 /**
  * The rules every file an agent adds or changes must pass before it may be committed, whatever
- * backend produced it: size limits, links that stay inside the project, no secret handed to
- * agents. Fed one entry at a time; throws OutputRejectedError naming the path at the first break.
+ * backend produced it: size limits, and no secret handed to agents in a file or a link's target
+ * (where links lead is ingest.ts's to check). Fed one entry at a time; throws
+ * OutputRejectedError naming the path at the first break.
  */
 export class OutputCheck {
   private totalBytes = 0;
@@ -41,18 +41,6 @@ export class OutputCheck {
         `the task's changes reach ${formatBytes(this.totalBytes)} at ${file}, over the limit of ${formatBytes(this.limits.maxTaskBytes)} per task (--max-task-size)`,
       );
     }
-  }
-
-  /**
-   * A symlink may point only inside the project, relatively: an absolute or escaping link merged
-   * into the project would read or overwrite files of whoever uses it.
-   */
-  symlink(file: string, target: string): void {
-    const resolved = path.posix.normalize(path.posix.join(path.posix.dirname(file), target));
-    if (path.isAbsolute(target) || resolved === '..' || resolved.startsWith('../')) {
-      throw new OutputRejectedError(`symlink ${file} points outside the project (${target})`);
-    }
-    this.content(file, Buffer.from(target));
   }
 
   content(file: string, bytes: Buffer): void {

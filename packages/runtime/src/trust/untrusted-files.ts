@@ -1,6 +1,6 @@
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { chmod, lstat, open, readdir, readlink, rm, unlink } from 'node:fs/promises';
-import path from 'node:path';
+import { chmod, lstat, open, readdir, rm } from 'node:fs/promises';
 import { formatBytes } from '../util/bytes.js';
 
 /** A file an agent could have written is not what the host expected: a link, a FIFO, too big. */
@@ -18,7 +18,10 @@ export class UntrustedFileError extends Error {
  * the file does not exist. The directory itself must be one the host created and the agent
  * cannot replace (a mount point, or a directory above the agent's reach).
  */
-export async function readUntrusted(file: string, maxBytes: number): Promise<Buffer | undefined> {
+export async function readUntrusted(
+  file: string | Buffer,
+  maxBytes: number,
+): Promise<Buffer | undefined> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -44,65 +47,50 @@ export async function readUntrusted(file: string, maxBytes: number): Promise<Buf
   }
 }
 
-/** What `sanitizeTree` found and did. */
-export interface TreeScan {
-  /** Symlinks (relative path → target), never followed. */
-  symlinks: Map<string, string>;
-  /** Paths removed: git metadata and special files. */
-  removed: string[];
-}
+const SLASH = Buffer.from('/');
 
-/**
- * Clears a tree an agent worked in of everything host tools must never look into: every entry
- * named `.git` at any depth (a repository an agent made, with its config and hooks, would be
- * opened by git as an embedded repository) and special files (FIFOs, sockets, devices, which
- * hang or mislead readers). Lists the symlinks it saw. Runs only once no agent process is alive.
- */
-export async function sanitizeTree(root: string): Promise<TreeScan> {
-  const scan: TreeScan = { symlinks: new Map(), removed: [] };
-  const pending = [''];
-  while (pending.length > 0) {
-    const dir = pending.pop() as string;
-    for (const entry of await readdir(path.join(root, dir), { withFileTypes: true })) {
-      const relative = dir ? `${dir}/${entry.name}` : entry.name;
-      const full = path.join(root, relative);
-      if (entry.name === '.git') {
-        await removeTree(full);
-        scan.removed.push(relative);
-      } else if (entry.isDirectory()) pending.push(relative);
-      else if (entry.isSymbolicLink()) scan.symlinks.set(relative, await readlink(full));
-      else if (!entry.isFile()) {
-        await unlink(full);
-        scan.removed.push(relative);
-      }
-    }
-  }
-  return scan;
+/** `dir/name` for paths held as bytes (an agent's names need not be UTF-8). */
+export function joinBytes(dir: Buffer, name: Buffer): Buffer {
+  return dir.length === 0 ? name : Buffer.concat([dir, SLASH, name]);
 }
 
 /**
  * Deletes a tree an agent may have shaped, following no link. An agent can leave directories
  * without write or search permission (harmless to root, fatal to `rm` for anyone else), so
- * those are opened up first; chmod is applied only to entries seen as real directories.
+ * those are opened up first; chmod is applied only to entries seen as real directories. A tree
+ * deeper than the kernel lets a path name (an agent can make one) goes through coreutils' `rm`,
+ * which walks by file descriptor.
  */
-export async function removeTree(target: string): Promise<void> {
+export async function removeTree(target: string | Buffer): Promise<void> {
   try {
     await rm(target, { recursive: true, force: true });
     return;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENAMETOOLONG' && typeof target === 'string') return removeDeepTree(target);
     if (code !== 'EACCES' && code !== 'EPERM') throw error;
   }
-  await openUp(target);
+  await openUp(typeof target === 'string' ? Buffer.from(target) : target);
   await rm(target, { recursive: true, force: true });
 }
 
-async function openUp(target: string): Promise<void> {
+async function openUp(target: Buffer): Promise<void> {
   const stats = await lstat(target).catch(() => undefined);
   if (!stats?.isDirectory()) return;
   // Seen as a directory by lstat, with no agent left to swap it: chmod cannot follow a link.
   await chmod(target, 0o700);
-  for (const entry of await readdir(target, { withFileTypes: true })) {
-    if (entry.isDirectory()) await openUp(path.join(target, entry.name));
+  for (const entry of await readdir(target, { withFileTypes: true, encoding: 'buffer' })) {
+    if (entry.isDirectory()) await openUp(joinBytes(target, entry.name));
   }
+}
+
+function removeDeepTree(target: string): Promise<void> {
+  const run = (command: string, args: string[]) =>
+    new Promise<void>((resolve, reject) =>
+      execFile(command, args, (error) => (error ? reject(error) : resolve())),
+    );
+  // Opening up first, as above: --one-file-system keeps both inside the tree's file system.
+  return run('chmod', ['-R', 'u+rwx', '--', target])
+    .catch(() => {})
+    .then(() => run('rm', ['-rf', '--one-file-system', '--', target]));
 }

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { setPriority } from 'node:os';
 
 /**
@@ -79,15 +79,52 @@ export type GitPriority = 'merge' | 'background';
 
 const NICENESS: Record<GitPriority, number> = { merge: 0, background: 5 };
 
-function run(
+/** More output than this from one call means something is wrong: the call is stopped. */
+const MAX_OUTPUT_BYTES = 256 * 2 ** 20;
+
+/** How one git call runs, beyond where and with what arguments. */
+export interface GitCallOptions {
+  priority?: GitPriority;
+  /** What the call reads on stdin. */
+  input?: string | Buffer;
+  /** Ends the call (its whole process group) when aborted: an attempt's git ends with it. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Every git process group alive: killed if the orchestrator exits first (a forced stop), so
+ * that no git goes on under PID 1 writing into a run nobody drives.
+ */
+const alive = new Set<number>();
+let reaping = false;
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+function track(pid: number): void {
+  if (!reaping) {
+    reaping = true;
+    process.on('exit', () => {
+      for (const group of alive) killGroup(group);
+    });
+  }
+  alive.add(pid);
+}
+
+function run<Output extends string | Buffer>(
   command: string,
   argv: readonly string[],
   target: GitTarget | { cwd: string },
   label: string,
   okCodes: readonly number[],
-  priority: GitPriority = 'merge',
-  input = '',
-): Promise<GitResult> {
+  { priority = 'merge', input = '', signal }: GitCallOptions,
+  encoding: Output extends Buffer ? 'buffer' : 'utf8',
+): Promise<{ stdout: Output; exitCode: number }> {
   const env: NodeJS.ProcessEnv = { ...GIT_ENV };
   if ('gitDir' in target) {
     env.GIT_DIR = target.gitDir;
@@ -95,22 +132,51 @@ function run(
     if (target.indexFile) env.GIT_INDEX_FILE = target.indexFile;
   }
   const cwd = 'cwd' in target ? target.cwd : (target.workTree ?? target.gitDir);
+  if (signal?.aborted)
+    return Promise.reject(new GitError(label, null, 'stopped: the attempt ended'));
   return new Promise((resolve, reject) => {
-    const child = execFile(
-      command,
-      argv,
-      { cwd, env, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' },
-      (error, stdout, stderr) => {
-        const exitCode = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-        if (exitCode !== null && okCodes.includes(exitCode)) resolve({ stdout, exitCode });
-        else if (error && typeof error.code === 'string') {
-          reject(new Error(`cannot run ${command}: ${error.message}`));
-        } else reject(new GitError(label, exitCode, stderr));
-      },
+    // A process group of its own: a script's git children end with it, and the terminal's
+    // Ctrl-C reaches the orchestrator, which decides, not a merge half-way.
+    const child = spawn(command, argv, { cwd, env, detached: true, stdio: 'pipe' });
+    const stop = () => {
+      if (child.pid !== undefined) killGroup(child.pid);
+    };
+    if (child.pid !== undefined) track(child.pid);
+    signal?.addEventListener('abort', stop, { once: true });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    let size = 0;
+    child.stdout.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_OUTPUT_BYTES) stop();
+      else stdout.push(chunk);
+    });
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const settle = (settled: () => void) => {
+      if (child.pid !== undefined) alive.delete(child.pid);
+      signal?.removeEventListener('abort', stop);
+      settled();
+    };
+    child.on('error', (error) =>
+      settle(() => reject(new Error(`cannot run ${command}: ${error.message}`))),
+    );
+    child.on('close', (exitCode) =>
+      settle(() => {
+        if (signal?.aborted) reject(new GitError(label, exitCode, 'stopped: the attempt ended'));
+        else if (size > MAX_OUTPUT_BYTES)
+          reject(new GitError(label, exitCode, `more than ${MAX_OUTPUT_BYTES} bytes of output`));
+        else if (exitCode !== null && okCodes.includes(exitCode)) {
+          const out = Buffer.concat(stdout);
+          resolve({
+            stdout: (encoding === 'buffer' ? out : out.toString('utf8')) as Output,
+            exitCode,
+          });
+        } else reject(new GitError(label, exitCode, Buffer.concat(stderr).toString('utf8')));
+      }),
     );
     // A call that exits without reading its input fails on its own; the write error says less.
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(input);
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
     // A hint, set as the process starts (what it starts before this keeps the default): cheaper
     // than an exec of `nice` in front of every call.
     if (NICENESS[priority] > 0 && child.pid !== undefined) {
@@ -129,8 +195,26 @@ export function git(
   args: readonly string[],
   okCodes: readonly number[] = [0],
   priority?: GitPriority,
+  options: Omit<GitCallOptions, 'priority'> = {},
 ): Promise<GitResult> {
-  return run('git', args, target, `git ${args[0]}`, okCodes, priority);
+  return run<string>(
+    'git',
+    args,
+    target,
+    `git ${args[0]}`,
+    okCodes,
+    { ...options, priority },
+    'utf8',
+  );
+}
+
+/** The same, its output as bytes: for lists of paths, which need not be UTF-8. */
+export function gitBytes(
+  target: GitTarget,
+  args: readonly string[],
+  options: GitCallOptions = {},
+): Promise<{ stdout: Buffer; exitCode: number }> {
+  return run<Buffer>('git', args, target, `git ${args[0]}`, [0], options, 'buffer');
 }
 
 /**
@@ -142,7 +226,7 @@ export function gitAt(
   args: readonly string[],
   okCodes: readonly number[] = [0],
 ): Promise<GitResult> {
-  return run('git', args, { cwd }, `git ${args[0]}`, okCodes);
+  return run<string>('git', args, { cwd }, `git ${args[0]}`, okCodes, {}, 'utf8');
 }
 
 /**
@@ -156,9 +240,15 @@ export function gitScript(
   name: string,
   script: string,
   args: readonly string[],
-  priority?: GitPriority,
-  /** What the script reads on stdin. */
-  input?: string,
+  options: GitCallOptions = {},
 ): Promise<GitResult> {
-  return run('sh', ['-c', `set -e\n${script}`, name, ...args], target, name, [0], priority, input);
+  return run<string>(
+    'sh',
+    ['-c', `set -e\n${script}`, name, ...args],
+    target,
+    name,
+    [0],
+    options,
+    'utf8',
+  );
 }

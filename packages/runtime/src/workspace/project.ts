@@ -1,20 +1,9 @@
-import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { INTEGRATION_BRANCH, taskBranch } from '../contracts/run-layout.js';
+import { INTEGRATION_BRANCH } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
-import type { OutputCheck } from '../trust/output-check.js';
-import { makeDirsInside } from '../trust/path-safety.js';
-import { readUntrusted, removeTree, sanitizeTree } from '../trust/untrusted-files.js';
 import { GitError, type GitTarget, git, gitAt, gitScript } from './git.js';
 import { SOURCE_TRANSPORTS, type SourceRepository } from './source.js';
-
-export interface TaskCommit {
-  commit: string;
-  files: string[];
-  /** Git metadata and special files the agent left, removed before committing. */
-  removed?: string[];
-}
 
 export type MergeResult =
   | { merged: true; mergeCommit: string }
@@ -24,53 +13,11 @@ const OID = /^[0-9a-f]{40,64}$/;
 
 /**
  * Attributes that outrank any `.gitattributes` an agent commits: merges use git's own text
- * merge (an agent's `merge=union` would turn every conflict into a silent concatenation), and
- * no filter, diff or encoding driver is looked up for agent files.
+ * merge (an agent's `merge=union` would turn every conflict into a silent concatenation), no
+ * filter, diff or encoding driver is looked up for agent files, and files are stored and
+ * checked out byte for byte (no line-ending conversion, no `$Id$` expansion).
  */
-const HOST_ATTRIBUTES = '* !merge !filter !diff !working-tree-encoding\n';
-
-/**
- * Points a workspace at the integration commit $1: the index the host keeps for it is reset to
- * that tree and the files follow (changed files rewritten, files not in it removed), then every
- * untracked or ignored file goes. Only what changed since the workspace's last task is written,
- * but every file is looked at: anything may have changed since.
- */
-const PREPARE_WORKSPACE = `
-git read-tree --reset -u "$1"
-git clean -ffdxq
-`;
-
-/**
- * The same for a workspace whose files are exactly its index (its work was just committed and
- * nothing ran since): git looks only at the paths that differ between the two trees, so moving
- * a slot to the next task costs what changed, not what the repository holds. Ignored files the
- * commit left go as well.
- */
-const ADVANCE_WORKSPACE = `
-git read-tree -m -u "$1"
-git clean -ffdxq
-`;
-
-/**
- * Stages the workspace into the index the host keeps for it and writes the tree: the changed
- * paths (the ones the output rules passed; $1 says whether there are any) come on stdin as
- * literal pathspecs, so git hashes exactly those and looks at no other file. Prints the tree.
- */
-const STAGE_WORKSPACE = `
-[ -z "$1" ] || GIT_LITERAL_PATHSPECS=1 git add --all --pathspec-from-file=- --pathspec-file-nul
-git write-tree
-`;
-
-/**
- * Commits tree $4 on top of $1 as branch $2 with message $3, without HEAD or any workspace.
- * Prints the commit and the changed files.
- */
-const COMMIT_TREE = `
-commit=$(git commit-tree "$4" -p "$1" -m "$3")
-git update-ref "$2" "$commit"
-printf '%s\\0' "$commit"
-git diff-tree -r -z --name-only --no-commit-id --no-renames "$1" "$commit"
-`;
+const HOST_ATTRIBUTES = '* !merge !filter !diff !working-tree-encoding -text !eol !ident\n';
 
 /**
  * Merges commits into the integration branch at $1 without touching any checkout, one after
@@ -164,25 +111,9 @@ interface QueuedMerge {
   settle: (result: MergeResult | Error) => void;
 }
 
-export interface CommitRequest {
-  taskId: string;
-  /** The integration commit the workspace was prepared at: the task commit's parent. */
-  base: string;
-  message: string;
-  /** The rules the changes must pass before anything of them is hashed into the repository. */
-  check: OutputCheck;
-  /**
-   * Called once the changes are in git and the workspace is needed no more: what is left (the
-   * commit, the branch) is made without it, so its slot can serve the next task meanwhile.
-   */
-  onStaged?: () => void;
-}
-
 /**
- * The run's git repository and the workspaces agents work in. The git directory lives only
- * here, where no agent can reach: a workspace holds files and nothing else, its index is kept in
- * the git directory, and every git call names the repository explicitly, so nothing an agent
- * writes (a `.git`, hooks, config, attributes) is ever read as git configuration.
+ * The run's git repository. Its git directory lives only here, where no agent can reach; the
+ * workspaces agents work in are plain directories (slots.ts) whose indexes it keeps.
  *
  * `main` is the integration branch. A task's changes are committed as `task/<id>` on top of the
  * integration commit its workspace was prepared at, then merged with a merge commit computed by
@@ -192,13 +123,6 @@ export interface CommitRequest {
 export class Project {
   private readonly queue: QueuedMerge[] = [];
   private merging = false;
-  /**
-   * Workspaces whose files are exactly their index, cleared of what agents leave: their work was
-   * staged (commitWorkspace) and nothing has run in them since.
-   */
-  private readonly committed = new Set<string>();
-  /** Settles when the first checkout under way (if any) is done. */
-  private firstCheckouts: Promise<void> = Promise.resolve();
   /** Merges published between two rounds of upkeep. */
   upkeepEvery = UPKEEP_EVERY_MERGES;
   private mergesSinceUpkeep = 0;
@@ -370,151 +294,6 @@ done
     return { gitDir: this.gitDir };
   }
 
-  /** A workspace as git sees it: its files, and the index the host keeps for it. */
-  private workspaceTarget(workspace: string): GitTarget {
-    const key = createHash('sha256').update(workspace).digest('hex').slice(0, 16);
-    return {
-      gitDir: this.gitDir,
-      workTree: workspace,
-      indexFile: path.join(this.gitDir, 'workspaces', `${key}.index`),
-    };
-  }
-
-  /**
-   * Readies a workspace for a task: exactly the files of `base`, nothing else. Workspaces belong
-   * to executor slots and are reused, so a task's checkout rewrites only what changed since the
-   * slot's last task. What the last agent left is cleared of git metadata and special files
-   * first; if the workspace cannot be reset (an agent made parts of it unwritable, say), it is
-   * deleted and checked out afresh.
-   */
-  async prepareWorkspace(workspace: string, base: string): Promise<void> {
-    const target = this.workspaceTarget(workspace);
-    // A first checkout writes the whole tree: one at a time, so that on a large repository the
-    // first task starts after one checkout rather than after all of them, contending.
-    if (!(await lstat(target.indexFile as string).catch(() => undefined))) {
-      const previous = this.firstCheckouts;
-      let done = () => {};
-      this.firstCheckouts = new Promise((resolve) => {
-        done = resolve;
-      });
-      await previous;
-      try {
-        await this.resetWorkspace(target, workspace, base);
-      } finally {
-        done();
-      }
-      return;
-    }
-    await this.resetWorkspace(target, workspace, base);
-  }
-
-  private async resetWorkspace(target: GitTarget, workspace: string, base: string): Promise<void> {
-    // Below the git directory and the run directory, never those themselves: a run directory
-    // deleted mid-run fails the checkout instead of coming back empty.
-    const makeDirs = async () => {
-      await makeDirsInside(this.gitDir, path.dirname(target.indexFile as string));
-      await makeDirsInside(path.dirname(this.dir), workspace);
-    };
-    const committed = this.committed.delete(workspace);
-    try {
-      await makeDirs();
-      const advanced =
-        committed &&
-        (await gitScript(target, 'advance-workspace', ADVANCE_WORKSPACE, [base], 'background').then(
-          () => true,
-          () => false,
-        ));
-      if (!advanced) {
-        if (!committed) await sanitizeTree(workspace);
-        await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
-      }
-    } catch {
-      await removeTree(workspace);
-      await rm(target.indexFile as string, { force: true });
-      await makeDirs();
-      await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], 'background');
-    }
-  }
-
-  /** Deletes every workspace under `root` and the indexes the host kept for them. */
-  async removeWorkspaces(root: string): Promise<void> {
-    this.committed.clear();
-    await removeTree(root);
-    await rm(path.join(this.gitDir, 'workspaces'), { recursive: true, force: true });
-  }
-
-  /**
-   * Commits everything in the workspace as `task/<id>` on top of its base, once the changes pass
-   * `request.check`: the agent's git metadata and special files are removed, then every added or
-   * changed file is measured (and read, when there are secrets to look for) before git hashes
-   * any of it. An attempt that changed nothing still gets its commit, so every task has one.
-   * Throws OutputRejectedError naming the first file that breaks a rule.
-   */
-  async commitWorkspace(workspace: string, request: CommitRequest): Promise<TaskCommit> {
-    const target = this.workspaceTarget(workspace);
-    this.committed.delete(workspace);
-    const { symlinks, removed } = await sanitizeTree(workspace);
-    const changed = await this.checkChanges(target, workspace, symlinks, request.check);
-    const staged = await gitScript(
-      target,
-      'stage-workspace',
-      STAGE_WORKSPACE,
-      [changed.length > 0 ? 'changed' : ''],
-      'background',
-      changed.map((file) => `${file}\0`).join(''),
-    );
-    const tree = staged.stdout.trim();
-    if (!OID.test(tree)) throw new GitError('stage-workspace', 0, `unexpected output: ${tree}`);
-    this.committed.add(workspace);
-    request.onStaged?.();
-    const { stdout } = await gitScript(this.repo, 'commit-tree', COMMIT_TREE, [
-      request.base,
-      `refs/heads/${taskBranch(request.taskId)}`,
-      request.message,
-      tree,
-    ]);
-    const [commit = '', ...names] = stdout.split('\0');
-    if (!OID.test(commit)) throw new GitError('commit-tree', 0, `unexpected output: ${stdout}`);
-    return { commit, files: names.filter(Boolean), ...(removed.length > 0 && { removed }) };
-  }
-
-  /**
-   * Applies the output rules to what changed: untracked files that are not ignored and tracked
-   * files that changed or went (what `git add --all` would take). Git lists them without
-   * descending into links, and no agent is alive to change the tree, so measuring each by lstat
-   * is measuring what git reads. Returns the paths, for git to take exactly those.
-   */
-  private async checkChanges(
-    target: GitTarget,
-    workspace: string,
-    symlinks: ReadonlyMap<string, string>,
-    check: OutputCheck,
-  ): Promise<string[]> {
-    const { stdout } = await git(
-      target,
-      ['ls-files', '-z', '--others', '--modified', '--exclude-standard'],
-      [0],
-      'background',
-    );
-    const changed = [...new Set(stdout.split('\0').filter(Boolean))];
-    for (const file of changed) {
-      const link = symlinks.get(file);
-      if (link !== undefined) {
-        check.symlink(file, link);
-        continue;
-      }
-      const full = path.join(workspace, file);
-      const stats = await lstat(full).catch(() => undefined);
-      if (!stats?.isFile()) continue; // deleted
-      check.file(file, stats.size);
-      if (check.needsContent) {
-        const content = await readUntrusted(full, stats.size);
-        if (content) check.content(file, content);
-      }
-    }
-    return changed;
-  }
-
   /** Merges a task commit into `main`; merges requested meanwhile are batched into one publish. */
   merge(commit: string, message: string): Promise<MergeResult> {
     return new Promise((resolve, reject) => {
@@ -682,23 +461,27 @@ done
   }
 
   /**
-   * Removes lock files a killed git left in the repository at `dir` (`main.lock`, `HEAD.lock`,
-   * index locks). Only for a caller that has proved no git is running on it: the run's lock is
-   * held and no process works in the run directory. Returns the locks removed, relative to the
-   * git directory.
+   * Removes what a killed git leaves in the repository at `dir`: lock files (`main.lock`,
+   * `HEAD.lock`, `packed-refs.lock`, index locks, the upkeep's `objects/maintenance.lock`, after
+   * which every later round would fail) and half-written packs. Only for a caller that has proved
+   * no git is running on it: the run's lock is held and no process works in the run directory.
+   * Returns what it removed, relative to the git directory.
    */
   static async removeStaleLocks(dir: string): Promise<string[]> {
     const gitDir = path.join(dir, '.git');
     const removed: string[] = [];
+    const leftover = (relative: string, name: string) =>
+      name.endsWith('.lock') || (relative.startsWith('objects/pack/') && name.startsWith('tmp_'));
     const visit = async (relativeDir: string): Promise<void> => {
       const entries = await readdir(path.join(gitDir, relativeDir), {
         withFileTypes: true,
       }).catch(() => []);
       for (const entry of entries) {
         const relative = relativeDir ? `${relativeDir}/${entry.name}` : entry.name;
-        const descend = relativeDir !== '' || ['refs', 'workspaces'].includes(entry.name);
-        if (entry.isDirectory() && descend) await visit(relative);
-        else if (entry.isFile() && entry.name.endsWith('.lock')) {
+        // Loose objects are written whole and renamed into place: no leftovers among them.
+        const objectsFanout = relativeDir === 'objects' && /^[0-9a-f]{2}$/.test(entry.name);
+        if (entry.isDirectory() && !objectsFanout) await visit(relative);
+        else if (entry.isFile() && leftover(relative, entry.name)) {
           await rm(path.join(gitDir, relative), { force: true });
           removed.push(relative);
         }

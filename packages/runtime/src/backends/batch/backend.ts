@@ -15,6 +15,7 @@ import { S3_LAYOUT } from '../../contracts/s3-layout.js';
 import type { Verification } from '../../contracts/verify.js';
 import { redactor } from '../../trust/secret-scanner.js';
 import { CappedLog } from '../../util/capped-log.js';
+import { readRules } from '../../workspace/ignore-rules.js';
 import { Project } from '../../workspace/project.js';
 import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import { type AwsClients, awsClients } from './aws.js';
@@ -66,6 +67,8 @@ export class BatchBackend implements Backend {
   >();
   /** The run's repository, opened once: base bundles are written from it. */
   private project: Promise<Project> | undefined;
+  /** The run's ignore rules, which its jobs apply as the host does. */
+  private ignoreRules: Promise<string | undefined> | undefined;
   private readonly redact: (text: string) => string;
   private readonly collector: JobCollector;
 
@@ -166,11 +169,14 @@ export class BatchBackend implements Backend {
       }
     }
     const bundle = await this.stageBase(job.base);
+    this.ignoreRules ??= readRules(path.join(this.options.layout.project, '.git'));
+    const ignoreRules = await this.ignoreRules;
     const input: BatchJobInput = {
       version: 1,
       spec: { ...spec, modelProxy: undefined },
       base: { commit: job.base, bundle },
       limits: this.options.config.outputLimits,
+      ...(ignoreRules && { ignoreRules }),
     };
     await this.staging.putBytes(
       `${prefix}${S3_LAYOUT.files.input}`,

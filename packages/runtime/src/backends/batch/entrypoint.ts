@@ -36,7 +36,9 @@ import { agentSettingsFor, resolveModelAccess } from '../../models/access.js';
 import { OutputCheck, OutputRejectedError } from '../../trust/output-check.js';
 import { redactor, SecretScanner } from '../../trust/secret-scanner.js';
 import { runVerifyProcess } from '../../verify/process.js';
+import { writeRules } from '../../workspace/ignore-rules.js';
 import { Project } from '../../workspace/project.js';
+import { Slots } from '../../workspace/slots.js';
 import { awsErrorMessage, HTTP_TIMEOUTS } from './aws-basics.js';
 import { Staging } from './staging.js';
 
@@ -135,7 +137,10 @@ async function main(): Promise<void> {
   const baseBundle = path.join(paths.staging, 'base.bundle');
   await stage('download the base commit', () => staging.getFile(input.base.bundle, baseBundle));
   const project = await Project.fromBundle(paths.project, baseBundle, input.base.commit);
-  await project.prepareWorkspace(paths.workspace, input.base.commit);
+  // The orchestrator's ignore rules: the repository's at the run's start, never an agent's.
+  if (input.ignoreRules) await writeRules(project.gitDir, input.ignoreRules);
+  const slots = new Slots(project);
+  await slots.prepare(paths.workspace, input.base.commit);
   const verifyHere = (settings: VerifySettings) =>
     verifyInJob(settings, paths, controller.signal, (file) =>
       stage('upload the verify log', () =>
@@ -181,7 +186,7 @@ async function main(): Promise<void> {
     try {
       // The job holds the model credentials: its own work is checked for them before it leaves.
       const check = new OutputCheck(input.limits, new SecretScanner(nonEmpty(secrets)));
-      const committed = await project.commitWorkspace(paths.workspace, {
+      const committed = await slots.commit(paths.workspace, {
         taskId: spec.taskId,
         base: input.base.commit,
         message: `task(${spec.taskId}): attempt ${spec.attempt} on AWS Batch`,

@@ -1,0 +1,240 @@
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import type { Backend } from '../backends/backend.js';
+import { backendKind, backendSettings } from '../backends/kinds.js';
+import type { EventBody, RunStatus } from '../contracts/events.js';
+import type { Plan, PlanTask } from '../contracts/plan.js';
+import type { RunConfig } from '../contracts/run-config.js';
+import type { RunLayout } from '../contracts/run-layout.js';
+import {
+  describeVerification,
+  type VerifySettings,
+  verificationPassed,
+} from '../contracts/verify.js';
+import { describeError, UsageError } from '../errors.js';
+import type { ModelProxy } from '../proxy/model-proxy.js';
+import { Scheduler } from '../scheduler/scheduler.js';
+import { seededRandom } from '../util/random.js';
+import type { Project } from '../workspace/project.js';
+import { Slots } from '../workspace/slots.js';
+import { Attempt, type AttemptHost } from './attempt.js';
+import { describeEvent } from './describe-event.js';
+import type { Journal } from './journal.js';
+import type { RunHooks, RunOutcome } from './orchestrator.js';
+import { applyEvent, FINAL_TASK_STATUSES, type RunState } from './replay.js';
+import { RunDirError } from './run-dir.js';
+import { RunLog } from './run-log.js';
+import { buildSummary, taskResult } from './summary.js';
+
+function writeJson(file: string, value: unknown): void {
+  writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** A run being driven: journal, project, backend and scheduler wired together. */
+export class ActiveRun implements AttemptHost {
+  private readonly log: RunLog;
+  readonly tasksById: Map<string, PlanTask>;
+  /** The slots' workspaces, which agents work in. */
+  readonly slots: Slots;
+  /** Task directories known to exist: creating one costs a syscall every time otherwise. */
+  private readonly taskDirs = new Set<string>();
+  /**
+   * Spent so far: planning and every attempt, counted as soon as an executor reports, before the
+   * attempt is committed and merged (its slot may go to the next task meanwhile).
+   */
+  private spentUsd: number;
+
+  constructor(
+    readonly layout: RunLayout,
+    readonly config: RunConfig,
+    readonly plan: Plan,
+    readonly project: Project,
+    private readonly journal: Journal,
+    /** Folded from the journal: what `emit` updates and the scheduler starts from. */
+    readonly state: RunState,
+    private readonly hooks: RunHooks,
+  ) {
+    this.log = new RunLog(layout.log);
+    this.tasksById = new Map(plan.tasks.map((t) => [t.id, t]));
+    this.slots = new Slots(project, config.source?.base);
+    this.spentUsd = [...state.tasks.values()].reduce(
+      (sum, t) => sum + t.usage.costUsd,
+      config.planner.usage.costUsd,
+    );
+  }
+
+  /** Journals an event before anything acts on it, then updates state, results and log. */
+  emit(body: EventBody): void {
+    const event = this.journal.append(body);
+    const record = applyEvent(this.state, event);
+    if (record && 'taskId' in event && FINAL_TASK_STATUSES.has(record.status)) {
+      this.writeTaskResult(event.taskId);
+    }
+    this.log.write(describeEvent(event), new Date(event.time));
+    this.hooks.onEvent?.(event);
+  }
+
+  async execute(): Promise<RunOutcome> {
+    const started = Date.now();
+    const kind = backendKind(this.config.backend);
+    const proxy = kind.usesModelProxy ? await this.startModelProxy() : undefined;
+    let status: RunStatus;
+    try {
+      const backend = await kind
+        .create(backendSettings(this.config), {
+          config: this.config,
+          layout: this.layout,
+          proxy,
+          secrets: Object.values(this.hooks.modelAccess?.secrets ?? {}).filter(
+            (value): value is string => Boolean(value),
+          ),
+        })
+        .catch((error: unknown) => {
+          throw new RunDirError(`cannot start the ${kind.name} backend: ${describeError(error)}`);
+        });
+      try {
+        await backend.warm();
+        const attempts = new Attempt(this, backend, proxy);
+        const scheduler = new Scheduler({
+          tasks: this.plan.tasks,
+          concurrency: this.config.executors,
+          runAttempt: (context) => attempts.run(context),
+          emit: (event) => this.emit(event),
+          retry: { retries: this.config.retries, baseDelayMs: this.config.retryDelayMs },
+          random: seededRandom(this.config.seed),
+          taskTimeoutMs: this.config.taskTimeoutMs,
+          signal: this.hooks.signal,
+          initial: this.state.tasks,
+          admit: () => this.withinBudget(),
+        });
+        status = (await scheduler.run()).status;
+        if (this.config.verify && status !== 'cancelled' && !this.hooks.signal?.aborted) {
+          // A run whose merged result fails the repository's check has not succeeded.
+          if (!(await this.verifyFinal(backend)) && status === 'succeeded') status = 'failed';
+        }
+      } finally {
+        await backend.close();
+      }
+    } finally {
+      await proxy?.close();
+    }
+    // Packing goes on while the slots are deleted and the project is checked out: they touch
+    // other files, and git packs beside readers as it does beside the run's merges. A failed
+    // upkeep leaves the repository larger than it need be, never broken.
+    const compacted = this.project
+      .compact()
+      .catch((error: Error) =>
+        this.log.write(`repository upkeep failed: ${error.message}`, new Date()),
+      );
+    try {
+      await this.slots.removeAll(this.layout.sandboxes);
+      // Only the orchestrator moves `main`; a published head it did not make means that broke.
+      const published = await this.project.publishedHead();
+      if (published !== this.project.head) {
+        throw new Error(
+          `main is at ${published.slice(0, 12)}, not at the integration commit ${this.project.head.slice(0, 12)}`,
+        );
+      }
+      await this.project.checkoutHead();
+    } finally {
+      await compacted;
+    }
+    this.emit({ type: 'run-finished', status, durationMs: Date.now() - started });
+    return this.close(status);
+  }
+
+  /**
+   * Real runs start the model proxy: agents get a token per attempt and the proxy adds the
+   * credentials, which stay in this process.
+   */
+  private async startModelProxy(): Promise<ModelProxy | undefined> {
+    if (this.config.mode !== 'real') return undefined;
+    const access = this.hooks.modelAccess;
+    if (!access) throw new UsageError('a real run needs model access: resolve credentials first');
+    const { startModelProxy } = await import('../proxy/model-proxy.js');
+    return startModelProxy(access);
+  }
+
+  spend(usd: number): void {
+    this.spentUsd += usd;
+  }
+
+  get modelAccess() {
+    return this.hooks.modelAccess;
+  }
+
+  /** False once the run's spending limit is reached; says so in the journal, once. */
+  private withinBudget(): boolean {
+    const limit = this.config.maxBudgetUsd;
+    if (limit === undefined || this.spentUsd < limit) return true;
+    if (!this.state.stoppedBy)
+      this.emit({ type: 'run-budget-spent', spentUsd: this.spentUsd, limitUsd: limit });
+    return false;
+  }
+
+  /**
+   * Writes every result and the summary, closes the journal and the log, and writes the report
+   * from them.
+   */
+  async close(status: RunStatus): Promise<RunOutcome> {
+    this.journal.close();
+    this.log.close();
+    for (const task of this.plan.tasks) this.writeTaskResult(task.id);
+    const summary = buildSummary(this.plan, this.config, this.state, status, this.project.head);
+    writeJson(this.layout.summary, summary);
+    // Loaded here: the image's executors, which import the orchestrator's modules, ship no report.
+    const report = await import('../report/report.js')
+      .then(({ writeReport }) => writeReport(this.layout, this.config, this.plan))
+      .then(
+        (file) => ({ file }),
+        (error: unknown) => ({ error: describeError(error) }),
+      );
+    return { runDir: this.layout.root, status, summary, report };
+  }
+
+  /**
+   * Not recursive: `tasks/` exists from the start, so a run directory deleted mid-run shows up as
+   * an error here instead of being silently made again.
+   */
+  ensureTaskDir(taskId: string): void {
+    if (this.taskDirs.has(taskId)) return;
+    try {
+      mkdirSync(this.layout.taskDir(taskId));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    this.taskDirs.add(taskId);
+  }
+
+  private writeTaskResult(taskId: string): void {
+    const task = this.tasksById.get(taskId);
+    const record = this.state.tasks.get(taskId);
+    if (!task || !record) return;
+    this.ensureTaskDir(taskId);
+    writeJson(this.layout.taskResult(taskId), taskResult(task, record));
+  }
+
+  /**
+   * `--verify` on the integration branch once the last merge landed, in a checkout of its own:
+   * the run's result is checked as a whole. Journaled; false when it did not pass.
+   */
+  async verifyFinal(backend: Backend): Promise<boolean> {
+    const settings = this.config.verify as VerifySettings;
+    const sandbox = this.layout.finalVerifySandbox;
+    const commit = this.project.head;
+    await this.slots.prepare(sandbox.workspace, commit);
+    appendFileSync(
+      this.layout.finalVerifyLog,
+      `== ${settings.command} on main at ${commit.slice(0, 12)} ==\n`,
+    );
+    const verification = await backend.verify({
+      settings,
+      sandbox,
+      commit,
+      logPath: this.layout.finalVerifyLog,
+      signal: this.hooks.signal ?? new AbortController().signal,
+    });
+    appendFileSync(this.layout.finalVerifyLog, `\n== ${describeVerification(verification)} ==\n`);
+    this.emit({ type: 'run-verified', commit, verification });
+    return verificationPassed(verification);
+  }
+}
