@@ -463,6 +463,24 @@ describe('the model proxy is the budget', () => {
     expect(proxy.usage(token)?.stoppedBy).toBeUndefined();
   });
 
+  it("lowers a Bedrock body's max_tokens and counts its event stream", async () => {
+    server.setScript((request) => ({
+      usage: { input_tokens: 10, output_tokens: request.body.max_tokens },
+    }));
+    const proxy = await bedrockProxy();
+    // Opus 4.7: $25 output per million tokens; $0.05 affords about 2,000 tokens.
+    const token = proxy.issue('bedrock task', { maxUsd: 0.05 });
+    const before = server.requests.length;
+    const path = `/${token}/model/global.anthropic.claude-opus-4-7-v1:0/invoke-with-response-stream`;
+    const body = { anthropic_version: 'bedrock-2023-05-31', max_tokens: 32_000, messages: [] };
+    expect((await send(proxy, path, { body: JSON.stringify(body) })).status).toBe(200);
+    const lowered = server.requests[before]?.body.max_tokens;
+    expect(lowered).toBeGreaterThan(1_900);
+    expect(lowered).toBeLessThan(2_000);
+    expect(proxy.usage(token)?.usage).toMatchObject({ inputTokens: 10, outputTokens: lowered });
+    expect(proxy.usage(token)?.usage.costUsd).toBeLessThanOrEqual(0.05);
+  });
+
   it('needs max_tokens on a model call', async () => {
     const proxy = await anthropicProxy();
     const answer = await call(proxy, proxy.issue('task'), { model: 'claude-opus-4-7' });
