@@ -11,8 +11,8 @@ import { type TokenCounts, ZERO_TOKENS } from '../contracts/usage.js';
  * same events base64-encoded). Nothing the agent sends is counted. The bytes go on as they come;
  * only an unfinished event (or a JSON answer, up to a bound) is held.
  *
- * When the answer stops before its final count, the charge is what was seen, never less than
- * what the call may have cost:
+ * When the answer stops before its final count, the charge is what was seen, erring high where
+ * it must guess:
  * - a stream: the input of `message_start` (the request's estimate if it never came), and the
  *   larger of the last output count seen and the content relayed at `BYTES_PER_OUTPUT_TOKEN`,
  *   at most `max_tokens`;
