@@ -32,6 +32,8 @@ export interface Reply {
   usage?: Usage;
   /** Wait this long before answering (a slow model). */
   delayMs?: number;
+  /** Streams only: the connection drops after this many events (a stream cut short). */
+  cutAfterEvents?: number;
 }
 
 export interface RecordedRequest {
@@ -153,11 +155,17 @@ function bedrockWriter(res: ServerResponse): EventWriter {
   };
 }
 
+/** Sends the message as events; `cutAfterEvents` ends the connection after that many. */
 function sendStream(
   res: ServerResponse,
   body: ReturnType<typeof messageBody>,
-  event: EventWriter,
+  write: EventWriter,
+  cutAfterEvents = Number.POSITIVE_INFINITY,
 ): void {
+  let written = 0;
+  const event: EventWriter = (type, data) => {
+    if (written++ < cutAfterEvents) write(type, data);
+  };
   const { usage } = body;
   event('message_start', {
     message: { ...body, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } },
@@ -183,7 +191,9 @@ function sendStream(
     usage: { output_tokens: usage.output_tokens },
   });
   event('message_stop', {});
-  res.end();
+  // Ending the socket, not the response: the answer stops without its last chunk.
+  if (written > cutAfterEvents) res.socket?.end();
+  else res.end();
 }
 
 export async function startModelServer(script: Script, host = '127.0.0.1'): Promise<ModelServer> {
@@ -240,9 +250,9 @@ export async function startModelServer(script: Script, host = '127.0.0.1'): Prom
       }
       const message = messageBody(request, reply);
       if (path.endsWith('/invoke-with-response-stream'))
-        sendStream(res, message, bedrockWriter(res));
+        sendStream(res, message, bedrockWriter(res), reply.cutAfterEvents);
       else if ((body as { stream?: boolean } | undefined)?.stream)
-        sendStream(res, message, sseWriter(res));
+        sendStream(res, message, sseWriter(res), reply.cutAfterEvents);
       else {
         res.writeHead(status, { 'content-type': 'application/json', ...reply.headers });
         res.end(JSON.stringify(message));

@@ -11,13 +11,17 @@ export const UsageSchema = z.object({
 
 export type Usage = z.infer<typeof UsageSchema>;
 
-export const ZERO_USAGE: Usage = Object.freeze({
+/** The tokens of a usage, before they are priced. */
+export type TokenCounts = Omit<Usage, 'costUsd'>;
+
+export const ZERO_TOKENS: TokenCounts = Object.freeze({
   inputTokens: 0,
   outputTokens: 0,
   cacheReadTokens: 0,
   cacheCreationTokens: 0,
-  costUsd: 0,
 });
+
+export const ZERO_USAGE: Usage = Object.freeze({ ...ZERO_TOKENS, costUsd: 0 });
 
 export function addUsage(a: Usage, b: Usage): Usage {
   return {

@@ -1,7 +1,10 @@
-import type { Usage } from '../contracts/usage.js';
+import type { TokenCounts } from '../contracts/usage.js';
 
-/** List prices in USD per million tokens (input, output, cache write (5 min), cache read). */
-interface Price {
+/**
+ * List prices in USD per million tokens (input, output, cache write (5 min), cache read), which
+ * is also micro-dollars per token.
+ */
+export interface Price {
   input: number;
   output: number;
   cacheWrite: number;
@@ -23,15 +26,31 @@ const PRICES: readonly [RegExp, Price][] = [
   [/haiku-4-5/, { input: 1, output: 5, cacheWrite: 1.25, cacheRead: 0.1 }],
 ];
 
+/** The model's list price, or undefined for a model whose price is unknown. */
+export function priceOf(model: string): Price | undefined {
+  return PRICES.find(([pattern]) => pattern.test(model))?.[1];
+}
+
+/** The highest known price of each kind: a model with no known price is never undercounted. */
+export const HIGHEST_PRICE: Price = Object.freeze({
+  input: Math.max(...PRICES.map(([, price]) => price.input)),
+  output: Math.max(...PRICES.map(([, price]) => price.output)),
+  cacheWrite: Math.max(...PRICES.map(([, price]) => price.cacheWrite)),
+  cacheRead: Math.max(...PRICES.map(([, price]) => price.cacheRead)),
+});
+
+/** Cost of `usage` at `price` in micro-dollars, unrounded. */
+export function microUsdAt(price: Price, usage: TokenCounts): number {
+  return (
+    usage.inputTokens * price.input +
+    usage.outputTokens * price.output +
+    usage.cacheCreationTokens * price.cacheWrite +
+    usage.cacheReadTokens * price.cacheRead
+  );
+}
+
 /** Cost of one model's usage in USD, or undefined for a model whose price is unknown. */
-export function costOf(model: string, usage: Omit<Usage, 'costUsd'>): number | undefined {
-  const price = PRICES.find(([pattern]) => pattern.test(model))?.[1];
-  if (!price) return undefined;
-  const usd =
-    (usage.inputTokens * price.input +
-      usage.outputTokens * price.output +
-      usage.cacheCreationTokens * price.cacheWrite +
-      usage.cacheReadTokens * price.cacheRead) /
-    1_000_000;
-  return Math.round(usd * 1e6) / 1e6;
+export function costOf(model: string, usage: TokenCounts): number | undefined {
+  const price = priceOf(model);
+  return price && Math.round(microUsdAt(price, usage)) / 1e6;
 }

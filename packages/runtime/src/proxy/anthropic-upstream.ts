@@ -1,5 +1,10 @@
-import type { ServerResponse } from 'node:http';
-import { forwardTo, joinUrl, type ProxiedRequest, type Upstream } from './upstream.js';
+import {
+  type Destination,
+  joinUrl,
+  type ProxiedRequest,
+  type Route,
+  type Upstream,
+} from './upstream.js';
 
 /** Credentials of the Messages API: an API key, a gateway's bearer token, or both. */
 export interface AnthropicCredentials {
@@ -8,12 +13,11 @@ export interface AnthropicCredentials {
 }
 
 /**
- * Anthropic's Messages API, or a gateway that speaks it: the request goes on as it came, with
- * the real key added. A gateway URL may carry credentials of its own (user info, a query), which
- * reach the gateway and nobody else.
+ * Anthropic's Messages API, or a gateway that speaks it: the request goes on with the real key
+ * added. A gateway URL may carry credentials of its own (user info, a query), which reach the
+ * gateway and nobody else.
  */
 export class AnthropicUpstream implements Upstream {
-  readonly routes = /^\/v1\/messages(\/count_tokens)?$/;
   private readonly base: URL;
   private readonly basicAuth?: string;
 
@@ -30,13 +34,18 @@ export class AnthropicUpstream implements Upstream {
     }
   }
 
-  async forward(request: ProxiedRequest, response: ServerResponse): Promise<void> {
+  route(path: string): Route | undefined {
+    const match = /^\/v1\/messages(\/count_tokens)?$/.exec(path);
+    return match ? { dialect: 'anthropic', billed: !match[1] } : undefined;
+  }
+
+  async prepare(request: ProxiedRequest): Promise<Destination> {
     const headers = { ...request.headers };
     if (this.credentials.apiKey) headers['x-api-key'] = this.credentials.apiKey;
     const authorization = this.credentials.authToken
       ? `Bearer ${this.credentials.authToken}`
       : this.basicAuth;
     if (authorization) headers.authorization = authorization;
-    await forwardTo(joinUrl(this.base, request.path, request.search), headers, request, response);
+    return { url: joinUrl(this.base, request.path), headers };
   }
 }

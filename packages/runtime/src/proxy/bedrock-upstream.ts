@@ -1,7 +1,12 @@
-import type { ServerResponse } from 'node:http';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { forwardTo, joinUrl, type ProxiedRequest, type Upstream } from './upstream.js';
+import {
+  type Destination,
+  joinUrl,
+  type ProxiedRequest,
+  type Route,
+  type Upstream,
+} from './upstream.js';
 
 /**
  * Amazon Bedrock's runtime API. Claude Code sends its Bedrock requests unsigned
@@ -9,7 +14,6 @@ import { forwardTo, joinUrl, type ProxiedRequest, type Upstream } from './upstre
  * credentials, which agents never hold. Only the body and the content headers are sent on.
  */
 export class BedrockUpstream implements Upstream {
-  readonly routes = /^\/model\/[^/]+\/(invoke|invoke-with-response-stream|count-tokens)$/;
   private readonly endpoint: URL;
   private readonly signer: SignatureV4;
 
@@ -30,13 +34,29 @@ export class BedrockUpstream implements Upstream {
     });
   }
 
-  async forward(request: ProxiedRequest, response: ServerResponse): Promise<void> {
+  route(path: string): Route | undefined {
+    const match = /^\/model\/([^/]+)\/(invoke|invoke-with-response-stream|count-tokens)$/.exec(
+      path,
+    );
+    const [, model = '', action] = match ?? [];
+    if (action === 'count-tokens') return { dialect: 'bedrock-count-tokens', billed: false };
+    if (!action) return undefined;
+    return {
+      dialect: 'bedrock',
+      billed: true,
+      // Priced by family and version, which encoding leaves as they are.
+      model,
+      streamed: action === 'invoke-with-response-stream',
+    };
+  }
+
+  async prepare(request: ProxiedRequest): Promise<Destination> {
     // Model ids hold `:`; the path is sent percent-encoded and signed as AWS SDKs sign it.
     const path = request.path
       .split('/')
       .map((segment) => encodeURIComponent(decodeURIComponent(segment)))
       .join('/');
-    const url = joinUrl(this.endpoint, path, request.search);
+    const url = joinUrl(this.endpoint, path);
     const signed = await this.signer.sign({
       method: 'POST',
       protocol: url.protocol,
@@ -52,6 +72,6 @@ export class BedrockUpstream implements Upstream {
       body: request.body,
     });
     const { host: _host, ...headers } = signed.headers;
-    await forwardTo(url, headers, request, response);
+    return { url, headers };
   }
 }
