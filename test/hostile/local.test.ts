@@ -13,11 +13,12 @@ import {
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliRunners } from '../support/as-user.js';
-import { readEvents, readSummary, resultLine } from '../support/cli.js';
+import { readEvents, readSummary, resultLine, waitFor } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
 import {
   bash,
   expectIntegrity,
+  gitProcessesIn,
   innocent,
   lastConversation,
   repositoryObjects,
@@ -60,6 +61,34 @@ const write = (file: string, content: string) => toolUse('Write', { file_path: f
 const resultsSeen = (taskId: string) => lastConversation(server, taskId);
 /** Whether any request the agents sent carried `text`: what they read, the model saw. */
 const modelSaw = (text: string) => server.requests.some((r) => r.raw.includes(text));
+
+const OPUS = 'claude-opus-4-7';
+/** 300 calls at once on the agent's own token, straight to the proxy's socket, then a tally. */
+const DIRECT_CALLS = [
+  'const http = require("http"); const url = new URL(process.env.ANTHROPIC_BASE_URL);',
+  `const body = JSON.stringify({ model: "${OPUS}", max_tokens: 32000, messages: [{ role: "user", content: "hi" }] });`,
+  'const call = () => new Promise((done) => { const req = http.request({ socketPath: process.env.ANTHROPIC_UNIX_SOCKET, path: url.pathname + "/v1/messages", method: "POST", headers: { "content-type": "application/json", "anthropic-version": "2023-06-01" } }, (res) => { res.resume(); res.on("end", () => done(res.statusCode)); }); req.on("error", () => done(0)); req.end(body); });',
+  'Promise.all(Array.from({ length: 300 }, call)).then((codes) => { const n = (c) => codes.filter((x) => x === c).length; console.log("direct calls: ok=" + n(200) + " refused=" + (n(400) + n(429))); });',
+].join(' ');
+
+/** The run directory a `run --json` names on its first line, once it has. */
+function runDirOf(stdout: string): string | undefined {
+  const first = stdout.split('\n')[0];
+  return first?.endsWith('}') ? (JSON.parse(first) as { runDir?: string }).runDir : undefined;
+}
+
+/** A process's command line, or '' once it is gone. */
+function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+/** Whether `text` holds a control character a terminal acts on (any but newline and tab). */
+const controlCharacters = (text: string) =>
+  [...text].some((c) => (c < ' ' && c !== '\n' && c !== '\t') || c === '\u007f');
 
 if (missing && process.env.REQUIRE_ROOT === '1') throw new Error(`REQUIRE_ROOT=1, but ${missing}`);
 
@@ -418,6 +447,258 @@ describe.each(runners)('$name', (runner) => {
       );
       const branches = gitOut(path.join(run.runDir, 'project'), ['branch', '--list', 'task/*']);
       expect(branches).toBe('');
+    });
+    it('cannot break its slot, the run or its resume with a path longer than the kernel can name', {
+      timeout: 120_000,
+    }, async () => {
+      // Made relative, one level at a time, as any program of its can (perl is in every Debian).
+      const deep = `perl -e 'for (1..25) { mkdir "d" x 200 or die; chdir "d" x 200 or die } print "deep\n"'`;
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'deep' ? [bash(deep)] : innocent(cwd, taskId),
+      );
+      const run = await hostileRun([
+        task('deep', [], undefined, { priority: 1 }),
+        task('after', [], undefined, { priority: 2 }),
+      ]);
+      expect(resultsSeen('deep')).toMatch(/^deep$/m); // the attack ran
+      expect(run.code).toBe(1);
+      const summary = expectIntegrity(run.runDir, [KEY]);
+      expect(summary.tasks.map((t) => [t.taskId, t.status, t.executor])).toEqual([
+        ['deep', 'failed', 0],
+        ['after', 'succeeded', 0],
+      ]);
+      expect(summary.tasks[0]?.error).toMatch(/^d{160}\.\.\. is a path longer than Linux allows/);
+      // Killed while the deep tree is in the slot: the resume clears it and finishes.
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'deep' ? [bash(`${deep}; sleep 60`)] : innocent(cwd, taskId),
+      );
+      const plan = path.join(work, `plan-${randomUUID()}.json`);
+      writeFileSync(plan, JSON.stringify(planInput([task('deep'), task('after')], 1)));
+      runner.own(work);
+      const started = runner.start(
+        [
+          'run',
+          '--real',
+          '--plan',
+          plan,
+          '-o',
+          path.join(work, 'runs'),
+          '--json',
+          '--retries',
+          '0',
+        ],
+        work,
+        env(),
+      );
+      // The tree is made in a moment; the agent then sleeps with it in the slot.
+      await waitFor(
+        () => {
+          const dir = runDirOf(started.stdout());
+          const top = dir && path.join(dir, 'sandboxes/executor-0/workspace', 'd'.repeat(200));
+          return top && existsSync(top) ? true : undefined;
+        },
+        60_000,
+        'the deep tree',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'deep' ? [bash(deep)] : innocent(cwd, taskId),
+      );
+      started.child.kill('SIGKILL');
+      await started.done;
+      const runDir = runDirOf(started.stdout()) as string;
+      const resumed = await runner.run(['resume', runDir, '--json'], work, env());
+      expect(resumed.stderr).toBe('');
+      expect(resumed.code).toBe(1);
+      expect(readSummary(runDir).tasks.map((t) => t.status)).toEqual(['failed', 'succeeded']);
+    });
+
+    it('cannot hide later tasks\u2019 files with ignore rules of its own', async () => {
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'ignorer'
+          ? [write(`${cwd}/.gitignore`, '*\n!.gitignore\n'), ...innocent(cwd, taskId)]
+          : innocent(cwd, taskId),
+      );
+      const run = await hostileRun([task('ignorer'), task('later', ['ignorer'])]);
+      expect(run.code).toBe(0);
+      const summary = expectIntegrity(run.runDir, [KEY]);
+      expect(summary.tasks.find((t) => t.taskId === 'later')?.files).toEqual(['src/later.txt']);
+      const files = gitOut(path.join(run.runDir, 'project'), [
+        'ls-tree',
+        '-r',
+        '--name-only',
+        'main',
+      ]);
+      expect(files.split('\n')).toEqual(['.gitignore', 'src/ignorer.txt', 'src/later.txt']);
+    });
+
+    it('says what it wrote that the repository ignores, and commits none of it', async () => {
+      const repo = path.join(work, `ignoring-${randomUUID()}`);
+      mkdirSync(repo);
+      execFileSync('git', ['init', '-q', repo]);
+      writeFileSync(path.join(repo, '.gitignore'), 'node_modules/\n*.log\n');
+      execFileSync('git', ['-C', repo, 'add', '.']);
+      execFileSync('git', [
+        '-C',
+        repo,
+        '-c',
+        'user.name=t',
+        '-c',
+        'user.email=t@t',
+        'commit',
+        '-qm',
+        'base',
+      ]);
+      script = scripted(({ taskId, cwd }) => [
+        bash(
+          'mkdir -p node_modules/left && echo x > node_modules/left/index.js && echo y > debug.log',
+        ),
+        ...innocent(cwd, taskId),
+      ]);
+      const run = await hostileRun([task('installer')], ['--repo', repo]);
+      expect(run.code).toBe(0);
+      const files = gitOut(path.join(run.runDir, 'project'), [
+        'ls-tree',
+        '-r',
+        '--name-only',
+        'main',
+      ]);
+      expect(files.split('\n')).toEqual(['.gitignore', 'src/installer.txt']);
+      expect(readFileSync(path.join(run.runDir, 'tasks/installer/executor.log'), 'utf8')).toMatch(
+        /not committed, as the repository's ignore rules leave them out: (debug\.log, node_modules\/|node_modules\/, debug\.log)$/m,
+      );
+    });
+
+    it('cannot commit a name other systems cannot hold, nor one that writes to the terminal', async () => {
+      const names: [string, RegExp][] = [
+        ['aux.c', /^aux\.c is a name Windows reserves for a device$/],
+        ['bad\\377', /^bad\\xff is not a valid UTF-8 name$/],
+        ['red\\033[31m.txt', /^red\\x1b\[31m\.txt has a character Windows and many tools refuse/],
+      ];
+      for (const [name, error] of names) {
+        script = scripted(({ taskId, cwd }) =>
+          taskId === 'namer'
+            ? [bash(`touch "$(printf '${name}')" && echo named`)]
+            : innocent(cwd, taskId),
+        );
+        const run = await hostileRun([
+          task('namer', [], undefined, { priority: 1 }),
+          task('after', [], undefined, { priority: 2 }),
+        ]);
+        expect(resultsSeen('namer')).toMatch(/^named$/m); // the attack ran
+        const summary = expectIntegrity(run.runDir, [KEY]);
+        expect(summary.tasks[0]?.error).toMatch(error);
+        expect(summary.tasks[1]).toMatchObject({ status: 'succeeded', executor: 0 });
+        const status = await runner.run(['status', run.runDir], work, env());
+        for (const shown of [
+          status.stdout,
+          readFileSync(path.join(run.runDir, 'orchestrator.log'), 'utf8'),
+        ])
+          expect(controlCharacters(shown)).toBe(false);
+      }
+    });
+
+    it('cannot make the host rewrite its files with attributes: no line endings, no $Id$', async () => {
+      script = scripted(({ cwd, taskId }) => [
+        write(`${cwd}/.gitattributes`, '* text eol=crlf ident\n'),
+        write(`${cwd}/id.txt`, '$Id$\nline\n'),
+        ...innocent(cwd, taskId),
+      ]);
+      const run = await hostileRun([task('attributes')]);
+      expect(run.code).toBe(0);
+      const project = path.join(run.runDir, 'project');
+      expect(gitOut(project, ['cat-file', 'blob', 'main:id.txt'])).toBe('$Id$\nline');
+      expect(readFileSync(path.join(project, 'id.txt'), 'utf8')).toBe('$Id$\nline\n');
+    });
+
+    it('cannot spend past its budget through its own token: the proxy counts and refuses', async () => {
+      // The tally goes to a file: once the budget is spent, no later turn reaches the model.
+      const burn = `node -e '${DIRECT_CALLS}' > tally.txt`;
+      script = (request) => {
+        if (request.body?.model === OPUS)
+          return {
+            content: [text('x')],
+            usage: { input_tokens: 10, output_tokens: Math.min(32_000, request.body.max_tokens) },
+          };
+        return scripted(({ taskId, cwd }) =>
+          taskId === 'burner' ? [bash(burn), ...innocent(cwd, taskId)] : innocent(cwd, taskId),
+        )(request);
+      };
+      const before = server.requests.length;
+      const run = await hostileRun([task('burner')], ['--max-task-usd', '0.05']);
+      // Its failed attempt is kept on its branch, the tally with it.
+      const tally = gitOut(path.join(run.runDir, 'project'), ['show', 'task/burner:tally.txt']);
+      const [, ok, refused] = /^direct calls: ok=(\d+) refused=(\d+)$/m.exec(tally) ?? [];
+      expect(Number(ok) + Number(refused)).toBe(300);
+      expect(Number(refused)).toBeGreaterThanOrEqual(298);
+      const summary = expectIntegrity(run.runDir, [KEY]);
+      const [burner] = summary.tasks;
+      expect(burner?.status).toBe('failed');
+      expect(burner?.error).toMatch(
+        /^task spent its budget of \$0\.05 \(\$0\.0\d+ counted by the model proxy\)$/,
+      );
+      // What was recorded is what the provider answered, for every call of the attempt.
+      const answered = server.requests
+        .slice(before)
+        .filter((r) => r.method === 'POST' && /\/messages(\?|$)/.test(r.path));
+      const outputs = answered.reduce(
+        (sum, r) => sum + (r.body?.model === OPUS ? Math.min(32_000, r.body.max_tokens) : 5),
+        0,
+      );
+      expect(burner?.usage?.outputTokens).toBe(outputs);
+      expect(burner?.usage?.costUsd).toBeLessThanOrEqual(0.05);
+      // The run's budget: no task starts once the proxy counted it spent.
+      const budgeted = await hostileRun(
+        [task('burner', [], undefined, { priority: 1 }), task('second'), task('third')],
+        ['--max-budget-usd', '0.05'],
+      );
+      const stopped = readSummary(budgeted.runDir);
+      expect(stopped.stoppedBy).toBe('budget');
+      expect(stopped.tasks.filter((t) => t.attempts > 0).map((t) => t.taskId)).toEqual(['burner']);
+      expect(stopped.usage.costUsd).toBeLessThanOrEqual(0.05);
+    });
+
+    it('cannot keep git running past its attempt: a timeout while it is staged, a forced stop', {
+      timeout: 300_000,
+    }, async () => {
+      // 150,000 files: staging them takes seconds, enough to stop the run in the middle of it.
+      const many = `perl -e 'mkdir "m"; for my $d (0..149) { mkdir "m/$d"; for (0..999) { open(my $f, ">", "m/$d/$_") or die; print $f $_ } } print "many\n"'`;
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'many' ? [bash(many)] : innocent(cwd, taskId),
+      );
+      const plan = path.join(work, `plan-${randomUUID()}.json`);
+      writeFileSync(plan, JSON.stringify(planInput([task('many')], 1)));
+      runner.own(work);
+      const started = runner.start(
+        ['run', '--real', '--plan', plan, '-o', path.join(work, 'runs'), '--json'],
+        work,
+        env(),
+      );
+      const runDir = await waitFor(
+        () => {
+          const dir = runDirOf(started.stdout());
+          return dir && gitProcessesIn(dir).some((pid) => commandOf(pid).includes('update-index'))
+            ? dir
+            : undefined;
+        },
+        120_000,
+        'staging',
+      );
+      started.child.kill('SIGINT');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      started.child.kill('SIGINT');
+      const stoppedRun = await started.done;
+      expect(stoppedRun.code).toBe(130);
+      await waitFor(
+        () => (gitProcessesIn(runDir).length === 0 ? true : undefined),
+        5_000,
+        'git to end',
+      );
+      // The task timeout ends it too, staging included, and the run goes on.
+      const timed = await hostileRun([task('many')], ['--task-timeout', '20s', '--retries', '0']);
+      expect(timed.code).toBe(1);
+      expect(readSummary(timed.runDir).tasks[0]?.error).toMatch(/^timed out after 20000 ms/);
+      expect(gitProcessesIn(timed.runDir)).toEqual([]);
     });
   });
 

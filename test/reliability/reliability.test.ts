@@ -324,7 +324,15 @@ describe('reliability', () => {
     child.kill('SIGKILL');
     await done;
     const gitDir = path.join(runDir, 'project/.git');
-    for (const lock of ['HEAD.lock', 'refs/heads/main.lock', 'index.lock'])
+    // What a git killed mid-upkeep leaves too: with it, every later round of upkeep fails.
+    mkdirSync(path.join(gitDir, 'objects/pack'), { recursive: true });
+    for (const lock of [
+      'HEAD.lock',
+      'refs/heads/main.lock',
+      'index.lock',
+      'objects/maintenance.lock',
+      'objects/pack/tmp_pack_Ab12Cd',
+    ])
       writeFileSync(path.join(gitDir, lock), '');
     // A process still working in the run directory: its locks might be live, so resume waits.
     const busy = spawn('sleep', ['30'], { cwd: path.join(runDir, 'project') });
@@ -340,9 +348,20 @@ describe('reliability', () => {
     const resumed = await runCli(['resume', runDir, '--json'], work);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(readEvents(runDir).find((e) => e.type === 'run-resumed')).toMatchObject({
-      recoveredLocks: ['HEAD.lock', 'index.lock', 'refs/heads/main.lock'],
+      recoveredLocks: [
+        'HEAD.lock',
+        'index.lock',
+        'objects/maintenance.lock',
+        'objects/pack/tmp_pack_Ab12Cd',
+        'refs/heads/main.lock',
+      ],
     });
+    expect(readFileSync(path.join(runDir, 'orchestrator.log'), 'utf8')).toContain(
+      'removed what a killed git left: HEAD.lock, index.lock, objects/maintenance.lock',
+    );
     expect(readSummary(runDir).totals.succeeded).toBe(6);
+    // Upkeep ran again: the run's objects ended in packs, none left loose.
+    expect(gitOut(path.join(runDir, 'project'), ['count-objects', '-v'])).toMatch(/^count: 0$/m);
   });
 
   it('cleans up on resume when the orchestrator died after its last task, before cleanup', async () => {

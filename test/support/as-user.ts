@@ -37,6 +37,8 @@ export interface CliRunner {
   /** A directory the CLI's user owns: work directories and HOME go below it. */
   work: string;
   run(args: string[], cwd: string, env?: NodeJS.ProcessEnv): Promise<CliResult>;
+  /** The same, the CLI's process at hand (signals reach the orchestrator itself). */
+  start(args: string[], cwd: string, env?: NodeJS.ProcessEnv): ReturnType<typeof startCli>;
   /** Gives what the test made below `work` to the CLI's user. */
   own(target: string): void;
 }
@@ -56,7 +58,13 @@ function ownedDir(prefix: string, owner?: { uid: number; gid: number }): string 
 export function cliRunners(prefix: string): { runners: CliRunner[]; missing?: string } {
   const direct = (name: string): CliRunner => {
     const work = ownedDir(prefix);
-    return { name, work, run: (args, cwd, env) => startCli(args, cwd, env).done, own: () => {} };
+    return {
+      name,
+      work,
+      start: (args, cwd, env) => startCli(args, cwd, env),
+      run: (args, cwd, env) => startCli(args, cwd, env).done,
+      own: () => {},
+    };
   };
   if (process.getuid?.() !== 0)
     return {
@@ -65,23 +73,26 @@ export function cliRunners(prefix: string): { runners: CliRunner[]; missing?: st
     };
   mkdirSync(VIEW, { recursive: true });
   const nodePrefix = path.dirname(path.dirname(process.execPath));
+  // Each exec keeps the process: the orchestrator is the child, as it is for a direct run.
+  const start = (args: string[], cwd: string, env?: NodeJS.ProcessEnv) =>
+    startCli(args, cwd, env, 'unshare', [
+      '--mount',
+      '--',
+      '/bin/sh',
+      '-c',
+      AS_USER,
+      'as-user',
+      ROOT,
+      nodePrefix,
+      String(PLAIN_USER.uid),
+      path.join(VIEW, 'repo', path.relative(ROOT, CLI)),
+    ]);
   const asUser: CliRunner = {
     name: 'as a user',
     work: ownedDir(prefix, PLAIN_USER),
+    start,
+    run: (args, cwd, env) => start(args, cwd, env).done,
     own: (target) => execFileSync('chown', ['-R', `${PLAIN_USER.uid}:${PLAIN_USER.gid}`, target]),
-    run: (args, cwd, env) =>
-      startCli(args, cwd, env, 'unshare', [
-        '--mount',
-        '--',
-        '/bin/sh',
-        '-c',
-        AS_USER,
-        'as-user',
-        ROOT,
-        nodePrefix,
-        String(PLAIN_USER.uid),
-        path.join(VIEW, 'repo', path.relative(ROOT, CLI)),
-      ]).done,
   };
   return { runners: [direct('as root'), asUser] };
 }

@@ -26,7 +26,7 @@ export function startCli(
   env: NodeJS.ProcessEnv = {},
   command = process.execPath,
   prefix: string[] = [CLI],
-): { child: ChildProcess; done: Promise<CliResult> } {
+): { child: ChildProcess; done: Promise<CliResult>; stdout: () => string } {
   const child = spawn(command, [...prefix, ...args], {
     cwd,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
@@ -43,7 +43,7 @@ export function startCli(
   const done = new Promise<CliResult>((resolve) => {
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
-  return { child, done };
+  return { child, done, stdout: () => stdout };
 }
 
 export function runCli(

@@ -93,3 +93,18 @@ export function expectIntegrity(runDir: string, secrets: readonly string[]): Exe
   }
   return summary;
 }
+
+/** The pids of git processes at work on a run's repository (its GIT_DIR), from /proc. */
+export function gitProcessesIn(runDir: string): number[] {
+  const gitDir = `GIT_DIR=${path.join(runDir, 'project', '.git')}`;
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(gitDir);
+      } catch {
+        return false; // gone, or not ours to read
+      }
+    })
+    .map(Number);
+}

@@ -101,6 +101,7 @@ describe('names', () => {
     expect(printable('ok\u001b]0;title\u0007')).toBe('ok\\x1b]0;title\\x07');
     expect(printable(Buffer.from([0x41, 0xc3]))).toBe('A\\xc3');
     expect(printable('tab\there')).toBe('tab\\x09here');
+    expect(printable('invoice\u202egpj.exe')).toBe('invoice\\u202egpj.exe');
   });
 });
 

@@ -6,6 +6,7 @@ import { describeVerification } from '../contracts/verify.js';
 import type { RunState } from '../run/replay.js';
 import type { ScheduleEstimate } from '../scheduler/estimate.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
+import { printable } from '../util/printable.js';
 
 /**
  * This CLI as the user can type it again here: through `pnpm start` when that is how it was
@@ -103,7 +104,7 @@ export function formatStatus(
         ? `blocked by ${record.blockedBy?.join(', ')}`
         : record.status === 'succeeded'
           ? ''
-          : (record.error ?? '');
+          : printable(record.error ?? '');
     rows.push([
       task.id,
       record.status,
@@ -154,7 +155,7 @@ export function formatSummary(
   }
   for (const task of summary.tasks.filter((t) => t.status === 'failed' || t.status === 'blocked')) {
     lines.push(
-      `  ${task.taskId}: ${task.status}${task.blockedBy ? ` by ${task.blockedBy.join(', ')}` : `: ${task.error ?? ''}`}`,
+      `  ${task.taskId}: ${task.status}${task.blockedBy ? ` by ${task.blockedBy.join(', ')}` : `: ${printable(task.error ?? '')}`}`,
     );
   }
   if (summary.status === 'cancelled' || totals.unfinished) {

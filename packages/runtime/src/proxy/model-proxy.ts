@@ -9,7 +9,13 @@ import type { Usage } from '../contracts/usage.js';
 import type { ModelAccess } from '../models/access.js';
 import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { HIGHEST_PRICE, priceOf } from '../models/pricing.js';
-import { Account, type BudgetScope, decide, estimateInputTokens } from './budget.js';
+import {
+  Account,
+  type BudgetScope,
+  decide,
+  estimateInputTokens,
+  MIN_OUTPUT_TOKENS,
+} from './budget.js';
 import { Admission, DEFAULT_LIMITS, type ProxyLimits, readBody } from './request-limits.js';
 import { checkBody, forwardedHeaders, type MessagesBody, withMaxTokens } from './request-policy.js';
 import { type ProxiedRequest, type Route, relay, type Upstream } from './upstream.js';
@@ -215,6 +221,15 @@ export class ModelProxy {
   /** What counts against the run's limit: what was spent before, and what the proxy counted. */
   get runSpentUsd(): number {
     return this.run.spentUsd;
+  }
+
+  /**
+   * Whether the run's budget still affords the smallest call the proxy lets through to `model`:
+   * once it does not, an attempt started now could not make a single call.
+   */
+  runAffords(model: string): boolean {
+    const price = priceOf(model) ?? HIGHEST_PRICE;
+    return this.run.room(false) >= MIN_OUTPUT_TOKENS * price.output;
   }
 
   async close(): Promise<void> {

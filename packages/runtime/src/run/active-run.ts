@@ -42,6 +42,8 @@ export class ActiveRun implements AttemptHost {
    * attempt is committed and merged (its slot may go to the next task meanwhile).
    */
   private spentUsd: number;
+  /** The model proxy of a real run, once started: the run's budget is its to keep. */
+  private proxy: ModelProxy | undefined;
 
   constructor(
     readonly layout: RunLayout,
@@ -144,30 +146,45 @@ export class ActiveRun implements AttemptHost {
 
   /**
    * Real runs start the model proxy: agents get a token per attempt and the proxy adds the
-   * credentials, which stay in this process.
+   * credentials, which stay in this process. It counts what agents spend from the provider's own
+   * answers and holds the run to its budget, starting from what the run spent before.
    */
   private async startModelProxy(): Promise<ModelProxy | undefined> {
     if (this.config.mode !== 'real') return undefined;
     const access = this.hooks.modelAccess;
     if (!access) throw new UsageError('a real run needs model access: resolve credentials first');
     const { startModelProxy } = await import('../proxy/model-proxy.js');
-    return startModelProxy(access);
+    this.proxy = await startModelProxy(access, {
+      maxBudgetUsd: this.config.maxBudgetUsd,
+      alreadySpentUsd: this.spentUsd,
+    });
+    return this.proxy;
   }
 
   spend(usd: number): void {
     this.spentUsd += usd;
   }
 
+  /** What the run has spent: as the proxy counts it, calls in flight included, where it runs. */
+  private get spent(): number {
+    return Math.max(this.spentUsd, this.proxy?.runSpentUsd ?? 0);
+  }
+
   get modelAccess() {
     return this.hooks.modelAccess;
   }
 
-  /** False once the run's spending limit is reached; says so in the journal, once. */
+  /**
+   * False once the run's spending limit is reached, or so nearly that the model proxy would let
+   * no call of the executor's model through; says so in the journal, once.
+   */
   private withinBudget(): boolean {
     const limit = this.config.maxBudgetUsd;
-    if (limit === undefined || this.spentUsd < limit) return true;
+    const model = this.config.agent?.model;
+    const affords = !this.proxy || !model || this.proxy.runAffords(model);
+    if (limit === undefined || (this.spent < limit && affords)) return true;
     if (!this.state.stoppedBy)
-      this.emit({ type: 'run-budget-spent', spentUsd: this.spentUsd, limitUsd: limit });
+      this.emit({ type: 'run-budget-spent', spentUsd: this.spent, limitUsd: limit });
     return false;
   }
 

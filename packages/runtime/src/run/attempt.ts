@@ -1,7 +1,7 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import type { Backend } from '../backends/backend.js';
 import type { AttemptResult, EventBody } from '../contracts/events.js';
-import type { TaskSpec } from '../contracts/executor.js';
+import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import type { Plan, PlanTask } from '../contracts/plan.js';
 import type { RunConfig } from '../contracts/run-config.js';
 import {
@@ -17,7 +17,7 @@ import {
   verificationPassed,
 } from '../contracts/verify.js';
 import type { ModelAccess } from '../models/access.js';
-import type { ModelProxy } from '../proxy/model-proxy.js';
+import type { GrantUsage, ModelProxy } from '../proxy/model-proxy.js';
 import type { AttemptContext, AttemptOutcome } from '../scheduler/scheduler.js';
 import { OutputCheck, OutputRejectedError } from '../trust/output-check.js';
 import { SecretScanner } from '../trust/secret-scanner.js';
@@ -47,6 +47,28 @@ export interface AttemptHost {
 }
 
 type Failure = Extract<AttemptOutcome, { ok: false }>;
+
+/**
+ * An attempt's outcome with the model proxy's count of what it spent, which the agent cannot
+ * change, in place of what the executor reported; an attempt a budget stopped says which.
+ */
+function countedByProxy(outcome: ExecutorOutcome, counted: GrantUsage): ExecutorOutcome {
+  const withUsage = { ...outcome, usage: counted.usage };
+  if (outcome.status !== 'failed' || !counted.stoppedBy) return withUsage;
+  const spent = `$${counted.usage.costUsd.toFixed(4)} counted by the model proxy`;
+  if (counted.stoppedBy === 'task')
+    return {
+      ...withUsage,
+      error: `task spent its budget of $${counted.limitUsd} (${spent})`,
+      retryable: false,
+    };
+  // The run's budget: the task is left for a resume with a larger one, not failed for good.
+  return {
+    ...withUsage,
+    error: `the run's budget is spent (this attempt: ${spent})`,
+    retryable: true,
+  };
+}
 
 function abortReason(signal: AbortSignal): string {
   return signal.reason instanceof Error ? signal.reason.message : 'cancelled';
@@ -145,8 +167,11 @@ export class Attempt {
     await slots.prepare(sandbox.workspace, base);
     const spec = this.spec(task, attempt, executor, sandbox);
     writeFileSync(layout.taskSpec(task.id), `${JSON.stringify(spec, null, 2)}\n`);
-    const modelToken = this.proxy?.issue(`task ${task.id} attempt ${attempt}`);
-    let outcome: Awaited<ReturnType<Backend['execute']>>;
+    const modelToken = this.proxy?.issue(`task ${task.id} attempt ${attempt}`, {
+      maxUsd: config.agent?.maxBudgetUsd,
+    });
+    let counted: GrantUsage | undefined;
+    let outcome: ExecutorOutcome;
     try {
       outcome = await this.backend.execute(spec, {
         executor,
@@ -170,8 +195,9 @@ export class Attempt {
       });
     } finally {
       // The attempt is over: its token opens nothing any more.
-      if (modelToken) this.proxy?.revoke(modelToken);
+      if (modelToken) counted = this.proxy?.revoke(modelToken);
     }
+    if (counted) outcome = countedByProxy(outcome, counted);
     const executedAt = new Date().toISOString();
     this.host.spend(outcome.usage?.costUsd ?? 0);
     const usage = outcome.usage && { usage: outcome.usage };

@@ -1,5 +1,6 @@
 import type { JournalEvent, RetryReason } from '../contracts/events.js';
 import { describeVerification } from '../contracts/verify.js';
+import { printable } from '../util/printable.js';
 
 const RETRY_WORDS: Record<RetryReason, string> = {
   transient: 'failed',
@@ -19,13 +20,18 @@ export function describeEvent(event: JournalEvent): string {
         ...(event.notes ?? []).map((note) => `note: ${note}`),
       ].join('\n');
     case 'run-resumed':
-      return `run ${event.runId} resumed: ${event.remaining} tasks to go${event.retryFailed ? ' (failed tasks retried)' : ''}`;
+      return [
+        `run ${event.runId} resumed: ${event.remaining} tasks to go${event.retryFailed ? ' (failed tasks retried)' : ''}`,
+        ...(event.recoveredLocks
+          ? [`removed what a killed git left: ${event.recoveredLocks.join(', ')}`]
+          : []),
+      ].join('\n');
     case 'task-started':
       return `task ${event.taskId} started (attempt ${event.attempt}, executor ${event.executor})`;
     case 'task-merging':
       return `task ${event.taskId} committed ${event.commit.slice(0, 12)}, merging`;
     case 'task-job':
-      return `task ${event.taskId} attempt ${event.attempt}: job ${event.job.name}${event.job.id ? ` (${event.job.id})` : ''} ${event.state}${event.reason ? `: ${event.reason}` : ''}`;
+      return `task ${event.taskId} attempt ${event.attempt}: job ${event.job.name}${event.job.id ? ` (${event.job.id})` : ''} ${event.state}${event.reason ? `: ${printable(event.reason)}` : ''}`;
     case 'task-adopted':
       return `task ${event.taskId} attempt ${event.attempt}: job ${event.job.name} outlived the orchestrator; waiting for it`;
     case 'task-succeeded':
@@ -33,9 +39,9 @@ export function describeEvent(event: JournalEvent): string {
         ? `task ${event.taskId} was already merged before the interruption`
         : `task ${event.taskId} succeeded in ${seconds(event.durationMs)} (attempt ${event.attempt}, ${event.result.files?.length ?? 0} files)`;
     case 'task-retrying':
-      return `task ${event.taskId} attempt ${event.attempt} ${RETRY_WORDS[event.reason]}: ${event.error}; retrying${event.delayMs ? ` in ${seconds(event.delayMs)}` : ''}`;
+      return `task ${event.taskId} attempt ${event.attempt} ${RETRY_WORDS[event.reason]}: ${printable(event.error)}; retrying${event.delayMs ? ` in ${seconds(event.delayMs)}` : ''}`;
     case 'task-failed':
-      return `task ${event.taskId} failed on attempt ${event.attempt}: ${event.error}`;
+      return `task ${event.taskId} failed on attempt ${event.attempt}: ${printable(event.error)}`;
     case 'task-blocked':
       return `task ${event.taskId} blocked by failed ${event.blockedBy.join(', ')}`;
     case 'task-cancelled':
