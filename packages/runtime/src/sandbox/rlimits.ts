@@ -9,16 +9,16 @@ import { formatBytes } from '../util/bytes.js';
 import { type DiskUsage, usageOf } from './slot-disk.js';
 
 /**
- * Claude Code (Bun) and Node 24 reserve address space that RLIMIT_DATA counts: below about
- * 640 MiB they crash before doing anything (512 MiB did, here). A margin above that.
+ * Claude Code (Bun) and Node 24 reserve memory that RLIMIT_DATA counts before doing anything:
+ * both started here at 640 MiB and crashed at 512 MiB. 1 GiB leaves a margin.
  */
 export const MIN_DATA_BYTES = 2 ** 30;
 
 export interface AgentRlimits {
   /**
    * RLIMIT_DATA: the heap and private memory of EACH process of the agent, not of the agent as a
-   * whole (ten processes may use ten times this). Unlike RLIMIT_AS it leaves alone the address
-   * space runtimes reserve without using (V8's code range, Wasm guard regions).
+   * whole (ten processes may use ten times this). RLIMIT_AS would count much more that runtimes
+   * reserve without using: Node 24 needs 2 GiB of address space to start, 640 MiB of data.
    */
   dataBytes: number;
   /**
