@@ -136,6 +136,18 @@ describeNeeding(
       expect(await AgentCgroups.removeLeftovers(leftoverRun)).toEqual([]);
     });
 
+    it('takes over a slot an earlier orchestrator of the run left, with other limits', async () => {
+      const earlier = await AgentCgroups.create(leftoverRun, { memoryBytes: 64 * MiB, pids: 10 });
+      if (!earlier.available) throw new Error(earlier.reason);
+      await earlier.cgroups.prepare('executor-0');
+      for (const memoryBytes of [128 * MiB, 32 * MiB]) {
+        const later = await AgentCgroups.create(leftoverRun, { memoryBytes, pids: 10 });
+        if (!later.available) throw new Error(later.reason);
+        await later.cgroups.prepare('executor-0');
+      }
+      expect(await AgentCgroups.removeLeftovers(leftoverRun)).not.toEqual([]);
+    });
+
     it('leaves nothing once removed', async () => {
       await cgroups.prepare('executor-3');
       const child = spawnArgv(cgroups.wrap('executor-3', 'sleep', ['100']));

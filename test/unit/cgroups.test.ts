@@ -48,6 +48,7 @@ describe('finding the cgroup hierarchies', () => {
     ]);
     const limits = found.flatMap((h) => h.limits({ memoryBytes: 64, pids: 10 }));
     expect(limits).toEqual([
+      { name: 'memory.memsw.limit_in_bytes', value: '-1', ifPresent: true },
       { name: 'memory.limit_in_bytes', value: '64' },
       { name: 'memory.memsw.limit_in_bytes', value: '64', ifPresent: true },
       { name: 'pids.max', value: '10' },

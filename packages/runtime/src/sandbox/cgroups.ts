@@ -298,9 +298,12 @@ export function findHierarchies(
         own: groupDir(ownMemory, memory),
         mountPoint: memory.mountPoint,
         oomEvents: 'memory.oom_control',
+        // Memory and swap together capped at the same value: swap cannot extend the limit. The
+        // kernel refuses a memory limit above memsw, or memsw below it, so memsw is lifted first:
+        // a group left by an earlier orchestrator of the run may have had either limit lower.
         limits: ({ memoryBytes }) => [
+          { name: 'memory.memsw.limit_in_bytes', value: '-1', ifPresent: true },
           { name: 'memory.limit_in_bytes', value: String(memoryBytes) },
-          // Memory and swap together capped at the same value: swap cannot extend the limit.
           { name: 'memory.memsw.limit_in_bytes', value: String(memoryBytes), ifPresent: true },
         ],
       },
