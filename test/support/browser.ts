@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium } from 'playwright-core';
-import { describeNeeding } from './docker.js';
+import { describeNeeding } from './needing.js';
 
 /** Debian's chromium: playwright cannot download browsers here (see ENVIRONMENT notes). */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { describe, it } from 'vitest';
+import { describeNeeding } from './needing.js';
 
 export const IMAGE = process.env.PO_TEST_IMAGE ?? 'parallel-orchestrator:latest';
 /** The arm64 image, as `docker/build.sh --platform linux/arm64` tags it. */
@@ -49,25 +49,6 @@ async function arm64Availability(): Promise<string | undefined> {
 }
 
 const arm64Missing = await arm64Availability();
-
-/** A suite that skips, saying why, unless `required` is set: then it fails, saying why. */
-export function describeNeeding(
-  name: string,
-  body: () => void,
-  why: string | undefined,
-  required: string,
-): void {
-  if (why && process.env[required] === '1') {
-    describe(name, () => {
-      it(`needs what ${required}=1 asks for`, () => {
-        throw new Error(`${required}=1 but ${why}`);
-      });
-    });
-    return;
-  }
-  if (why) describe.skip(`${name} (skipped: ${why})`, body);
-  else describe(name, body);
-}
 
 /**
  * A suite that needs the Docker engine and the image. Without them it is skipped, unless
