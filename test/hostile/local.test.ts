@@ -305,8 +305,9 @@ describe.each(runners)('$name', (runner) => {
       );
       const big = await hostileRun([task('hoarder')]);
       expect(big.code).toBe(1);
-      expect(expectIntegrity(big.runDir, [KEY]).tasks[0]?.error).toBe(
-        'big.bin is 200 MiB, over the limit of 100 MiB per file (--max-file-size)',
+      // Written whole (root: its disk holds 20 GiB), or cut one byte over the limit (a user).
+      expect(expectIntegrity(big.runDir, [KEY]).tasks[0]?.error).toMatch(
+        /^big\.bin is (200|100\.0) MiB, over the limit of 100 MiB per file \(--max-file-size\)$/,
       );
       const many = await hostileRun([task('spreader')], ['--max-task-size', '500k']);
       expect(many.code).toBe(1);
@@ -700,6 +701,51 @@ describe.each(runners)('$name', (runner) => {
       expect(readSummary(timed.runDir).tasks[0]?.error).toMatch(/^timed out after 20000 ms/);
       expect(gitProcessesIn(timed.runDir)).toEqual([]);
     });
+  });
+
+  it('cannot start processes, take memory or write to disk without bound', async () => {
+    const steps = {
+      // Forks until the kernel refuses one: how many it got.
+      forker: `perl -e 'my $n = 0; while ($n < 2000) { my $pid = fork(); last unless defined $pid; if (!$pid) { sleep 30; exit } $n++ } print "processes=$n\\n"'`,
+      // 64 MiB at a time, the total printed after each: the last line is how far it got.
+      hog: `node -e 'const kept = []; for (;;) { kept.push(Buffer.alloc(64 * 2 ** 20, 1)); console.log("memory=" + kept.length * 64) }' 2>/dev/null | tail -1`,
+      filler: 'head -c 300M /dev/zero > big.bin; echo "disk=$?"; echo "size=$(stat -c %s big.bin)"',
+    };
+    script = scripted(({ taskId, cwd }) =>
+      taskId in steps ? [bash(steps[taskId as keyof typeof steps])] : innocent(cwd, taskId),
+    );
+    const run = await hostileRun(
+      [task('forker'), task('hog'), task('filler')],
+      [
+        '--local-pids',
+        '64',
+        '--local-memory',
+        '1g',
+        '--local-disk',
+        '128m',
+        '--max-file-size',
+        '200m',
+      ],
+    );
+    const processes = Number(/^processes=(\d+)$/m.exec(resultsSeen('forker'))?.[1]);
+    expect(processes).toBeLessThan(200);
+    const memory = Number(/^memory=(\d+)$/m.exec(resultsSeen('hog'))?.[1]);
+    expect(memory).toBeGreaterThan(0);
+    expect(memory).toBeLessThanOrEqual(1024);
+    const filled = resultsSeen('filler');
+    expect(filled).toMatch(/^disk=[1-9]\d*$/m);
+    // Stopped at its disk (root) or at the largest file a process may write (a user).
+    expect(Number(/^size=(\d+)$/m.exec(filled)?.[1])).toBeLessThanOrEqual(200 * 2 ** 20 + 1);
+    const summary = expectIntegrity(run.runDir, [KEY]);
+    if (runner.name === 'as root') {
+      const filler = summary.tasks.find((t) => t.taskId === 'filler');
+      expect(filler?.error).toBe('the agent filled its disk of 128 MiB');
+      const log = readFileSync(path.join(run.runDir, 'orchestrator.log'), 'utf8');
+      expect(log).toContain(
+        'limits: memory 1 GiB and 64 processes per agent: a control group per slot',
+      );
+      expect(log).toContain('limits: disk 128 MiB per agent: a file system per slot');
+    }
   });
 
   describe('where bubblewrap cannot run', () => {

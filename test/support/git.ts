@@ -5,7 +5,11 @@ import { execFileSync } from 'node:child_process';
  * the suite trusts them all, as it made them.
  */
 export function gitOut(cwd: string, args: string[]): string {
-  return execFileSync('git', ['-c', 'safe.directory=*', ...args], { cwd, encoding: 'utf8' }).trim();
+  return execFileSync('git', ['-c', 'safe.directory=*', ...args], {
+    cwd,
+    encoding: 'utf8',
+    maxBuffer: 512 * 2 ** 20,
+  }).trim();
 }
 
 export function treeHash(project: string): string {

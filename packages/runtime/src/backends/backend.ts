@@ -73,6 +73,14 @@ export interface Backend {
   warm(): Promise<void>;
   /** Stops every executor the backend started. */
   close(): Promise<void>;
+  /** Once warm: what each agent may use and how this host holds it there, a line each. */
+  readonly limits?: readonly string[];
+}
+
+/** Every slot of a run where executors or checks run: its executors', and the final check's. */
+export function slotRoots(config: RunConfig, layout: RunLayout): string[] {
+  const executors = Array.from({ length: config.executors }, (_, i) => layout.sandbox(i).root);
+  return config.verify ? [...executors, layout.finalVerifySandbox.root] : executors;
 }
 
 /** What a backend is built from, besides its own settings. */

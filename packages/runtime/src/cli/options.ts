@@ -65,6 +65,8 @@ export function sizeIn(min: string, max: string): (value: string) => number {
 
 /** Docker's memory limit: it refuses less than 6 MiB. */
 export const parseMemory = sizeIn('6m', '1024g');
+/** A slot's disk: ext4 needs some room of its own below 64 MiB. */
+export const parseDiskLimit = sizeIn('64m', '65536g');
 /** Output limits: from a kilobyte up; more than a terabyte is no limit at all. */
 export const parseOutputSize = sizeIn('1k', '1024g');
 

@@ -95,6 +95,7 @@ export class ActiveRun implements AttemptHost {
         });
       try {
         await backend.warm();
+        for (const limit of backend.limits ?? []) this.log.write(`limits: ${limit}`, new Date());
         const attempts = new Attempt(this, backend, proxy);
         const scheduler = new Scheduler({
           tasks: this.plan.tasks,

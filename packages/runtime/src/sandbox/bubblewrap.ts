@@ -19,6 +19,8 @@ export interface Confinement extends Visibility {
   modelSocketDir?: string;
   /** `none`: no network namespace shared with the host, so only the proxy's socket leads out. */
   network: AgentNetwork;
+  /** The most the private /tmp may hold (it is memory); unbounded if absent. */
+  tmpBytes?: number;
   /**
    * Set when the orchestrator is root: the unprivileged user the confined command becomes once
    * bubblewrap has built its view (the mounts need root's reach into directories like a 0700
@@ -26,6 +28,9 @@ export interface Confinement extends Visibility {
    */
   runAs?: AgentUser;
 }
+
+/** The size of the tmpfs bubblewrap puts over /run and every hidden directory. */
+const SMALL_TMPFS_BYTES = 16 * 2 ** 20;
 
 /** The capabilities a root bubblewrap keeps for `setpriv` to change user and drop the rest. */
 const DROP_CAPABILITIES = ['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP'];
@@ -97,16 +102,20 @@ export function bubblewrapArgs(
     '/proc/sys',
     '/proc/sys',
     // Writable by any user, as /tmp is: a dropped user needs it as much as the orchestrator's.
+    ...(confinement.tmpBytes ? ['--size', String(confinement.tmpBytes)] : []),
     '--perms',
     '01777',
     '--tmpfs',
     '/tmp',
+    '--size',
+    String(SMALL_TMPFS_BYTES),
     '--tmpfs',
     '/run',
     ...mounts.flatMap(([flag, dir]) => [
       ...parentsOf(dir, emptied),
-      flag,
-      ...(flag === '--tmpfs' ? [dir] : [dir, dir]),
+      // A hidden directory is empty but for the way to what is shown again: memory an agent
+      // running as the user (who owns it in the sandbox) could otherwise fill.
+      ...(flag === '--tmpfs' ? ['--size', String(SMALL_TMPFS_BYTES), flag, dir] : [flag, dir, dir]),
     ]),
     '--chdir',
     confinement.workspace,
@@ -136,12 +145,15 @@ export function agentSpawn(
   confinement: Confinement | undefined,
   runAs: AgentUser | undefined,
   log: (line: string) => void,
+  /** What goes first: the slot's limits (joining its control group, or prlimit). */
+  launcher: readonly string[] = [],
 ): (options: SpawnOptions) => ChildProcessByStdio<Writable, Readable, Readable> {
   return (options) => {
-    const [file, args] = confinement
+    const [command, args] = confinement
       ? ['bwrap', bubblewrapArgs(confinement, options.command, options.args)]
       : unconfinedArgs(runAs, options.command, options.args);
-    const child = spawn(file, args, {
+    const [file, ...argv] = [...launcher, command, ...args] as [string, ...string[]];
+    const child = spawn(file, argv, {
       cwd: confinement?.workspace ?? options.cwd,
       env: options.env as NodeJS.ProcessEnv,
       stdio: ['pipe', 'pipe', 'pipe'],

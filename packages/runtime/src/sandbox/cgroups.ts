@@ -138,8 +138,13 @@ export class AgentCgroups {
    * drops privileges): joining a group takes write access to the group's files.
    */
   wrap(slot: string, command: string, args: readonly string[]): string[] {
+    return [...this.launcher(slot), command, ...args];
+  }
+
+  /** What `wrap` puts in front of a command, for a process that builds the command itself. */
+  launcher(slot: string): string[] {
     const procs = this.slotDirs(slot).map((dir) => path.join(dir, 'cgroup.procs'));
-    return ['/bin/sh', '-c', JOIN_SCRIPT, 'join-cgroups', ...procs, '--', command, ...args];
+    return ['/bin/sh', '-c', JOIN_SCRIPT, 'join-cgroups', ...procs, '--'];
   }
 
   /**

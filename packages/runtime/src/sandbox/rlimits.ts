@@ -45,23 +45,25 @@ export function prlimitCommand(
   command: string,
   args: readonly string[],
 ): { file: 'prlimit'; args: string[] } {
+  const [file, ...prefix] = prlimitLauncher(limits);
+  return { file: file as 'prlimit', args: [...prefix, command, ...args] };
+}
+
+/** What `prlimitCommand` puts in front of a command. */
+export function prlimitLauncher(limits: AgentRlimits): string[] {
   if (limits.dataBytes < MIN_DATA_BYTES)
     throw new RangeError(
       `a memory limit of ${formatBytes(limits.dataBytes)} per process is below what Claude Code needs to start (${formatBytes(MIN_DATA_BYTES)})`,
     );
   const both = (value: number) => `${Math.floor(value)}:${Math.floor(value)}`;
-  return {
-    file: 'prlimit',
-    args: [
-      `--data=${both(limits.dataBytes)}`,
-      `--nproc=${both(limits.processes)}`,
-      `--fsize=${both(limits.maxFileBytes)}`,
-      '--core=0:0',
-      '--',
-      command,
-      ...args,
-    ],
-  };
+  return [
+    'prlimit',
+    `--data=${both(limits.dataBytes)}`,
+    `--nproc=${both(limits.processes)}`,
+    `--fsize=${both(limits.maxFileBytes)}`,
+    '--core=0:0',
+    '--',
+  ];
 }
 
 /**

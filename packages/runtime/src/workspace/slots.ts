@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { chmod, lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { taskBranch } from '../contracts/run-layout.js';
+import { unmountAllUnder } from '../sandbox/slot-disk.js';
 import {
   checkLinks,
   checkNames,
@@ -191,9 +192,13 @@ export class Slots {
     }
   }
 
-  /** Deletes every workspace under `root` and the indexes the host kept for them. */
+  /**
+   * Deletes every workspace under `root` and the indexes the host kept for them; a slot disk an
+   * orchestrator that was killed left mounted there is unmounted first.
+   */
   async removeAll(root: string): Promise<void> {
     this.committed.clear();
+    await unmountAllUnder(root);
     await removeTree(root);
     await rm(path.join(this.project.gitDir, 'workspaces'), { recursive: true, force: true });
   }

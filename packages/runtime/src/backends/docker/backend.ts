@@ -25,8 +25,10 @@ import { TASK_FILES } from '../../contracts/run-layout.js';
 import { VERIFY_LIMITS, type Verification } from '../../contracts/verify.js';
 import { UsageError } from '../../errors.js';
 import { handOver } from '../../sandbox/agent-user.js';
+import { mountSlotDisk, unmountSlotDisk } from '../../sandbox/slot-disk.js';
 import { redactor } from '../../trust/secret-scanner.js';
 import { readUntrusted, removeTree, UntrustedFileError } from '../../trust/untrusted-files.js';
+import { formatBytes } from '../../util/bytes.js';
 import { CappedLog } from '../../util/capped-log.js';
 import { SHELL_FINDS } from '../../verify/command.js';
 import { readTail, sizeOf } from '../../verify/process.js';
@@ -57,6 +59,8 @@ const AWS_FILES = ['AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE'] as const;
 
 export interface DockerBackendOptions {
   runId: string;
+  /** The run's slots: each gets a disk of its own, the containers' disk limit. */
+  slots: readonly string[];
   real: boolean;
   settings: DockerSettings;
   /** `none`: containers get no network, only the model proxy's socket (unless one is named). */
@@ -193,12 +197,40 @@ export class DockerBackend implements Backend {
   private readonly user = containerUser();
   /** Per-attempt token files, in memory-backed storage, mounted one per container. */
   private tokens: string | undefined;
+  /** Slots whose disk this backend mounted. */
+  private readonly disks = new Set<string>();
+  limits: readonly string[] = [];
 
   constructor(private readonly options: DockerBackendOptions) {}
 
   /** Removes containers an interrupted orchestrator left for this run. */
   async warm(): Promise<void> {
     await this.removeRunContainers();
+    this.limits = [
+      `memory ${this.options.settings.memoryBytes ? formatBytes(this.options.settings.memoryBytes) : 'unlimited'} and ${this.options.settings.pidsLimit} processes per container: Docker`,
+      await this.mountSlotDisks(),
+    ];
+  }
+
+  /**
+   * A disk of its own for each slot, which a container's workspace and output live on: what caps
+   * its writes (its image is read-only, its /tmp and HOME are memory). Where loop mounts are not
+   * possible (an orchestrator that is not root), says so instead.
+   */
+  private async mountSlotDisks(): Promise<string> {
+    const { slots, settings } = this.options;
+    if (!settings.diskBytes) return 'disk: no limit (a run from before --docker-disk)';
+    const bytes = settings.diskBytes;
+    for (const dir of new Set(slots.map((slot) => path.dirname(slot))))
+      mkdirSync(dir, { recursive: true });
+    const mounts = await Promise.all(slots.map((slot) => mountSlotDisk(slot, bytes)));
+    slots.forEach((slot, i) => {
+      if (mounts[i]?.mounted) this.disks.add(slot);
+    });
+    const failed = mounts.find((mount) => !mount.mounted);
+    return failed && !failed.mounted
+      ? `disk: no limit per container (${failed.reason})`
+      : `disk ${formatBytes(bytes)} per container: a file system per slot`;
   }
 
   async execute(
@@ -428,6 +460,8 @@ export class DockerBackend implements Backend {
 
   async close(): Promise<void> {
     await this.removeRunContainers();
+    await Promise.all([...this.disks].map(unmountSlotDisk));
+    this.disks.clear();
     if (this.tokens) rmSync(this.tokens, { recursive: true, force: true });
     this.tokens = undefined;
   }
@@ -502,6 +536,8 @@ export function hardenedHostConfig(settings: DockerSettings, binds: string[]): D
     Tmpfs: { '/tmp': 'rw,exec,size=1g,mode=1777', [CONTAINER.home]: 'rw,exec,size=1g,mode=1777' },
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
+    // The host reads a container's output as it comes (attach); Docker's own copy is kept small.
+    LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '1' } },
     PidsLimit: settings.pidsLimit,
     ...(settings.memoryBytes && { Memory: settings.memoryBytes, MemorySwap: settings.memoryBytes }),
     ...(settings.nanoCpus && { NanoCpus: settings.nanoCpus }),

@@ -1,8 +1,8 @@
 import { Option } from 'commander';
-import { intIn, parseCpus, parsedOption, parseMemory } from '../../cli/options.js';
+import { intIn, parseCpus, parseDiskLimit, parsedOption, parseMemory } from '../../cli/options.js';
 import { UsageError } from '../../errors.js';
 import { checkVerifyProgram } from '../../verify/command.js';
-import type { BackendKind } from '../backend.js';
+import { type BackendKind, slotRoots } from '../backend.js';
 import type { DockerSettings } from './settings.js';
 
 export const DOCKER_DEFAULTS = {
@@ -10,6 +10,7 @@ export const DOCKER_DEFAULTS = {
   memory: '4g',
   cpus: '2',
   pids: 512,
+  disk: '20g',
 } as const;
 
 /** The flags' values, as commander names them. */
@@ -19,6 +20,7 @@ interface DockerFlags {
   dockerMemory: number;
   dockerCpus: number;
   dockerPids: number;
+  dockerDisk: number;
 }
 
 /** Docker settings from flags, under a docker stack's config (its image and network). */
@@ -35,6 +37,7 @@ export function dockerSettings(
     memoryBytes: flags.dockerMemory,
     nanoCpus: flags.dockerCpus,
     pidsLimit: flags.dockerPids,
+    diskBytes: flags.dockerDisk,
   };
 }
 
@@ -62,6 +65,12 @@ export const dockerKind: BackendKind<DockerSettings> = {
     new Option('--docker-pids <n>', 'process limit per container')
       .argParser(intIn(16, 1_000_000))
       .default(DOCKER_DEFAULTS.pids),
+    parsedOption(
+      '--docker-disk <size>',
+      'disk limit per container (its workspace and output)',
+      parseDiskLimit,
+      DOCKER_DEFAULTS.disk,
+    ),
   ],
   usesModelProxy: true,
   settings(flags, given, config) {
@@ -82,10 +91,11 @@ export const dockerKind: BackendKind<DockerSettings> = {
     }
     return { settings, allowedTools };
   },
-  async create(settings, { config, proxy }) {
+  async create(settings, { config, layout, proxy }) {
     const { DockerBackend } = await import('./backend.js');
     return new DockerBackend({
       runId: config.runId,
+      slots: slotRoots(config, layout),
       real: config.mode === 'real',
       settings,
       network: config.agentNetwork,

@@ -7,5 +7,7 @@ export const DockerSettingsSchema = z.object({
   memoryBytes: z.number().int().positive().optional(),
   nanoCpus: z.number().int().positive().optional(),
   pidsLimit: z.number().int().positive(),
+  /** What a container may write to its slot (workspace and output); older runs have none. */
+  diskBytes: z.number().int().positive().optional(),
 });
 export type DockerSettings = z.infer<typeof DockerSettingsSchema>;

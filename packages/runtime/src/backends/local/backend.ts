@@ -1,6 +1,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, INHERITED_HOST_ENV } from '../../contracts/env.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
@@ -15,6 +16,7 @@ import { removeTree } from '../../trust/untrusted-files.js';
 import { runVerifyProcess } from '../../verify/process.js';
 import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import type { HostReply, HostRequest } from './host.js';
+import { type LimitHit, SlotLimits, type SlotLimitsRun } from './limits.js';
 
 const HOST_PATH = fileURLToPath(new URL('./host.js', import.meta.url));
 
@@ -41,6 +43,8 @@ export interface LocalBackendOptions {
     /** The model proxy's socket directory, mounted into every sandbox. */
     modelSocketDir?: string;
   };
+  /** The limits of every agent and check, and the slots they run in (none: no limit to hold). */
+  limits?: Omit<SlotLimitsRun, 'runRoot' | 'onDiskLow'>;
   /** How long an aborted task may take to stop before the whole host is killed. */
   killGraceMs?: number;
 }
@@ -77,6 +81,10 @@ export class LocalBackend implements Backend {
   private readonly killGraceMs: number;
   /** What sandboxes show of the host, by the program they run (asked of the disk once). */
   private readonly visibilities = new Map<string, Visibility>();
+  /** How agents and checks are held to their limits, once warm. */
+  private slotLimits: SlotLimits | undefined;
+  /** Set when the run's file system nearly filled up: every attempt is stopped, for good. */
+  private diskLow: string | undefined;
 
   constructor(private readonly options: LocalBackendOptions) {
     this.killGraceMs = options.killGraceMs ?? 5_000;
@@ -84,6 +92,26 @@ export class LocalBackend implements Backend {
 
   async warm(): Promise<void> {
     this.ensureHost();
+    const limits = this.options.limits;
+    if (limits && limits.slots.length > 0 && !this.slotLimits) {
+      for (const dir of new Set(limits.slots.map((slot) => path.dirname(slot))))
+        mkdirSync(dir, { recursive: true });
+      this.slotLimits = await SlotLimits.start({
+        ...limits,
+        runRoot: this.options.runRoot,
+        onDiskLow: (message) => this.stopAll(message),
+      });
+    }
+  }
+
+  get limits(): readonly string[] {
+    return this.slotLimits?.enforced ?? [];
+  }
+
+  /** Stops every attempt under way, for good: the run's disk is nearly full. */
+  private stopAll(message: string): void {
+    this.diskLow = message;
+    for (const key of this.pending.keys()) this.send({ type: 'abort', key });
   }
 
   /**
@@ -125,8 +153,11 @@ export class LocalBackend implements Backend {
     { signal, logPath, sandbox, modelToken }: ExecutionContext,
   ): Promise<ExecutorOutcome> {
     if (signal.aborted) return aborted(signal);
-    const { agents, agentUser } = this.options;
-    if (agents) await this.readySandbox(sandbox);
+    const { agents } = this.options;
+    if (agents) {
+      await this.readySandbox(sandbox);
+      await this.slotLimits?.prepare(sandbox.root);
+    }
     const confinement =
       agents?.confined === true
         ? {
@@ -134,6 +165,19 @@ export class LocalBackend implements Backend {
             modelSocketDir: agents.modelSocketDir,
           }
         : undefined;
+    const outcome = await this.inHost(spec, { signal, logPath, modelToken }, confinement, sandbox);
+    const hit = agents && (await this.slotLimits?.afterwards(sandbox.root));
+    return hit ? limitHit(outcome, hit) : outcome;
+  }
+
+  /** One attempt in the executor host, settled when it reports or the host dies. */
+  private inHost(
+    spec: TaskSpec,
+    { signal, logPath, modelToken }: Pick<ExecutionContext, 'signal' | 'logPath' | 'modelToken'>,
+    confinement: Confinement | undefined,
+    sandbox: SandboxLayout,
+  ): Promise<ExecutorOutcome> {
+    const { agents, agentUser } = this.options;
     const host = this.ensureHost();
     const key = `${spec.taskId}#${spec.attempt}`;
     return new Promise<ExecutorOutcome>((resolve) => {
@@ -148,7 +192,9 @@ export class LocalBackend implements Backend {
           clearTimeout(killTimer);
           signal.removeEventListener('abort', onAbort);
           this.pending.delete(key);
-          resolve(signal.aborted && outcome.status === 'failed' ? aborted(signal) : outcome);
+          if (this.diskLow)
+            resolve({ status: 'failed', error: `stopped: ${this.diskLow}`, retryable: false });
+          else resolve(signal.aborted && outcome.status === 'failed' ? aborted(signal) : outcome);
         },
       });
       signal.addEventListener('abort', onAbort, { once: true });
@@ -160,6 +206,7 @@ export class LocalBackend implements Backend {
         modelToken,
         confinement,
         ...(agents && agentUser && { runAs: agentUser }),
+        ...(agents && this.slotLimits && { launcher: this.slotLimits.launcher(sandbox.root) }),
       } satisfies HostRequest);
     });
   }
@@ -171,29 +218,35 @@ export class LocalBackend implements Backend {
    */
   async verify({ settings, sandbox, logPath, signal }: VerifyRequest): Promise<Verification> {
     await this.readySandbox(sandbox);
-    return runVerifyProcess(
+    await this.slotLimits?.prepare(sandbox.root);
+    const [file, ...args] = [
+      ...(this.slotLimits?.launcher(sandbox.root) ?? []),
       'bwrap',
-      bubblewrapArgs(this.confinement(sandbox, process.execPath, 'none'), '/bin/sh', [
+      ...bubblewrapArgs(this.confinement(sandbox, process.execPath, 'none'), '/bin/sh', [
         '-c',
         settings.command,
       ]),
-      {
-        cwd: sandbox.workspace,
-        env: { ...hostEnv(this.options), HOME: sandbox.home, TMPDIR: '/tmp', CI: 'true' },
-        timeoutMs: settings.timeoutMs,
-        logPath,
-        signal,
-      },
-    );
+    ] as [string, ...string[]];
+    const verification = await runVerifyProcess(file, args, {
+      cwd: sandbox.workspace,
+      env: { ...hostEnv(this.options), HOME: sandbox.home, TMPDIR: '/tmp', CI: 'true' },
+      timeoutMs: settings.timeoutMs,
+      logPath,
+      signal,
+    });
+    const hit = await this.slotLimits?.afterwards(sandbox.root);
+    return hit ? { ...verification, error: `the check ${hit.error}` } : verification;
   }
 
   async close(): Promise<void> {
     const host = this.host;
-    if (!host) return;
-    await new Promise<void>((resolve) => {
-      host.once('exit', () => resolve());
-      this.kill();
-    });
+    if (host)
+      await new Promise<void>((resolve) => {
+        host.once('exit', () => resolve());
+        this.kill();
+      });
+    await this.slotLimits?.close();
+    this.slotLimits = undefined;
   }
 
   private ensureHost(): ChildProcess {
@@ -237,6 +290,11 @@ export class LocalBackend implements Backend {
       // Already gone.
     }
   }
+}
+
+/** An attempt a limit stopped, told as such whatever the agent made of it. */
+function limitHit(outcome: ExecutorOutcome, hit: LimitHit): ExecutorOutcome {
+  return { status: 'failed', error: hit.error, retryable: hit.retryable, usage: outcome.usage };
 }
 
 function aborted(signal: AbortSignal): ExecutorOutcome {

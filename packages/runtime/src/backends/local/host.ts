@@ -24,6 +24,8 @@ export type HostRequest =
       confinement?: Confinement;
       /** The unprivileged user agents run as (a root orchestrator's), confined or not. */
       runAs?: AgentUser;
+      /** What the agent's command starts with: its slot's limits. */
+      launcher?: string[];
     }
   | { type: 'abort'; key: string };
 
@@ -50,12 +52,12 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 async function run(request: Extract<HostRequest, { type: 'run' }>): Promise<void> {
-  const { key, spec, logPath, modelToken, confinement, runAs } = request;
+  const { key, spec, logPath, modelToken, confinement, runAs, launcher } = request;
   const controller = new AbortController();
   running.set(key, controller);
   const log = (line: string) => appendFileSync(logPath, logLine(line));
   const sandboxes: ChildProcess[] = [];
-  const spawn = (confinement || runAs) && agentSpawn(confinement, runAs, log);
+  const spawn = (confinement || runAs || launcher) && agentSpawn(confinement, runAs, log, launcher);
   const outcome = await executeTask(spec, {
     signal: controller.signal,
     log,

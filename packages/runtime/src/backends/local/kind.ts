@@ -1,11 +1,14 @@
 import path from 'node:path';
+import { Option } from 'commander';
+import { intIn, parseDiskLimit, parsedOption, sizeIn } from '../../cli/options.js';
 import type { RunConfig } from '../../contracts/run-config.js';
 import { UsageError } from '../../errors.js';
 import { type AgentUser, agentUserFor } from '../../sandbox/agent-user.js';
 import { probeBubblewrap } from '../../sandbox/bubblewrap.js';
 import { checkVerifyProgram, hostFinds } from '../../verify/command.js';
-import type { BackendKind } from '../backend.js';
-import type { LocalSettings } from './settings.js';
+import { type BackendKind, slotRoots } from '../backend.js';
+import type { AgentLimits } from './limits.js';
+import { LOCAL_DEFAULTS, type LocalSettings } from './settings.js';
 
 /** The run's source repository as directories of this machine (its checkout and git directory). */
 function sourceDirs(config: RunConfig): string[] {
@@ -15,6 +18,18 @@ function sourceDirs(config: RunConfig): string[] {
     (dir): dir is string => dir !== undefined && path.isAbsolute(dir),
   );
   return [...new Set(dirs)];
+}
+
+/** Claude Code and Node need 1 GiB of data to start, and a process limit is per process. */
+const parseAgentMemory = sizeIn('1g', '1024g');
+
+/** What each agent or check may use: the run's settings, the defaults for an older run.json. */
+function agentLimits(settings: LocalSettings): AgentLimits {
+  return {
+    memoryBytes: settings.memoryBytes ?? parseAgentMemory(LOCAL_DEFAULTS.memory),
+    pids: settings.pids ?? LOCAL_DEFAULTS.pids,
+    diskBytes: settings.diskBytes ?? parseDiskLimit(LOCAL_DEFAULTS.disk),
+  };
 }
 
 /**
@@ -38,9 +53,29 @@ async function agentUser(what: string): Promise<AgentUser | undefined> {
  */
 export const localKind: BackendKind<LocalSettings> = {
   name: 'local',
-  flags: [],
+  flags: [
+    parsedOption(
+      '--local-memory <size>',
+      'memory limit per local agent or check',
+      parseAgentMemory,
+      LOCAL_DEFAULTS.memory,
+    ),
+    new Option('--local-pids <n>', 'process limit per local agent or check')
+      .argParser(intIn(64, 1_000_000))
+      .default(LOCAL_DEFAULTS.pids),
+    parsedOption(
+      '--local-disk <size>',
+      'disk limit per local agent or check',
+      parseDiskLimit,
+      LOCAL_DEFAULTS.disk,
+    ),
+  ],
   usesModelProxy: true,
-  settings: () => ({}),
+  settings: (flags) => ({
+    memoryBytes: flags.localMemory as number,
+    pids: flags.localPids as number,
+    diskBytes: flags.localDisk as number,
+  }),
   async preflight(settings, { real, allowedTools, toolsGiven, verify }) {
     if (verify) {
       // The check runs agents' work (their tests, their scripts): never unconfined on the host.
@@ -53,7 +88,7 @@ export const localKind: BackendKind<LocalSettings> = {
     }
     if (!real) return { settings, allowedTools };
     const probe = await probeBubblewrap(await agentUser('agents'));
-    if (probe.available) return { settings: { sandbox: 'bubblewrap' }, allowedTools };
+    if (probe.available) return { settings: { ...settings, sandbox: 'bubblewrap' }, allowedTools };
     // A resumed run keeps the confinement it started with.
     if (settings.sandbox === 'bubblewrap')
       throw new UsageError(`this run confines its agents with bubblewrap, but ${probe.reason}`);
@@ -68,7 +103,7 @@ export const localKind: BackendKind<LocalSettings> = {
       );
     }
     return {
-      settings: { sandbox: 'none' },
+      settings: { ...settings, sandbox: 'none' },
       allowedTools: allowedTools.filter((tool) => tool !== 'Bash'),
     };
   },
@@ -80,6 +115,13 @@ export const localKind: BackendKind<LocalSettings> = {
       runRoot: layout.root,
       sourceDirs: sourceDirs(config),
       ...((real || config.verify) && { agentUser: await agentUserFor() }),
+      limits: {
+        runId: config.runId,
+        // A plain simulation runs nothing of an agent's: no slot to hold to limits.
+        slots: real || config.verify ? slotRoots(config, layout) : [],
+        limits: agentLimits(settings),
+        maxFileBytes: config.outputLimits.maxFileBytes,
+      },
       ...(real && {
         agents: {
           confined: settings.sandbox === 'bubblewrap',
