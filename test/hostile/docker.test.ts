@@ -35,7 +35,7 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
-async function hostileRun(tasks: TaskInput[]) {
+async function hostileRun(tasks: TaskInput[], flags: string[] = []) {
   const plan = path.join(work, `plan-${randomUUID()}.json`);
   writeFileSync(plan, JSON.stringify(planInput(tasks, 1)));
   const result = await runCli(
@@ -49,6 +49,7 @@ async function hostileRun(tasks: TaskInput[]) {
       '-o',
       path.join(work, 'runs'),
       '--json',
+      ...flags,
     ],
     work,
     { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: server.url, HOME: path.join(work, 'home') },
@@ -132,5 +133,54 @@ describeDocker('a hostile agent in a container', () => {
     const token = /ANTHROPIC_BASE_URL=http:\/\/model-proxy\/([A-Za-z0-9_-]{43})/.exec(seen)?.[1];
     expect(token).toBeDefined();
     expectIntegrity(run.runDir, [KEY, token as string]);
+  });
+
+  it('cannot lower what it spent by rewriting its outcome: the proxy counted it', async () => {
+    // The last writer of /output/outcome.json wins: a process it leaves behind keeps writing one.
+    const forged = JSON.stringify({
+      status: 'succeeded',
+      usage: {
+        inputTokens: 0,
+        outputTokens: 0,
+        cacheReadTokens: 0,
+        cacheCreationTokens: 0,
+        costUsd: 0,
+      },
+    });
+    script = (request) => ({
+      ...scripted(({ cwd, taskId }) => [
+        bash(
+          `nohup sh -c 'while :; do echo '"'"'${forged}'"'"' > /output/outcome.json; sleep 0.01; done' >/dev/null 2>&1 & echo forging`,
+        ),
+        ...innocent(cwd, taskId),
+      ])(request),
+      usage: { input_tokens: 1_000, output_tokens: 500 },
+    });
+    const run = await hostileRun([task('forger')]);
+    expect(lastConversation(server, 'forger')).toContain('forging'); // the attack ran
+    const [forger] = expectIntegrity(run.runDir, [KEY]).tasks;
+    // Every call of the attempt answered 500 tokens out: what was recorded is that, priced.
+    expect(forger?.usage?.outputTokens).toBeGreaterThanOrEqual(1_000);
+    expect(forger?.usage?.outputTokens ? forger.usage.outputTokens % 500 : -1).toBe(0);
+    expect(forger?.usage?.costUsd).toBeGreaterThan(0);
+  });
+
+  it('cannot fill the host disk: its workspace and output are a disk of their own', async () => {
+    script = scripted(({ cwd, taskId }) => [
+      bash(
+        'head -c 300M /dev/zero > /workspace/big.bin; echo "disk=$?"; head -c 300M /dev/zero > /output/big.bin; echo "output=$?"',
+      ),
+      ...innocent(cwd, taskId),
+    ]);
+    const run = await hostileRun([task('filler')], ['--docker-disk', '128m']);
+    const seen = lastConversation(server, 'filler');
+    expect(seen).toMatch(/^disk=[1-9]\d*$/m);
+    expect(seen).toMatch(/^output=[1-9]\d*$/m);
+    expect(run.code).toBe(1);
+    const [filler] = expectIntegrity(run.runDir, [KEY]).tasks;
+    expect(filler?.error).toBe('the agent filled its disk of 128 MiB');
+    expect(readFileSync(path.join(run.runDir, 'orchestrator.log'), 'utf8')).toContain(
+      'limits: disk 128 MiB per container: a file system per slot',
+    );
   });
 });

@@ -71,6 +71,23 @@ const DIRECT_CALLS = [
   'Promise.all(Array.from({ length: 300 }, call)).then((codes) => { const n = (c) => codes.filter((x) => x === c).length; console.log("direct calls: ok=" + n(200) + " refused=" + (n(400) + n(429))); });',
 ].join(' ');
 
+/**
+ * Calls on the agent's own token that would reach third parties through the provider (an MCP
+ * server, a server tool, a URL for the provider to fetch), and one that smuggles headers, a beta
+ * and a query: each printed with the status the proxy answered and the start of its message.
+ */
+const EGRESS_CALLS = [
+  'const http = require("http"); const url = new URL(process.env.ANTHROPIC_BASE_URL);',
+  'const base = { model: "claude-sonnet-5-5", max_tokens: 100, messages: [{ role: "user", content: "smuggled" }] };',
+  'const call = (name, body, headers = {}, query = "") => new Promise((done) => { const req = http.request({ socketPath: process.env.ANTHROPIC_UNIX_SOCKET, path: url.pathname + "/v1/messages" + query, method: "POST", headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", ...headers } }, (res) => { let text = ""; res.on("data", (c) => (text += c)); res.on("end", () => { let message = ""; try { message = JSON.parse(text).error?.message ?? ""; } catch {} console.log([name, res.statusCode, message.slice(0, 120)].join(" ").trim()); done(); }); }); req.end(JSON.stringify(body)); });',
+  '(async () => {',
+  'await call("mcp_servers", { ...base, mcp_servers: [{ type: "url", url: "https://mcp.example/sse", name: "x" }] }, { "anthropic-beta": "mcp-client-2025-04-04" });',
+  'await call("web_search", { ...base, tools: [{ type: "web_search_20250305", name: "web_search" }] });',
+  'await call("url_source", { ...base, messages: [{ role: "user", content: [{ type: "image", source: { type: "url", url: "https://mcp.example/x.png" } }] }] });',
+  'await call("headers", base, { "x-forwarded-for": "203.0.113.9", forwarded: "for=203.0.113.9", "anthropic-beta": "claude-code-20250219,mcp-client-2025-04-04" }, "?target=https://mcp.example");',
+  '})();',
+].join(' ');
+
 /** The run directory a `run --json` names on its first line, once it has. */
 function runDirOf(stdout: string): string | undefined {
   const first = stdout.split('\n')[0];
@@ -657,6 +674,31 @@ describe.each(runners)('$name', (runner) => {
       expect(stopped.stoppedBy).toBe('budget');
       expect(stopped.tasks.filter((t) => t.attempts > 0).map((t) => t.taskId)).toEqual(['burner']);
       expect(stopped.usage.costUsd).toBeLessThanOrEqual(0.05);
+    });
+
+    it('cannot reach third parties through the model provider: no MCP, no server tools, no smuggled headers', async () => {
+      script = scripted(({ taskId, cwd }) => [
+        bash(`node -e '${EGRESS_CALLS}'`),
+        ...innocent(cwd, taskId),
+      ]);
+      const before = server.requests.length;
+      const run = await hostileRun([task('smuggler')]);
+      const seen = resultsSeen('smuggler');
+      expect(seen).toMatch(/^mcp_servers 400 .*mcp_servers/m);
+      expect(seen).toMatch(/^web_search 400 .*web_search/m);
+      expect(seen).toMatch(/^url_source 400 /m);
+      expect(seen).toMatch(/^headers 200$/m);
+      expect(run.code).toBe(0);
+      const forwarded = server.requests
+        .slice(before)
+        .filter((r) => r.body?.messages?.[0]?.content === 'smuggled');
+      expect(forwarded).toHaveLength(1);
+      const [smuggled] = forwarded;
+      expect(smuggled?.path).toBe('/v1/messages');
+      expect(smuggled?.headers['x-forwarded-for']).toBeUndefined();
+      expect(smuggled?.headers.forwarded).toBeUndefined();
+      expect(smuggled?.headers['anthropic-beta']).toBe('claude-code-20250219');
+      expect(forwarded.some((r) => r.raw.includes('mcp.example'))).toBe(false);
     });
 
     it('cannot keep git running past its attempt: a timeout while it is staged, a forced stop', {

@@ -25,7 +25,7 @@ import { TASK_FILES } from '../../contracts/run-layout.js';
 import { VERIFY_LIMITS, type Verification } from '../../contracts/verify.js';
 import { UsageError } from '../../errors.js';
 import { handOver } from '../../sandbox/agent-user.js';
-import { mountSlotDisk, unmountSlotDisk } from '../../sandbox/slot-disk.js';
+import { mountSlotDisk, slotDiskFull, unmountSlotDisk } from '../../sandbox/slot-disk.js';
 import { redactor } from '../../trust/secret-scanner.js';
 import { readUntrusted, removeTree, UntrustedFileError } from '../../trust/untrusted-files.js';
 import { formatBytes } from '../../util/bytes.js';
@@ -336,7 +336,9 @@ export class DockerBackend implements Backend {
         retryable: true,
       };
     }
-    return this.collect(spec, sandbox.output, run.statusCode, redact);
+    const outcome = await this.collect(spec, sandbox.output, run.statusCode, redact);
+    const full = this.disks.has(sandbox.root) && (await slotDiskFull(sandbox.root));
+    return full ? { status: 'failed', error: `the agent ${full}`, retryable: false } : outcome;
   }
 
   /**
