@@ -701,6 +701,45 @@ describe.each(runners)('$name', (runner) => {
       expect(forwarded.some((r) => r.raw.includes('mcp.example'))).toBe(false);
     });
 
+    it('cannot rig the check its work must pass, once --verify-from-base names the check', async () => {
+      const repo = path.join(work, `checked-${randomUUID()}`);
+      mkdirSync(path.join(repo, 'test'), { recursive: true });
+      execFileSync('git', ['init', '-q', repo]);
+      writeFileSync(path.join(repo, 'test/check.sh'), 'grep -q good src/required.txt\n');
+      mkdirSync(path.join(repo, 'src'));
+      writeFileSync(path.join(repo, 'src/required.txt'), 'good\n');
+      execFileSync('git', ['-C', repo, 'add', '.']);
+      execFileSync('git', [
+        '-C',
+        repo,
+        '-c',
+        'user.name=t',
+        '-c',
+        'user.email=t@t',
+        'commit',
+        '-qm',
+        'base',
+      ]);
+      // Bad work, and the check rewritten to pass it.
+      script = scripted(({ cwd }) => [
+        write(`${cwd}/src/required.txt`, 'bad\n'),
+        write(`${cwd}/test/check.sh`, 'exit 0\n'),
+      ]);
+      const flags = ['--repo', repo, '--verify', 'sh test/check.sh', '--retries', '0'];
+      const rigged = await hostileRun([task('rigger')], flags);
+      // What the check trusts by default: the tree it checks, its own files included.
+      expect(rigged.code).toBe(0);
+      const held = await hostileRun([task('rigger')], [...flags, '--verify-from-base', 'test/']);
+      expect(held.code).toBe(1);
+      const [rigger] = readSummary(held.runDir).tasks;
+      expect(rigger?.error).toMatch(/^--verify failed \(exit 1\) on the merged work/);
+      const typo = await hostileRun([task('rigger')], [...flags, '--verify-from-base', 'tests/']);
+      expect(typo.code).toBe(2);
+      expect(typo.stderr).toMatch(
+        /^error: --verify-from-base: tests is not in the repository at [0-9a-f]{12}\n$/,
+      );
+    });
+
     it('cannot keep git running past its attempt: a timeout while it is staged, a forced stop', {
       timeout: 300_000,
     }, async () => {

@@ -370,6 +370,7 @@ describe('agent output crosses as data', () => {
       ['env.txt', `PATH=/bin\nKEY=${key}\n`],
       ['b64.txt', Buffer.from(`xx${key}yy`).toString('base64')],
       ['hex.txt', Buffer.from(key).toString('hex')],
+      ['reversed.txt', [...key].reverse().join('')],
     ] as const) {
       await prepare(workspace(0));
       write(workspace(0), file, content);

@@ -69,6 +69,7 @@ export interface RunCommandOptions extends PlanningOptions {
   push?: string;
   verify?: string;
   verifyTimeout: number;
+  verifyFromBase?: string[];
   backendConfig?: string;
   backend: BackendName;
   output: string;
@@ -308,6 +309,12 @@ export async function runCommand(
     : undefined;
   if (!verify && given('verifyTimeout'))
     throw new UsageError('--verify-timeout limits --verify: give the command too');
+  if (options.verifyFromBase && !verify)
+    throw new UsageError("--verify-from-base names the check's files: give --verify too");
+  if (options.verifyFromBase && !named)
+    throw new UsageError(
+      '--verify-from-base takes the check from the repository the run starts from: give --repo',
+    );
   const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
   const ready = await kind.preflight(settings, {
     real: access !== undefined,
@@ -345,6 +352,7 @@ export async function runCommand(
         ...(source && { source }),
         ...(deliver && { deliver }),
         ...(verify && { verify }),
+        ...(options.verifyFromBase && { verifyFromBase: options.verifyFromBase }),
         backend: kind.name,
         [kind.name]: ready.settings,
         mode: access ? 'real' : 'simulate',

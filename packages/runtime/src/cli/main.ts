@@ -44,6 +44,7 @@ import {
   parseMaxTasks,
   parseModel,
   parseOutputSize,
+  parseRepositoryPaths,
   parseRetryDelay,
   parseSimRange,
   parseTaskTimeout,
@@ -216,6 +217,11 @@ function program(): Command {
     .option(
       '--verify <command>',
       "the repository's check (sh -c, in the backend's sandbox): each task's work merges only if it passes on the merged result, and it runs once more at the end",
+    )
+    .option(
+      '--verify-from-base <paths>',
+      "files and directories of the check (comma-separated: test/,package.json) taken as they were at the run's start, whatever a task's work did to them",
+      parseRepositoryPaths,
     )
     .addOption(
       parsedOption(

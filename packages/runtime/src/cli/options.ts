@@ -245,6 +245,25 @@ export function parseToolList(value: string): string[] {
   return tools;
 }
 
+/**
+ * Paths inside a repository, comma-separated (`test/,package.json`): relative, without `..`, as
+ * git names them.
+ */
+export function parseRepositoryPaths(value: string): string[] {
+  const paths = value
+    .split(',')
+    .map((p) => p.trim().replace(/\/+$/, ''))
+    .filter(Boolean);
+  const bad = paths.find(
+    (p) => p.startsWith('/') || p.split('/').some((part) => part === '..' || part === '.git'),
+  );
+  if (paths.length === 0 || bad !== undefined)
+    throw new InvalidArgumentError(
+      `expected paths inside the repository separated by commas, such as test/,package.json${bad ? ` (not ${bad})` : ''}.`,
+    );
+  return paths;
+}
+
 /** A model id as the provider spells it. */
 export function parseModel(value: string): string {
   const model = value.trim();

@@ -5,6 +5,19 @@ export const VerifySettingsSchema = z.object({
   /** Run by `sh -c` in the tree being checked. */
   command: z.string().trim().min(1).max(4_000),
   timeoutMs: z.number().int().min(100),
+  /**
+   * `--verify-from-base`: the check's own files (tests, their configuration), taken as they were
+   * at the run's start, whatever the work being checked did to them: an agent cannot weaken or
+   * rig the check its work must pass.
+   */
+  fromBase: z
+    .object({
+      /** The commit the run started from. */
+      commit: z.string().regex(/^[0-9a-f]{40,64}$/),
+      /** Files and directories, relative to the top of the repository. */
+      paths: z.array(z.string().min(1)).min(1),
+    })
+    .optional(),
 });
 export type VerifySettings = z.infer<typeof VerifySettingsSchema>;
 

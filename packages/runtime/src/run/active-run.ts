@@ -14,6 +14,7 @@ import { describeError, UsageError } from '../errors.js';
 import type { ModelProxy } from '../proxy/model-proxy.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { seededRandom } from '../util/random.js';
+import { treeToCheck } from '../verify/from-base.js';
 import type { Project } from '../workspace/project.js';
 import { Slots } from '../workspace/slots.js';
 import { Attempt, type AttemptHost } from './attempt.js';
@@ -239,7 +240,7 @@ export class ActiveRun implements AttemptHost {
     const settings = this.config.verify as VerifySettings;
     const sandbox = this.layout.finalVerifySandbox;
     const commit = this.project.head;
-    await this.slots.prepare(sandbox.workspace, commit);
+    await this.slots.prepare(sandbox.workspace, await treeToCheck(this.project, commit, settings));
     appendFileSync(
       this.layout.finalVerifyLog,
       `== ${settings.command} on main at ${commit.slice(0, 12)} ==\n`,

@@ -21,6 +21,7 @@ import type { GrantUsage, ModelProxy } from '../proxy/model-proxy.js';
 import type { AttemptContext, AttemptOutcome } from '../scheduler/scheduler.js';
 import { OutputCheck, OutputRejectedError } from '../trust/output-check.js';
 import { SecretScanner } from '../trust/secret-scanner.js';
+import { treeToCheck } from '../verify/from-base.js';
 import type { Project } from '../workspace/project.js';
 import type { Slots, TaskCommit } from '../workspace/slots.js';
 import type { RunState } from './replay.js';
@@ -315,7 +316,7 @@ export class Attempt {
     const settings = config.verify as VerifySettings;
     const preview = await project.previewMerge(committed.commit);
     if (!preview.merged) return this.conflict(task, preview.conflictFiles, {});
-    await slots.prepare(sandbox.workspace, preview.tree);
+    await slots.prepare(sandbox.workspace, await treeToCheck(project, preview.tree, settings));
     const logPath = layout.verifyLog(task.id);
     appendFileSync(
       logPath,

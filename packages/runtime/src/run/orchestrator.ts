@@ -43,6 +43,8 @@ export interface RunHooks {
 }
 
 export interface StartRunOptions extends Omit<RunSettings, 'source' | 'deliver'>, RunHooks {
+  /** `--verify-from-base`: the check's files, taken from the commit the run starts from. */
+  verifyFromBase?: string[];
   outputDir: string;
   plan: Plan;
   /** A repository to start from (`--repo`); without one the project starts empty. */
@@ -75,8 +77,18 @@ function writeJson(file: string, value: unknown): void {
 /** Creates a run directory for the plan and runs it to the end. */
 export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
   // Hooks (and the secrets among them) stay out of run.json: only settings are written.
-  const { outputDir, plan, signal, onEvent, onRunDir, modelAccess, source, deliver, ...settings } =
-    options;
+  const {
+    outputDir,
+    plan,
+    signal,
+    onEvent,
+    onRunDir,
+    modelAccess,
+    source,
+    deliver,
+    verifyFromBase,
+    ...settings
+  } = options;
   const layout = createRunDir(outputDir, plan.requirements.split('\n')[0] ?? '');
   onRunDir?.(layout.root);
   const runId = path.basename(layout.root);
@@ -93,12 +105,17 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
         : await Project.init(layout.project, `Start run ${runId}\n\n${plan.requirements}`);
       // Agents' work is held to the repository's own ignore rules, never to theirs.
       if (source) await writeHostIgnoreRules(project.gitDir, project.head);
+      const fromBase = verifyFromBase && {
+        commit: project.head,
+        paths: await project.existingPaths(verifyFromBase, '--verify-from-base'),
+      };
       // Written once the base is known: a repository's is resolved by the clone.
       config = RunConfigSchema.parse({
         version: 1,
         runId,
         createdAt: new Date().toISOString(),
         ...settings,
+        ...(settings.verify && fromBase && { verify: { ...settings.verify, fromBase } }),
         ...(source && { source: { repo: source.shown, base: project.head } }),
         ...(deliver && {
           deliver: { ...deliver, branch: deliver.branch ?? deliveryBranch(runId) },

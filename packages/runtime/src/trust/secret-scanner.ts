@@ -19,7 +19,7 @@ function base64Forms(secret: Buffer, encoding: 'base64' | 'base64url'): string[]
 
 /**
  * Finds the secret values the orchestrator handed out in bytes an agent produced: as written,
- * base64 (standard and URL-safe, any alignment) and hex. A tripwire against a key pasted or
+ * reversed, base64 (standard and URL-safe, any alignment) and hex. A tripwire against a key pasted or
  * encoded into a commit, not a guarantee against an agent that transforms it further; the model
  * proxy, which never gives agents the key, is the protection.
  */
@@ -33,6 +33,7 @@ export class SecretScanner {
       const raw = Buffer.from(value, 'utf8');
       const forms = new Set([
         value,
+        [...value].reverse().join(''),
         raw.toString('hex'),
         raw.toString('hex').toUpperCase(),
         ...base64Forms(raw, 'base64'),

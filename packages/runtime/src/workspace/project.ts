@@ -43,6 +43,20 @@ done
 [ "$tip" = "$base" ] || git update-ref refs/heads/${INTEGRATION_BRANCH} "$tip" "$base"
 `;
 
+/**
+ * Tree $2 with the paths after $3 as commit $3 has them, through a scratch index at $1 (removed
+ * after): the paths go from the tree, then what $3 holds under them comes in. Prints the tree.
+ */
+const TREE_WITH_PATHS_FROM = `
+export GIT_INDEX_FILE="$1" GIT_LITERAL_PATHSPECS=1
+tree=$2 from=$3; shift 3
+trap 'rm -f "$GIT_INDEX_FILE"' EXIT
+git read-tree "$tree"
+git rm -r -q --cached --ignore-unmatch -- "$@"
+git ls-tree -r -z "$from" -- "$@" | git update-index -z --index-info
+git write-tree
+`;
+
 /** For each file after $1 (the integration tip): the task whose merge last changed it. */
 const TASKS_TOUCHING = `
 tip=$1; shift
@@ -406,6 +420,42 @@ done
     // git 2.39 also exits 1 on a bad revision; a conflict starts with the merged tree's id.
     if (!OID.test(tree)) throw new GitError('merge-tree', 1, stdout);
     return [...new Set(names.filter(Boolean))];
+  }
+
+  /**
+   * `paths` as they are at the integration commit, each checked to be there: a typo in an option
+   * naming them (`flag`) is an error, not a check that silently takes nothing.
+   */
+  async existingPaths(paths: readonly string[], flag: string): Promise<string[]> {
+    for (const file of paths) {
+      const { exitCode } = await git(
+        this.repo,
+        ['cat-file', '-e', `${this.mainHead}:${file}`],
+        [0, 128],
+      );
+      if (exitCode !== 0)
+        throw new UsageError(
+          `${flag}: ${file} is not in the repository at ${this.mainHead.slice(0, 12)}`,
+        );
+    }
+    return [...paths];
+  }
+
+  /**
+   * The tree `tree` with `paths` as they are in `from` (gone where `from` has none): what a check
+   * that trusts only its own files at the run's start runs on. Nothing is published.
+   */
+  async treeWithPathsFrom(tree: string, from: string, paths: readonly string[]): Promise<string> {
+    const { stdout } = await gitScript(this.repo, 'tree-with-paths-from', TREE_WITH_PATHS_FROM, [
+      path.join(this.gitDir, `check-${process.pid}-${Date.now()}.index`),
+      tree,
+      from,
+      ...paths,
+    ]);
+    const result = stdout.trim();
+    if (!OID.test(result))
+      throw new GitError('tree-with-paths-from', 0, `unexpected output: ${result}`);
+    return result;
   }
 
   /** The tasks whose merges last changed `files` on the integration branch. */

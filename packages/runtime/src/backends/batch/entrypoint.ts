@@ -35,6 +35,7 @@ import { executeTask } from '../../executor/execute.js';
 import { agentSettingsFor, resolveModelAccess } from '../../models/access.js';
 import { OutputCheck, OutputRejectedError } from '../../trust/output-check.js';
 import { redactor, SecretScanner } from '../../trust/secret-scanner.js';
+import { treeToCheck } from '../../verify/from-base.js';
 import { runVerifyProcess } from '../../verify/process.js';
 import { writeRules } from '../../workspace/ignore-rules.js';
 import { Project } from '../../workspace/project.js';
@@ -141,16 +142,20 @@ async function main(): Promise<void> {
   if (input.ignoreRules) await writeRules(project.gitDir, input.ignoreRules);
   const slots = new Slots(project);
   await slots.prepare(paths.workspace, input.base.commit);
-  const verifyHere = (settings: VerifySettings) =>
-    verifyInJob(settings, paths, controller.signal, (file) =>
+  /** `--verify` on `commit`, checked out in the workspace as the host would check it. */
+  const verifyHere = async (settings: VerifySettings, commit: string) => {
+    if (settings.fromBase)
+      await slots.prepare(paths.workspace, await treeToCheck(project, commit, settings));
+    return verifyInJob(settings, paths, controller.signal, (file) =>
       stage('upload the verify log', () =>
         staging.putFile(`${job.prefix}${S3_LAYOUT.files.verifyLog}`, file),
       ),
     );
+  };
 
   if (input.verifyOnly) {
     consoleLog(`verifying ${input.base.commit.slice(0, 12)}: ${input.verifyOnly.command}`);
-    const checked = await verifyHere(input.verifyOnly);
+    const checked = await verifyHere(input.verifyOnly, input.base.commit);
     if (controller.signal.aborted) process.exit(EXIT_TERMINATED);
     const passed = verificationPassed(checked.verification);
     const result: BatchJobResult = {
@@ -199,7 +204,7 @@ async function main(): Promise<void> {
         staging.putFile(`${job.prefix}${S3_LAYOUT.files.bundle}`, bundleFile),
       );
       // The check runs on the work as committed, once the agent's processes are gone.
-      if (spec.verify) Object.assign(result, await verifyHere(spec.verify));
+      if (spec.verify) Object.assign(result, await verifyHere(spec.verify, committed.commit));
     } catch (error) {
       if (!(error instanceof OutputRejectedError)) throw error;
       outcome = { status: 'failed', error: error.message, retryable: false };
