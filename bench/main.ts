@@ -4,7 +4,7 @@
  * repeated and reported as the median with every sample, since these machines are noisy.
  *
  *   pnpm bench                          all scenarios
- *   pnpm bench -- --only overhead,speedup,growth,makespan,scheduler,repo,docker,batch --repeat 5
+ *   pnpm bench -- --only overhead,speedup,growth,makespan,scheduler,repo,ingest,docker,batch --repeat 5
  *   pnpm bench -- --only growth --sizes 250,1000 --cli OTHER/dist/cli/main.js
  *                                       the growth curve of another build, for a side-by-side
  *   pnpm bench -- --plan FILE --executors M   one plan in virtual time
@@ -27,6 +27,7 @@ import {
   runPlanArgs,
   speedupResult,
 } from './common.js';
+import { ingestScenarios } from './ingest.js';
 import { GROWTH_SIZES, growthCurve, makespanSuite, randomDag } from './integration.js';
 import { largeRepoScenarios } from './large-repo.js';
 
@@ -254,7 +255,9 @@ async function main() {
   }
   const repeat = Number(values.repeat);
   const only = new Set(
-    (values.only ?? 'overhead,speedup,growth,makespan,scheduler,repo,docker,batch').split(','),
+    (values.only ?? 'overhead,speedup,growth,makespan,scheduler,repo,ingest,docker,batch').split(
+      ',',
+    ),
   );
   const cli = values.cli && path.resolve(values.cli);
   if (cli) cliPath = cli;
@@ -266,6 +269,7 @@ async function main() {
     results.push(...(await growthCurve(values.sizes.split(',').map(Number), repeat, cli)));
   if (only.has('makespan')) results.push(await makespanSuite(repeat, cli));
   if (only.has('repo')) results.push(...(await largeRepoScenarios(repeat)));
+  if (only.has('ingest')) results.push(...ingestScenarios(repeat, cliPath));
   if (only.has('docker')) {
     const missing = dockerMissing();
     if (missing)

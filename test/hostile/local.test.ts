@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliRunners } from '../support/as-user.js';
 import { readEvents, readSummary, resultLine, waitFor } from '../support/cli.js';
-import { gitOut } from '../support/git.js';
+import { commitAll, gitOut } from '../support/git.js';
 import {
   bash,
   expectIntegrity,
@@ -553,20 +553,8 @@ describe.each(runners)('$name', (runner) => {
     it('says what it wrote that the repository ignores, and commits none of it', async () => {
       const repo = path.join(work, `ignoring-${randomUUID()}`);
       mkdirSync(repo);
-      execFileSync('git', ['init', '-q', repo]);
       writeFileSync(path.join(repo, '.gitignore'), 'node_modules/\n*.log\n');
-      execFileSync('git', ['-C', repo, 'add', '.']);
-      execFileSync('git', [
-        '-C',
-        repo,
-        '-c',
-        'user.name=t',
-        '-c',
-        'user.email=t@t',
-        'commit',
-        '-qm',
-        'base',
-      ]);
+      commitAll(repo, 'base');
       script = scripted(({ taskId, cwd }) => [
         bash(
           'mkdir -p node_modules/left && echo x > node_modules/left/index.js && echo y > debug.log',
@@ -704,22 +692,10 @@ describe.each(runners)('$name', (runner) => {
     it('cannot rig the check its work must pass, once --verify-from-base names the check', async () => {
       const repo = path.join(work, `checked-${randomUUID()}`);
       mkdirSync(path.join(repo, 'test'), { recursive: true });
-      execFileSync('git', ['init', '-q', repo]);
       writeFileSync(path.join(repo, 'test/check.sh'), 'grep -q good src/required.txt\n');
       mkdirSync(path.join(repo, 'src'));
       writeFileSync(path.join(repo, 'src/required.txt'), 'good\n');
-      execFileSync('git', ['-C', repo, 'add', '.']);
-      execFileSync('git', [
-        '-C',
-        repo,
-        '-c',
-        'user.name=t',
-        '-c',
-        'user.email=t@t',
-        'commit',
-        '-qm',
-        'base',
-      ]);
+      commitAll(repo, 'base');
       // Bad work, and the check rewritten to pass it.
       script = scripted(({ cwd }) => [
         write(`${cwd}/src/required.txt`, 'bad\n'),

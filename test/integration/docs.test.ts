@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CLI } from '../support/cli.js';
+import { commitAll } from '../support/git.js';
 import { tempDir } from '../support/tmp.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -56,16 +57,7 @@ function machine(): { cwd: string; env: NodeJS.ProcessEnv } {
     path.join(shop, 'test', 'shop.test.mjs'),
     "import { test } from 'node:test';\ntest('the shop opens', () => {});\n",
   );
-  execFileSync('sh', ['-c', 'git init -q -b main && git add -A && git commit -qm shop'], {
-    cwd: shop,
-    env: {
-      ...process.env,
-      GIT_AUTHOR_NAME: 'u',
-      GIT_AUTHOR_EMAIL: 'u@example.invalid',
-      GIT_COMMITTER_NAME: 'u',
-      GIT_COMMITTER_EMAIL: 'u@example.invalid',
-    },
-  });
+  commitAll(shop, 'shop');
   const cwd = path.join(root, 'work');
   mkdirSync(cwd);
   symlinkSync(path.join(ROOT, 'examples'), path.join(cwd, 'examples'));

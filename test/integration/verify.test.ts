@@ -5,20 +5,12 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { TaskSpec } from '../../packages/runtime/src/contracts/executor.js';
 import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
-import { gitOut } from '../support/git.js';
+import { commitAll, gitOut } from '../support/git.js';
 import { tempDir } from '../support/tmp.js';
 import { nodeTest, operation } from '../support/verify.js';
 
 const work = tempDir('po-verify-');
 let n = 0;
-
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: 'dev',
-  GIT_AUTHOR_EMAIL: 'dev@example.invalid',
-  GIT_COMMITTER_NAME: 'dev',
-  GIT_COMMITTER_EMAIL: 'dev@example.invalid',
-};
 
 /**
  * A project as people have them: a few thousand files, and a package.json whose test script is
@@ -39,10 +31,7 @@ function calculatorRepository(files = 3_000, parent = work): string {
   );
   writeFileSync(path.join(dir, 'src/add.mjs'), 'export const add = (a, b) => a + b;\n');
   writeFileSync(path.join(dir, 'test/add.test.mjs'), nodeTest('add', 'add(2, 3)', 5));
-  execFileSync('sh', ['-c', 'git init -q -b main && git add -A && git commit -qm calculator'], {
-    cwd: dir,
-    env: GIT_ENV,
-  });
+  commitAll(dir, 'calculator');
   return dir;
 }
 

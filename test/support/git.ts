@@ -15,3 +15,21 @@ export function gitOut(cwd: string, args: string[]): string {
 export function treeHash(project: string): string {
   return gitOut(project, ['rev-parse', 'main^{tree}']);
 }
+
+/** Makes `dir` a repository whose main holds every file in it: a user's project, for a test. */
+export function commitAll(dir: string, message: string): void {
+  execFileSync(
+    'sh',
+    ['-c', 'git init -q -b main && git add -A && git commit -qm "$1"', 'sh', message],
+    {
+      cwd: dir,
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: 'u',
+        GIT_AUTHOR_EMAIL: 'u@example.invalid',
+        GIT_COMMITTER_NAME: 'u',
+        GIT_COMMITTER_EMAIL: 'u@example.invalid',
+      },
+    },
+  );
+}

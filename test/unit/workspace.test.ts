@@ -199,6 +199,21 @@ describe('project integration', () => {
     expect(files.sort()).toEqual([...names].sort());
   });
 
+  it('commits an attempt of thousands of files exactly, their blobs in one pack', async () => {
+    const { project, workspace, prepare, commit } = await freshProject();
+    await prepare(workspace(0));
+    const names = Array.from({ length: 1_500 }, (_, i) => `gen/d${i % 7}/f${i}.txt`);
+    for (const name of names) write(workspace(0), name, `${name}\n`);
+    const packs = () =>
+      readdirSync(path.join(project.gitDir, 'objects/pack')).filter((f) => f.endsWith('.pack'));
+    const before = packs().length;
+    const { files, commit: made } = await commit(workspace(0), 'many');
+    expect(files.sort()).toEqual([...names].sort());
+    expect(packs().length).toBe(before + 1);
+    expect(gitOut(project.dir, ['show', `${made}:gen/d3/f10.txt`])).toBe('gen/d3/f10.txt');
+    expect(gitOut(project.dir, ['fsck', '--no-dangling', '--strict'])).toBe('');
+  });
+
   it('starts every task from a clean worktree at the given commit', async () => {
     const { project, workspace, prepare, commit } = await freshProject();
     await prepare(workspace(0), project.head);
