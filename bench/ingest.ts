@@ -93,19 +93,16 @@ function runOnce(cli: string, plan: PlanInput, extra: string[]): Attempt {
 }
 
 /**
- * The host's cost of taking in 40,000 files (target: under 5 s), the same at 300,000 (linear, or
- * nearly), and an attempt of 300,000 files whose time runs out while it is staged: it must end
- * within its timeout plus 30 s with no git left running.
+ * The host's cost of taking in 40,000 files (target: under 5 s) and, with `full`, the same at
+ * 300,000 (linear, or nearly) and an attempt of 300,000 files whose time runs out while it is
+ * staged: it must end within its timeout plus 30 s with no git left running. The 300,000-file
+ * runs take minutes (the simulated executor writes 300,000 files first), and a build before
+ * issue 23 would stage them for over 15 minutes: leave them out to compare such a build.
  */
-export function ingestScenarios(repeat: number, cli = CLI): Result[] {
+export function ingestScenarios(repeat: number, cli = CLI, full = true): Result[] {
   const at40k = Array.from({ length: repeat }, () => runOnce(cli, manyFiles(40_000), []));
   const staging40k = median(at40k.map((a) => a.stagingMs ?? Number.NaN));
-  const at300k = runOnce(cli, manyFiles(300_000), ['--task-timeout', '1h']);
-  // The time runs out half-way through staging, as the run above took it.
-  const timeoutMs = Math.round((at300k.writingMs ?? 0) + (at300k.stagingMs ?? 0) / 2);
-  const cut = runOnce(cli, manyFiles(300_000), ['--task-timeout', `${timeoutMs}ms`]);
-  const overrunMs = cut.attemptMs - timeoutMs;
-  return [
+  const results: Result[] = [
     {
       name: 'staging-40k-files',
       description:
@@ -116,6 +113,14 @@ export function ingestScenarios(repeat: number, cli = CLI): Result[] {
       pass: staging40k < 5_000,
       samples: at40k.map((a) => round(a.stagingMs ?? Number.NaN, 0)),
     },
+  ];
+  if (!full) return results;
+  const at300k = runOnce(cli, manyFiles(300_000), ['--task-timeout', '1h']);
+  // The time runs out half-way through staging, as the run above took it.
+  const timeoutMs = Math.round((at300k.writingMs ?? 0) + (at300k.stagingMs ?? 0) / 2);
+  const cut = runOnce(cli, manyFiles(300_000), ['--task-timeout', `${timeoutMs}ms`]);
+  const overrunMs = cut.attemptMs - timeoutMs;
+  results.push(
     {
       name: 'staging-300k-files',
       description: 'the same for 300,000 files: 7.5 times the files',
@@ -135,5 +140,6 @@ export function ingestScenarios(repeat: number, cli = CLI): Result[] {
       pass: overrunMs <= 30_000 && cut.gitLeft === 0,
       gitLeft: cut.gitLeft,
     },
-  ];
+  );
+  return results;
 }

@@ -7,6 +7,9 @@
  *   pnpm bench -- --only overhead,speedup,growth,makespan,scheduler,repo,ingest,docker,batch --repeat 5
  *   pnpm bench -- --only growth --sizes 250,1000 --cli OTHER/dist/cli/main.js
  *                                       the growth curve of another build, for a side-by-side
+ *   pnpm bench -- --only ingest --ingest-40k-only --cli OTHER/dist/cli/main.js
+ *                                       the 40,000-file staging of another build (its 300,000-
+ *                                       file runs may take an hour)
  *   pnpm bench -- --plan FILE --executors M   one plan in virtual time
  */
 import { execFileSync } from 'node:child_process';
@@ -247,6 +250,7 @@ async function main() {
       executors: { type: 'string', default: '8' },
       sizes: { type: 'string', default: GROWTH_SIZES.join(',') },
       cli: { type: 'string' },
+      'ingest-40k-only': { type: 'boolean', default: false },
     },
   });
   if (values.plan) {
@@ -269,7 +273,8 @@ async function main() {
     results.push(...(await growthCurve(values.sizes.split(',').map(Number), repeat, cli)));
   if (only.has('makespan')) results.push(await makespanSuite(repeat, cli));
   if (only.has('repo')) results.push(...(await largeRepoScenarios(repeat)));
-  if (only.has('ingest')) results.push(...ingestScenarios(repeat, cliPath));
+  if (only.has('ingest'))
+    results.push(...ingestScenarios(repeat, cliPath, !values['ingest-40k-only']));
   if (only.has('docker')) {
     const missing = dockerMissing();
     if (missing)

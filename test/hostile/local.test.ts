@@ -136,12 +136,13 @@ describe.each(runners)('$name', (runner) => {
     flags: string[] = [],
     extraEnv?: NodeJS.ProcessEnv,
     cwd = work,
+    output = path.join(work, 'runs'),
   ) {
     const plan = path.join(work, `plan-${randomUUID()}.json`);
     writeFileSync(plan, JSON.stringify(planInput(tasks, 1)));
     runner.own(work);
     const result = await runner.run(
-      ['run', '--real', '--plan', plan, '-o', path.join(work, 'runs'), '--json', ...flags],
+      ['run', '--real', '--plan', plan, '-o', output, '--json', ...flags],
       cwd,
       env(extraEnv),
     );
@@ -423,23 +424,27 @@ describe.each(runners)('$name', (runner) => {
     });
 
     it('cannot read the repository the run was started in, beside it, or other runs', async () => {
-      const repo = path.join(work, 'started-in');
+      // Outside /tmp, which every sandbox empties anyway: where a user's projects are.
+      const place = path.join(OUTSIDE, `project-${randomUUID()}`);
+      const repo = path.join(place, 'started-in');
       const startDir = path.join(repo, 'sub');
+      const output = path.join(place, 'runs');
       mkdirSync(startDir, { recursive: true });
       execFileSync('git', ['init', '-q', repo]);
       const envSecret = `repository env ${randomUUID()}`;
       writeFileSync(path.join(repo, '.env'), envSecret);
-      const older = path.join(work, 'runs', 'an-older-run', 'tasks', 'old');
+      const older = path.join(output, 'an-older-run', 'tasks', 'old');
       mkdirSync(older, { recursive: true });
       const transcriptSecret = `older transcript ${randomUUID()}`;
       writeFileSync(path.join(older, 'transcript.jsonl'), transcriptSecret);
+      runner.own(place);
       script = scripted(({ cwd, taskId }) => [
         bash(
-          `cat ${repo}/.env ${startDir}/../.env ${older}/transcript.jsonl; ls ${path.join(work, 'runs')} | sed 's/^/listed: /'; echo looked`,
+          `cat ${repo}/.env ${startDir}/../.env ${older}/transcript.jsonl; ls ${output} | sed 's/^/listed: /'; echo looked`,
         ),
         ...innocent(cwd, taskId),
       ]);
-      const run = await hostileRun([task('snoop')], [], {}, startDir);
+      const run = await hostileRun([task('snoop')], [], {}, startDir, output);
       expect(resultsSeen('snoop')).toMatch(/^looked$/m); // the attack ran
       expect(modelSaw(envSecret)).toBe(false);
       expect(modelSaw(transcriptSecret)).toBe(false);
@@ -764,8 +769,9 @@ describe.each(runners)('$name', (runner) => {
     const steps = {
       // Forks until the kernel refuses one: how many it got.
       forker: `perl -e 'my $n = 0; while ($n < 2000) { my $pid = fork(); last unless defined $pid; if (!$pid) { sleep 30; exit } $n++ } print "processes=$n\\n"'`,
-      // 64 MiB at a time, the total printed after each: the last line is how far it got.
-      hog: `node -e 'const kept = []; for (;;) { kept.push(Buffer.alloc(64 * 2 ** 20, 1)); console.log("memory=" + kept.length * 64) }' 2>/dev/null | tail -1`,
+      // 64 MiB at a time up to 3 GiB (a host without the limit keeps its memory), the total
+      // printed after each: the last line is how far it got.
+      hog: `node -e 'const kept = []; while (kept.length < 48) { kept.push(Buffer.alloc(64 * 2 ** 20, 1)); console.log("memory=" + kept.length * 64) }' 2>/dev/null | tail -1`,
       filler: 'head -c 300M /dev/zero > big.bin; echo "disk=$?"; echo "size=$(stat -c %s big.bin)"',
     };
     script = scripted(({ taskId, cwd }) =>

@@ -1,6 +1,6 @@
 /**
  * Resource limits for agents without a control group, and the disk watchdog, against the real kernel. They need root: without it they skip, saying why, unless
- * REQUIRE_ROOT_LIMITS=1 (CI sets it), when they fail instead.
+ * REQUIRE_ROOT=1 (CI sets it), when they fail instead.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

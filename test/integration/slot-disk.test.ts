@@ -1,6 +1,6 @@
 /**
  * Slot disks (a loop-mounted ext4 per executor slot) against the real kernel. They need root: without it they skip, saying why, unless
- * REQUIRE_ROOT_LIMITS=1 (CI sets it), when they fail instead.
+ * REQUIRE_ROOT=1 (CI sets it), when they fail instead.
  */
 import { execFileSync } from 'node:child_process';
 import {

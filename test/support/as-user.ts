@@ -2,11 +2,11 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
 import { CLI, type CliResult, startCli } from './cli.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The checkout the CLI is built in (this one, or the one `PO_TEST_CLI` names). */
+const ROOT = path.resolve(path.dirname(CLI), '../../../..');
 
 /** A user no account of the machine has: what a plain user's orchestrator runs as in the suites. */
 export const PLAIN_USER = { uid: 20001, gid: 20001 };

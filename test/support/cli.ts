@@ -6,8 +6,13 @@ import type { JournalEvent } from '../../packages/runtime/src/contracts/events.j
 import type { ExecutionSummary } from '../../packages/runtime/src/contracts/results.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-/** The built CLI: tests run what users run (`pnpm test` builds first). */
-export const CLI = path.join(ROOT, 'packages/runtime/dist/cli/main.js');
+/**
+ * The built CLI: tests run what users run (`pnpm test` builds first). `PO_TEST_CLI` names another
+ * build's (a checkout of an earlier commit), to show a suite's attacks succeed against it.
+ */
+export const CLI = process.env.PO_TEST_CLI
+  ? path.resolve(process.env.PO_TEST_CLI)
+  : path.join(ROOT, 'packages/runtime/dist/cli/main.js');
 
 export interface CliResult {
   code: number | null;

@@ -4,7 +4,7 @@ import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Per-agent limits need root: without it their suites skip, unless this is set to 1 (CI). */
-export const REQUIRED = 'REQUIRE_ROOT_LIMITS';
+export const REQUIRED = 'REQUIRE_ROOT';
 export const notRoot = process.getuid?.() === 0 ? undefined : 'needs root';
 export const MiB = 2 ** 20;
 export const GiB = 2 ** 30;
