@@ -646,7 +646,7 @@ describe.each(runners)('$name', (runner) => {
       const [burner] = summary.tasks;
       expect(burner?.status).toBe('failed');
       expect(burner?.error).toMatch(
-        /^task spent its budget of \$0\.05 \(\$0\.0\d+ counted by the model proxy\)$/,
+        /^task reached its budget of \$0\.05: the model proxy counted \$0\.0\d+ and refused the next call$/,
       );
       // What was recorded is what the provider answered, for every call of the attempt.
       const answered = server.requests

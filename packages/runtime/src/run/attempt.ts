@@ -56,17 +56,17 @@ type Failure = Extract<AttemptOutcome, { ok: false }>;
 function countedByProxy(outcome: ExecutorOutcome, counted: GrantUsage): ExecutorOutcome {
   const withUsage = { ...outcome, usage: counted.usage };
   if (outcome.status !== 'failed' || !counted.stoppedBy) return withUsage;
-  const spent = `$${counted.usage.costUsd.toFixed(4)} counted by the model proxy`;
+  const counts = `the model proxy counted $${counted.usage.costUsd.toFixed(4)} and refused the next call`;
   if (counted.stoppedBy === 'task')
     return {
       ...withUsage,
-      error: `task spent its budget of $${counted.limitUsd} (${spent})`,
+      error: `task reached its budget of $${counted.limitUsd}: ${counts}`,
       retryable: false,
     };
   // The run's budget: the task is left for a resume with a larger one, not failed for good.
   return {
     ...withUsage,
-    error: `the run's budget is spent (this attempt: ${spent})`,
+    error: `the run reached its budget: for this attempt ${counts}`,
     retryable: true,
   };
 }
