@@ -139,12 +139,15 @@ export class LocalBackend implements Backend {
       seen = visibility(runRoot, [binary, process.execPath], undefined, sourceDirs);
       this.visibilities.set(binary, seen);
     }
+    const memoryBytes = this.options.limits?.limits.memoryBytes;
     return {
       workspace: sandbox.workspace,
       home: sandbox.home,
       network,
       ...seen,
       ...(this.options.agentUser && { runAs: this.options.agentUser }),
+      // The private /tmp is memory: no more of it than the agent may use.
+      ...(memoryBytes && { tmpBytes: memoryBytes }),
     };
   }
 
