@@ -356,6 +356,8 @@ describe('agent output crosses as data', () => {
   it('refuses a file over the per-file limit and changes over the per-task limit, by path', async () => {
     const { project, workspace, prepare, commit } = await freshProject();
     const limits = { maxFileBytes: 1000, maxTaskBytes: 1500 };
+    // As if the run's repository ignored cache/: the host's rules, there from the start.
+    await writeRules(project.gitDir, 'cache/\n');
     await prepare(workspace(0));
     write(workspace(0), 'big.bin', 'x'.repeat(1001));
     await expect(commit(workspace(0), 'big', new OutputCheck(limits))).rejects.toThrow(
@@ -368,7 +370,6 @@ describe('agent output crosses as data', () => {
       /^the task's changes reach 1\.6 KiB at [ab]\.bin, over the limit of 1\.5 KiB per task/,
     );
     // Files the repository ignores are not the task's output: neither measured nor committed.
-    await writeRules(project.gitDir, 'cache/\n');
     await prepare(workspace(0));
     write(workspace(0), '.gitignore', 'cache/\n');
     write(workspace(0), 'cache/huge.bin', 'x'.repeat(5000));

@@ -55,25 +55,35 @@ git clean -ffdxq
 `;
 
 /**
- * Stages the changed paths (NUL-separated on stdin, the ones the output rules passed) into the
- * index the host keeps for the workspace, one by one: git hashes exactly those and looks at no
- * other file, in time linear in their number (a pathspec per path, as `git add` takes them, is
- * matched against every path: 40,000 files took 22 s). The arguments go before the command:
- * `-c core.bigFileThreshold=1` for a large attempt, whose blobs then go into one pack rather
- * than one loose file each. glibc gives freed memory back to the kernel after each file unless
- * told not to: 154,000 brk calls, half the time, for 40,000 files. Prints the tree.
- */
-const STAGE_WORKSPACE = `
-GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456 git "$@" update-index -z --add --remove --replace --stdin
-git write-tree
-`;
-
-/**
- * From this many paths an attempt's blobs are written into one pack (bulk check-in): 40,000
- * loose objects took 8-10 s of system time here, one pack 2 s. Fewer go loose, as every other
+ * From this many paths an attempt's blobs are written into packs; fewer go loose, as every other
  * object does, so that a run of small tasks does not collect a pack per task.
  */
 const BULK_STAGING_PATHS = 1_000;
+
+/** Paths whose blobs share one pack when an attempt is staged in bulk. */
+const BULK_PACK_PATHS = 10_000;
+
+/**
+ * Stages the changed paths (NUL-separated on stdin, the ones the output rules passed) into the
+ * index the host keeps for the workspace, one by one: git hashes exactly those and looks at no
+ * other file, in time linear in their number (a pathspec per path, as `git add` takes them, is
+ * matched against every path: 40,000 files took 22 s). For a large attempt ($1 = bulk) the blobs
+ * go into packs rather than one loose file each (40,000 loose objects took 8-10 s of system time
+ * here, packs 2 s), 10,000 paths to a pack: git compares each new blob with every one already in
+ * the pack it writes, so one pack of 300,000 took 99 s, packs of 10,000 took 16 s. And glibc
+ * gives freed memory back to the kernel after each file unless told not to: 154,000 brk calls,
+ * half the time, for 40,000 files. Prints the tree.
+ */
+const STAGE_WORKSPACE = `
+export GLIBC_TUNABLES=glibc.malloc.trim_threshold=268435456
+stage='update-index -z --add --remove --replace --stdin'
+if [ "$1" = bulk ]; then
+  split -t '\\0' -l ${BULK_PACK_PATHS} --filter="git -c core.bigFileThreshold=1 $stage"
+else
+  git $stage
+fi
+git write-tree
+`;
 
 /**
  * Commits tree $4 on top of $1 as branch $2 with message $3, without HEAD or any workspace.
@@ -123,6 +133,7 @@ export class Slots {
   private readonly committed = new Set<string>();
   /** Settles when the first checkout under way (if any) is done. */
   private firstCheckouts: Promise<void> = Promise.resolve();
+  private excludeOptions: string[] | undefined;
   /** The links of the source repository's base, by path: the user's own, kept as they are. */
   private sourceLinks: Promise<Map<RawPath, RawPath>> | undefined;
 
@@ -234,8 +245,8 @@ export class Slots {
     // What went first: a file turned into a directory leaves the index before what it holds comes.
     const paths = [...changes.changed, ...changes.added];
     await this.measure(workspace, paths, links, request.check);
-    const bulk = paths.length >= BULK_STAGING_PATHS ? ['-c', 'core.bigFileThreshold=1'] : [];
-    const staged = await gitScript(target, 'stage-workspace', STAGE_WORKSPACE, bulk, {
+    const bulk = paths.length >= BULK_STAGING_PATHS ? 'bulk' : '';
+    const staged = await gitScript(target, 'stage-workspace', STAGE_WORKSPACE, [bulk], {
       priority: 'background',
       input: Buffer.concat(paths.map((file) => Buffer.concat([pathBytes(file), NUL]))),
       signal,
@@ -261,10 +272,16 @@ export class Slots {
     };
   }
 
-  /** The host's ignore rules, as git options; none when the run's repository had none. */
+  /**
+   * The host's ignore rules, as git options; none when the run's repository had none. Written
+   * before the run's first attempt (or the job's), so looked for once.
+   */
   private excludes(): string[] {
-    const file = path.join(this.project.gitDir, HOST_IGNORE_FILE);
-    return existsSync(file) ? [`--exclude-from=${file}`] : [];
+    if (!this.excludeOptions) {
+      const file = path.join(this.project.gitDir, HOST_IGNORE_FILE);
+      this.excludeOptions = existsSync(file) ? [`--exclude-from=${file}`] : [];
+    }
+    return this.excludeOptions;
   }
 
   /**
