@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { handOver } from '../../packages/runtime/src/sandbox/agent-user.js';
 import { bubblewrapArgs } from '../../packages/runtime/src/sandbox/bubblewrap.js';
 import { repositoryDirs, visibility } from '../../packages/runtime/src/sandbox/visibility.js';
 import { tempDir } from '../support/tmp.js';
@@ -115,4 +116,27 @@ describe('the bubblewrap command line', () => {
     const kept = args.flatMap((a, i) => (a === '--cap-add' ? [args[i + 1]] : []));
     expect(kept.sort()).toEqual(['CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID']);
   });
+});
+
+describe('handing a tree to the agent user', () => {
+  // Only root can give files away: CI runs as root.
+  it.runIf(process.getuid?.() === 0)(
+    'gives away what the host made, never a file linked in from elsewhere (as root)',
+    async () => {
+      const root = tempDir('po-hand-over-');
+      const tree = path.join(root, 'workspace');
+      mkdirSync(path.join(tree, 'src'), { recursive: true });
+      writeFileSync(path.join(tree, 'src', 'a.ts'), 'a');
+      // A file of the host's, hard-linked into the tree by the last agent.
+      const hosts = path.join(root, 'hosts-file');
+      writeFileSync(hosts, 'the host owns this');
+      linkSync(hosts, path.join(tree, 'linked'));
+      const before = statSync(hosts);
+      const user = { uid: before.uid + 12345, gid: before.gid + 12345 };
+      await handOver(tree, user);
+      expect(statSync(path.join(tree, 'src', 'a.ts')).uid).toBe(user.uid);
+      expect(statSync(tree).uid).toBe(user.uid);
+      expect(statSync(hosts).uid).toBe(before.uid);
+    },
+  );
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lchown, readdir } from 'node:fs/promises';
+import { lchown, lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { IMAGE } from '../contracts/image.js';
 
@@ -77,13 +77,16 @@ export function dropPrivileges(user: AgentUser): string[] {
 
 /**
  * Hands a tree the host made (a checkout, a fresh HOME) to the agent's user, following no link.
- * Only for a tree no agent is running in.
+ * A file with another hard link is left as it is: the last agent may have linked a file of the
+ * host's into its workspace (where no disk of its own keeps it on another file system), and
+ * root must not give that file away. Only for a tree no agent is running in.
  */
 export async function handOver(dir: string, user: Pick<AgentUser, 'uid' | 'gid'>): Promise<void> {
   await lchown(dir, user.uid, user.gid);
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) await handOver(full, user);
-    else await lchown(full, user.uid, user.gid);
+    else if (!entry.isFile() || (await lstat(full)).nlink === 1)
+      await lchown(full, user.uid, user.gid);
   }
 }

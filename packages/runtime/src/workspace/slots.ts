@@ -374,7 +374,8 @@ export class Slots {
       const stat = stats[i];
       if (!stat?.isFile()) continue; // it went
       check.file(shown(file), stat.size);
-      if ((stat.mode & 0o400) === 0) await chmod(full(file), stat.mode | 0o400);
+      // Never through a hard link: the file may be the host's, linked in by the agent.
+      if ((stat.mode & 0o400) === 0 && stat.nlink === 1) await chmod(full(file), stat.mode | 0o400);
       present.push({ file, size: stat.size });
     }
     for (const file of paths) {
