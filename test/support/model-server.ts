@@ -34,6 +34,11 @@ export interface Reply {
   delayMs?: number;
   /** Streams only: the connection drops after this many events (a stream cut short). */
   cutAfterEvents?: number;
+  /**
+   * With `cutAfterEvents`: the connection drops only once this settles, so a test can wait for
+   * the events to reach the client first (a cut right behind them may take them along).
+   */
+  cutWhen?: Promise<unknown>;
 }
 
 export interface RecordedRequest {
@@ -156,12 +161,13 @@ function bedrockWriter(res: ServerResponse): EventWriter {
 }
 
 /** Sends the message as events; `cutAfterEvents` ends the connection after that many. */
-function sendStream(
+async function sendStream(
   res: ServerResponse,
   body: ReturnType<typeof messageBody>,
   write: EventWriter,
   cutAfterEvents = Number.POSITIVE_INFINITY,
-): void {
+  cutWhen?: Promise<unknown>,
+): Promise<void> {
   let written = 0;
   const event: EventWriter = (type, data) => {
     if (written++ < cutAfterEvents) write(type, data);
@@ -192,8 +198,10 @@ function sendStream(
   });
   event('message_stop', {});
   // Ending the socket, not the response: the answer stops without its last chunk.
-  if (written > cutAfterEvents) res.socket?.end();
-  else res.end();
+  if (written > cutAfterEvents) {
+    await cutWhen;
+    res.socket?.end();
+  } else res.end();
 }
 
 export async function startModelServer(script: Script, host = '127.0.0.1'): Promise<ModelServer> {
@@ -250,9 +258,9 @@ export async function startModelServer(script: Script, host = '127.0.0.1'): Prom
       }
       const message = messageBody(request, reply);
       if (path.endsWith('/invoke-with-response-stream'))
-        sendStream(res, message, bedrockWriter(res), reply.cutAfterEvents);
+        await sendStream(res, message, bedrockWriter(res), reply.cutAfterEvents, reply.cutWhen);
       else if ((body as { stream?: boolean } | undefined)?.stream)
-        sendStream(res, message, sseWriter(res), reply.cutAfterEvents);
+        await sendStream(res, message, sseWriter(res), reply.cutAfterEvents, reply.cutWhen);
       else {
         res.writeHead(status, { 'content-type': 'application/json', ...reply.headers });
         res.end(JSON.stringify(message));

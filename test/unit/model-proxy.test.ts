@@ -20,7 +20,13 @@ interface Answer {
 function send(
   proxy: ModelProxy,
   path: string,
-  options: { method?: string; body?: string; headers?: Record<string, string> } = {},
+  options: {
+    method?: string;
+    body?: string;
+    headers?: Record<string, string>;
+    /** Sees the answer's body as it arrives. */
+    onBody?: (soFar: string) => void;
+  } = {},
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(
@@ -34,6 +40,7 @@ function send(
         let body = '';
         res.on('data', (chunk) => {
           body += chunk;
+          options.onBody?.(body);
         });
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
         res.on('error', reject);
@@ -189,10 +196,12 @@ const call = (
   token: string,
   body: Record<string, unknown>,
   headers: Record<string, string> = {},
+  onBody?: (soFar: string) => void,
 ) =>
   send(proxy, `/${token}/v1/messages`, {
     body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], ...body }),
     headers,
+    onBody,
   });
 
 /** Like Claude Code: a 429 is tried again after `retry-after`; anything else is final. */
@@ -288,17 +297,24 @@ describe('the model proxy counts what the provider answered', () => {
   });
 
   it('charges a stream the provider cut short for its input and the content relayed', async () => {
-    // message_start, content_block_start, the text delta: then the connection drops.
+    // message_start, content_block_start, the text delta: then, once the agent has them, the
+    // connection drops.
+    let agentHasThem = () => {};
+    const relayed = new Promise<void>((resolve) => {
+      agentHasThem = resolve;
+    });
     server.setScript(() => ({
       usage: REPLY_USAGE,
       content: [text('x'.repeat(100))],
       cutAfterEvents: 3,
+      cutWhen: relayed,
     }));
     const proxy = await anthropicProxy();
     const token = proxy.issue('task');
-    await call(proxy, token, { model: 'claude-sonnet-4-5', max_tokens: 2000, stream: true }).catch(
-      () => undefined,
-    );
+    const stream = { model: 'claude-sonnet-4-5', max_tokens: 2000, stream: true };
+    await call(proxy, token, stream, {}, (soFar) => {
+      if (soFar.includes('x'.repeat(100))) agentHasThem();
+    }).catch(() => undefined);
     await vi.waitFor(() => expect(proxy.usage(token)?.usage.outputTokens).toBe(50));
     expect(proxy.usage(token)?.usage).toMatchObject({ ...COUNTED, outputTokens: 50 });
   });
