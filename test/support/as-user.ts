@@ -16,15 +16,21 @@ const VIEW = '/run/po-as-user';
 
 /**
  * Runs the CLI as `PLAIN_USER` from a root test process: in a private mount namespace, the
- * checkout and Node's installation are bound under a directory anyone may enter (CI clones into
- * a 0700 directory, and Node lives under root's home), then setpriv drops to the user. Nothing
- * outside that namespace changes but the empty mount point.
+ * checkout and Node's installation are bound under a directory anyone may enter (Node lives
+ * under root's home), then setpriv drops to the user. The checkout is bound entry by entry: a
+ * clone made in \`mktemp -d\` is itself 0700, and a bind keeps its root's mode. Nothing outside
+ * that namespace changes but the empty mount point.
  */
 const AS_USER = `
 set -e
 mount -t tmpfs -o mode=0755 tmpfs "${VIEW}"
 mkdir "${VIEW}/repo" "${VIEW}/node"
-mount --bind "$1" "${VIEW}/repo"
+for entry in "$1"/* "$1"/.[!.]*; do
+  [ -e "$entry" ] || continue
+  target="${VIEW}/repo/\${entry##*/}"
+  if [ -d "$entry" ]; then mkdir "$target"; else touch "$target"; fi
+  mount --bind "$entry" "$target"
+done
 mount --bind "$2" "${VIEW}/node"
 uid=$3; shift 3
 exec setpriv --reuid "$uid" --regid "$uid" --clear-groups "${VIEW}/node/bin/node" "$@"
