@@ -20,6 +20,9 @@ import { gitOut } from '../support/git.js';
 import { tempDir } from '../support/tmp.js';
 
 const RUN_ID = '20261127-130000-build-a-todo-app-with-auth-and-a-rest-api-0a1b2c';
+const INPUT_URL = `https://state.s3.us-east-1.amazonaws.com/runs/${RUN_ID}/tasks/api-auth/attempt-1/input.json?X-Amz-Signature=abc`;
+/** A long session token (STS sizes them by the session's policies and tags). */
+const SESSION_TOKEN = 'IQoJb3JpZ2luX2VjE'.padEnd(6_000, 'A');
 
 const request = (overrides: Partial<JobRequest> = {}): JobRequest => ({
   name: jobName(RUN_ID, 'api-auth', 1),
@@ -31,6 +34,7 @@ const request = (overrides: Partial<JobRequest> = {}): JobRequest => ({
   real: false,
   requirements: 'Build a todo app',
   prefix: `runs/${RUN_ID}/tasks/api-auth/attempt-1/`,
+  inputUrl: INPUT_URL,
   timeoutMs: 30 * 60_000,
   ...overrides,
 });
@@ -44,7 +48,7 @@ describe('Batch submissions', () => {
     expect(jobNamePrefix('another-run')).not.toBe(jobNamePrefix(RUN_ID));
   });
 
-  it('carries ids and S3 locations only; long requirements stay in S3', () => {
+  it('carries ids, S3 locations and the presigned input only; long requirements stay in S3', () => {
     const short = submission(request(), 'queue', 'definition');
     const env = Object.fromEntries(
       (short.containerOverrides?.environment ?? []).map((e) => [e.name, e.value]),
@@ -53,6 +57,7 @@ describe('Batch submissions', () => {
       EXECUTOR_ID: '3',
       TASK_ID: 'api-auth',
       S3_PREFIX: `runs/${RUN_ID}/tasks/api-auth/attempt-1/`,
+      S3_INPUT_URL: INPUT_URL,
       USE_REAL_EXECUTORS: '0',
       MAX_EXECUTORS: '8',
       REQUIREMENTS: 'Build a todo app',
@@ -65,6 +70,25 @@ describe('Batch submissions', () => {
     expect(names).not.toContain('REQUIREMENTS');
     expect(JSON.stringify(long.containerOverrides).length).toBeLessThan(
       BATCH_LIMITS.containerOverridesChars,
+    );
+  });
+
+  it('leaves requirements in S3 when a URL signed with a session token takes their room', () => {
+    const inputUrl = `${INPUT_URL}&X-Amz-Security-Token=${SESSION_TOKEN}`;
+    const built = submission(
+      request({ inputUrl, requirements: 'r'.repeat(1_999) }),
+      'queue',
+      'definition',
+    );
+    const env = built.containerOverrides?.environment ?? [];
+    expect(env.find((e) => e.name === 'S3_INPUT_URL')?.value).toBe(inputUrl);
+    expect(env.map((e) => e.name)).not.toContain('REQUIREMENTS');
+    expect(JSON.stringify(built.containerOverrides).length).toBeLessThanOrEqual(
+      BATCH_LIMITS.containerOverridesChars,
+    );
+    const withShortUrl = submission(request({ requirements: 'r'.repeat(1_999) }), 'q', 'd');
+    expect(withShortUrl.containerOverrides?.environment?.map((e) => e.name)).toContain(
+      'REQUIREMENTS',
     );
   });
 

@@ -284,6 +284,7 @@ export function defaultJobDefinition(settings: {
     containerProperties: {
       image: settings.imageRef,
       command: [...BATCH_JOB_DEFINITION.command],
+      user: BATCH_JOB_DEFINITION.user,
       resourceRequirements: [
         { type: 'VCPU', value: String(settings.vcpus) },
         { type: 'MEMORY', value: String(settings.memoryMib) },

@@ -106,9 +106,9 @@ export class DockerRunner {
           ReadonlyRootfs: spec.readonlyRootfs,
           Tmpfs: Object.fromEntries(spec.tmpfsPaths.map((p) => [p, tmpfsOptions])),
           Binds: [...spec.binds, ...(staged?.binds ?? [])],
-          // As hardened as the runtime's docker backend.
-          CapDrop: ['ALL'],
-          SecurityOpt: ['no-new-privileges'],
+          // Docker's default capabilities and no no-new-privileges, as on Batch: a job
+          // definition's linuxParameters cannot change either
+          // (https://docs.aws.amazon.com/batch/latest/APIReference/API_LinuxParameters.html).
           NanoCpus: Math.round(spec.vcpus * 1e9),
           ...(memory && { Memory: memory, MemorySwap: memory }),
           // The logs are read back through the Engine API, which needs a local driver.

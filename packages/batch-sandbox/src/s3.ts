@@ -1,5 +1,6 @@
 import { buildApp } from 'fauxqs';
 import { type ListeningServer, listenOn } from './http.js';
+import { isLargePut, largePut } from './s3-large-put.js';
 
 export interface S3Server {
   /** The port on each address, in the order given. */
@@ -21,7 +22,9 @@ export async function startS3(hosts: string[], bucket: string, region: string): 
   }
   let listening: ListeningServer;
   try {
-    listening = await listenOn(hosts, app.routing);
+    listening = await listenOn(hosts, (request, response) =>
+      isLargePut(request) ? largePut(app, request, response) : app.routing(request, response),
+    );
   } catch (error) {
     await app.close();
     throw error;

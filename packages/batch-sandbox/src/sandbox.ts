@@ -240,7 +240,7 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
           definition.containerProperties.secrets?.find((s) => s.name === ENV.ANTHROPIC_API_KEY)
             ?.valueFrom ?? apiKeySecretArn,
       },
-      sandbox: { batch: batchHost, s3: s3Host, logs: logsHost },
+      sandbox: { batch: batchHost, s3: s3Host, logs: logsHost, s3ForJobs: s3Job },
     });
 
     let closing: Promise<void> | undefined;

@@ -270,6 +270,7 @@ export class BatchBackend extends pulumi.ComponentResource {
         JSON.stringify({
           image,
           command: BATCH_JOB_DEFINITION.command,
+          user: BATCH_JOB_DEFINITION.user,
           executionRoleArn,
           jobRoleArn,
           resourceRequirements: [

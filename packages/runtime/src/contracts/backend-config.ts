@@ -35,6 +35,11 @@ export const BatchSandboxEndpointsSchema = z.strictObject({
   batch: z.url(),
   s3: z.url(),
   logs: z.url(),
+  /**
+   * S3 as jobs reach it, when not at `s3`: the URLs presigned for jobs name it (on AWS both
+   * sides use the regional endpoint).
+   */
+  s3ForJobs: z.url().optional(),
 });
 
 export const BatchBackendConfigSchema = z.strictObject({

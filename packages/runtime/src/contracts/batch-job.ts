@@ -35,6 +35,11 @@ export const BATCH_JOB_ENV = {
  */
 export const BATCH_JOB_DEFINITION = {
   command: [IMAGE.commands.batchExecutor],
+  /**
+   * The job starts as root so that it can keep its credentials from the agent: it runs Claude
+   * Code and `--verify` as an unprivileged user of their own (see the Batch entrypoint).
+   */
+  user: 'root',
   /** The image's writable places, with the root filesystem read-only. */
   writablePaths: [IMAGE.output, '/home/executor', '/tmp'],
   /** Log streams are named `<prefix>/<container>/<task id>`. */
@@ -93,6 +98,28 @@ export const StagedObjectSchema = z.object({
 });
 export type StagedObject = z.infer<typeof StagedObjectSchema>;
 
+/**
+ * Where a job finds its `input.json`: a URL presigned for it alone, in the submission's
+ * environment. Every object a job moves has a URL of its own, so the job role needs no access
+ * to the bucket and a job reaches no other attempt's objects.
+ */
+export const BATCH_INPUT_URL_ENV = 'S3_INPUT_URL';
+
+/** An S3 URL signed for one method on one key (SigV4 query authentication). */
+const PresignedUrlSchema = z.url({ protocol: /^https?$/ });
+
+/** What a job moves: a GET for its base bundle, a PUT for each object it stages out. */
+export const JobTransferSchema = z.strictObject({
+  base: PresignedUrlSchema,
+  put: z.strictObject({
+    bundle: PresignedUrlSchema,
+    transcript: PresignedUrlSchema,
+    verifyLog: PresignedUrlSchema,
+    result: PresignedUrlSchema,
+  }),
+});
+export type JobTransfer = z.infer<typeof JobTransferSchema>;
+
 /** TASK_ID of the job that runs `--verify` on the final integration commit (no task has it). */
 export const FINAL_VERIFY_TASK_ID = '_verify';
 
@@ -108,6 +135,7 @@ export const BatchJobInputSchema = z
     verifyOnly: VerifySettingsSchema.optional(),
     /** The integration commit the task starts from, in a bundle shared by attempts. */
     base: z.object({ commit: CommitSchema, bundle: StagedObjectSchema }),
+    transfer: JobTransferSchema,
     /** The job refuses to stage out more than this; the host checks again. */
     limits: OutputLimitsSchema,
     /**

@@ -16,6 +16,7 @@ export {
 } from './backend-config.js';
 export {
   BATCH_BLOCKED_REASONS,
+  BATCH_INPUT_URL_ENV,
   BATCH_JOB_DEFINITION,
   BATCH_JOB_ENV,
   BATCH_JOB_TAGS,

@@ -17,6 +17,7 @@ import {
   verificationPassed,
 } from '../contracts/verify.js';
 import type { ModelAccess } from '../models/access.js';
+import { countedByProxy } from '../proxy/counted.js';
 import type { GrantUsage, ModelProxy } from '../proxy/model-proxy.js';
 import type { AttemptContext, AttemptOutcome } from '../scheduler/scheduler.js';
 import { OutputCheck, OutputRejectedError } from '../trust/output-check.js';
@@ -48,28 +49,6 @@ export interface AttemptHost {
 }
 
 type Failure = Extract<AttemptOutcome, { ok: false }>;
-
-/**
- * An attempt's outcome with the model proxy's count of what it spent, which the agent cannot
- * change, in place of what the executor reported; an attempt a budget stopped says which.
- */
-function countedByProxy(outcome: ExecutorOutcome, counted: GrantUsage): ExecutorOutcome {
-  const withUsage = { ...outcome, usage: counted.usage };
-  if (outcome.status !== 'failed' || !counted.stoppedBy) return withUsage;
-  const counts = `the model proxy counted $${counted.usage.costUsd.toFixed(4)} and refused the next call`;
-  if (counted.stoppedBy === 'task')
-    return {
-      ...withUsage,
-      error: `task reached its budget of $${counted.limitUsd}: ${counts}`,
-      retryable: false,
-    };
-  // The run's budget: the task is left for a resume with a larger one, not failed for good.
-  return {
-    ...withUsage,
-    error: `the run reached its budget: for this attempt ${counts}`,
-    retryable: true,
-  };
-}
 
 function abortReason(signal: AbortSignal): string {
   return signal.reason instanceof Error ? signal.reason.message : 'cancelled';

@@ -90,3 +90,30 @@ export async function handOver(dir: string, user: Pick<AgentUser, 'uid' | 'gid'>
       await lchown(full, user.uid, user.gid);
   }
 }
+
+/**
+ * Kills every process of the agent's user (kill(-1) as that user reaches exactly its own):
+ * with no process namespace around them, what an agent started in the background would
+ * otherwise outlive it and go on writing into the tree the host is about to commit.
+ */
+export function killEveryProcessOf(user: AgentUser): Promise<void> {
+  return new Promise((resolve) => {
+    execFile(...unconfinedArgs(user, '/bin/sh', ['-c', 'kill -KILL -1 2>/dev/null; true']), () =>
+      resolve(),
+    );
+  });
+}
+
+/**
+ * The command line that runs `command` as an agent where bubblewrap cannot: unconfined, but as
+ * the unprivileged user when the orchestrator is root.
+ */
+export function unconfinedArgs(
+  runAs: AgentUser | undefined,
+  command: string,
+  args: readonly string[],
+): [string, string[]] {
+  if (!runAs) return [command, [...args]];
+  const [setpriv, ...drop] = dropPrivileges(runAs) as [string, ...string[]];
+  return [setpriv, [...drop, command, ...args]];
+}

@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
 import type { AgentNetwork } from '../contracts/run-config.js';
 import { isInside } from '../trust/path-safety.js';
-import { type AgentUser, dropPrivileges, handOver } from './agent-user.js';
+import { type AgentUser, dropPrivileges, handOver, unconfinedArgs } from './agent-user.js';
 import { PRIVATE_DIRS, type Visibility } from './visibility.js';
 
 /** What one confined agent may see and write. */
@@ -124,20 +124,6 @@ export function bubblewrapArgs(
     command,
     ...args,
   ];
-}
-
-/**
- * The command line that runs `command` as an agent where bubblewrap cannot: unconfined, but as
- * the unprivileged user when the orchestrator is root.
- */
-export function unconfinedArgs(
-  runAs: AgentUser | undefined,
-  command: string,
-  args: readonly string[],
-): [string, string[]] {
-  if (!runAs) return [command, [...args]];
-  const [setpriv, ...drop] = dropPrivileges(runAs) as [string, ...string[]];
-  return [setpriv, [...drop, command, ...args]];
 }
 
 /** Claude Code, started by the Agent SDK inside the sandbox; its stderr goes to `log`. */

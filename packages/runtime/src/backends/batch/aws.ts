@@ -10,6 +10,8 @@ export interface AwsClients {
   /** For submissions, which the submitter retries itself (through its rate limit). */
   submit: BatchClient;
   s3: S3Client;
+  /** Signs the URLs jobs use: at the endpoint jobs reach. */
+  presign: S3Client;
   logs: CloudWatchLogsClient;
 }
 
@@ -38,6 +40,11 @@ export function awsClients(
     batch: new BatchClient({ ...common, ...endpoint(settings.sandbox?.batch) }),
     submit: new BatchClient({ ...common, maxAttempts: 1, ...endpoint(settings.sandbox?.batch) }),
     s3: new S3Client({ ...common, ...endpoint(settings.sandbox?.s3) }),
+    presign: new S3Client({
+      ...common,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      ...endpoint(settings.sandbox?.s3ForJobs ?? settings.sandbox?.s3),
+    }),
     logs: new CloudWatchLogsClient({ ...common, ...endpoint(settings.sandbox?.logs) }),
   };
 }

@@ -23,6 +23,7 @@ import { awsErrorMessage } from './aws-basics.js';
 import { JobCollector } from './collect.js';
 import { LogFollower } from './logs.js';
 import { type JobEnd, JobPoller } from './poll.js';
+import { Presigner, presignedSeconds } from './presign.js';
 import type { BatchSettings } from './settings.js';
 import { Staging } from './staging.js';
 import { JobSubmitter, jobName, jobNamePrefix, SubmissionTooLargeError } from './submit.js';
@@ -53,6 +54,7 @@ export class BatchBackend implements Backend {
   readonly name = 'batch' as const;
   private readonly clients: AwsClients;
   private readonly staging: Staging;
+  private readonly presigner: Presigner;
   private readonly submitter: JobSubmitter;
   private readonly poller: JobPoller;
   private readonly logs: LogFollower;
@@ -76,6 +78,11 @@ export class BatchBackend implements Backend {
     const { settings } = options;
     this.clients = awsClients(settings);
     this.staging = new Staging(this.clients.s3, settings.bucket);
+    this.presigner = new Presigner(
+      this.clients.presign,
+      settings.bucket,
+      presignedSeconds(options.config.taskTimeoutMs),
+    );
     this.submitter = new JobSubmitter(
       { submit: this.clients.submit, lookup: this.clients.batch },
       settings.jobQueue,
@@ -171,18 +178,13 @@ export class BatchBackend implements Backend {
     const bundle = await this.stageBase(job.base);
     this.ignoreRules ??= readRules(path.join(this.options.layout.project, '.git'));
     const ignoreRules = await this.ignoreRules;
-    const input: BatchJobInput = {
+    const inputUrl = await this.stageInput(prefix, {
       version: 1,
       spec: { ...spec, modelProxy: undefined },
       base: { commit: job.base, bundle },
       limits: this.options.config.outputLimits,
       ...(ignoreRules && { ignoreRules }),
-    };
-    await this.staging.putBytes(
-      `${prefix}${S3_LAYOUT.files.input}`,
-      JSON.stringify(input),
-      'application/json',
-    );
+    });
     if (context.signal.aborted) return stopped(context.signal);
     context.recordJob?.(job, 'submitting');
     const id = await this.submitter.submit(
@@ -196,12 +198,28 @@ export class BatchBackend implements Backend {
         real: spec.mode === 'real',
         requirements: spec.requirements,
         prefix,
+        inputUrl,
         timeoutMs: this.options.config.taskTimeoutMs,
       },
       context.signal,
     );
     context.recordJob?.({ ...job, id }, 'SUBMITTED');
     return id;
+  }
+
+  /**
+   * Writes a job's `input.json` with the URLs it moves its objects by, and returns the URL the
+   * job reads it by.
+   */
+  private async stageInput(
+    prefix: string,
+    input: Omit<BatchJobInput, 'transfer'>,
+  ): Promise<string> {
+    const transfer = await this.presigner.attempt(prefix, input.base.bundle.key);
+    const key = `${prefix}${S3_LAYOUT.files.input}`;
+    const staged: BatchJobInput = { ...input, transfer };
+    await this.staging.putBytes(key, JSON.stringify(staged), 'application/json');
+    return this.presigner.get(key);
   }
 
   /** A bundle of the base commit in the bucket, staged once per commit for the whole run. */
@@ -310,17 +328,12 @@ export class BatchBackend implements Backend {
     const { config, settings } = this.options;
     const prefix = S3_LAYOUT.finalVerify(settings.runsPrefix, config.runId);
     const name = `${jobNamePrefix(config.runId)}verify`;
-    const input: BatchJobInput = {
+    const inputUrl = await this.stageInput(prefix, {
       version: 1,
       verifyOnly: verify,
       base: { commit, bundle: await this.stageBase(commit) },
       limits: config.outputLimits,
-    };
-    await this.staging.putBytes(
-      `${prefix}${S3_LAYOUT.files.input}`,
-      JSON.stringify(input),
-      'application/json',
-    );
+    });
     const id = await this.submitter.submit(
       {
         name,
@@ -332,6 +345,7 @@ export class BatchBackend implements Backend {
         real: false,
         requirements: '',
         prefix,
+        inputUrl,
         timeoutMs: verify.timeoutMs + VERIFY_JOB_STAGING_MS,
       },
       signal,

@@ -1,20 +1,24 @@
 /**
  * The AWS Batch executor, the image's default command: one attempt of one task. It reads the
- * contract's environment (TASK_ID, S3_BUCKET, S3_PREFIX, AWS_REGION, OUTPUT_DIR), stages in the
- * attempt's input and base commit from the state bucket, runs the same executor as the docker
- * executor (simulated, or Claude Code with the credentials the job definition gives), commits
- * the work on its base and stages out a bundle of that commit, the transcript and, last,
- * `result.json` with every object's checksum. With `--verify` it runs the command on the committed
+ * contract's environment (TASK_ID, S3_PREFIX, S3_INPUT_URL, OUTPUT_DIR), stages in the attempt's
+ * input and base commit by the URLs the orchestrator presigned for them, runs the same executor
+ * as the docker executor (simulated, or Claude Code), commits the work on its base and stages
+ * out, each to its own presigned URL, a bundle of that commit, the transcript and, last,
+ * `result.json` with every object's checksum. The job runs as root and keeps what the agent must
+ * not reach to itself: Claude Code runs as an unprivileged user of its own, with no credential
+ * in its environment, and reaches the model through a model proxy of this process that holds
+ * the key (the job definition's secret, or the job role for Bedrock) and the task's budget. With `--verify` it runs the command on the committed
  * work and stages its log too; an input with `verifyOnly` runs the command alone on the base (the
  * run's final check). Exit codes: 0 when the task succeeded and its
  * outcome is uploaded, 1 when it failed and that is uploaded, 2 for bad configuration, 3 when
  * staging failed, 143 on SIGTERM (so Batch marks a stopped job FAILED and its retry can fire).
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
 import {
+  BATCH_INPUT_URL_ENV,
   BATCH_RESULT_REF,
+  type BatchJobInput,
   BatchJobInputSchema,
   type BatchJobResult,
   FINAL_VERIFY_TASK_ID,
@@ -33,6 +37,16 @@ import {
 import { consoleLog, fail, outputDir } from '../../entrypoints/common.js';
 import { executeTask } from '../../executor/execute.js';
 import { agentSettingsFor, resolveModelAccess } from '../../models/access.js';
+import { countedByProxy } from '../../proxy/counted.js';
+import type { GrantUsage, ModelProxy } from '../../proxy/model-proxy.js';
+import {
+  type AgentUser,
+  agentUserFor,
+  handOver,
+  killEveryProcessOf,
+  unconfinedArgs,
+} from '../../sandbox/agent-user.js';
+import { agentSpawn } from '../../sandbox/bubblewrap.js';
 import { OutputCheck, OutputRejectedError } from '../../trust/output-check.js';
 import { redactor, SecretScanner } from '../../trust/secret-scanner.js';
 import { treeToCheck } from '../../verify/from-base.js';
@@ -40,17 +54,14 @@ import { runVerifyProcess } from '../../verify/process.js';
 import { writeRules } from '../../workspace/ignore-rules.js';
 import { Project } from '../../workspace/project.js';
 import { Slots } from '../../workspace/slots.js';
-import { awsErrorMessage, HTTP_TIMEOUTS } from './aws-basics.js';
-import { Staging } from './staging.js';
+import { fetchBytes, fetchFile, putBytes, putFile } from './job-transfer.js';
+import { StagingError } from './staging.js';
 
-const REQUIRED = [ENV.TASK_ID, ENV.S3_BUCKET, ENV.S3_PREFIX, ENV.AWS_REGION] as const;
+const REQUIRED = [ENV.TASK_ID, ENV.S3_PREFIX, BATCH_INPUT_URL_ENV] as const;
 const MAX_INPUT_BYTES = 8 * 2 ** 20;
 /** Exit codes beyond the CLI's: staging failed; stopped by SIGTERM (128 + 15). */
 const EXIT_STAGING = 3;
 const EXIT_TERMINATED = 143;
-
-/** A failure to move objects: the attempt cannot report, so the job fails (and is retried). */
-class StageFailure extends Error {}
 
 function settings(env: NodeJS.ProcessEnv) {
   const missing = REQUIRED.filter((name) => !env[name]?.trim());
@@ -61,96 +72,139 @@ function settings(env: NodeJS.ProcessEnv) {
     fail(`S3_PREFIX must be an attempt's prefix under ${S3_LAYOUT.runsRoot}, ending in /`);
   return {
     taskId: env[ENV.TASK_ID] as string,
-    bucket: env[ENV.S3_BUCKET] as string,
     prefix,
-    region: env[ENV.AWS_REGION] as string,
+    inputUrl: env[BATCH_INPUT_URL_ENV] as string,
   };
 }
 
-/** Where the attempt works inside the job: everything under OUTPUT_DIR, git apart from the files. */
+/**
+ * Where the attempt works inside the job: everything under OUTPUT_DIR. What the agent must not
+ * reach (the repository, the presigned URLs, the transcript being written) is root's alone;
+ * the workspace and a HOME are the agent's.
+ */
 function jobPaths(output: string) {
   return {
     project: path.join(output, 'project'),
     workspace: path.join(output, 'workspace'),
     task: path.join(output, 'task'),
     staging: path.join(output, 'staging'),
+    agentHome: path.join(output, 'agent-home'),
+    verifyHome: path.join(output, 'verify-home'),
   };
+}
+
+type JobPaths = ReturnType<typeof jobPaths>;
+
+/**
+ * The places the job writes, made before anything is read. On Fargate a volume the image does
+ * not declare starts as an empty directory owned by root, mode 0755
+ * (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/bind-mounts.html), so `/tmp` is
+ * opened to every user here, sticky as usual.
+ */
+function prepareDirectories(paths: JobPaths): void {
+  for (const dir of [paths.project, paths.task, paths.staging]) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
+  for (const dir of [paths.agentHome, paths.verifyHome]) mkdirSync(dir, { recursive: true });
+  try {
+    chmodSync('/tmp', 0o1777);
+  } catch (error) {
+    consoleLog(`cannot open /tmp to the agent: ${(error as Error).message}`);
+  }
 }
 
 /**
  * The spec as the job runs it: its own paths, and in real mode the model the job definition
- * provides (its credentials come as the job's environment, never through the orchestrator).
+ * provides, reached through this job's model proxy.
  */
-async function jobSpec(
-  inputSpec: TaskSpec,
-  paths: ReturnType<typeof jobPaths>,
-  env: NodeJS.ProcessEnv,
-) {
+async function jobSpec(inputSpec: TaskSpec, paths: JobPaths, env: NodeJS.ProcessEnv) {
   const spec: TaskSpec = {
     ...inputSpec,
     workspaceDir: paths.workspace,
     outputDir: paths.task,
-    agentHome: env.HOME ?? path.join(paths.task, 'home'),
+    agentHome: paths.agentHome,
     modelProxy: undefined,
   };
   if (spec.mode !== 'real' || !spec.agent) return { spec, secrets: {} };
   const access = await resolveModelAccess(env);
   const agent = agentSettingsFor(access, spec.agent);
   if (access.provider === spec.agent.provider) agent.model = spec.agent.model;
-  return { spec: { ...spec, agent }, secrets: access.secrets };
+  return { spec: { ...spec, agent }, secrets: access.secrets, access };
+}
+
+/** The model proxy of this job, and the attempt's token (limited to the task's budget). */
+async function startProxy(
+  access: Awaited<ReturnType<typeof resolveModelAccess>>,
+  spec: TaskSpec,
+): Promise<{ proxy: ModelProxy; token: string }> {
+  const { startModelProxy } = await import('../../proxy/model-proxy.js');
+  const proxy = await startModelProxy(access);
+  const token = proxy.issue(`task ${spec.taskId} attempt ${spec.attempt}`, {
+    maxUsd: spec.agent?.maxBudgetUsd,
+  });
+  return { proxy, token };
 }
 
 async function main(): Promise<void> {
   const env = process.env;
   const job = settings(env);
-  const output = outputDir(env);
-  const paths = jobPaths(output);
-  for (const dir of [paths.task, paths.staging]) mkdirSync(dir, { recursive: true });
-  const staging = new Staging(
-    new S3Client({ region: job.region, requestHandler: HTTP_TIMEOUTS }),
-    job.bucket,
+  const paths = jobPaths(outputDir(env));
+  // Root drops every agent and check to an id of their own; without root they would share the
+  // job's credentials, so only a simulated task (no agent) runs then.
+  const agentUser = await agentUserFor().catch((error: Error) =>
+    fail(`cannot run agents as another user: ${error.message}`),
   );
+  prepareDirectories(paths);
   const controller = new AbortController();
   process.on('SIGTERM', () => {
     consoleLog('SIGTERM: stopping the task');
     controller.abort(new Error('terminated'));
   });
 
-  const stage = async <T>(what: string, action: () => Promise<T>): Promise<T> => {
-    try {
-      return await action();
-    } catch (error) {
-      throw new StageFailure(`cannot ${what}: ${awsErrorMessage(error)}`);
-    }
-  };
-  const raw = await stage('read the attempt input', () =>
-    staging.getBytes(`${job.prefix}${S3_LAYOUT.files.input}`, MAX_INPUT_BYTES),
-  );
-  if (!raw)
-    throw new StageFailure(`no ${S3_LAYOUT.files.input} under s3://${job.bucket}/${job.prefix}`);
-  const parsed = BatchJobInputSchema.safeParse(JSON.parse(raw.toString('utf8')));
+  const raw = await fetchBytes(job.inputUrl, MAX_INPUT_BYTES, 'read the attempt input');
+  let parsed: ReturnType<typeof BatchJobInputSchema.safeParse>;
+  try {
+    parsed = BatchJobInputSchema.safeParse(JSON.parse(raw.toString('utf8')));
+  } catch {
+    fail(`${S3_LAYOUT.files.input} is not JSON`);
+  }
   if (!parsed.success) fail(`${S3_LAYOUT.files.input} is not a valid attempt input`);
   const input = parsed.data;
   const inputTask = input.spec?.taskId ?? FINAL_VERIFY_TASK_ID;
   if (inputTask !== job.taskId)
     fail(`${S3_LAYOUT.files.input} is for task ${inputTask}, not TASK_ID ${job.taskId}`);
+  if (input.spec?.mode === 'real' && !agentUser)
+    fail('a real task runs its agent as another user: the job must run as root');
+  const stageOut = (file: keyof BatchJobInput['transfer']['put'], what: string) => ({
+    url: input.transfer.put[file],
+    key: `${job.prefix}${S3_LAYOUT.files[file]}`,
+    what,
+  });
 
   const baseBundle = path.join(paths.staging, 'base.bundle');
-  await stage('download the base commit', () => staging.getFile(input.base.bundle, baseBundle));
+  await fetchFile(input.transfer.base, input.base.bundle, baseBundle, 'download the base commit');
   const project = await Project.fromBundle(paths.project, baseBundle, input.base.commit);
   // The orchestrator's ignore rules: the repository's at the run's start, never an agent's.
   if (input.ignoreRules) await writeRules(project.gitDir, input.ignoreRules);
   const slots = new Slots(project);
-  await slots.prepare(paths.workspace, input.base.commit);
+  /** The workspace at `commit`, the agent's (or the check's) to write. */
+  const checkOut = async (commit: string) => {
+    await slots.prepare(paths.workspace, commit);
+    if (agentUser) await handOver(paths.workspace, agentUser);
+  };
   /** `--verify` on `commit`, checked out in the workspace as the host would check it. */
   const verifyHere = async (settings: VerifySettings, commit: string) => {
-    if (settings.fromBase)
-      await slots.prepare(paths.workspace, await treeToCheck(project, commit, settings));
-    return verifyInJob(settings, paths, controller.signal, (file) =>
-      stage('upload the verify log', () =>
-        staging.putFile(`${job.prefix}${S3_LAYOUT.files.verifyLog}`, file),
-      ),
+    await checkOut(settings.fromBase ? await treeToCheck(project, commit, settings) : commit);
+    if (agentUser) await handOver(paths.verifyHome, agentUser);
+    const log = stageOut('verifyLog', 'upload the verify log');
+    return verifyInJob(settings, paths, agentUser, controller.signal, (file) =>
+      putFile(log.url, log.key, file, log.what),
     );
+  };
+  const uploadResult = (result: BatchJobResult) => {
+    const target = stageOut('result', 'upload the result');
+    return putBytes(target.url, target.key, Buffer.from(JSON.stringify(result)), target.what);
   };
 
   if (input.verifyOnly) {
@@ -158,32 +212,47 @@ async function main(): Promise<void> {
     const checked = await verifyHere(input.verifyOnly, input.base.commit);
     if (controller.signal.aborted) process.exit(EXIT_TERMINATED);
     const passed = verificationPassed(checked.verification);
-    const result: BatchJobResult = {
+    await uploadResult({
       version: 1,
       outcome: passed
         ? { status: 'succeeded' }
         : { status: 'failed', error: describeVerification(checked.verification) },
       ...checked,
-    };
-    await stage('upload the result', () =>
-      staging.putBytes(
-        `${job.prefix}${S3_LAYOUT.files.result}`,
-        JSON.stringify(result),
-        'application/json',
-      ),
-    );
+    });
     consoleLog(`verification ${describeVerification(checked.verification)}`);
     return;
   }
   if (!input.spec) fail(`${S3_LAYOUT.files.input} holds no task`);
 
-  const { spec, secrets } = await jobSpec(input.spec, paths, env);
+  await checkOut(input.base.commit);
+  const { spec, secrets, access } = await jobSpec(input.spec, paths, env);
+  if (agentUser) await handOver(paths.agentHome, agentUser);
   const redact = redactor(Object.values(secrets));
   const log = (line: string) => consoleLog(redact(line));
   log(
     `executor ${spec.executor} running task ${spec.taskId} (attempt ${spec.attempt}, ${spec.mode}) on AWS Batch`,
   );
-  let outcome: ExecutorOutcome = await executeTask(spec, { signal: controller.signal, log });
+  const model = access && (await startProxy(access, spec));
+  const spawn = agentUser && agentSpawn(undefined, agentUser, log);
+  let outcome: ExecutorOutcome;
+  let counted: GrantUsage | undefined;
+  try {
+    outcome = await executeTask(
+      model ? { ...spec, modelProxy: { socket: model.proxy.socketPath } } : spec,
+      {
+        signal: controller.signal,
+        log,
+        ...(model && { modelToken: model.token }),
+        ...(spawn && { spawnAgent: spawn }),
+      },
+    );
+  } finally {
+    counted = model?.proxy.revoke(model.token);
+    await model?.proxy.close();
+    if (agentUser) await killEveryProcessOf(agentUser);
+  }
+  // What the proxy counted, which the agent cannot change, is what the attempt spent.
+  if (counted) outcome = countedByProxy(outcome, counted);
   if (controller.signal.aborted) process.exit(EXIT_TERMINATED);
 
   const result: BatchJobResult = { version: 1, outcome };
@@ -200,9 +269,8 @@ async function main(): Promise<void> {
       const bundleFile = path.join(paths.staging, S3_LAYOUT.files.bundle);
       await project.writeBundle(bundleFile, BATCH_RESULT_REF, committed.commit, input.base.commit);
       result.commit = committed.commit;
-      result.bundle = await stage('upload the work', () =>
-        staging.putFile(`${job.prefix}${S3_LAYOUT.files.bundle}`, bundleFile),
-      );
+      const bundle = stageOut('bundle', 'upload the work');
+      result.bundle = await putFile(bundle.url, bundle.key, bundleFile, bundle.what);
       // The check runs on the work as committed, once the agent's processes are gone.
       if (spec.verify) Object.assign(result, await verifyHere(spec.verify, committed.commit));
     } catch (error) {
@@ -211,15 +279,14 @@ async function main(): Promise<void> {
       result.outcome = outcome;
     }
   }
-  if (spec.mode === 'real')
-    result.transcript = await uploadTranscript(staging, job.prefix, paths.task, stage);
-  await stage('upload the result', () =>
-    staging.putBytes(
-      `${job.prefix}${S3_LAYOUT.files.result}`,
-      JSON.stringify(result),
-      'application/json',
-    ),
-  );
+  if (spec.mode === 'real') {
+    const transcript = stageOut('transcript', 'upload the transcript');
+    const file = path.join(paths.task, TASK_FILES.transcript);
+    result.transcript = await putFile(transcript.url, transcript.key, file, transcript.what).catch(
+      () => undefined,
+    );
+  }
+  await uploadResult(result);
   log(
     outcome.status === 'succeeded'
       ? `task ${spec.taskId} succeeded`
@@ -229,38 +296,33 @@ async function main(): Promise<void> {
 }
 
 /**
- * Runs `--verify` in the job's workspace with an environment of its own (no credential of the
- * job's), its output to a log that goes up beside the result.
+ * Runs `--verify` in the job's workspace as the agent's user, with an environment of its own
+ * (no credential of the job's), its output to a log that goes up beside the result.
  */
 async function verifyInJob(
   settings: VerifySettings,
-  paths: ReturnType<typeof jobPaths>,
+  paths: JobPaths,
+  agentUser: AgentUser | undefined,
   signal: AbortSignal,
   upload: (file: string) => Promise<StagedObject>,
 ): Promise<{ verification: Verification; verifyLog: StagedObject }> {
-  const home = path.join(paths.staging, 'verify-home');
-  mkdirSync(home, { recursive: true });
   const logPath = path.join(paths.staging, S3_LAYOUT.files.verifyLog);
-  const verification = await runVerifyProcess('/bin/sh', ['-c', settings.command], {
+  const [file, args] = unconfinedArgs(agentUser, '/bin/sh', ['-c', settings.command]);
+  const verification = await runVerifyProcess(file, args, {
     cwd: paths.workspace,
-    env: { PATH: process.env.PATH, LANG: process.env.LANG, HOME: home, CI: 'true' },
+    env: {
+      PATH: process.env.PATH,
+      LANG: process.env.LANG,
+      HOME: paths.verifyHome,
+      TMPDIR: '/tmp',
+      CI: 'true',
+    },
     timeoutMs: settings.timeoutMs,
     logPath,
     signal,
   });
+  if (agentUser) await killEveryProcessOf(agentUser);
   return { verification, verifyLog: await upload(logPath) };
-}
-
-async function uploadTranscript(
-  staging: Staging,
-  prefix: string,
-  taskDir: string,
-  stage: <T>(what: string, action: () => Promise<T>) => Promise<T>,
-): Promise<StagedObject | undefined> {
-  const file = path.join(taskDir, TASK_FILES.transcript);
-  return stage('upload the transcript', () =>
-    staging.putFile(`${prefix}${S3_LAYOUT.files.transcript}`, file),
-  ).catch(() => undefined);
 }
 
 function nonEmpty(secrets: Record<string, string | undefined>): Record<string, string> {
@@ -272,6 +334,6 @@ function nonEmpty(secrets: Record<string, string | undefined>): Record<string, s
 try {
   await main();
 } catch (error) {
-  if (error instanceof StageFailure) fail(error.message, EXIT_STAGING);
+  if (error instanceof StagingError) fail(error.message, EXIT_STAGING);
   fail(error instanceof Error ? error.message : String(error), 1);
 }

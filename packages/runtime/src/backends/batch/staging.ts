@@ -8,6 +8,9 @@ import type { StagedObject } from '../../contracts/batch-job.js';
 
 /** An object that is missing, larger than allowed, or not what its checksum says. */
 export class StagingError extends Error {
+  /** Whether trying the same transfer again may succeed (a 5xx, not a wrong object). */
+  retryable = false;
+
   constructor(message: string) {
     super(message);
     this.name = 'StagingError';
@@ -69,38 +72,14 @@ export class Staging {
   /** An object's bytes, at most `maxBytes`; undefined when it does not exist. */
   async getBytes(key: string, maxBytes: number): Promise<Buffer | undefined> {
     const body = await this.open(key, maxBytes);
-    if (!body) return undefined;
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      total += chunk.length;
-      if (total > maxBytes) throw new StagingError(`${key} is larger than ${maxBytes} bytes`);
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
+    return body && readCapped(body, key, maxBytes);
   }
 
   /** Downloads an object described by `expected` to `file`, checking its size and SHA-256. */
   async getFile(expected: StagedObject, file: string): Promise<void> {
     const body = await this.open(expected.key, expected.bytes);
     if (!body) throw new StagingError(`${expected.key} is missing`);
-    const hash = createHash('sha256');
-    let total = 0;
-    await pipeline(
-      body as NodeJS.ReadableStream,
-      async function* (source: AsyncIterable<Buffer | string>) {
-        for await (const piece of source) {
-          const chunk = Buffer.from(piece);
-          total += chunk.length;
-          if (total > expected.bytes)
-            throw new StagingError(`${expected.key} is larger than its ${expected.bytes} bytes`);
-          hash.update(chunk);
-          yield chunk;
-        }
-      },
-      createWriteStream(file, { mode: 0o600 }),
-    );
-    verify(expected, total, hash.digest('hex'));
+    await saveChecked(body, expected, file);
   }
 
   /** Checks bytes already read against what their writer said they are. */
@@ -122,6 +101,48 @@ export class Staging {
       throw error;
     }
   }
+}
+
+/** A body's bytes, refused past `maxBytes`. */
+export async function readCapped(
+  body: AsyncIterable<Uint8Array | string>,
+  key: string,
+  maxBytes: number,
+): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const piece of body) {
+    const chunk = Buffer.from(piece);
+    total += chunk.length;
+    if (total > maxBytes) throw new StagingError(`${key} is larger than ${maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Writes a body to `file`, stopping past the expected size and checking its SHA-256. */
+export async function saveChecked(
+  body: AsyncIterable<Uint8Array | string>,
+  expected: StagedObject,
+  file: string,
+): Promise<void> {
+  const hash = createHash('sha256');
+  let total = 0;
+  await pipeline(
+    body,
+    async function* (source: AsyncIterable<Uint8Array | string>) {
+      for await (const piece of source) {
+        const chunk = Buffer.from(piece);
+        total += chunk.length;
+        if (total > expected.bytes)
+          throw new StagingError(`${expected.key} is larger than its ${expected.bytes} bytes`);
+        hash.update(chunk);
+        yield chunk;
+      }
+    },
+    createWriteStream(file, { mode: 0o600 }),
+  );
+  verify(expected, total, hash.digest('hex'));
 }
 
 function verify(expected: StagedObject, bytes: number, digest: string): void {

@@ -5,7 +5,7 @@ import {
   SubmitJobCommand,
   type SubmitJobCommandInput,
 } from '@aws-sdk/client-batch';
-import { BATCH_JOB_TAGS, BATCH_LIMITS } from '../../contracts/batch-job.js';
+import { BATCH_INPUT_URL_ENV, BATCH_JOB_TAGS, BATCH_LIMITS } from '../../contracts/batch-job.js';
 import { ENV } from '../../contracts/env.js';
 import { RateLimiter } from './rate-limit.js';
 
@@ -49,6 +49,8 @@ export interface JobRequest {
   requirements: string;
   /** The attempt's S3 prefix: the job's S3_PREFIX. */
   prefix: string;
+  /** Its `input.json`, presigned: the job's BATCH_INPUT_URL_ENV. */
+  inputUrl: string;
   /** Batch ends the attempt itself after this long, should the orchestrator be gone. */
   timeoutMs: number;
 }
@@ -66,12 +68,18 @@ export function submission(
     { name: ENV.EXECUTOR_ID, value: String(request.executor) },
     { name: ENV.TASK_ID, value: request.taskId },
     { name: ENV.S3_PREFIX, value: request.prefix },
+    { name: BATCH_INPUT_URL_ENV, value: request.inputUrl },
     { name: ENV.USE_REAL_EXECUTORS, value: request.real ? '1' : '0' },
     { name: ENV.MAX_EXECUTORS, value: String(request.executors) },
-    ...(request.requirements.length <= MAX_INLINE_REQUIREMENTS
-      ? [{ name: ENV.REQUIREMENTS, value: request.requirements }]
-      : []),
   ];
+  // Inline only while the overrides keep well inside Batch's limit (a URL signed with a session
+  // token takes a few thousand characters).
+  const room = BATCH_LIMITS.containerOverridesChars - JSON.stringify({ environment }).length - 512;
+  if (
+    request.requirements.length <= MAX_INLINE_REQUIREMENTS &&
+    JSON.stringify(request.requirements).length <= room
+  )
+    environment.push({ name: ENV.REQUIREMENTS, value: request.requirements });
   const input: SubmitJobCommandInput = {
     jobName: request.name,
     jobQueue: queue,
