@@ -16,6 +16,7 @@ import {
 } from '../../packages/batch-sandbox/src/index.js';
 import { jobNamePrefix } from '../../packages/runtime/src/backends/batch/submit.js';
 import {
+  BATCH_INPUT_URL_ENV,
   BATCH_JOB_ENV,
   BATCH_LIMITS,
   BATCH_SANDBOX_CREDENTIALS,
@@ -30,7 +31,7 @@ import {
   startRunIn,
   waitFor,
 } from '../support/cli.js';
-import { describeDocker, docker } from '../support/docker.js';
+import { describeDocker, docker, IMAGE } from '../support/docker.js';
 import { gitOut, treeHash } from '../support/git.js';
 import {
   conversationText,
@@ -107,12 +108,20 @@ const TWELVE = [
   task('l', ['j', 'k'], 300),
 ];
 
+/** What a hostile agent in a job reads for credentials and URLs. */
+const LEAK_SOURCES = '/run/secrets/* /proc/[0-9]*/environ /output/staging /output/staging/* /output/task/*';
+
 describeDocker('the Batch backend on the local Batch sandbox', () => {
   let sandbox: BatchSandbox;
   let config: string;
 
   async function withSandbox(options: BatchSandboxOptions) {
-    const own = await startBatchSandbox({ transitionMs: 50, stopTimeoutSeconds: 5, ...options });
+    const own = await startBatchSandbox({
+      image: IMAGE,
+      transitionMs: 50,
+      stopTimeoutSeconds: 5,
+      ...options,
+    });
     return { own, file: writeJson('sandbox', own.config) };
   }
 
@@ -147,13 +156,10 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       ),
     ).toBeGreaterThan(1);
     // Requirements of 22,000 characters stay in S3: the overrides carry ids and locations.
+    const submitted: readonly string[] = [...BATCH_JOB_ENV.submission, BATCH_INPUT_URL_ENV];
     for (const job of jobs) {
       expect(job.overridesChars).toBeLessThan(BATCH_LIMITS.containerOverridesChars);
-      expect(
-        Object.keys(job.environment).every((name) =>
-          (BATCH_JOB_ENV.submission as readonly string[]).includes(name),
-        ),
-      ).toBe(true);
+      expect(Object.keys(job.environment).every((name) => submitted.includes(name))).toBe(true);
       expect(job.environment).not.toHaveProperty('REQUIREMENTS');
       expect(job.environment.S3_PREFIX).toMatch(
         new RegExp(`^runs/${runId}/tasks/[a-l]/attempt-1/$`),
@@ -454,26 +460,25 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
   it('fails an attempt whose job staged a corrupt, missing or unreadable output, as retryable, saying which', async () => {
     // A job that runs no executor: it uploads what a compromised job might, and exits 0.
     const hostile = `
-      const { S3Client, PutObjectCommand } = require('/app/node_modules/@aws-sdk/client-s3');
       const { createHash } = require('node:crypto');
-      const s3 = new S3Client({});
-      const put = (name, body) => s3.send(new PutObjectCommand({
-        Bucket: process.env.S3_BUCKET, Key: process.env.S3_PREFIX + name, Body: body }));
-      const claimed = { key: process.env.S3_PREFIX + 'output.bundle', bytes: 6,
-        sha256: createHash('sha256').update('honest').digest('hex') };
-      const result = { version: 1, outcome: { status: 'succeeded' }, commit: '1'.repeat(40), bundle: claimed };
       (async () => {
+        const input = await (await fetch(process.env.S3_INPUT_URL)).json();
+        const put = (name, body) => fetch(input.transfer.put[name], { method: 'PUT', body });
+        const claimed = { key: process.env.S3_PREFIX + 'output.bundle', bytes: 6,
+          sha256: createHash('sha256').update('honest').digest('hex') };
+        const result = { version: 1, outcome: { status: 'succeeded' }, commit: '1'.repeat(40), bundle: claimed };
         const task = process.env.TASK_ID;
-        if (task === 'garbage') return put('result.json', '{"version": 1, "outcome": ');
-        if (task === 'corrupt') await put('output.bundle', 'forged');
-        await put('result.json', JSON.stringify(result));
+        if (task === 'garbage') return put('result', '{"version": 1, "outcome": ');
+        if (task === 'corrupt') await put('bundle', 'forged');
+        if (task === 'elsewhere') claimed.key = 'runs/another-run/tasks/x/attempt-1/output.bundle';
+        await put('result', JSON.stringify(result));
       })();`;
     const { own, file } = await withSandbox({
       jobDefinitions: [
         {
           arn: 'arn:aws:batch:us-east-1:000000000000:job-definition/hostile:1',
           containerProperties: {
-            image: 'parallel-orchestrator:latest',
+            image: IMAGE,
             command: ['node', '-e', hostile],
             resourceRequirements: [
               { type: 'VCPU', value: '1' },
@@ -489,12 +494,15 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       ],
     });
     try {
-      const plan = writePlan([task('corrupt'), task('missing'), task('garbage')], 3);
+      const plan = writePlan(
+        [task('corrupt'), task('missing'), task('garbage'), task('elsewhere')],
+        4,
+      );
       const run = await batchRun(file, [
         '--plan',
         plan,
         '-e',
-        '3',
+        '4',
         '--retries',
         '1',
         '--retry-delay',
@@ -507,7 +515,11 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       );
       expect(results.missing?.error).toMatch(/output\.bundle is missing/);
       expect(results.garbage?.error).toMatch(/result\.json is not JSON/);
-      for (const id of ['corrupt', 'missing', 'garbage']) {
+      // The host reads with its own credentials only what belongs to the attempt.
+      expect(results.elsewhere?.error).toMatch(
+        /result\.json names runs\/another-run\/tasks\/x\/attempt-1\/output\.bundle as its bundle/,
+      );
+      for (const id of ['corrupt', 'missing', 'garbage', 'elsewhere']) {
         // Retryable: each got its second attempt, as a job of its own.
         expect(results[id]?.attempts, id).toBe(2);
         expect(submissionsFor(own, path.basename(run.runDir), id)).toHaveLength(2);
@@ -520,7 +532,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     }
   });
 
-  it("runs real Claude Code in jobs of the stack's own definition; its key stays where the stack put it", async () => {
+  it("runs real Claude Code in jobs of the stack's own definition; the agent reaches neither its key nor the job's URLs", async () => {
     const STACK_KEY = `sk-ant-api03-BATCH-STACK-${randomUUID()}`;
     const HOST_KEY = `sk-ant-api03-BATCH-HOST-${randomUUID()}`;
     // The stack as `pulumi up` would make it, under mocks: its runtimeConfig and job definition.
@@ -547,12 +559,13 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     // gateway): the one change made to the stack's definition.
     const server: ModelServer = await startModelServer((r) => {
       const id = /Your task: ([a-z0-9-]+):/.exec(conversationText(r))?.[1] ?? 'x';
-      // A prompt-injected agent: it copies the key its job holds into its work.
+      // A prompt-injected agent: it copies into its work whatever of its job it can read (the
+      // secret, every process's environment, the job's presigned URLs and transcript).
       if (id === 'leak' && toolResults(r) === 0)
         return {
           content: [
             toolUse('Bash', {
-              command: 'cat /run/secrets/* /proc/1/environ > leak.txt 2>/dev/null; true',
+              command: `{ id -u; env; cat ${LEAK_SOURCES}; ls -la /output; } > leak.txt 2>&1; true`,
             }),
           ],
         };
@@ -573,6 +586,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     let stack: BatchSandbox | undefined;
     try {
       stack = await startBatchSandbox({
+        image: IMAGE,
         transitionMs: 50,
         stopTimeoutSeconds: 5,
         bucket: runtimeConfig.bucketName,
@@ -592,13 +606,19 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
         ANTHROPIC_API_KEY: HOST_KEY,
         ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}`,
       });
-      expect(run.code, run.stderr).toBe(1);
+      expect(run.code, run.stderr).toBe(0);
       const results = Object.fromEntries(readSummary(run.runDir).tasks.map((t) => [t.taskId, t]));
       expect(results.alpha?.status).toBe('succeeded');
       expect(results.beta?.status).toBe('succeeded');
-      // The job checks its own work for the key it holds before anything leaves it.
-      expect(results.leak?.status).toBe('failed');
-      expect(results.leak?.error).toMatch(/ANTHROPIC_API_KEY/);
+      // The agent ran as a user of its own and was refused everything it tried.
+      expect(results.leak?.status).toBe('succeeded');
+      const leaked = gitOut(path.join(run.runDir, 'project'), ['show', 'main:leak.txt']);
+      expect(leaked.split('\n')[0]).not.toBe('0');
+      expect(leaked).toMatch(/\/run\/secrets\/ANTHROPIC_API_KEY: Permission denied/);
+      expect(leaked).toMatch(/\/proc\/1\/environ: Permission denied/);
+      expect(leaked).toMatch(/\/output\/staging\/?[^\n]*: Permission denied/);
+      for (const secret of [STACK_KEY, 'X-Amz-Signature', 'AWS_SECRET_ACCESS_KEY'])
+        expect(leaked).not.toContain(secret);
       // What the jobs spent comes back with their results and counts toward the run's budget.
       expect(readSummary(run.runDir).usage.costUsd).toBeGreaterThan(0);
       expect(

@@ -126,7 +126,7 @@ describeDocker('the image', () => {
     const run = await docker(['run', '--rm', '-e', 'TASK_ID=a', IMAGE]);
     expect(run.code).toBe(2);
     expect(run.stderr).toBe(
-      'error: the batch executor needs TASK_ID, S3_BUCKET, S3_PREFIX, AWS_REGION (missing: S3_BUCKET, S3_PREFIX, AWS_REGION)\n',
+      'error: the batch executor needs TASK_ID, S3_PREFIX, S3_INPUT_URL (missing: S3_PREFIX, S3_INPUT_URL)\n',
     );
   });
 });

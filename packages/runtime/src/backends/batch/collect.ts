@@ -148,6 +148,12 @@ export class JobCollector {
     }
     const result = BatchJobResultSchema.safeParse(parsed);
     if (!result.success) throw new StagingError('its result.json is not a valid result');
+    // The host reads what a result names with its own credentials: only the attempt's objects.
+    const { bundle, transcript, verifyLog } = result.data;
+    const named = { bundle, transcript, verifyLog };
+    for (const [file, object] of Object.entries(named) as [keyof typeof named, StagedObject?][])
+      if (object && object.key !== `${prefix}${S3_LAYOUT.files[file]}`)
+        throw new StagingError(`its result.json names ${object.key} as its ${file}`);
     return result.data;
   }
 
