@@ -109,7 +109,8 @@ const TWELVE = [
 ];
 
 /** What a hostile agent in a job reads for credentials and URLs. */
-const LEAK_SOURCES = '/run/secrets/* /proc/[0-9]*/environ /output/staging /output/staging/* /output/task/*';
+const LEAK_SOURCES =
+  '/run/secrets/* /proc/[0-9]*/environ /output/staging /output/staging/* /output/task/*';
 
 describeDocker('the Batch backend on the local Batch sandbox', () => {
   let sandbox: BatchSandbox;

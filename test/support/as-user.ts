@@ -49,10 +49,13 @@ export interface CliRunner {
   own(target: string): void;
 }
 
+const CLEANUP_MS = 300_000;
+
 function ownedDir(prefix: string, owner?: { uid: number; gid: number }): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   if (owner) chownSync(dir, owner.uid, owner.gid);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // The suites' runs leave deep and large trees; a loaded machine takes a while to remove them.
+  afterAll(() => rmSync(dir, { recursive: true, force: true }), CLEANUP_MS);
   return dir;
 }
 

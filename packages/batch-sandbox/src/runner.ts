@@ -132,8 +132,7 @@ export class DockerRunner {
         const logsRead = this.followLogs(started, spec.log).catch(() => {});
         const { StatusCode } = (await started.wait()) as { StatusCode: number };
         await Promise.race([logsRead, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS))]);
-        const state = (await started.inspect()).State;
-        return { exitCode: StatusCode, oomKilled: state.OOMKilled === true };
+        return { exitCode: StatusCode, oomKilled: await oomKilled(started, StatusCode) };
       } finally {
         await started.remove({ force: true }).catch(() => {});
         release();
@@ -262,4 +261,21 @@ function firstTarEntry(tar: Buffer): Buffer {
 function dockerMessage(error: unknown): string {
   const json = (error as { json?: { message?: string } }).json;
   return (json?.message ?? (error instanceof Error ? error.message : String(error))).trim();
+}
+
+/** How long dockerd may take to record an OOM kill after the container's exit is reported. */
+const OOM_EVENT_MS = 2_000;
+
+/**
+ * Whether the kernel killed the container for memory. dockerd sets OOMKilled from the cgroup's
+ * OOM event, which can reach it after the exit it reports to `wait`: a SIGKILL exit (137) is
+ * looked at again for a moment before it is taken as not an OOM kill.
+ */
+async function oomKilled(container: Docker.Container, exitCode: number): Promise<boolean> {
+  const deadline = Date.now() + (exitCode === 137 ? OOM_EVENT_MS : 0);
+  for (;;) {
+    if ((await container.inspect()).State.OOMKilled === true) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
