@@ -1,4 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { describeDocker, docker, IMAGE, runOriginalExecutorCommand } from '../support/docker.js';
@@ -128,5 +130,61 @@ describeDocker('the image', () => {
     expect(run.stderr).toBe(
       'error: the batch executor needs TASK_ID, S3_PREFIX, S3_INPUT_URL (missing: S3_PREFIX, S3_INPUT_URL)\n',
     );
+  });
+
+  it('the batch executor refuses a real task unless it is root: its agent would share the job credentials', async () => {
+    const input = {
+      version: 1,
+      spec: {
+        runId: 'run',
+        taskId: 'feature',
+        attempt: 1,
+        executor: 0,
+        mode: 'real',
+        requirements: 'a feature',
+        task: { id: 'feature', title: 'Feature', description: 'adds it', dependsOn: [] },
+        mergedDependencies: [],
+        workspaceDir: '/w',
+        outputDir: '/o',
+        seed: 1,
+        agent: { provider: 'anthropic', model: 'claude-sonnet-4-5', maxTurns: 5, allowedTools: [] },
+      },
+      base: { commit: 'a'.repeat(40), bundle: { key: 'k', sha256: '0'.repeat(64), bytes: 1 } },
+      transfer: {
+        base: 'http://127.0.0.1:1/base',
+        put: Object.fromEntries(
+          ['bundle', 'transcript', 'verifyLog', 'result'].map((n) => [
+            n,
+            `http://127.0.0.1:1/${n}`,
+          ]),
+        ),
+      },
+      limits: { maxFileBytes: 1024, maxTaskBytes: 4096 },
+    };
+    const server = createServer((_req, res) => res.end(JSON.stringify(input)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      // The image's own user, as a definition without `user: root` would run it.
+      const run = await docker([
+        'run',
+        '--rm',
+        '--network',
+        'host',
+        '-e',
+        'TASK_ID=feature',
+        '-e',
+        'S3_PREFIX=runs/run/tasks/feature/attempt-1/',
+        '-e',
+        `S3_INPUT_URL=http://127.0.0.1:${port}/input.json`,
+        IMAGE,
+      ]);
+      expect(run.stderr).toBe(
+        'error: a real task runs its agent as another user: the job must run as root\n',
+      );
+      expect(run.code).toBe(2);
+    } finally {
+      server.close();
+    }
   });
 });
