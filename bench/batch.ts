@@ -211,7 +211,8 @@ async function overhead(config: string, repeat: number, dockerMs?: number): Prom
 
 export async function batchScenarios(repeat: number, dockerMs?: number): Promise<Result[]> {
   // Capacity for 100 jobs at once; states change at the sandbox's pace (100 ms per queue state).
-  const sandbox = await startBatchSandbox({ maxVcpus: 100 });
+  const image = process.env.PO_TEST_IMAGE;
+  const sandbox = await startBatchSandbox({ maxVcpus: 100, ...(image && { image }) });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'po-bench-sandbox-'));
   const config = path.join(dir, 'batch.json');
   writeFileSync(config, JSON.stringify(sandbox.config));
