@@ -68,13 +68,12 @@ if [[ "$platform" == *,* || -n "$push" && -n "$platform" ]]; then
 fi
 # Without buildx: the classic builder, one platform at a time.
 if [[ -n "$foreign" ]]; then
-  case "$foreign" in amd64) cpu=x64 ;; *) cpu=$foreign ;; esac
   docker image inspect "$base" >/dev/null 2>&1 ||
     { echo "error: no $base: build it with docker/build-offline-base.sh --platform $platform" >&2; exit 2; }
   # The build stage on this machine, with the target's Claude Code; then the target's image from it
   # (its runtime stage alone runs under emulation).
   app="parallel-orchestrator-build:$foreign"
-  cross=(--build-arg "BUILD_IMAGE=$node_image" --build-arg "TARGET_CPU=$cpu")
+  cross=(--build-arg "BUILD_IMAGE=$node_image" --build-arg "TARGETARCH=$foreign")
   DOCKER_BUILDKIT=0 docker build --file "$root/docker/Dockerfile" --target build --tag "$app" \
     --build-arg "NODE_IMAGE=$node_image" "${cross[@]}" "${extra[@]}" "$root"
   extra+=(--platform "$platform" --build-arg "NODE_IMAGE=$base" --build-arg "APP_IMAGE=$app" "${cross[@]}")

@@ -74,5 +74,6 @@ function modelAccess(config: pulumi.Config): ModelAccessArgs {
     provider: 'bedrock',
     region: config.get('bedrockRegion'),
     modelId: config.get('bedrockModel'),
+    extraModelIds: config.getObject<string[]>('bedrockExtraModels'),
   };
 }

@@ -19,7 +19,7 @@ import {
   secretValue,
   underMocks,
 } from './mocks.js';
-import { assertLeastPrivilege, type PolicyDocument, policyOf } from './policies.js';
+import { allows, assertLeastPrivilege, type PolicyDocument, policyOf } from './policies.js';
 
 type Component = typeof import('../../packages/pulumi/src/index.js');
 let component: Component;
@@ -243,7 +243,29 @@ describe('ParallelOrchestrator with its defaults (Batch on Fargate Spot, Bedrock
     const ceOptions = options.get('aws:batch/computeEnvironment:ComputeEnvironment po');
     const urns = await dependsOnUrns(ceOptions);
     expect(urns.filter((u) => u.includes('aws:iam/rolePolicy:RolePolicy')).length).toBe(2);
-    expect(ceOptions?.deleteBeforeReplace).toBe(true);
+  });
+
+  test('the compute environment can be replaced (another compute type or platform): named by Pulumi, replaced create-first', () => {
+    const { mocks, options } = deployed;
+    const environment = mocks.one('aws:batch/computeEnvironment:ComputeEnvironment');
+    // A fixed name would make the replacement's name collide with the old one's, and deleting
+    // the old one first fails while the queue still references it ("Cannot delete, found
+    // existing JobQueue relationship"): with its own name the new one is created, the queue
+    // moved to it (an in-place update), and only then the old one deleted.
+    expect(environment.inputs.name).toBeUndefined();
+    expect(environment.inputs.namePrefix).toBeUndefined();
+    const ceOptions = options.get('aws:batch/computeEnvironment:ComputeEnvironment po');
+    expect(ceOptions?.deleteBeforeReplace).toBeFalsy();
+    expect(mocks.one('aws:batch/jobQueue:JobQueue').inputs.computeEnvironmentOrders).toEqual([
+      { order: 1, computeEnvironment: environment.state.arn },
+    ]);
+  });
+
+  test('a pulumi up keeps the revision a running CLI, a resume or an older exported config submits to', () => {
+    const definition = deployed.mocks.one('aws:batch/jobDefinition:JobDefinition').inputs;
+    // The provider's default (true) deregisters the previous revision on every new one, and
+    // SubmitJob to an INACTIVE revision fails with ClientException.
+    expect(definition.deregisterOnNewRevision).toBe(false);
   });
 
   test('the state bucket is encrypted, private, TLS only, and expires old runs', () => {
@@ -298,18 +320,50 @@ describe('ParallelOrchestrator with its defaults (Batch on Fargate Spot, Bedrock
     ]);
     expect(job.Statement.find((s) => s.Sid === 'InvokeModelThroughProfile')).toMatchObject({
       Resource: ['arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-5-5'],
-      Condition: { StringEquals: { 'bedrock:InferenceProfileArn': profileArn } },
+      Condition: { StringEquals: { 'bedrock:InferenceProfileArn': [profileArn] } },
     });
     const execution = rolePolicy(mocks, 'execution');
     expect(execution.Statement.map((s) => s.Sid)).toEqual(['EcrLogin', 'PullImage', 'WriteLogs']);
+  });
 
+  test('the submitter policy grants exactly the calls the CLI makes, each on this stack', () => {
+    const { mocks } = deployed;
     const submitter = policyOf(mocks.one('aws:iam/policy:Policy'));
     const queueArn = mocks.one('aws:batch/jobQueue:JobQueue').state.arn;
     const definition = mocks.one('aws:batch/jobDefinition:JobDefinition').state;
-    expect(submitter.Statement.find((s) => s.Sid === 'SubmitToQueue')?.Resource).toEqual([
-      queueArn,
-      `${definition.arnPrefix}:*`,
-    ]);
+    const bucketArn = mocks.one('aws:s3/bucket:Bucket').state.arn;
+    const logGroupArn = `arn:aws:logs:us-east-1:${ACCOUNT}:log-group:/aws/batch/parallel-orchestrator-dev`;
+    const job = `arn:aws:batch:us-east-1:${ACCOUNT}:job/0a1b2c3d-4e5f-6789-abcd-ef0123456789`;
+    const attempt = `${bucketArn}/runs/run-1/tasks/t1/attempt-1`;
+    // Every AWS call of packages/runtime/src/backends/batch, as IAM authorises it (Service
+    // Authorization Reference: an action and each resource it is authorised on).
+    const calls: [string, string, string[]][] = [
+      ['preflight DescribeJobQueues', 'batch:DescribeJobQueues', ['*']],
+      // HeadBucket is authorised as s3:ListBucket with no s3:prefix in the request context.
+      ['preflight HeadBucket', 's3:ListBucket', [bucketArn]],
+      ['SubmitJob', 'batch:SubmitJob', [queueArn, `${definition.arnPrefix}:1`, job]],
+      ['SubmitJob to the definition by name', 'batch:SubmitJob', [definition.arnPrefix]],
+      ['SubmitJob with tags', 'batch:TagResource', [job]],
+      ['poll DescribeJobs', 'batch:DescribeJobs', ['*']],
+      ['a lost submission: ListJobs', 'batch:ListJobs', ['*']],
+      ['stop TerminateJob', 'batch:TerminateJob', [job]],
+      ['stage PutObject (and multipart parts)', 's3:PutObject', [`${attempt}/input.json`]],
+      ['stage AbortMultipartUpload', 's3:AbortMultipartUpload', [`${attempt}/input.json`]],
+      ['collect GetObject', 's3:GetObject', [`${attempt}/result.json`]],
+      // A missing object is 404 only to a caller allowed ListBucket on the bucket, unconditioned.
+      ['collect: a missing result.json', 's3:ListBucket', [bucketArn]],
+      ['logs GetLogEvents', 'logs:GetLogEvents', [`${logGroupArn}:log-stream:task/default/abc`]],
+    ];
+    for (const [call, action, resources] of calls) {
+      for (const resource of resources) {
+        expect(allows(submitter, action, resource), `${call}: ${action} on ${resource}`).toBe(true);
+      }
+    }
+    // Nothing beyond them.
+    const granted = new Set(submitter.Statement.flatMap((s) => s.Action));
+    expect([...granted].sort()).toEqual([...new Set(calls.map(([, action]) => action))].sort());
+    expect(allows(submitter, 's3:GetObject', `${bucketArn}/other/key`)).toBe(false);
+    expect(allows(submitter, 'batch:SubmitJob', queueArn.replace(/[^/]+$/, 'other'))).toBe(false);
   });
 
   test('runtimeConfig is what the CLI validates for --backend-config', async () => {
@@ -401,6 +455,20 @@ describe('model access', () => {
     assertEveryPolicyScoped(mocks);
   });
 
+  test('Anthropic with an existing secret named without its random suffix: the execution role matches it through -??????', async () => {
+    // Secrets Manager's ARNs end in -XXXXXX; IAM compares the request with that full ARN, so a
+    // partial ARN in Resource matches nothing and the task fails with ResourceInitializationError.
+    const partial = `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:team/anthropic-key`;
+    const { mocks } = await deploy({ model: { provider: 'anthropic', apiKeySecretArn: partial } });
+    expect(
+      rolePolicy(mocks, 'execution').Statement.find((s) => s.Sid === 'ReadModelKey')?.Resource,
+    ).toEqual([`${partial}-??????`]);
+    // ECS passes valueFrom to GetSecretValue, which takes a partial ARN.
+    expect(containerProperties(mocks).secrets).toEqual([
+      { name: 'ANTHROPIC_API_KEY', valueFrom: partial },
+    ]);
+  });
+
   test('Anthropic with an existing secret creates none', async () => {
     const arn = `arn:aws:secretsmanager:us-east-1:${ACCOUNT}:secret:team/anthropic-AbCdEf`;
     const { mocks } = await deploy({ model: { provider: 'anthropic', apiKeySecretArn: arn } });
@@ -408,6 +476,53 @@ describe('model access', () => {
     expect(containerProperties(mocks).secrets).toEqual([
       { name: 'ANTHROPIC_API_KEY', valueFrom: arn },
     ]);
+    expect(
+      rolePolicy(mocks, 'execution').Statement.find((s) => s.Sid === 'ReadModelKey')?.Resource,
+    ).toEqual([arn]);
+  });
+
+  test('Bedrock with extra models: the job role may invoke each, and runtimeConfig lists them for the CLI', async () => {
+    const { mocks, orchestrator } = await deploy({
+      model: {
+        provider: 'bedrock',
+        region: 'us-west-2',
+        modelId: 'us.anthropic.claude-sonnet-5-5',
+        extraModelIds: ['us.anthropic.claude-haiku-5-0', 'anthropic.claude-opus-5-1'],
+      },
+    });
+    const job = rolePolicy(mocks, 'job');
+    const profile = (id: string) => `arn:aws:bedrock:us-west-2:${ACCOUNT}:inference-profile/${id}`;
+    const profiles = [
+      profile('us.anthropic.claude-sonnet-5-5'),
+      profile('us.anthropic.claude-haiku-5-0'),
+    ];
+    expect(job.Statement.find((s) => s.Sid === 'InvokeInferenceProfile')?.Resource).toEqual(
+      profiles,
+    );
+    // Each profile's model in every region the profile routes to, only through these profiles.
+    expect(job.Statement.find((s) => s.Sid === 'InvokeModelThroughProfile')).toMatchObject({
+      Resource: [
+        'arn:aws:bedrock:*::foundation-model/anthropic.claude-sonnet-5-5',
+        'arn:aws:bedrock:*::foundation-model/anthropic.claude-haiku-5-0',
+      ],
+      Condition: { StringEquals: { 'bedrock:InferenceProfileArn': profiles } },
+    });
+    expect(job.Statement.find((s) => s.Sid === 'InvokeModel')?.Resource).toEqual([
+      'arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-opus-5-1',
+    ]);
+    expect(envValue(containerProperties(mocks), 'BEDROCK_MODEL')).toBe(
+      'us.anthropic.claude-sonnet-5-5',
+    );
+    const config = BackendConfigSchema.parse(await resolved(orchestrator.runtimeConfig));
+    expect(config).toMatchObject({
+      model: { provider: 'bedrock', region: 'us-west-2', model: 'us.anthropic.claude-sonnet-5-5' },
+      bedrockModels: [
+        'us.anthropic.claude-sonnet-5-5',
+        'us.anthropic.claude-haiku-5-0',
+        'anthropic.claude-opus-5-1',
+      ],
+    });
+    assertEveryPolicyScoped(mocks);
   });
 
   test('Bedrock with a foundation model id: the job role may invoke that model in that region only', async () => {
@@ -428,7 +543,7 @@ describe('model access', () => {
 });
 
 describe('EC2 Spot on Graviton (arm64)', () => {
-  test('Spot with price-capacity-optimized allocation, Graviton families, an instance role scoped to its clusters', async () => {
+  test("Spot with price-capacity-optimized allocation, Graviton families, an instance role with AWS's ECS agent policy", async () => {
     const { mocks, options } = await deploy({
       batch: { computeType: 'SPOT', platform: 'linux/arm64', vcpus: 4, memoryMib: 8192 },
     });
@@ -447,17 +562,59 @@ describe('EC2 Spot on Graviton (arm64)', () => {
     expect(definition.platformCapabilities).toEqual(['EC2']);
     expect(containerProperties(mocks).runtimePlatform).toBeUndefined();
 
-    const instance = rolePolicy(mocks, 'instance');
-    const cluster = `${environment.inputs.name}_Batch_*`;
-    expect(instance.Statement.find((s) => s.Sid === 'RunEcsAgent')?.Resource).toEqual([
-      `arn:aws:ecs:us-east-1:${ACCOUNT}:cluster/${cluster}`,
-      `arn:aws:ecs:us-east-1:${ACCOUNT}:container-instance/${cluster}/*`,
-    ]);
-    expect(assertEveryPolicyScoped(mocks)).toBe(4);
+    // The agent's own managed policy (a hand-scoped copy lacked ec2:DescribeTags,
+    // ecs:TagResource, ecs:ListTagsForResource, ...: instances could not join).
+    const profileRole = mocks.one('aws:iam/instanceProfile:InstanceProfile').inputs.role;
+    const attachment = mocks.one('aws:iam/rolePolicyAttachment:RolePolicyAttachment').inputs;
+    expect(attachment).toEqual({
+      role: profileRole,
+      policyArn: 'arn:aws:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role',
+    });
+    expect(mocks.ofType('aws:iam/rolePolicy:RolePolicy').map((r) => r.name)).not.toContain(
+      'po-instance',
+    );
+    expect(assertEveryPolicyScoped(mocks)).toBe(3);
     const urns = await dependsOnUrns(
       options.get('aws:batch/computeEnvironment:ComputeEnvironment po'),
     );
     expect(urns.some((u) => u.includes('aws:iam/instanceProfile:InstanceProfile'))).toBe(true);
+    expect(urns.some((u) => u.includes('aws:iam/rolePolicyAttachment:RolePolicyAttachment'))).toBe(
+      true,
+    );
+  });
+
+  test('instances require IMDSv2 with a hop limit of 1, and their user data keeps bridge containers off IMDS', async () => {
+    const { mocks } = await deploy({ batch: { computeType: 'EC2' } });
+    const template = mocks.one('aws:ec2/launchTemplate:LaunchTemplate');
+    // Token answers travel one hop; a container's bridge is a second, so no container gets one.
+    expect(template.inputs.metadataOptions).toEqual({
+      httpEndpoint: 'enabled',
+      httpTokens: 'required',
+      httpPutResponseHopLimit: 1,
+    });
+    expect(
+      mocks.one('aws:batch/computeEnvironment:ComputeEnvironment').inputs.computeResources
+        .launchTemplate,
+    ).toEqual({ launchTemplateId: `${template.name}-id`, version: '1' });
+
+    // Batch merges only MIME multi-part user data with its own.
+    const userData = Buffer.from(template.inputs.userData, 'base64').toString('utf8');
+    const boundary = /boundary="([^"]+)"/.exec(userData)?.[1];
+    expect(userData.startsWith('MIME-Version: 1.0\nContent-Type: multipart/mixed;')).toBe(true);
+    const parts = userData
+      .split(`--${boundary}`)
+      .slice(1, -1)
+      .map((part) => part.trim());
+    expect(parts.map((part) => part.split('\n')[0])).toEqual([
+      'Content-Type: text/cloud-boothook; charset="us-ascii"',
+      'Content-Type: text/x-shellscript; charset="us-ascii"',
+    ]);
+    expect(userData.trimEnd().endsWith(`--${boundary}--`)).toBe(true);
+    // Before Docker starts (a boothook), traffic from its bridges to IMDS is dropped.
+    expect(parts[0]).toContain(
+      'iptables -I DOCKER-USER 1 -i docker+ -d 169.254.169.254/32 -j DROP',
+    );
+    expect(parts[1]).toContain('ECS_DISABLE_PRIVILEGED=true >> /etc/ecs/ecs.config');
   });
 
   test('on-demand EC2 packs instances best-fit progressive', async () => {
@@ -486,6 +643,9 @@ describe('one platform', () => {
     const repositoryUrl = mocks.one('aws:ecr/repository:Repository').state.repositoryUrl;
     expect(await resolved(orchestrator.imageRef)).toBe(`${repositoryUrl}@${build.state.digest}`);
     expect(containerProperties(mocks).runtimePlatform.cpuArchitecture).toBe('ARM64');
+    // Fargate runs no instance of ours: no instance role, no launch template.
+    expect(mocks.ofType('aws:ec2/launchTemplate:LaunchTemplate')).toHaveLength(0);
+    expect(mocks.ofType('aws:iam/instanceProfile:InstanceProfile')).toHaveLength(0);
   });
 });
 
@@ -548,7 +708,38 @@ describe('invalid arguments fail with a message naming the argument', () => {
     [
       'a Fargate size that does not exist',
       { batch: { vcpus: 3 } },
-      /invalid argument vcpus: 3 is not a Fargate size/,
+      /invalid argument vcpus: 3 is not a Fargate vCPU size; choose from 0.25, 0.5, 1, 2, 4, 8, 16$/,
+    ],
+    // Fargate takes fixed memory steps per vCPU size, not any value in a range.
+    [
+      'Fargate memory between two steps',
+      { batch: { vcpus: 2, memoryMib: 4500 } },
+      /invalid argument memoryMib: 4500 MiB is not a Fargate memory size for 2 vCPUs; choose from 4096 to 16384 in steps of 1024$/,
+    ],
+    [
+      'Fargate memory in 1 GiB steps at 8 vCPUs (which take 4 GiB steps)',
+      { batch: { vcpus: 8, memoryMib: 17408, maxVcpus: 64 } },
+      /invalid argument memoryMib: 17408 MiB is not a Fargate memory size for 8 vCPUs/,
+    ],
+    [
+      'a quarter vCPU with 1.5 GiB',
+      { batch: { vcpus: 0.25, memoryMib: 1536 } },
+      /invalid argument memoryMib: .*choose from 512, 1024, 2048$/,
+    ],
+    [
+      'a secret ARN that is no Secrets Manager ARN',
+      { model: { provider: 'anthropic', apiKeySecretArn: 'team/anthropic-key' } },
+      /invalid argument model\.apiKeySecretArn: team\/anthropic-key is not a Secrets Manager secret ARN/,
+    ],
+    [
+      'an Anthropic API model name as the Bedrock model',
+      { model: { provider: 'bedrock', modelId: 'claude-sonnet-5-5' } },
+      /invalid argument model\.modelId: claude-sonnet-5-5 is not a Bedrock model id/,
+    ],
+    [
+      'a wildcard among the extra Bedrock models',
+      { model: { provider: 'bedrock', extraModelIds: ['anthropic.*'] } },
+      /invalid argument model\.extraModelIds: anthropic\.\* is not a Bedrock model id/,
     ],
     [
       'memory that does not fit the Fargate size',

@@ -208,9 +208,6 @@ describe('arguments from other resources and stacks', () => {
       vcpusPerJob: 4,
       model: { provider: 'bedrock', region: 'eu-west-1', model: 'eu.anthropic.claude-sonnet-5-5' },
     });
-    expect(mocks.one('aws:batch/computeEnvironment:ComputeEnvironment').inputs.name).toBe(
-      'team-agents-ec2',
-    );
     expect(mocks.one('aws:cloudwatch/logGroup:LogGroup').inputs.name).toBe(
       '/aws/batch/team-agents',
     );
@@ -237,7 +234,7 @@ describe('arguments from other resources and stacks', () => {
     });
     expect(result.status).not.toBe(0);
     expect(`${result.stdout}${result.stderr}`).toContain(
-      'invalid argument vcpus: 3 is not a Fargate size',
+      'invalid argument vcpus: 3 is not a Fargate vCPU size',
     );
   });
 });

@@ -97,8 +97,13 @@ export class RecordingMocks implements pulumi.runtime.Mocks {
         return { arn: arn('logs', `log-group:${inputs.name}`) };
       case 'aws:secretsmanager/secret:Secret':
         return { arn: arn('secretsmanager', `secret:${name}-AbCdEf`) };
-      case 'aws:batch/computeEnvironment:ComputeEnvironment':
-        return { arn: arn('batch', `compute-environment/${inputs.name}`) };
+      case 'aws:batch/computeEnvironment:ComputeEnvironment': {
+        // Pulumi names what the program leaves unnamed: the logical name and a random suffix.
+        const physical = inputs.name ?? `${name}-${digest(name).slice(7, 14)}`;
+        return { name: physical, arn: arn('batch', `compute-environment/${physical}`) };
+      }
+      case 'aws:ec2/launchTemplate:LaunchTemplate':
+        return { arn: arn('ec2', `launch-template/lt-${name}`), latestVersion: 1 };
       case 'aws:batch/jobQueue:JobQueue':
         return { arn: arn('batch', `job-queue/${name}`) };
       case 'aws:batch/jobDefinition:JobDefinition':

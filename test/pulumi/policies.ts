@@ -54,3 +54,26 @@ export function assertLeastPrivilege(document: PolicyDocument, where: string): v
     }
   }
 }
+
+/** An IAM pattern (`*` any run of characters, `?` one) as a regular expression. */
+function pattern(glob: string): RegExp {
+  const escaped = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^${escaped.replaceAll('*', '.*').replaceAll('?', '.')}$`);
+}
+
+/**
+ * Whether an Allow statement without a condition grants `action` on `resource`: what the host's
+ * calls need, whose requests carry no condition context (HeadBucket carries no s3:prefix). The
+ * sandbox evaluates full requests with an IAM policy evaluator; this reads one document.
+ */
+export function allows(document: PolicyDocument, action: string, resource: string): boolean {
+  return document.Statement.some(
+    (statement) =>
+      statement.Effect === 'Allow' &&
+      statement.Condition === undefined &&
+      statement.Action.some((granted) =>
+        pattern(granted.toLowerCase()).test(action.toLowerCase()),
+      ) &&
+      statement.Resource.some((granted) => pattern(granted).test(resource)),
+  );
+}

@@ -5,7 +5,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { describe, expect, test } from 'vitest';
 import YAML from 'yaml';
 import { PREVIEW_LIMITS, stackSettings } from '../../infra/settings.js';
-import { BackendConfigSchema } from '../../packages/runtime/src/contracts/index.js';
+import { BackendConfigSchema, MODEL_DEFAULTS } from '../../packages/runtime/src/contracts/index.js';
 import { type RecordingMocks, resolved, stackConfig, underMocks } from './mocks.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -86,6 +86,7 @@ describe('the stacks', () => {
       backend: 'batch',
       maxVcpus: 16,
       model: { provider: 'bedrock' },
+      bedrockModels: [MODEL_DEFAULTS.bedrockModel],
     });
     expect(mocks.one('aws:s3/bucket:Bucket').inputs.tags).toEqual({
       'parallel-orchestrator:stack': 'dev',
@@ -115,6 +116,16 @@ describe('the stacks', () => {
         valueFrom: config['parallel-orchestrator:anthropicApiKeySecretArn'],
       },
     ]);
+    // Pulumi.prod.yaml names the secret without its -XXXXXX suffix: the execution role must
+    // still match the secret's full ARN, or every task fails before it starts.
+    const execution = mocks
+      .ofType('aws:iam/rolePolicy:RolePolicy')
+      .find((r) => r.name === 'prod-execution');
+    expect(
+      JSON.parse(execution?.inputs.policy).Statement.find(
+        (s: { Sid: string }) => s.Sid === 'ReadModelKey',
+      ).Resource,
+    ).toEqual([`${config['parallel-orchestrator:anthropicApiKeySecretArn']}-??????`]);
 
     const options = await optionsOf('prod', config);
     expect(options.get('aws:s3/bucket:Bucket prod')?.protect).toBe(true);
@@ -147,9 +158,11 @@ describe('the stacks', () => {
     const [rule] = mocks.one('aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration')
       .inputs.rules;
     expect(rule.expiration.days).toBe(PREVIEW_LIMITS.expireRunsAfterDays);
-    expect(mocks.one('aws:batch/computeEnvironment:ComputeEnvironment').inputs).toMatchObject({
-      name: 'parallel-orchestrator-preview-alice-fargate-spot',
-      computeResources: { maxVcpus: PREVIEW_LIMITS.maxVcpus },
+    // Named by Pulumi after its logical name, which carries the stack: preview-alice-<random>.
+    const environment = mocks.one('aws:batch/computeEnvironment:ComputeEnvironment');
+    expect(environment.inputs.name).toBeUndefined();
+    expect(environment.inputs.computeResources).toMatchObject({
+      maxVcpus: PREVIEW_LIMITS.maxVcpus,
     });
     const named = mocks.resources.filter((r) => !r.type.startsWith('parallel-orchestrator:'));
     for (const resource of named) expect(resource.name, resource.type).toMatch(/^preview-alice/);

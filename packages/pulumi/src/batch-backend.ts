@@ -2,6 +2,7 @@ import {
   BATCH_BLOCKED_REASONS,
   BATCH_JOB_DEFINITION,
   type BATCH_JOB_ENV,
+  checkFargateSize,
   ENV,
   IMAGE,
   MODEL_DEFAULTS,
@@ -11,8 +12,14 @@ import * as awsx from '@pulumi/awsx';
 import * as pulumi from '@pulumi/pulumi';
 import { BatchRoles } from './batch-roles.js';
 import { CPU_ARCHITECTURE, INSTANCE_FAMILIES, type Platform } from './platforms.js';
-import { bedrockModelStatements, type Scope, submitterPolicy } from './policies.js';
-import { checkInteger, invalidArgument, nonEmptyList } from './validation.js';
+import {
+  BEDROCK_MODEL_ID,
+  bedrockModelStatements,
+  type Scope,
+  SECRET_ARN,
+  submitterPolicy,
+} from './policies.js';
+import { checked, checkInteger, invalidArgument, nonEmptyList } from './validation.js';
 
 export const COMPUTE_TYPES = ['FARGATE_SPOT', 'FARGATE', 'EC2', 'SPOT'] as const;
 export type ComputeType = (typeof COMPUTE_TYPES)[number];
@@ -23,24 +30,13 @@ export const LOG_RETENTION_DAYS = [
   3653,
 ] as const;
 
-/** Fargate's task sizes: memory range (MiB) for each vCPU size. */
-const FARGATE_SIZES: Record<string, [number, number]> = {
-  '0.25': [512, 2048],
-  '0.5': [1024, 4096],
-  '1': [2048, 8192],
-  '2': [4096, 16384],
-  '4': [8192, 30720],
-  '8': [16384, 61440],
-  '16': [32768, 122880],
-};
-
 /** How executors reach the model. */
 export type ModelAccessArgs =
   | {
       provider: 'anthropic';
       /** The API key, stored by the component in Secrets Manager. */
       apiKey?: pulumi.Input<string>;
-      /** Or an existing Secrets Manager secret whose value is the key. */
+      /** Or an existing Secrets Manager secret whose value is the key (its ARN, with or without the random suffix). */
       apiKeySecretArn?: pulumi.Input<string>;
     }
   | {
@@ -49,6 +45,8 @@ export type ModelAccessArgs =
       region?: pulumi.Input<string>;
       /** A foundation model id or an inference profile id (`us.anthropic...`). */
       modelId?: pulumi.Input<string>;
+      /** Other model or profile ids jobs may invoke (an `--executor-model` other than `modelId`). */
+      extraModelIds?: pulumi.Input<pulumi.Input<string>[]>;
     };
 
 /** Existing subnets and security groups; without them the component creates a VPC. */
@@ -73,7 +71,7 @@ export interface BatchBackendArgs {
   maxVcpus: pulumi.Input<number>;
   /** vCPUs of one job (Fargate: one of its sizes). */
   vcpus: pulumi.Input<number>;
-  /** Memory of one job (Fargate: within its vCPU size's range). */
+  /** Memory of one job (Fargate: one of its vCPU size's memory steps). */
   memoryMib: pulumi.Input<number>;
   /** EC2 and Spot: instance types or families; current families of the architecture by default. */
   instanceTypes?: pulumi.Input<pulumi.Input<string>[]>;
@@ -109,6 +107,8 @@ export class BatchBackend extends pulumi.ComponentResource {
   readonly region: pulumi.Output<string>;
   /** Set with the Anthropic provider. */
   readonly apiKeySecretArn?: pulumi.Output<string>;
+  /** Set with the Bedrock provider: every model id the job role may invoke, the stack's first. */
+  readonly bedrockModels?: pulumi.Output<string[]>;
 
   constructor(name: string, args: BatchBackendArgs, opts?: pulumi.ComponentResourceOptions) {
     super('parallel-orchestrator:index:BatchBackend', name, {}, opts);
@@ -157,18 +157,25 @@ export class BatchBackend extends pulumi.ComponentResource {
     const model = args.model;
     if (model.provider === 'anthropic') {
       this.apiKeySecretArn = model.apiKeySecretArn
-        ? pulumi.output(model.apiKeySecretArn)
+        ? checked(model.apiKeySecretArn, (arn) => {
+            if (!SECRET_ARN.test(arn))
+              throw invalidArgument(
+                this,
+                'model.apiKeySecretArn',
+                `${arn} is not a Secrets Manager secret ARN (arn:<partition>:secretsmanager:<region>:<account>:secret:<name>)`,
+              );
+          })
         : this.storeApiKey(name, model.apiKey as pulumi.Input<string>, args.tags);
     }
     const bedrock =
       model.provider === 'bedrock'
         ? {
             region: model.region ?? MODEL_DEFAULTS.bedrockRegion,
-            modelId: model.modelId ?? MODEL_DEFAULTS.bedrockModel,
+            modelIds: bedrockModelIds(this, model),
           }
         : undefined;
+    this.bedrockModels = bedrock?.modelIds;
 
-    const computeEnvironmentName = pulumi.interpolate`${args.namePrefix}-${args.computeType.toLowerCase().replace('_', '-')}`;
     const roles = new BatchRoles(
       name,
       {
@@ -179,20 +186,21 @@ export class BatchBackend extends pulumi.ComponentResource {
         ...(this.apiKeySecretArn && { apiKeySecretArn: this.apiKeySecretArn }),
         ...(bedrock && {
           bedrockStatements: pulumi
-            .all([scope, bedrock.region, bedrock.modelId])
-            .apply(([s, region, modelId]) => bedrockModelStatements(s, region, modelId)),
+            .all([scope, bedrock.region, bedrock.modelIds])
+            .apply(([s, region, modelIds]) => bedrockModelStatements(s, region, modelIds)),
         }),
-        ...(!fargate && { instanceFor: { computeEnvironmentName } }),
+        withInstanceRole: !fargate,
         tags: args.tags,
       },
       parent,
     );
+    const launchTemplate = fargate ? undefined : this.hardenedInstances(name, args.tags);
 
     const computeEnvironment = new aws.batch.ComputeEnvironment(
       name,
       {
-        // Known in advance: the instance role is scoped to the ECS clusters Batch names after it.
-        name: computeEnvironmentName,
+        // Named by Pulumi (`<name>-<random>`), so that a replacement (another compute type or
+        // platform) is created under a new name, the queue moved to it, and the old one deleted.
         type: 'MANAGED',
         state: 'ENABLED',
         // No service role: Batch uses its service-linked role.
@@ -211,14 +219,20 @@ export class BatchBackend extends pulumi.ComponentResource {
               args.computeType === 'SPOT'
                 ? 'SPOT_PRICE_CAPACITY_OPTIMIZED'
                 : 'BEST_FIT_PROGRESSIVE',
+            launchTemplate: launchTemplate && {
+              launchTemplateId: launchTemplate.id,
+              version: launchTemplate.latestVersion.apply(String),
+            },
             tags: args.tags,
           }),
         },
         tags: args.tags,
       },
       // Created after the role policies and deleted before them: without its permissions a
-      // compute environment cannot scale down and sticks in DELETING.
-      { parent: this, dependsOn: roles.policies, deleteBeforeReplace: true },
+      // compute environment cannot scale down and sticks in DELETING. Replaced create-first (the
+      // default): a queue cannot lose its only compute environment, so the old one is deleted
+      // once the queue has moved to the new one.
+      { parent: this, dependsOn: roles.policies },
     );
 
     const queue = new aws.batch.JobQueue(
@@ -249,7 +263,7 @@ export class BatchBackend extends pulumi.ComponentResource {
       [ENV.USE_BEDROCK]: bedrock ? '1' : '0',
       ...(bedrock && {
         [ENV.BEDROCK_REGION]: bedrock.region,
-        [ENV.BEDROCK_MODEL]: bedrock.modelId,
+        [ENV.BEDROCK_MODEL]: bedrock.modelIds.apply((ids) => ids[0] as string),
       }),
     };
     const secrets: Record<string, pulumi.Input<string>> = this.apiKeySecretArn
@@ -324,6 +338,10 @@ export class BatchBackend extends pulumi.ComponentResource {
           evaluateOnExits: RETRY_ONLY_ON_CAPACITY_LOSS,
         },
         propagateTags: true,
+        // A new revision (a new image, a new size) leaves the previous ones ACTIVE: a running
+        // CLI, a resume and an exported config submit to the revision they were given, and
+        // SubmitJob to a deregistered (INACTIVE) revision fails.
+        deregisterOnNewRevision: false,
         tags: args.tags,
       },
       parent,
@@ -353,7 +371,34 @@ export class BatchBackend extends pulumi.ComponentResource {
       logGroupName: this.logGroupName,
       submitterPolicyArn: this.submitterPolicyArn,
       region: this.region,
+      bedrockModels: this.bedrockModels,
     });
+  }
+
+  /**
+   * The launch template of EC2 instances: containers cannot reach the instance metadata service
+   * (and so the instance role). IMDSv2 is required and its token answers travel one hop, which a
+   * container's bridge network adds (EC2 User Guide, "Instance metadata access considerations":
+   * https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html; AL2023
+   * defaults to 2 for containers: https://docs.aws.amazon.com/linux/al2023/ug/imdsv2.html); the
+   * user data also drops bridge traffic to it before Docker starts, and the ECS agent refuses
+   * privileged containers. Batch takes user data only as a MIME multi-part archive
+   * (https://docs.aws.amazon.com/batch/latest/userguide/launch-templates.html).
+   */
+  private hardenedInstances(name: string, tags: BatchBackendArgs['tags']): aws.ec2.LaunchTemplate {
+    return new aws.ec2.LaunchTemplate(
+      name,
+      {
+        metadataOptions: {
+          httpEndpoint: 'enabled',
+          httpTokens: 'required',
+          httpPutResponseHopLimit: 1,
+        },
+        userData: Buffer.from(EC2_USER_DATA).toString('base64'),
+        tags,
+      },
+      { parent: this },
+    );
   }
 
   /**
@@ -430,6 +475,36 @@ export const RETRY_ONLY_ON_CAPACITY_LOSS = BATCH_JOB_DEFINITION.retryOnCapacityL
   ...rule,
 }));
 
+/**
+ * EC2 instances' user data, merged by Batch with its own. Batch EC2 jobs use Docker's bridge
+ * network, where ECS_AWSVPC_BLOCK_IMDS (awsvpc only) does nothing; AWS's answer for bridge mode is
+ * an iptables rule in DOCKER-USER written before Docker starts, hence a boothook
+ * (https://repost.aws/knowledge-center/ecs-container-ec2-metadata). ECS_DISABLE_PRIVILEGED: a
+ * privileged container could leave its namespaces
+ * (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-agent-config.html).
+ */
+export const EC2_USER_DATA = [
+  'MIME-Version: 1.0',
+  'Content-Type: multipart/mixed; boundary="==PO=="',
+  '',
+  '--==PO==',
+  'Content-Type: text/cloud-boothook; charset="us-ascii"',
+  '',
+  '#cloud-boothook',
+  'iptables -N DOCKER-USER 2>/dev/null || true',
+  'iptables -C DOCKER-USER -i docker+ -d 169.254.169.254/32 -j DROP 2>/dev/null ||',
+  '  iptables -I DOCKER-USER 1 -i docker+ -d 169.254.169.254/32 -j DROP',
+  '',
+  '--==PO==',
+  'Content-Type: text/x-shellscript; charset="us-ascii"',
+  '',
+  '#!/bin/bash',
+  'echo ECS_DISABLE_PRIVILEGED=true >> /etc/ecs/ecs.config',
+  '',
+  '--==PO==--',
+  '',
+].join('\n');
+
 const WRITABLE_PATHS = BATCH_JOB_DEFINITION.writablePaths;
 const volumeName = (path: string) => path.replace(/^\//, '').replaceAll('/', '-');
 
@@ -460,6 +535,29 @@ function validate(resource: pulumi.Resource, args: BatchBackendArgs): void {
   }
 }
 
+/** The Bedrock model ids jobs may invoke, the stack's first, each checked to be one. */
+function bedrockModelIds(
+  resource: pulumi.Resource,
+  model: Extract<ModelAccessArgs, { provider: 'bedrock' }>,
+): pulumi.Output<string[]> {
+  const checkId = (argument: string) => (id: string) => {
+    if (!BEDROCK_MODEL_ID.test(id))
+      throw invalidArgument(
+        resource,
+        argument,
+        `${id} is not a Bedrock model id (provider.model, or <geography>.provider.model for an inference profile)`,
+      );
+  };
+  const first = checked(model.modelId ?? MODEL_DEFAULTS.bedrockModel, checkId('model.modelId'));
+  const extra = model.extraModelIds ?? [];
+  if (Array.isArray(extra))
+    for (const id of extra) if (typeof id === 'string') checkId('model.extraModelIds')(id);
+  return pulumi.all([first, pulumi.output(extra)]).apply(([id, others]) => {
+    for (const other of others) checkId('model.extraModelIds')(other);
+    return [...new Set([id, ...others])];
+  });
+}
+
 /** The sizes and limits of a Batch backend, once known. */
 interface Sizes {
   maxVcpus: number;
@@ -474,21 +572,13 @@ interface Sizes {
 function checkSizes(resource: pulumi.Resource, fargate: boolean, sizes: Sizes): void {
   checkInteger(resource, 'maxVcpus', sizes.maxVcpus, 1, 10_000);
   if (fargate) {
-    const memory = FARGATE_SIZES[String(sizes.vcpus)];
-    if (!memory) {
+    const problem = checkFargateSize(sizes.vcpus, sizes.memoryMib);
+    if (problem)
       throw invalidArgument(
         resource,
-        'vcpus',
-        `${sizes.vcpus} is not a Fargate size; choose from ${Object.keys(FARGATE_SIZES).join(', ')}`,
+        problem.resource === 'VCPU' ? 'vcpus' : 'memoryMib',
+        problem.message,
       );
-    }
-    if (sizes.memoryMib < memory[0] || sizes.memoryMib > memory[1]) {
-      throw invalidArgument(
-        resource,
-        'memoryMib',
-        `${sizes.memoryMib} MiB does not fit ${sizes.vcpus} Fargate vCPUs (${memory[0]}-${memory[1]})`,
-      );
-    }
   } else {
     checkInteger(resource, 'vcpus', sizes.vcpus, 1, 192);
     checkInteger(resource, 'memoryMib', sizes.memoryMib, 512, 1_572_864);

@@ -2,8 +2,8 @@ import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import {
   assumedBy,
+  ecsInstancePolicyArn,
   executionPolicy,
-  instancePolicy,
   jobPolicy,
   type Scope,
   type Statement,
@@ -18,12 +18,15 @@ export interface BatchRolesArgs {
   apiKeySecretArn?: pulumi.Input<string>;
   /** What the job may invoke on Bedrock (Bedrock provider). */
   bedrockStatements?: pulumi.Input<Statement[]>;
-  /** EC2 compute environments: an instance role limited to this compute environment's clusters. */
-  instanceFor?: { computeEnvironmentName: pulumi.Input<string> };
+  /** EC2 compute environments: an instance role for the ECS agent. */
+  withInstanceRole?: boolean;
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
 
-/** The roles of the Batch backend, each with one inline policy scoped to this stack's resources. */
+/**
+ * The roles of the Batch backend: execution and job roles each with one inline policy scoped to
+ * this stack's resources; the EC2 instance role with AWS's managed ECS agent policy.
+ */
 export class BatchRoles extends pulumi.ComponentResource {
   readonly executionRole: aws.iam.Role;
   readonly jobRole: aws.iam.Role;
@@ -34,12 +37,14 @@ export class BatchRoles extends pulumi.ComponentResource {
   constructor(name: string, args: BatchRolesArgs, opts?: pulumi.ComponentResourceOptions) {
     super('parallel-orchestrator:index:BatchRoles', name, {}, opts);
 
-    const role = (suffix: string, service: string, policy: pulumi.Input<object>): aws.iam.Role => {
-      const created = new aws.iam.Role(
+    const role = (suffix: string, service: string): aws.iam.Role =>
+      new aws.iam.Role(
         `${name}-${suffix}`,
         { assumeRolePolicy: JSON.stringify(assumedBy(service)), tags: args.tags },
         { parent: this },
       );
+    const withPolicy = (suffix: string, service: string, policy: pulumi.Input<object>) => {
+      const created = role(suffix, service);
       this.policies.push(
         new aws.iam.RolePolicy(
           `${name}-${suffix}`,
@@ -50,7 +55,7 @@ export class BatchRoles extends pulumi.ComponentResource {
       return created;
     };
 
-    this.executionRole = role(
+    this.executionRole = withPolicy(
       'execution',
       'ecs-tasks.amazonaws.com',
       pulumi
@@ -63,7 +68,7 @@ export class BatchRoles extends pulumi.ComponentResource {
           }),
         ),
     );
-    this.jobRole = role(
+    this.jobRole = withPolicy(
       'job',
       'ecs-tasks.amazonaws.com',
       pulumi
@@ -71,14 +76,21 @@ export class BatchRoles extends pulumi.ComponentResource {
         .apply(([bucketArn, bedrock]) => jobPolicy({ bucketArn, ...(bedrock && { bedrock }) })),
     );
 
-    if (args.instanceFor) {
-      const { computeEnvironmentName } = args.instanceFor;
-      const instanceRole = role(
-        'instance',
-        'ec2.amazonaws.com',
-        pulumi
-          .all([args.scope, computeEnvironmentName])
-          .apply(([scope, environment]) => instancePolicy(scope, environment)),
+    if (args.withInstanceRole) {
+      // AWS keeps the agent's policy in step with the agent: a hand-scoped copy missed actions
+      // it needs to join (ec2:DescribeTags, ecs:TagResource, ecs:ListTagsForResource, ...).
+      const instanceRole = role('instance', 'ec2.amazonaws.com');
+      this.policies.push(
+        new aws.iam.RolePolicyAttachment(
+          `${name}-instance`,
+          {
+            role: instanceRole.name,
+            policyArn: pulumi
+              .output(args.scope)
+              .apply((scope) => ecsInstancePolicyArn(scope.partition)),
+          },
+          { parent: this },
+        ),
       );
       this.instanceProfile = new aws.iam.InstanceProfile(
         name,

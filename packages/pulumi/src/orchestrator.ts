@@ -32,7 +32,7 @@ export interface BatchSettingsArgs {
   maxVcpus?: pulumi.Input<number>;
   /** vCPUs of one job (Fargate: one of its sizes). */
   vcpus?: pulumi.Input<number>;
-  /** Memory of one job, MiB (Fargate: within its vCPU size's range). */
+  /** Memory of one job, MiB (Fargate: one of its vCPU size's memory steps). */
   memoryMib?: pulumi.Input<number>;
   /** EC2 and Spot: instance types or families; current families of the architecture by default. */
   instanceTypes?: pulumi.Input<pulumi.Input<string>[]>;
@@ -230,7 +230,7 @@ function buildBatch(
       state.bucketName,
       backend.logGroupName,
       image.imageRef,
-      modelConfig(model, backend.apiKeySecretArn),
+      pulumi.all([modelConfig(model, backend.apiKeySecretArn), backend.bedrockModels]),
       pulumi.all([batch.maxVcpus, batch.vcpus]),
     ])
     .apply(
@@ -241,7 +241,7 @@ function buildBatch(
         bucketName,
         logGroupName,
         imageRef,
-        modelAccess,
+        [modelAccess, bedrockModels],
         [maxVcpus, vcpusPerJob],
       ]): BatchBackendConfig => ({
         version: 1,
@@ -256,6 +256,7 @@ function buildBatch(
         maxVcpus,
         vcpusPerJob,
         model: modelAccess,
+        ...(bedrockModels && { bedrockModels }),
       }),
     );
   return {

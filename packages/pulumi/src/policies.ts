@@ -17,12 +17,16 @@ export interface PolicyDocument {
   Statement: Statement[];
 }
 
-/** Actions the Service Authorization Reference lists with no resource type: `*` is the only scope. */
+/**
+ * Actions the Service Authorization Reference lists with no resource type: `*` is the only scope
+ * (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsbatch.html,
+ * list_amazonelasticcontainerregistry.html).
+ */
 export const ACTIONS_WITHOUT_RESOURCE_SCOPE = [
   'ecr:GetAuthorizationToken',
+  'batch:DescribeJobQueues',
   'batch:DescribeJobs',
   'batch:ListJobs',
-  'ecs:DiscoverPollEndpoint',
 ] as const;
 
 function document(...statements: Statement[]): PolicyDocument {
@@ -43,7 +47,7 @@ export interface Scope {
   accountId: string;
 }
 
-/** The run objects of the state bucket: the only keys jobs and submitters touch. */
+/** The run objects of the state bucket, as the job role reaches them. */
 function runObjects(bucketArn: string): Statement[] {
   return [
     {
@@ -92,43 +96,86 @@ export function executionPolicy(p: {
             Sid: 'ReadModelKey',
             Effect: 'Allow' as const,
             Action: ['secretsmanager:GetSecretValue'],
-            Resource: [p.apiKeySecretArn],
+            Resource: [secretResource(p.apiKeySecretArn)],
           },
         ]
       : []),
   );
 }
 
-/** The ARNs a Bedrock model id is invoked through: an inference profile routes to its model in several regions. */
-export function bedrockModelStatements(scope: Scope, region: string, modelId: string): Statement[] {
+/** A Secrets Manager secret's ARN: `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>`. */
+export const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[\w/+=.@-]+$/;
+
+/**
+ * The ARN a policy names for a secret. Secrets Manager ends every secret's ARN with `-` and six
+ * random characters, and IAM compares a request with that full ARN; an ARN given without them
+ * (a partial ARN, which GetSecretValue accepts) matches through `-??????`, exactly six characters
+ * (https://docs.aws.amazon.com/secretsmanager/latest/userguide/reference_iam-permissions.html,
+ * https://docs.aws.amazon.com/secretsmanager/latest/userguide/permissions_grant-limited-resources.html).
+ * An ARN that ends in a hyphen and six characters is taken as complete, as Secrets Manager takes
+ * it (https://docs.aws.amazon.com/secretsmanager/latest/userguide/troubleshoot.html#ARN_secretnamehyphen).
+ */
+export function secretResource(arn: string): string {
+  return /-[A-Za-z0-9]{6}$/.test(arn) ? arn : `${arn}-??????`;
+}
+
+/** A Bedrock model id: `provider.model`, or an inference profile's `<geography>.provider.model`. */
+export const BEDROCK_MODEL_ID = /^[a-z0-9-]+\.[A-Za-z0-9.:-]+$/;
+
+/** The geographies of Bedrock's cross-region inference profiles, as their ids begin. */
+const INFERENCE_PROFILE = /^(us|eu|apac|jp|au|ca|us-gov|global)\.(.+)$/;
+
+/**
+ * What the job may invoke on Bedrock in `region`: each foundation model id in that region; each
+ * inference profile, and its foundation model in every region the profile routes to, only through
+ * one of these profiles (Bedrock User Guide, "Prerequisites for inference profiles":
+ * https://docs.aws.amazon.com/bedrock/latest/userguide/inference-profiles-prereq.html; a global
+ * profile's model ARN has no region, which `*` matches too).
+ */
+export function bedrockModelStatements(
+  scope: Scope,
+  region: string,
+  modelIds: readonly string[],
+): Statement[] {
   const actions = ['bedrock:InvokeModel', 'bedrock:InvokeModelWithResponseStream'];
-  const profile = /^(us|eu|apac|jp|au|ca|us-gov|global)\.(.+)$/.exec(modelId);
-  if (!profile) {
-    return [
-      {
-        Sid: 'InvokeModel',
-        Effect: 'Allow',
-        Action: actions,
-        Resource: [`arn:${scope.partition}:bedrock:${region}::foundation-model/${modelId}`],
-      },
-    ];
-  }
-  const profileArn = `arn:${scope.partition}:bedrock:${region}:${scope.accountId}:inference-profile/${modelId}`;
+  const bedrock = `arn:${scope.partition}:bedrock`;
+  const models = modelIds.filter((id) => !INFERENCE_PROFILE.test(id));
+  const profiles = modelIds.flatMap((id) => {
+    const match = INFERENCE_PROFILE.exec(id);
+    return match ? [{ id, model: match[2] as string }] : [];
+  });
+  const profileArns = profiles.map(
+    (p) => `${bedrock}:${region}:${scope.accountId}:inference-profile/${p.id}`,
+  );
   return [
-    {
-      Sid: 'InvokeInferenceProfile',
-      Effect: 'Allow',
-      Action: [...actions, 'bedrock:GetInferenceProfile'],
-      Resource: [profileArn],
-    },
-    {
-      // The profile sends each request to its model in one of its regions.
-      Sid: 'InvokeModelThroughProfile',
-      Effect: 'Allow',
-      Action: actions,
-      Resource: [`arn:${scope.partition}:bedrock:*::foundation-model/${profile[2]}`],
-      Condition: { StringEquals: { 'bedrock:InferenceProfileArn': profileArn } },
-    },
+    ...(models.length > 0
+      ? [
+          {
+            Sid: 'InvokeModel',
+            Effect: 'Allow' as const,
+            Action: actions,
+            Resource: models.map((id) => `${bedrock}:${region}::foundation-model/${id}`),
+          },
+        ]
+      : []),
+    ...(profiles.length > 0
+      ? [
+          {
+            Sid: 'InvokeInferenceProfile',
+            Effect: 'Allow' as const,
+            Action: [...actions, 'bedrock:GetInferenceProfile'],
+            Resource: profileArns,
+          },
+          {
+            // Each profile sends a request to its own model in one of the profile's regions.
+            Sid: 'InvokeModelThroughProfile',
+            Effect: 'Allow' as const,
+            Action: actions,
+            Resource: profiles.map((p) => `${bedrock}:*::foundation-model/${p.model}`),
+            Condition: { StringEquals: { 'bedrock:InferenceProfileArn': profileArns } },
+          },
+        ]
+      : []),
   ];
 }
 
@@ -137,38 +184,23 @@ export function jobPolicy(p: { bucketArn: string; bedrock?: Statement[] }): Poli
   return document(...runObjects(p.bucketArn), ...(p.bedrock ?? []));
 }
 
-/** EC2 instances of the compute environment: the ECS agent, on this stack's Batch clusters only. */
-export function instancePolicy(scope: Scope, computeEnvironmentName: string): PolicyDocument {
-  const ecs = `arn:${scope.partition}:ecs:${scope.region}:${scope.accountId}`;
-  // Batch names the ECS cluster of a compute environment `<name>_Batch_<uuid>`.
-  const cluster = `${computeEnvironmentName}_Batch_*`;
-  return document(
-    {
-      Sid: 'FindEcs',
-      Effect: 'Allow',
-      Action: ['ecs:DiscoverPollEndpoint'],
-      Resource: ['*'],
-    },
-    {
-      Sid: 'RunEcsAgent',
-      Effect: 'Allow',
-      Action: [
-        'ecs:RegisterContainerInstance',
-        'ecs:DeregisterContainerInstance',
-        'ecs:SubmitContainerStateChange',
-        'ecs:SubmitTaskStateChange',
-        'ecs:SubmitAttachmentStateChanges',
-        'ecs:UpdateContainerInstancesState',
-        'ecs:Poll',
-        'ecs:StartTelemetrySession',
-        'ecs:PutSystemLogEvents',
-      ],
-      Resource: [`${ecs}:cluster/${cluster}`, `${ecs}:container-instance/${cluster}/*`],
-    },
-  );
+/**
+ * AWS's policy for the ECS agent on a container instance, which Batch's instance role takes
+ * (AWS Batch User Guide, "Amazon ECS instance role":
+ * https://docs.aws.amazon.com/batch/latest/userguide/instance_IAM_role.html; its actions:
+ * https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonEC2ContainerServiceforEC2Role.html).
+ */
+export function ecsInstancePolicyArn(partition: string): string {
+  return `arn:${partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role`;
 }
 
-/** For whoever runs the orchestrator with `--backend batch`. */
+/**
+ * For whoever runs the orchestrator with `--backend batch`: exactly the calls the CLI makes
+ * (packages/runtime/src/backends/batch), each on this stack's resources. Resource types per the
+ * Service Authorization Reference (Batch: list_awsbatch.html; S3: list_amazons3.html; Logs:
+ * list_amazoncloudwatchlogs.html, all under
+ * https://docs.aws.amazon.com/service-authorization/latest/reference/).
+ */
 export function submitterPolicy(
   scope: Scope,
   p: {
@@ -178,32 +210,54 @@ export function submitterPolicy(
     logGroupArn: string;
   },
 ): PolicyDocument {
+  const jobs = `arn:${scope.partition}:batch:${scope.region}:${scope.accountId}:job/*`;
   return document(
     {
-      // Any revision of this definition, so a CLI started before an update keeps working.
+      // Preflight's DescribeJobQueues and the poll's DescribeJobs and ListJobs take no resource.
+      Sid: 'DescribeQueueAndJobs',
+      Effect: 'Allow',
+      Action: ['batch:DescribeJobQueues', 'batch:DescribeJobs', 'batch:ListJobs'],
+      Resource: ['*'],
+    },
+    {
+      // SubmitJob is authorised on the job, the queue and the definition: any revision (a CLI
+      // started before an update keeps submitting to its own), or the definition by name.
       Sid: 'SubmitToQueue',
       Effect: 'Allow',
       Action: ['batch:SubmitJob'],
-      Resource: [p.jobQueueArn, `${p.jobDefinitionArnPrefix}:*`],
+      Resource: [p.jobQueueArn, p.jobDefinitionArnPrefix, `${p.jobDefinitionArnPrefix}:*`, jobs],
     },
     {
-      Sid: 'ControlJobs',
+      // TagResource: SubmitJob with tags is also authorised as tagging the new job
+      // (https://docs.aws.amazon.com/batch/latest/userguide/tag-resources.html).
+      Sid: 'TagAndStopJobs',
       Effect: 'Allow',
-      Action: ['batch:TerminateJob', 'batch:CancelJob', 'batch:TagResource'],
-      Resource: [`arn:${scope.partition}:batch:${scope.region}:${scope.accountId}:job/*`],
+      Action: ['batch:TagResource', 'batch:TerminateJob'],
+      Resource: [jobs],
     },
     {
-      Sid: 'WatchJobs',
+      // HeadBucket (preflight) is authorised as s3:ListBucket on the bucket with no prefix
+      // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadBucket.html); with it, S3 also
+      // answers 404 rather than 403 for a missing object
+      // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, Permissions).
+      Sid: 'FindBucket',
       Effect: 'Allow',
-      Action: ['batch:DescribeJobs', 'batch:ListJobs'],
-      Resource: ['*'],
+      Action: ['s3:ListBucket'],
+      Resource: [p.bucketArn],
     },
-    ...runObjects(p.bucketArn),
+    {
+      // Staging inputs (PutObject; a multipart upload is authorised as PutObject, and aborting
+      // one as AbortMultipartUpload) and collecting results (GetObject), or presigning them.
+      Sid: 'StageRuns',
+      Effect: 'Allow',
+      Action: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
+      Resource: [`${p.bucketArn}/${S3_LAYOUT.runsRoot}*`],
+    },
     {
       Sid: 'ReadJobLogs',
       Effect: 'Allow',
-      Action: ['logs:GetLogEvents', 'logs:FilterLogEvents', 'logs:DescribeLogStreams'],
-      Resource: [`${p.logGroupArn}:*`, `${p.logGroupArn}:log-stream:*`],
+      Action: ['logs:GetLogEvents'],
+      Resource: [`${p.logGroupArn}:log-stream:*`],
     },
   );
 }

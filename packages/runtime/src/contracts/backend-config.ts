@@ -58,6 +58,11 @@ export const BatchBackendConfigSchema = z.strictObject({
   maxVcpus: z.number().int().positive(),
   vcpusPerJob: z.number().positive(),
   model: ModelAccessConfigSchema,
+  /**
+   * Bedrock: every model id the stack's job role may invoke (the stack's model first); an
+   * executor model outside it would be denied in every job.
+   */
+  bedrockModels: z.array(z.string().min(1)).min(1).optional(),
   sandbox: BatchSandboxEndpointsSchema.optional(),
 });
 
