@@ -181,7 +181,6 @@ export class BatchBackend extends pulumi.ComponentResource {
       {
         scope,
         repositoryArn: args.repositoryArn,
-        bucketArn: args.bucketArn,
         logGroupArn: logGroup.arn,
         ...(this.apiKeySecretArn && { apiKeySecretArn: this.apiKeySecretArn }),
         ...(bedrock && {

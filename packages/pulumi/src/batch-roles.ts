@@ -12,7 +12,6 @@ import {
 export interface BatchRolesArgs {
   scope: pulumi.Input<Scope>;
   repositoryArn: pulumi.Input<string>;
-  bucketArn: pulumi.Input<string>;
   logGroupArn: pulumi.Input<string>;
   /** The model key's secret, read by ECS when it starts a job (Anthropic provider). */
   apiKeySecretArn?: pulumi.Input<string>;
@@ -68,13 +67,14 @@ export class BatchRoles extends pulumi.ComponentResource {
           }),
         ),
     );
-    this.jobRole = withPolicy(
-      'job',
-      'ecs-tasks.amazonaws.com',
-      pulumi
-        .all([args.bucketArn, args.bedrockStatements])
-        .apply(([bucketArn, bedrock]) => jobPolicy({ bucketArn, ...(bedrock && { bedrock }) })),
-    );
+    // The job's own credentials: the Bedrock models, if any, and nothing of the bucket.
+    this.jobRole = args.bedrockStatements
+      ? withPolicy(
+          'job',
+          'ecs-tasks.amazonaws.com',
+          pulumi.output(args.bedrockStatements).apply(jobPolicy),
+        )
+      : role('job', 'ecs-tasks.amazonaws.com');
 
     if (args.withInstanceRole) {
       // AWS keeps the agent's policy in step with the agent: a hand-scoped copy missed actions

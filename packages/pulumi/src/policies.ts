@@ -47,25 +47,6 @@ export interface Scope {
   accountId: string;
 }
 
-/** The run objects of the state bucket, as the job role reaches them. */
-function runObjects(bucketArn: string): Statement[] {
-  return [
-    {
-      Sid: 'ListRuns',
-      Effect: 'Allow',
-      Action: ['s3:ListBucket'],
-      Resource: [bucketArn],
-      Condition: { StringLike: { 's3:prefix': [`${S3_LAYOUT.runsRoot}*`] } },
-    },
-    {
-      Sid: 'ReadWriteRuns',
-      Effect: 'Allow',
-      Action: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
-      Resource: [`${bucketArn}/${S3_LAYOUT.runsRoot}*`],
-    },
-  ];
-}
-
 /** Execution role: what ECS needs to start the container (pull, logs, the model key). */
 export function executionPolicy(p: {
   repositoryArn: string;
@@ -179,9 +160,13 @@ export function bedrockModelStatements(
   ];
 }
 
-/** Job role: the credentials of the executor itself. */
-export function jobPolicy(p: { bucketArn: string; bedrock?: Statement[] }): PolicyDocument {
-  return document(...runObjects(p.bucketArn), ...(p.bedrock ?? []));
+/**
+ * Job role, for Bedrock: the models the job's model proxy invokes. A job needs nothing else of
+ * AWS: it moves its objects by URLs the orchestrator presigns, and with the Anthropic API its
+ * role holds no policy at all.
+ */
+export function jobPolicy(bedrock: Statement[]): PolicyDocument {
+  return document(...bedrock);
 }
 
 /**
