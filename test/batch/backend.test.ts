@@ -18,7 +18,6 @@ import { jobNamePrefix } from '../../packages/runtime/src/backends/batch/submit.
 import {
   BATCH_JOB_ENV,
   BATCH_LIMITS,
-  BATCH_SANDBOX_CREDENTIALS,
   type BatchBackendConfig,
 } from '../../packages/runtime/src/contracts/index.js';
 import { resolved, underMocks } from '../pulumi/mocks.js';
@@ -329,7 +328,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     const batch = new BatchClient({
       region: sandbox.config.region,
       endpoint: sandbox.config.sandbox?.batch,
-      credentials: BATCH_SANDBOX_CREDENTIALS,
+      credentials: sandbox.config.sandbox?.credentials,
     });
     const described = await batch.send(new DescribeJobsCommand({ jobs: jobs.map((j) => j.jobId) }));
     batch.destroy();
@@ -639,7 +638,7 @@ async function bucketContents(sandbox: BatchSandbox, bucket: string): Promise<st
   const s3 = new S3Client({
     region: sandbox.config.region,
     endpoint: sandbox.config.sandbox?.s3,
-    credentials: BATCH_SANDBOX_CREDENTIALS,
+    credentials: sandbox.config.sandbox?.credentials,
   });
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
   const out: string[] = [];

@@ -1,7 +1,6 @@
 import { BatchClient } from '@aws-sdk/client-batch';
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { S3Client } from '@aws-sdk/client-s3';
-import { BATCH_SANDBOX_CREDENTIALS } from '../../contracts/backend-config.js';
 import { HTTP_TIMEOUTS } from './aws-basics.js';
 import type { BatchSettings } from './settings.js';
 
@@ -21,7 +20,7 @@ const MAX_ATTEMPTS = 8;
 
 /**
  * Clients for the backend's region, with the default credential chain (profiles, SSO, roles,
- * the environment). Against a local sandbox: its endpoints, signed with its placeholder keys.
+ * the environment). Against a local sandbox: its endpoints, signed with the keys it made.
  */
 export function awsClients(
   settings: Pick<BatchSettings, 'region' | 'sandbox'>,
@@ -31,7 +30,7 @@ export function awsClients(
     region: settings.region,
     maxAttempts,
     requestHandler: HTTP_TIMEOUTS,
-    ...(settings.sandbox && { credentials: BATCH_SANDBOX_CREDENTIALS }),
+    ...(settings.sandbox && { credentials: settings.sandbox.credentials }),
   };
   const endpoint = (url: string | undefined) => (url ? { endpoint: url } : {});
   return {
