@@ -19,6 +19,9 @@ export interface StackUnderMocks {
   mocks: RecordingMocks;
 }
 
+/** Pulumi's mocks are process-wide: one program at a time. */
+let turn: Promise<unknown> = Promise.resolve();
+
 /**
  * The Pulumi component, run under Pulumi's mocks (the engine and the AWS provider are the only
  * stand-ins), read back as the sandbox runs it: the policies, job definition, queue and compute
@@ -27,6 +30,15 @@ export interface StackUnderMocks {
 export async function stackUnderMocks(
   batch: BatchOrchestratorArgs['batch'] = {},
   model: BatchOrchestratorArgs['model'] = { provider: 'anthropic', apiKey: 'sk-stack-under-mocks' },
+): Promise<StackUnderMocks> {
+  const mine = turn.then(() => underMocksOnce(batch, model));
+  turn = mine.catch(() => {});
+  return mine;
+}
+
+async function underMocksOnce(
+  batch: BatchOrchestratorArgs['batch'],
+  model: BatchOrchestratorArgs['model'],
 ): Promise<StackUnderMocks> {
   const component = await import('../../packages/pulumi/src/index.js');
   const { mocks, result } = await underMocks(
