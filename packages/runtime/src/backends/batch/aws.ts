@@ -30,7 +30,8 @@ export function awsClients(
     region: settings.region,
     maxAttempts,
     requestHandler: HTTP_TIMEOUTS,
-    ...(settings.sandbox && { credentials: settings.sandbox.credentials }),
+    // A copy: the SDK marks the object it is given (`$source`), which the settings must not carry.
+    ...(settings.sandbox && { credentials: { ...settings.sandbox.credentials } }),
   };
   const endpoint = (url: string | undefined) => (url ? { endpoint: url } : {});
   return {
