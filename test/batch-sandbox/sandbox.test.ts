@@ -38,7 +38,6 @@ import {
 import {
   BATCH_JOB_DEFINITION,
   BATCH_LIMITS,
-  BATCH_SANDBOX_CREDENTIALS,
   BatchBackendConfigSchema,
 } from '../../packages/runtime/src/contracts/index.js';
 import { describeDocker, docker, IMAGE } from '../support/docker.js';
@@ -47,7 +46,6 @@ import { tempDir } from '../support/tmp.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const region = 'us-east-1';
 const account = '000000000000';
-const credentials = { ...BATCH_SANDBOX_CREDENTIALS };
 const TOKEN_ARN = `arn:aws:secretsmanager:${region}:${account}:secret:test-token-AbCdEf`;
 const MISSING_ARN = `arn:aws:secretsmanager:${region}:${account}:secret:never-stored-AbCdEf`;
 const TOKEN = `sk-sandbox-${randomBytes(12).toString('hex')}`;
@@ -156,7 +154,8 @@ describeDocker('Batch sandbox', () => {
     });
     const endpoints = sandbox.config.sandbox;
     if (!endpoints) throw new Error('the sandbox config names no endpoints');
-    // The clients at their defaults: only endpoint, region and credentials.
+    // The clients at their defaults: only endpoint, region and the keys the sandbox made.
+    const { credentials } = endpoints;
     batch = new BatchClient({ endpoint: endpoints.batch, region, credentials });
     logs = new CloudWatchLogsClient({ endpoint: endpoints.logs, region, credentials });
     s3 = new S3Client({ endpoint: endpoints.s3, region, credentials });
@@ -703,7 +702,7 @@ describeDocker('Batch sandbox lifecycle', () => {
     const batch = new BatchClient({
       endpoint: sandbox.config.sandbox?.batch,
       region: sandbox.config.region,
-      credentials,
+      credentials: sandbox.config.sandbox?.credentials,
     });
     const submit = (n: number) =>
       batch.send(
@@ -775,7 +774,7 @@ describeDocker('Batch sandbox lifecycle', () => {
     const batch = new BatchClient({
       endpoint: config.sandbox?.batch,
       region: config.region,
-      credentials,
+      credentials: config.sandbox?.credentials,
     });
     const { jobId } = await batch.send(
       new SubmitJobCommand({

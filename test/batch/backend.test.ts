@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   type BatchSandbox,
   type BatchSandboxOptions,
+  sandboxStackFrom,
   startBatchSandbox,
 } from '../../packages/batch-sandbox/src/index.js';
 import { jobNamePrefix } from '../../packages/runtime/src/backends/batch/submit.js';
@@ -19,7 +20,6 @@ import {
   BATCH_INPUT_URL_ENV,
   BATCH_JOB_ENV,
   BATCH_LIMITS,
-  BATCH_SANDBOX_CREDENTIALS,
   type BatchBackendConfig,
 } from '../../packages/runtime/src/contracts/index.js';
 import { resolved, underMocks } from '../pulumi/mocks.js';
@@ -42,6 +42,7 @@ import {
   toolUse,
 } from '../support/model-server.js';
 import { planInput, type TaskInput, task } from '../support/plans.js';
+import { stackUnderMocks } from '../support/stack-under-mocks.js';
 import { tempDir } from '../support/tmp.js';
 import { NODE_TEST, operation } from '../support/verify.js';
 
@@ -127,7 +128,18 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
   }
 
   beforeAll(async () => {
-    ({ own: sandbox, file: config } = await withSandbox({ maxVcpus: 8 }));
+    // The stack the component makes, IAM enforced with its policies: the host holds only the
+    // submitter policy, jobs their job role, container starts the execution role.
+    const made = await stackUnderMocks({
+      computeType: 'EC2',
+      maxVcpus: 8,
+      vcpus: 1,
+      memoryMib: 2048,
+    });
+    ({ own: sandbox, file: config } = await withSandbox({
+      stack: made.stack,
+      secrets: { [made.apiKeySecretArn as string]: 'sk-placeholder-for-simulated-runs' },
+    }));
   });
   afterAll(async () => {
     await sandbox?.close();
@@ -138,6 +150,8 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     const plan = writePlan(TWELVE, 3, requirements);
     const run = await batchRun(config, ['--plan', plan, '-e', '3']);
     expect(run.code, run.stderr).toBe(0);
+    // Every call of the host and of the jobs was one the stack's policies allow.
+    expect(sandbox.record.denied()).toEqual([]);
     const summary = readSummary(run.runDir);
     const runId = path.basename(run.runDir);
     const jobs = jobsOf(sandbox, runId);
@@ -336,7 +350,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     const batch = new BatchClient({
       region: sandbox.config.region,
       endpoint: sandbox.config.sandbox?.batch,
-      credentials: BATCH_SANDBOX_CREDENTIALS,
+      credentials: sandbox.config.sandbox?.credentials,
     });
     const described = await batch.send(new DescribeJobsCommand({ jobs: jobs.map((j) => j.jobId) }));
     batch.destroy();
@@ -551,7 +565,13 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
         ),
     );
     const runtimeConfig = (await resolved(result.runtimeConfig)) as BatchBackendConfig;
-    const definition = mocks.one('aws:batch/jobDefinition:JobDefinition');
+    const stackRead = sandboxStackFrom(mocks.resources, {
+      region: runtimeConfig.region,
+      bucketName: runtimeConfig.bucketName,
+      jobQueueArn: runtimeConfig.jobQueueArn,
+      jobDefinitionArn: runtimeConfig.jobDefinitionArn,
+      submitterPolicyArn: (await resolved(result.submitterPolicyArn)) as string,
+    });
     expect(runtimeConfig.model.provider).toBe('anthropic');
     const secretArn =
       runtimeConfig.model.provider === 'anthropic' ? runtimeConfig.model.apiKeySecretArn : '';
@@ -579,7 +599,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
           };
     }, '0.0.0.0');
     const port = new URL(server.url).port;
-    const properties = JSON.parse(definition.inputs.containerProperties);
+    const properties = JSON.parse(stackRead.jobDefinition.containerProperties as string);
     properties.environment.push({
       name: 'ANTHROPIC_BASE_URL',
       value: `http://host.docker.internal:${port}`,
@@ -590,16 +610,15 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
         image: IMAGE,
         transitionMs: 50,
         stopTimeoutSeconds: 5,
-        bucket: runtimeConfig.bucketName,
         secrets: { [secretArn]: STACK_KEY },
-        jobQueues: [{ arn: runtimeConfig.jobQueueArn }],
-        jobDefinitions: [
-          {
-            ...definition.inputs,
-            arn: runtimeConfig.jobDefinitionArn,
+        // The stack as the component makes it (its default compute type), IAM enforced.
+        stack: {
+          ...stackRead,
+          jobDefinition: {
+            ...stackRead.jobDefinition,
             containerProperties: JSON.stringify(properties),
           },
-        ],
+        },
       });
       const file = writeJson('stack', { ...runtimeConfig, sandbox: stack.config.sandbox });
       const plan = writePlan([task('alpha'), task('beta', ['alpha']), task('leak')], 2);
@@ -608,6 +627,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
         ANTHROPIC_BASE_URL: `http://127.0.0.1:${port}`,
       });
       expect(run.code, run.stderr).toBe(0);
+      expect(stack.record.denied()).toEqual([]);
       const results = Object.fromEntries(readSummary(run.runDir).tasks.map((t) => [t.taskId, t]));
       expect(results.alpha?.status).toBe('succeeded');
       expect(results.beta?.status).toBe('succeeded');
@@ -660,7 +680,7 @@ async function bucketContents(sandbox: BatchSandbox, bucket: string): Promise<st
   const s3 = new S3Client({
     region: sandbox.config.region,
     endpoint: sandbox.config.sandbox?.s3,
-    credentials: BATCH_SANDBOX_CREDENTIALS,
+    credentials: sandbox.config.sandbox?.credentials,
   });
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
   const out: string[] = [];

@@ -145,6 +145,7 @@ const cases: [string, string[], RegExp][] = [
             batch: 'http://127.0.0.1:9/',
             s3: 'http://127.0.0.1:9/',
             logs: 'http://127.0.0.1:9/',
+            credentials: { accessKeyId: 'AKIASANDBOX', secretAccessKey: 'not-running' },
           },
         }),
       ),

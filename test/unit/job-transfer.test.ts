@@ -5,7 +5,10 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALLOW_ALL, Iam, newPrincipal } from '../../packages/batch-sandbox/src/iam.js';
+import { SandboxRecord } from '../../packages/batch-sandbox/src/record.js';
 import { type S3Server, startS3 } from '../../packages/batch-sandbox/src/s3.js';
+import { s3Front } from '../../packages/batch-sandbox/src/s3-front.js';
 import {
   fetchBytes,
   fetchFile,
@@ -18,13 +21,20 @@ import { tempDir } from '../support/tmp.js';
 
 const BUCKET = 'state';
 const PREFIX = 'runs/r1/tasks/t/attempt-1/';
-const credentials = { accessKeyId: 'AKIDSUBMITTER', secretAccessKey: 'secret' };
-
 let s3Server: S3Server;
+const record = new SandboxRecord();
 let s3: S3Client;
 let presigner: Presigner;
 beforeAll(async () => {
-  s3Server = await startS3(['127.0.0.1'], BUCKET, 'us-east-1');
+  // The sandbox's S3: signatures checked, the signer's policies evaluated.
+  const iam = new Iam('000000000000', record);
+  const { accessKeyId, secretAccessKey } = iam.add(
+    newPrincipal('arn:aws:iam::000000000000:user/submitter', [ALLOW_ALL], 'AKIA'),
+  );
+  const credentials = { accessKeyId, secretAccessKey };
+  s3Server = await startS3(['127.0.0.1'], BUCKET, 'us-east-1', (app) =>
+    s3Front({ app, region: 'us-east-1', iam, record }),
+  );
   const endpoint = `http://127.0.0.1:${s3Server.ports[0]}`;
   s3 = new S3Client({ region: 'us-east-1', endpoint, forcePathStyle: true, credentials });
   const signer = new S3Client({
@@ -85,6 +95,13 @@ describe('a job moves its objects by presigned URLs alone', () => {
         ),
       ),
     ).toBe(sha(work));
+  });
+
+  it('holds for its one key and method: a URL turned to another object is refused', async () => {
+    const url = new URL(await presigner.put(`${PREFIX}result.json`));
+    url.pathname = url.pathname.replace('attempt-1', 'attempt-2');
+    const error = await putBytes(url.toString(), 'k', Buffer.from('{}'), 'forge').catch((e) => e);
+    expect(error.message).toMatch(/^cannot forge: S3 answered 403 SignatureDoesNotMatch/);
   });
 
   it('signs no checksum into a PUT URL (the SDK would sign one of an empty body)', async () => {

@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { BATCH_LIMITS } from '@parallel-orchestrator/runtime/contracts';
 import { z } from 'zod';
 import type { RateLimit, Throttles } from './faults.js';
-import { AwsError, clientError, readBody, sendError, sendJson } from './http.js';
+import { AwsError, authenticate, clientError, readBody, sendError, sendJson } from './http.js';
+import { type Iam, notAuthorized, type Principal } from './iam.js';
 import type { JobScheduler, JobView } from './jobs.js';
 import { parseOrFail } from './parse.js';
 import type { SandboxRecord } from './record.js';
@@ -116,6 +118,16 @@ export interface BatchApiFaults {
   submitRateLimit?: RateLimit;
 }
 
+export interface BatchApiSettings {
+  region: string;
+  /** `arn:aws:batch:<region>:<account>`: where job ARNs are. */
+  arnPrefix: string;
+  iam: Iam;
+}
+
+/** Requires IAM to allow the caller an action on a resource; AccessDeniedException otherwise. */
+type Authorize = (action: string, resource: string) => Promise<void>;
+
 const throttled = () => new AwsError('TooManyRequestsException', 429, 'Too Many Requests');
 
 /** The Batch endpoint: REST-JSON as @aws-sdk/client-batch speaks it. */
@@ -123,33 +135,45 @@ export function batchHandler(
   scheduler: JobScheduler,
   record: SandboxRecord,
   faults: BatchApiFaults,
+  settings: BatchApiSettings,
 ): http.RequestListener {
-  const serve = (operation: string, body: unknown): unknown => {
+  const jobArn = (jobId: string) => `${settings.arnPrefix}:job/${jobId}`;
+  // Resources as the Service Authorization Reference for AWS Batch lists them; the actions
+  // without a resource type (Describe*, ListJobs) are authorized on `*`.
+  // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsbatch.html
+  const serve = async (operation: string, body: unknown, authorize: Authorize) => {
     switch (operation) {
       case 'SubmitJob':
-        return submitJob(scheduler, body);
-      case 'DescribeJobs':
+        return submitJob(scheduler, body, authorize, jobArn);
+      case 'DescribeJobs': {
+        await authorize('batch:DescribeJobs', '*');
         return {
           jobs: scheduler.describe(parseOrFail(DescribeJobsSchema, body, clientError).jobs),
         };
+      }
       case 'ListJobs':
+        await authorize('batch:ListJobs', '*');
         return listJobs(scheduler, parseOrFail(ListJobsSchema, body, clientError));
       case 'TerminateJob': {
         const { jobId, reason } = parseOrFail(StopJobSchema, body, clientError);
+        await authorize('batch:TerminateJob', jobArn(jobId));
         scheduler.terminate(jobId, reason);
         return {};
       }
       case 'CancelJob': {
         const { jobId, reason } = parseOrFail(StopJobSchema, body, clientError);
+        await authorize('batch:CancelJob', jobArn(jobId));
         scheduler.cancel(jobId, reason);
         return {};
       }
       case 'DescribeJobQueues':
+        await authorize('batch:DescribeJobQueues', '*');
         return describeJobQueues(
           scheduler,
           parseOrFail(DescribeJobQueuesSchema, body, clientError),
         );
       default:
+        await authorize('batch:DescribeJobDefinitions', '*');
         return describeJobDefinitions(
           scheduler,
           parseOrFail(DescribeJobDefinitionsSchema, body, clientError),
@@ -167,6 +191,13 @@ export function batchHandler(
       (operation === 'SubmitJob' && faults.submitRateLimit?.allow() === false);
     let status = 200;
     try {
+      const principal: Principal = await authenticate(
+        req,
+        body,
+        'batch',
+        settings.region,
+        settings.iam,
+      );
       if (isThrottled) throw throttled();
       if (req.method !== 'POST' || !OPERATIONS[path])
         throw new AwsError('UnknownOperationException', 404, `${req.method} ${path} is not served`);
@@ -182,7 +213,15 @@ export function batchHandler(
       } catch {
         throw clientError('the request body is not JSON');
       }
-      sendJson(res, 200, serve(operation, parsed));
+      const authorize: Authorize = async (action, resource) => {
+        if (!(await settings.iam.allows(principal, action, resource)))
+          throw new AwsError(
+            'AccessDeniedException',
+            403,
+            notAuthorized(principal.arn, action, resource),
+          );
+      };
+      sendJson(res, 200, await serve(operation, parsed, authorize));
     } catch (error) {
       const aws =
         error instanceof AwsError ? error : new AwsError('ServerException', 500, String(error));
@@ -201,13 +240,39 @@ export function batchHandler(
   };
 }
 
-function submitJob(scheduler: JobScheduler, body: unknown) {
+/**
+ * SubmitJob is authorized on the queue and the job definition revision, and, when it tags the
+ * job, batch:TagResource on the new job.
+ * https://docs.aws.amazon.com/batch/latest/userguide/iam-example-restrict-job-submission.html
+ * https://docs.aws.amazon.com/batch/latest/userguide/tag-resources.html
+ */
+async function submitJob(
+  scheduler: JobScheduler,
+  body: unknown,
+  authorize: Authorize,
+  jobArn: (jobId: string) => string,
+) {
   const request = parseOrFail(SubmitJobSchema, body, clientError);
   const queue = scheduler.findQueue(request.jobQueue);
   if (!queue) throw clientError(`JobQueue ${request.jobQueue} not found`);
   const definition = scheduler.findDefinition(request.jobDefinition);
-  if (!definition) throw clientError(`JobDefinition ${request.jobDefinition} not found`);
+  if (!definition)
+    throw clientError(
+      request.jobDefinition.startsWith('arn:') || request.jobDefinition.includes(':')
+        ? `JobDefinition ${request.jobDefinition} not found`
+        : `JobDefinition name ${request.jobDefinition} does not exist or is not in ACTIVE status`,
+    );
+  const jobId = randomUUID();
+  await authorize('batch:SubmitJob', queue.arn);
+  await authorize('batch:SubmitJob', definition.arn);
+  if (request.tags && Object.keys(request.tags).length > 0)
+    await authorize('batch:TagResource', jobArn(jobId));
+  // A retired revision takes no jobs: what a real account answered (no message is documented).
+  // https://github.com/chanzuckerberg/single-cell-data-portal/issues/1068
+  if (definition.status !== 'ACTIVE')
+    throw clientError(`JobDefinition ${definition.arn} is not in ACTIVE status`);
   return scheduler.submit({
+    jobId,
     jobName: request.jobName,
     queue,
     definition,
@@ -326,13 +391,13 @@ function describeJobDefinitions(
   }
   if (request.jobDefinitionName)
     definitions = definitions.filter((d) => d.name === request.jobDefinitionName);
-  if (request.status === 'INACTIVE') definitions = [];
+  if (request.status) definitions = definitions.filter((d) => d.status === request.status);
   return {
     jobDefinitions: definitions.map((definition) => ({
       jobDefinitionName: definition.name,
       jobDefinitionArn: definition.arn,
       revision: definition.revision,
-      status: 'ACTIVE',
+      status: definition.status,
       type: 'container',
       containerProperties: definition.containerProperties,
       retryStrategy: definition.retryStrategy,

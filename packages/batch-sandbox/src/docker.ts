@@ -49,7 +49,7 @@ export async function removeOrphans(docker: Docker): Promise<void> {
       .map((c) =>
         docker
           .getContainer(c.Id)
-          .remove({ force: true })
+          .remove({ force: true, v: true })
           .catch(() => {}),
       ),
   );
@@ -76,7 +76,7 @@ export async function removeSandboxContainers(docker: Docker, sandboxId: string)
     containers.map((c) =>
       docker
         .getContainer(c.Id)
-        .remove({ force: true })
+        .remove({ force: true, v: true })
         .catch(() => {}),
     ),
   );

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Iam, Principal } from './iam.js';
+import { checkSignature, type SignatureFailure } from './sigv4.js';
 
 /** An error as an AWS service answers it: its type (the SDK's error name), status and message. */
 export class AwsError extends Error {
@@ -14,6 +16,39 @@ export class AwsError extends Error {
 }
 
 export const clientError = (message: string) => new AwsError('ClientException', 400, message);
+
+/** How the JSON protocols of AWS (Batch, CloudWatch Logs) answer a request they cannot authenticate. */
+const SIGNATURE_ERRORS: Record<SignatureFailure, string> = {
+  MissingAuthenticationToken: 'MissingAuthenticationTokenException',
+  InvalidAccessKeyId: 'UnrecognizedClientException',
+  SignatureDoesNotMatch: 'InvalidSignatureException',
+  RequestTimeTooSkewed: 'InvalidSignatureException',
+  RequestExpired: 'InvalidSignatureException',
+  AuthorizationQueryParametersError: 'IncompleteSignatureException',
+};
+
+/** The principal that signed a Batch or Logs request, or the error AWS answers instead. */
+export async function authenticate(
+  req: http.IncomingMessage,
+  body: Buffer,
+  service: string,
+  region: string,
+  iam: Iam,
+): Promise<Principal> {
+  const signature = await checkSignature(
+    { method: req.method ?? 'POST', url: req.url ?? '/', headers: req.headers, body },
+    { service, region },
+    (accessKeyId) => iam.principalOf(accessKeyId)?.secretAccessKey,
+  );
+  if (!signature.ok) {
+    const message =
+      signature.failure === 'InvalidAccessKeyId'
+        ? 'The security token included in the request is invalid.'
+        : signature.message;
+    throw new AwsError(SIGNATURE_ERRORS[signature.failure], 403, message);
+  }
+  return iam.principalOf(signature.accessKeyId) as Principal;
+}
 
 /**
  * The whole body, up to `capBytes`: bodies past the cap are cut off (the caller refuses them by

@@ -3,6 +3,7 @@
  * endpoints, jobs as Docker containers) for tests and for running the Batch backend offline.
  */
 export type { JobMatch } from './faults.js';
+export type { Decision, PolicyDocument } from './iam.js';
 export { type ReclaimKind, STATUS_REASONS } from './jobs.js';
 export type { ApiCall, SandboxRecord, Submission, Transition } from './record.js';
 export {
@@ -20,3 +21,9 @@ export {
   PLACEHOLDER_ANTHROPIC_KEY,
   startBatchSandbox,
 } from './sandbox.js';
+export {
+  type Registration,
+  type SandboxStack,
+  type StackOutputs,
+  sandboxStackFrom,
+} from './stack.js';

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { BATCH_LIMITS } from '@parallel-orchestrator/runtime/contracts';
 import { type JobMatch, matchesJob } from './faults.js';
 import type { LogStore } from './logs.js';
@@ -34,6 +34,11 @@ export const STATUS_REASONS = {
     'retrieval failed: unable to retrieve secret from asm: service call has been retried 1 ' +
     `time(s): failed to fetch secret ${arn} from secrets manager: ResourceNotFoundException: ` +
     "Secrets Manager can't find the specified secret.",
+  /** The execution role may not read the secret: ECS fails the task before the container starts. */
+  secretDenied: (arn: string, denial: string) =>
+    'ResourceInitializationError: unable to pull secrets or registry auth: execution resource ' +
+    'retrieval failed: unable to retrieve secret from asm: service call has been retried 1 ' +
+    `time(s): failed to fetch secret ${arn} from secrets manager: AccessDeniedException: ${denial}`,
   capacity: `${BLOCKED_REASONS.capacity} - Service cannot fulfill the capacity requested for instance type [sandbox]`,
   resources: `${BLOCKED_REASONS.resources} - The job resource requirement (vCPU/memory/GPU) is higher than that can be met by the CE(s) attached to the job queue.`,
   timeLimitCancel: (reason: string) =>
@@ -41,6 +46,8 @@ export const STATUS_REASONS = {
 } as const;
 
 export type ReclaimKind = 'ec2' | 'fargate';
+
+export type SecretRead = { value: string } | { failure: string };
 
 export interface KeyValue {
   name: string;
@@ -57,6 +64,7 @@ export interface ContainerOverrides {
 }
 
 export interface SubmitRequest {
+  jobId: string;
   jobName: string;
   queue: JobQueue;
   definition: JobDefinition;
@@ -128,10 +136,10 @@ export interface SchedulerSettings {
   image: string;
   queues: JobQueue[];
   definitions: JobDefinition[];
-  /** Secrets Manager stand-in: secret ARN → value. */
-  secrets: Record<string, string>;
-  /** Added to every job's environment (endpoints, region, the job role's stand-in keys). */
-  jobEnvironment: Record<string, string>;
+  /** Reads a definition's secret as ECS does when it starts the container: its value, or why not. */
+  readSecret: (valueFrom: string, definition: JobDefinition) => Promise<SecretRead>;
+  /** Added to every job's environment (endpoints, region, its job role's stand-in keys). */
+  jobEnvironment: (definition: JobDefinition) => Record<string, string>;
   /** How long a job stays in each of SUBMITTED, PENDING and RUNNABLE at least. */
   transitionMs: number;
   /** Between SIGTERM and SIGKILL when a job is terminated or times out (ECS waits 30 s). */
@@ -182,7 +190,10 @@ export class JobScheduler {
     const definitions = this.settings.definitions;
     const exact = definitions.find((d) => d.arn === ref || `${d.name}:${d.revision}` === ref);
     if (exact) return exact;
-    return definitions.filter((d) => d.name === ref).sort((a, b) => b.revision - a.revision)[0];
+    // A name alone is its latest ACTIVE revision.
+    return definitions
+      .filter((d) => d.name === ref && d.status === 'ACTIVE')
+      .sort((a, b) => b.revision - a.revision)[0];
   }
 
   get queues(): readonly JobQueue[] {
@@ -197,7 +208,7 @@ export class JobScheduler {
     const { definition, containerOverrides: overrides } = request;
     const properties = definition.containerProperties;
     const now = Date.now();
-    const jobId = randomUUID();
+    const { jobId } = request;
     const resourceRequirements = mergeByKey(
       properties.resourceRequirements ?? [],
       overrides?.resourceRequirements ?? [],
@@ -405,12 +416,12 @@ export class JobScheduler {
 
     const secrets: { name: string; value: string }[] = [];
     for (const { name, valueFrom } of properties.secrets ?? []) {
-      const value = this.settings.secrets[valueFrom];
-      if (value === undefined) {
-        this.endAttempt(job, { failure: STATUS_REASONS.secretMissing(valueFrom) });
+      const read = await this.settings.readSecret(valueFrom, job.definition);
+      if ('failure' in read) {
+        this.endAttempt(job, { failure: read.failure });
         return;
       }
-      secrets.push({ name, value });
+      secrets.push({ name, value: read.value });
     }
     let container: StartedContainer;
     try {
@@ -454,16 +465,16 @@ export class JobScheduler {
     const properties = job.definition.containerProperties;
     const attemptNumber = job.attempts.length + 1;
     const volumes = new Map((properties.volumes ?? []).map((v) => [v.name, v]));
-    const tmpfsPaths: string[] = [];
+    const hostlessVolumes: string[] = [];
     const binds: string[] = [];
     for (const mount of properties.mountPoints ?? []) {
       const source = volumes.get(mount.sourceVolume)?.host?.sourcePath;
       if (source) binds.push(`${source}:${mount.containerPath}${mount.readOnly ? ':ro' : ''}`);
-      else tmpfsPaths.push(mount.containerPath);
+      else hostlessVolumes.push(mount.containerPath);
     }
     const environment: Record<string, string> = {
       ...Object.fromEntries(job.environment.map((e) => [e.name, e.value])),
-      ...this.settings.jobEnvironment,
+      ...this.settings.jobEnvironment(job.definition),
       // What Batch sets in every job's container.
       AWS_BATCH_JOB_ID: job.jobId,
       AWS_BATCH_JOB_ATTEMPT: String(attemptNumber),
@@ -481,7 +492,8 @@ export class JobScheduler {
       vcpus: job.vcpus,
       memoryMib: job.memoryMib,
       readonlyRootfs: properties.readonlyRootFilesystem === true,
-      tmpfsPaths,
+      hostlessVolumes,
+      fargate: job.queue.fargate,
       binds,
       init: properties.linuxParameters?.initProcessEnabled === true,
       log: (timestamp, message) =>

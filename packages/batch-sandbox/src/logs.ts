@@ -1,7 +1,8 @@
 import type http from 'node:http';
 import { z } from 'zod';
 import type { Throttles } from './faults.js';
-import { AwsError, readBody, sendError, sendJson } from './http.js';
+import { AwsError, authenticate, readBody, sendError, sendJson } from './http.js';
+import { type Iam, notAuthorized } from './iam.js';
 import { parseOrFail } from './parse.js';
 import type { SandboxRecord } from './record.js';
 
@@ -106,11 +107,16 @@ function getLogEvents(store: LogStore, body: unknown) {
   };
 }
 
-/** The CloudWatch Logs endpoint (awsJson1_1): GetLogEvents, the call log followers make. */
+/**
+ * The CloudWatch Logs endpoint (awsJson1_1): GetLogEvents, the call log followers make,
+ * authorized on the log stream's ARN.
+ * https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatchlogs.html
+ */
 export function logsHandler(
   store: LogStore,
   record: SandboxRecord,
   throttles: Throttles,
+  auth: { region: string; accountId: string; iam: Iam },
 ): http.RequestListener {
   return async (req, res) => {
     const at = Date.now();
@@ -122,6 +128,7 @@ export function logsHandler(
     const throttled = throttles.take(operation);
     let status = 200;
     try {
+      const principal = await authenticate(req, body, 'logs', auth.region, auth.iam);
       if (throttled) throw new AwsError('ThrottlingException', 400, 'Rate exceeded');
       if (req.method !== 'POST' || operation !== 'GetLogEvents')
         throw new AwsError(
@@ -135,6 +142,22 @@ export function logsHandler(
       } catch {
         throw new AwsError('SerializationException', 400, 'the body is not JSON');
       }
+      const { logGroupName, logGroupIdentifier, logStreamName } = parsed as Record<string, unknown>;
+      const group = logGroupName ?? logGroupIdentifier;
+      const stream = `arn:aws:logs:${auth.region}:${auth.accountId}:log-group:${group}:log-stream:${logStreamName}`;
+      // CloudWatch Logs answers AccessDeniedException with status 400 (a request without the
+      // names fails validation in getLogEvents instead).
+      // https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/CommonErrors.html
+      if (
+        typeof group === 'string' &&
+        typeof logStreamName === 'string' &&
+        !(await auth.iam.allows(principal, 'logs:GetLogEvents', stream))
+      )
+        throw new AwsError(
+          'AccessDeniedException',
+          400,
+          notAuthorized(principal.arn, 'logs:GetLogEvents', stream),
+        );
       sendJson(res, 200, getLogEvents(store, parsed), LOGS_JSON);
     } catch (error) {
       const aws =

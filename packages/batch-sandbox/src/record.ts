@@ -1,12 +1,13 @@
+import type { Decision } from './iam.js';
 import type { JobStatus } from './registry.js';
 
 /** One API request as the sandbox received it. */
 export interface ApiCall {
-  service: 'batch' | 'logs';
+  service: 'batch' | 'logs' | 's3';
   operation: string;
   at: number;
   requestBytes: number;
-  /** The raw request body (what the client sent, in full up to 1 MiB). */
+  /** The raw request body (what the client sent, in full up to 1 MiB; S3: DeleteObjects only). */
   body: string;
   /** Answered with a throttling error instead of being served. */
   throttled: boolean;
@@ -37,6 +38,13 @@ export class SandboxRecord {
   readonly calls: ApiCall[] = [];
   readonly submissions: Submission[] = [];
   readonly transitions: Transition[] = [];
+  /** Every IAM decision: who asked to do what on which resource, and whether IAM allowed it. */
+  readonly decisions: Decision[] = [];
+
+  /** The decisions IAM denied. */
+  denied(): Decision[] {
+    return this.decisions.filter((decision) => !decision.allowed);
+  }
 
   /** Calls of one operation (throttled ones included). */
   count(operation: string): number {

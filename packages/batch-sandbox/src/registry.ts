@@ -75,6 +75,10 @@ export const ContainerPropertiesSchema = z.looseObject({
   memory: z.number().int().positive().optional(),
   readonlyRootFilesystem: z.boolean().optional(),
   user: z.string().min(1).optional(),
+  /** The job's credentials: the role its AWS calls are authorized as. */
+  jobRoleArn: z.string().startsWith('arn:').optional(),
+  /** The role ECS starts the container as: it reads the secrets. */
+  executionRoleArn: z.string().startsWith('arn:').optional(),
   privileged: z
     .literal(false, { error: 'privileged containers are not run by the sandbox' })
     .optional(),
@@ -82,7 +86,10 @@ export const ContainerPropertiesSchema = z.looseObject({
     .array(
       z.strictObject({
         name: z.string().min(1),
-        /** A host path (EC2 only in Batch); without one the volume is a fresh empty directory. */
+        /**
+         * A host path (EC2 only in Batch). Without one: on EC2 a Docker volume (a copy of the
+         * image's directory), on Fargate an empty root-owned directory.
+         */
         host: z.strictObject({ sourcePath: z.string().startsWith('/').optional() }).optional(),
       }),
     )
@@ -157,10 +164,14 @@ export const JobStateTimeLimitActionSchema = z.object({
 });
 export type JobStateTimeLimitAction = z.infer<typeof JobStateTimeLimitActionSchema>;
 
+export const COMPUTE_TYPES = ['EC2', 'SPOT', 'FARGATE', 'FARGATE_SPOT'] as const;
+
 export const JobQueueInputSchema = z.object({
   arn: z.string().regex(JOB_QUEUE_ARN, 'a job queue ARN'),
   /** Its compute environment's ceiling; the sandbox's maxVcpus by default. */
   maxVcpus: z.number().positive().optional(),
+  /** Its compute environment's type: Fargate or EC2 volume semantics (EC2 by default). */
+  computeType: z.enum(COMPUTE_TYPES).optional(),
   jobStateTimeLimitActions: z.array(JobStateTimeLimitActionSchema).optional(),
 });
 export type JobQueueInput = z.input<typeof JobQueueInputSchema>;
@@ -175,6 +186,8 @@ export interface JobDefinition {
   platformCapabilities: ('EC2' | 'FARGATE')[];
   propagateTags: boolean;
   tags: Record<string, string>;
+  /** INACTIVE once deregistered: it takes no new jobs. */
+  status: 'ACTIVE' | 'INACTIVE';
 }
 
 export interface JobQueue {
@@ -182,6 +195,8 @@ export interface JobQueue {
   name: string;
   computeEnvironmentArn: string;
   maxVcpus: number;
+  /** Its compute environment is Fargate (FARGATE or FARGATE_SPOT). */
+  fargate: boolean;
   jobStateTimeLimitActions: JobStateTimeLimitAction[];
 }
 
@@ -208,7 +223,33 @@ export function jobDefinitionFrom(input: JobDefinitionInput): JobDefinition {
     platformCapabilities: parsed.platformCapabilities ?? ['EC2'],
     propagateTags: parsed.propagateTags ?? false,
     tags: parsed.tags ?? {},
+    status: 'ACTIVE',
   };
+}
+
+/**
+ * Registers `input` as the next revision of its definition's name (the revision in its ARN is
+ * ignored), as RegisterJobDefinition does; with `deregisterPrevious`, every earlier ACTIVE
+ * revision becomes INACTIVE, as the Pulumi AWS provider does on an update unless
+ * `deregisterOnNewRevision` is false. Returns the new revision.
+ * https://docs.aws.amazon.com/batch/latest/APIReference/API_RegisterJobDefinition.html
+ * https://docs.aws.amazon.com/batch/latest/APIReference/API_DeregisterJobDefinition.html
+ */
+export function registerRevision(
+  definitions: JobDefinition[],
+  input: JobDefinitionInput,
+  deregisterPrevious: boolean,
+): JobDefinition {
+  const [, name] = JOB_DEFINITION_ARN.exec(input.arn) ?? [];
+  const previous = definitions.filter((d) => d.name === name);
+  const revision = Math.max(0, ...previous.map((d) => d.revision)) + 1;
+  const definition = jobDefinitionFrom({
+    ...input,
+    arn: input.arn.replace(/:\d+$/, `:${revision}`),
+  });
+  if (deregisterPrevious) for (const old of previous) old.status = 'INACTIVE';
+  definitions.push(definition);
+  return definition;
 }
 
 export function jobQueueFrom(input: JobQueueInput, defaultMaxVcpus: number): JobQueue {
@@ -224,6 +265,7 @@ export function jobQueueFrom(input: JobQueueInput, defaultMaxVcpus: number): Job
     name,
     computeEnvironmentArn: `${prefix}:compute-environment/${name}`,
     maxVcpus: parsed.maxVcpus ?? defaultMaxVcpus,
+    fargate: parsed.computeType?.startsWith('FARGATE') ?? false,
     jobStateTimeLimitActions: parsed.jobStateTimeLimitActions ?? [],
   };
 }

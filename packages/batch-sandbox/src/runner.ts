@@ -17,8 +17,10 @@ export interface AttemptSpec {
   vcpus: number;
   memoryMib: number | undefined;
   readonlyRootfs: boolean;
-  /** Volumes without a host path: fresh, empty and writable by the job's user. */
-  tmpfsPaths: string[];
+  /** Where volumes without a host path are mounted: each a new Docker volume of its own. */
+  hostlessVolumes: string[];
+  /** On a Fargate compute environment: those volumes start empty unless the image declares them. */
+  fargate: boolean;
   /** Volumes with a host path, `host:container[:ro]`. */
   binds: string[];
   init: boolean;
@@ -48,6 +50,7 @@ const LOG_DRAIN_MS = 5_000;
 
 export class DockerRunner {
   private readonly users = new Map<string, Promise<{ uid: number; gid: number }>>();
+  private readonly declaredVolumes = new Map<string, Promise<Set<string>>>();
 
   constructor(
     private readonly docker: Docker,
@@ -87,9 +90,7 @@ export class DockerRunner {
       const owner = await this.userIds(spec.image, spec.user);
       if (spec.secrets.length > 0)
         staged = this.secrets.stage(`${spec.jobId}-${spec.attempt}`, spec.secrets, owner);
-      // Where the path exists in the image, runc gives the tmpfs that directory's mode (root's
-      // 755 for /output), so the mount is owned by the job's user; mode serves new paths.
-      const tmpfsOptions = `rw,exec,mode=1777,uid=${owner.uid},gid=${owner.gid}`;
+      const declared = await this.imageVolumes(spec.image);
       const memory = spec.memoryMib ? spec.memoryMib * 1024 * 1024 : undefined;
       container = await this.docker.createContainer({
         name: `batch-sandbox-${this.sandboxId}-${spec.jobId}-${spec.attempt}`,
@@ -104,7 +105,21 @@ export class DockerRunner {
           ExtraHosts: [`host.docker.internal:${this.network.gateway}`],
           Init: spec.init,
           ReadonlyRootfs: spec.readonlyRootfs,
-          Tmpfs: Object.fromEntries(spec.tmpfsPaths.map((p) => [p, tmpfsOptions])),
+          Mounts: spec.hostlessVolumes.map((target) => ({
+            Type: 'volume' as const,
+            // No source: an anonymous volume, removed with the container.
+            Source: '',
+            Target: target,
+            // ECS bind mounts without a host: on EC2 a Docker volume, which starts as a copy of
+            // the image's directory (owner and mode too); on Fargate an empty directory owned by
+            // root, mode 0755, unless the image declares a VOLUME at exactly that path.
+            // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/bind-mounts.html
+            VolumeOptions: {
+              NoCopy: spec.fargate && !declared.has(target),
+              Labels: {},
+              DriverConfig: { Name: 'local', Options: {} },
+            },
+          })),
           Binds: [...spec.binds, ...(staged?.binds ?? [])],
           // Docker's default capabilities and no no-new-privileges, as on Batch: a job
           // definition's linuxParameters cannot change either
@@ -117,7 +132,7 @@ export class DockerRunner {
       });
       await container.start();
     } catch (error) {
-      await container?.remove({ force: true }).catch(() => {});
+      await container?.remove({ force: true, v: true }).catch(() => {});
       if (staged) this.secrets.release(staged.dir);
       if (error instanceof StartError) throw error;
       throw new StartError(`CannotStartContainerError: ${dockerMessage(error)}`);
@@ -134,7 +149,7 @@ export class DockerRunner {
         await Promise.race([logsRead, new Promise((resolve) => setTimeout(resolve, LOG_DRAIN_MS))]);
         return { exitCode: StatusCode, oomKilled: await oomKilled(started, StatusCode) };
       } finally {
-        await started.remove({ force: true }).catch(() => {});
+        await started.remove({ force: true, v: true }).catch(() => {});
         release();
       }
     })();
@@ -171,6 +186,20 @@ export class DockerRunner {
     });
     stdout.end();
     stderr.end();
+  }
+
+  /** The paths the image declares as VOLUMEs (`docker image inspect`: Config.Volumes). */
+  private imageVolumes(image: string): Promise<Set<string>> {
+    let volumes = this.declaredVolumes.get(image);
+    if (!volumes) {
+      volumes = this.docker
+        .getImage(image)
+        .inspect()
+        .then((info) => new Set(Object.keys(info.Config?.Volumes ?? {})));
+      this.declaredVolumes.set(image, volumes);
+      volumes.catch(() => this.declaredVolumes.delete(image));
+    }
+    return volumes;
   }
 
   /**
@@ -213,7 +242,7 @@ export class DockerRunner {
         `CannotStartContainerError: unable to find user ${owner}: no matching entries in passwd file`,
       );
     } finally {
-      await probe.remove({ force: true }).catch(() => {});
+      await probe.remove({ force: true, v: true }).catch(() => {});
     }
   }
 }

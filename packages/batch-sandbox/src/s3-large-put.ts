@@ -1,7 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { buildApp } from 'fauxqs';
-
-type S3App = ReturnType<typeof buildApp>;
+import type { S3App } from './s3.js';
 
 /**
  * S3 takes an object of up to 5 GiB in one PUT

@@ -1,6 +1,8 @@
+import type http from 'node:http';
 import { buildApp } from 'fauxqs';
 import { type ListeningServer, listenOn } from './http.js';
-import { isLargePut, largePut } from './s3-large-put.js';
+
+export type S3App = ReturnType<typeof buildApp>;
 
 export interface S3Server {
   /** The port on each address, in the order given. */
@@ -9,10 +11,16 @@ export interface S3Server {
 }
 
 /**
- * A real S3 protocol server (fauxqs, in memory) with the bucket made. Its router serves a
- * node:http server per address, so the host and the jobs reach it without a forwarder.
+ * A real S3 protocol server (fauxqs, in memory) with the bucket made, behind `front` (which
+ * checks every request before handing it to fauxqs's router): a node:http server per address,
+ * so the host and the jobs reach it without a forwarder.
  */
-export async function startS3(hosts: string[], bucket: string, region: string): Promise<S3Server> {
+export async function startS3(
+  hosts: string[],
+  bucket: string,
+  region: string,
+  front: (app: S3App) => http.RequestListener,
+): Promise<S3Server> {
   const app = buildApp({ logger: false, defaultRegion: region });
   await app.ready();
   const created = await app.inject({ method: 'PUT', url: `/${bucket}` });
@@ -22,9 +30,7 @@ export async function startS3(hosts: string[], bucket: string, region: string): 
   }
   let listening: ListeningServer;
   try {
-    listening = await listenOn(hosts, (request, response) =>
-      isLargePut(request) ? largePut(app, request, response) : app.routing(request, response),
-    );
+    listening = await listenOn(hosts, front(app));
   } catch (error) {
     await app.close();
     throw error;

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import {
-  BATCH_SANDBOX_CREDENTIALS,
   type BatchBackendConfig,
   BatchBackendConfigSchema,
   ENV,
@@ -20,6 +19,7 @@ import {
 } from './docker.js';
 import { type JobMatch, RateLimit, Throttles } from './faults.js';
 import { type ListeningServer, listenOn } from './http.js';
+import { ALLOW_ALL, Iam, newPrincipal, type PolicyDocument, type Principal } from './iam.js';
 import { JobScheduler, type ReclaimKind } from './jobs.js';
 import { LogStore, logsHandler } from './logs.js';
 import { parseOrFail } from './parse.js';
@@ -31,12 +31,16 @@ import {
   type JobQueueInput,
   jobDefinitionFrom,
   jobQueueFrom,
+  registerRevision,
   SANDBOX_NAME,
   sandboxArn,
 } from './registry.js';
 import { DockerRunner } from './runner.js';
 import { type S3Server, startS3 } from './s3.js';
+import { s3Front } from './s3-front.js';
 import { removeStaleSecrets, SecretStaging } from './secrets.js';
+import { SecretsManager } from './secrets-manager.js';
+import type { SandboxStack } from './stack.js';
 
 export const DEFAULT_IMAGE = 'parallel-orchestrator:latest';
 
@@ -78,6 +82,23 @@ const OptionsSchema = z.object({
   jobDefinitions: z.array(z.custom<JobDefinitionInput>()).min(1).optional(),
   /** Registered queues; the first is the config's. */
   jobQueues: z.array(z.custom<JobQueueInput>()).min(1).optional(),
+  /**
+   * A stack the Pulumi component made (`sandboxStackFrom`): its queue, compute environment, job
+   * definition, region and bucket, and IAM enforced with its policies. Options given beside it
+   * take precedence.
+   */
+  stack: z.custom<SandboxStack>().optional(),
+  /**
+   * The identity policies IAM enforces: the submitter's (the CLI's keys) and each role's, by
+   * ARN (a definition's jobRoleArn and executionRoleArn). A stack's by default; without either,
+   * every principal may do everything, though signatures are still checked and decisions kept.
+   */
+  iam: z
+    .object({
+      submitter: z.array(z.custom<PolicyDocument>()),
+      roles: z.record(z.string(), z.array(z.custom<PolicyDocument>())),
+    })
+    .optional(),
   /** SubmitJob calls per second beyond which the API answers 429. */
   submitRateLimit: z.number().positive().optional(),
   /** The least time a job spends in each of SUBMITTED, PENDING and RUNNABLE. */
@@ -99,6 +120,15 @@ export interface BatchSandbox {
   /** The same services as `config.sandbox`, at the addresses jobs use. */
   readonly jobEndpoints: { batch: string; s3: string; logs: string };
   readonly record: SandboxRecord;
+  /**
+   * Registers the next revision of a definition (the revision in `input.arn` is ignored), as a
+   * `pulumi up` that changes it does; `deregisterPrevious` (the provider's default) retires the
+   * earlier revisions, which then take no jobs. Returns the new revision's ARN.
+   */
+  registerJobDefinition(
+    input: JobDefinitionInput,
+    options?: { deregisterPrevious?: boolean },
+  ): string;
   /** The next `count` calls of an operation (SubmitJob, GetLogEvents, ...) are throttled. */
   throttle(operation: string, count: number): void;
   /** Matching jobs stay RUNNABLE (blocked for capacity) until released, terminated or cancelled. */
@@ -145,21 +175,18 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
     cleanups.push(() => removeSandboxContainers(docker, id));
     const hosts = ['127.0.0.1', network.gateway];
 
-    const s3: S3Server = await startS3(hosts, settings.bucket, settings.region);
-    cleanups.push(s3.close);
-    const [s3Host, s3Job] = s3.ports.map((port, i) => `http://${hosts[i]}:${port}`) as [
-      string,
-      string,
-    ];
-
-    const apiKeySecretArn = modelKeySecretArn(settings.region);
+    const { stack } = settings;
+    const region = stack?.region ?? settings.region;
+    const bucket = stack?.bucketName ?? settings.bucket;
+    const apiKeySecretArn = modelKeySecretArn(region);
     const logGroupName = `/aws/batch/${SANDBOX_NAME}`;
     const definitions = (
-      settings.jobDefinitions ?? [
+      settings.jobDefinitions ??
+      (stack && [stack.jobDefinition]) ?? [
         defaultJobDefinition({
-          region: settings.region,
+          region,
           imageRef: image.imageRef,
-          bucket: settings.bucket,
+          bucket,
           logGroupName,
           apiKeySecretArn,
           vcpus: settings.vcpusPerJob,
@@ -169,24 +196,69 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       ]
     ).map(jobDefinitionFrom);
     const queues = (
-      settings.jobQueues ?? [defaultJobQueue(settings.region, settings.runnableTimeout)]
+      settings.jobQueues ??
+      (stack && [stack.jobQueue]) ?? [defaultJobQueue(region, settings.runnableTimeout)]
     ).map((queue) => jobQueueFrom(queue, settings.maxVcpus));
+    const queue = queues[0] as (typeof queues)[number];
+    const [arnPrefix] = queue.arn.split(':job-queue/') as [string];
+    const accountId = arnPrefix.split(':')[4] as string;
 
     const record = new SandboxRecord();
+    // Each principal gets its own key pair; its requests are authorized as its policies allow.
+    const policies =
+      settings.iam ?? (stack && { submitter: [stack.submitterPolicy], roles: stack.rolePolicies });
+    const iam = new Iam(accountId, record);
+    const submitter = iam.add(
+      newPrincipal(
+        `arn:aws:iam::${accountId}:user/${SANDBOX_NAME}-submitter`,
+        policies?.submitter ?? [ALLOW_ALL],
+        'AKIA',
+      ),
+    );
+    const roles = new Map<string, Principal>();
+    /** The principal of a definition's role; a definition naming none gets a role of its own. */
+    const roleOf = (arn: unknown): Principal => {
+      const roleArn =
+        typeof arn === 'string' ? arn : `arn:aws:iam::${accountId}:role/${SANDBOX_NAME}-no-role`;
+      let role = roles.get(roleArn);
+      if (!role) {
+        role = iam.add(
+          newPrincipal(roleArn, policies ? (policies.roles[roleArn] ?? []) : [ALLOW_ALL], 'ASIA'),
+        );
+        roles.set(roleArn, role);
+      }
+      return role;
+    };
+    const secretsManager = new SecretsManager(
+      { [apiKeySecretArn]: settings.anthropicApiKey, ...settings.secrets },
+      iam,
+    );
+
+    const s3: S3Server = await startS3(hosts, bucket, region, (app) =>
+      s3Front({ app, region, iam, record }),
+    );
+    cleanups.push(s3.close);
+    // Host and jobs use the same S3 endpoint, as on AWS: a URL the host presigns works in a job.
+    const s3Url = `http://${network.gateway}:${s3.ports[1]}`;
+
     const logs = new LogStore();
     const throttles = new Throttles();
     const scheduler = new JobScheduler({
-      region: settings.region,
+      region,
       image: settings.image,
       queues,
       definitions,
-      secrets: { [apiKeySecretArn]: settings.anthropicApiKey, ...settings.secrets },
-      jobEnvironment: {
-        AWS_ENDPOINT_URL_S3: s3Job,
-        [ENV.AWS_REGION]: settings.region,
+      readSecret: (valueFrom, definition) =>
+        secretsManager.read(valueFrom, roleOf(definition.containerProperties.executionRoleArn)),
+      jobEnvironment: (definition) => {
         // Stand-ins for the job role's temporary credentials.
-        [ENV.AWS_ACCESS_KEY_ID]: BATCH_SANDBOX_CREDENTIALS.accessKeyId,
-        [ENV.AWS_SECRET_ACCESS_KEY]: BATCH_SANDBOX_CREDENTIALS.secretAccessKey,
+        const role = roleOf(definition.containerProperties.jobRoleArn);
+        return {
+          AWS_ENDPOINT_URL_S3: s3Url,
+          [ENV.AWS_REGION]: region,
+          [ENV.AWS_ACCESS_KEY_ID]: role.accessKeyId,
+          [ENV.AWS_SECRET_ACCESS_KEY]: role.secretAccessKey,
+        };
       },
       transitionMs: settings.transitionMs,
       stopTimeoutSeconds: settings.stopTimeoutSeconds,
@@ -198,15 +270,23 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
 
     const batch: ListeningServer = await listenOn(
       hosts,
-      batchHandler(scheduler, record, {
-        throttles,
-        ...(settings.submitRateLimit && {
-          submitRateLimit: new RateLimit(settings.submitRateLimit),
-        }),
-      }),
+      batchHandler(
+        scheduler,
+        record,
+        {
+          throttles,
+          ...(settings.submitRateLimit && {
+            submitRateLimit: new RateLimit(settings.submitRateLimit),
+          }),
+        },
+        { region, arnPrefix, iam },
+      ),
     );
     cleanups.push(batch.close);
-    const logsServer: ListeningServer = await listenOn(hosts, logsHandler(logs, record, throttles));
+    const logsServer: ListeningServer = await listenOn(
+      hosts,
+      logsHandler(logs, record, throttles, { region, accountId, iam }),
+    );
     cleanups.push(logsServer.close);
     const urls = (server: { ports: number[] }) =>
       server.ports.map((port, i) => `http://${hosts[i]}:${port}`) as [string, string];
@@ -214,14 +294,13 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
     const [logsHost, logsJob] = urls(logsServer);
 
     const definition = definitions[0] as (typeof definitions)[number];
-    const queue = queues[0] as (typeof queues)[number];
     const config = BatchBackendConfigSchema.parse({
       version: 1,
       backend: 'batch',
-      region: settings.region,
+      region,
       jobQueueArn: queue.arn,
       jobDefinitionArn: definition.arn,
-      bucketName: settings.bucket,
+      bucketName: bucket,
       runsPrefix: S3_LAYOUT.runsRoot,
       logGroupName:
         definition.containerProperties.logConfiguration?.options?.['awslogs-group'] ??
@@ -240,7 +319,15 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
           definition.containerProperties.secrets?.find((s) => s.name === ENV.ANTHROPIC_API_KEY)
             ?.valueFrom ?? apiKeySecretArn,
       },
-      sandbox: { batch: batchHost, s3: s3Host, logs: logsHost, s3ForJobs: s3Job },
+      sandbox: {
+        batch: batchHost,
+        s3: s3Url,
+        logs: logsHost,
+        credentials: {
+          accessKeyId: submitter.accessKeyId,
+          secretAccessKey: submitter.secretAccessKey,
+        },
+      },
     });
 
     let closing: Promise<void> | undefined;
@@ -249,8 +336,10 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       config,
       gatewayAddress: network.gateway,
       networkName: network.name,
-      jobEndpoints: { batch: batchJob, s3: s3Job, logs: logsJob },
+      jobEndpoints: { batch: batchJob, s3: s3Url, logs: logsJob },
       record,
+      registerJobDefinition: (input, options) =>
+        registerRevision(definitions, input, options?.deregisterPrevious ?? true).arn,
       throttle: (operation, count) => throttles.add(operation, count),
       holdRunnable: (match) => scheduler.holdRunnable(match),
       hideAfterSubmit: (ms) => scheduler.hideAfterSubmit(ms),

@@ -28,18 +28,19 @@ const ModelAccessConfigSchema = z.discriminatedUnion('provider', [
 ]);
 
 /**
- * A local Batch sandbox (`pnpm sandbox:batch`) in place of AWS: where its services listen. The
- * CLI then signs with the sandbox's placeholder credentials instead of the default chain's.
+ * A local Batch sandbox (`pnpm sandbox:batch`) in place of AWS: where its services listen, and
+ * the key pair it made for the submitter. The CLI signs with that pair instead of the default
+ * chain's, so no real AWS credential is ever sent to the sandbox; the sandbox checks every
+ * signature and authorizes every call as the stack's submitter policy would.
  */
 export const BatchSandboxEndpointsSchema = z.strictObject({
   batch: z.url(),
   s3: z.url(),
   logs: z.url(),
-  /**
-   * S3 as jobs reach it, when not at `s3`: the URLs presigned for jobs name it (on AWS both
-   * sides use the regional endpoint).
-   */
-  s3ForJobs: z.url().optional(),
+  credentials: z.strictObject({
+    accessKeyId: z.string().min(1),
+    secretAccessKey: z.string().min(1),
+  }),
 });
 
 export const BatchBackendConfigSchema = z.strictObject({
@@ -73,12 +74,3 @@ export const BackendConfigSchema = z.discriminatedUnion('backend', [
 export type DockerBackendConfig = z.infer<typeof DockerBackendConfigSchema>;
 export type BatchBackendConfig = z.infer<typeof BatchBackendConfigSchema>;
 export type BackendConfig = z.infer<typeof BackendConfigSchema>;
-
-/**
- * What the CLI and sandbox jobs sign with against a local Batch sandbox: placeholders, not
- * secrets (the sandbox checks no signature), so no real AWS credential is ever sent to it.
- */
-export const BATCH_SANDBOX_CREDENTIALS = {
-  accessKeyId: 'batch-sandbox',
-  secretAccessKey: 'batch-sandbox',
-} as const;

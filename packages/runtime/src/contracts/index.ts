@@ -5,7 +5,6 @@
 
 export { MODEL_DEFAULTS } from '../models/defaults.js';
 export {
-  BATCH_SANDBOX_CREDENTIALS,
   type BackendConfig,
   BackendConfigSchema,
   type BatchBackendConfig,

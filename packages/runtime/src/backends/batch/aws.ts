@@ -1,7 +1,6 @@
 import { BatchClient } from '@aws-sdk/client-batch';
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
 import { S3Client } from '@aws-sdk/client-s3';
-import { BATCH_SANDBOX_CREDENTIALS } from '../../contracts/backend-config.js';
 import { HTTP_TIMEOUTS } from './aws-basics.js';
 import type { BatchSettings } from './settings.js';
 
@@ -10,7 +9,7 @@ export interface AwsClients {
   /** For submissions, which the submitter retries itself (through its rate limit). */
   submit: BatchClient;
   s3: S3Client;
-  /** Signs the URLs jobs use: at the endpoint jobs reach. */
+  /** Signs the URLs jobs use (the sandbox's S3 listens where jobs reach it too). */
   presign: S3Client;
   logs: CloudWatchLogsClient;
 }
@@ -23,7 +22,7 @@ const MAX_ATTEMPTS = 8;
 
 /**
  * Clients for the backend's region, with the default credential chain (profiles, SSO, roles,
- * the environment). Against a local sandbox: its endpoints, signed with its placeholder keys.
+ * the environment). Against a local sandbox: its endpoints, signed with the keys it made.
  */
 export function awsClients(
   settings: Pick<BatchSettings, 'region' | 'sandbox'>,
@@ -33,7 +32,8 @@ export function awsClients(
     region: settings.region,
     maxAttempts,
     requestHandler: HTTP_TIMEOUTS,
-    ...(settings.sandbox && { credentials: BATCH_SANDBOX_CREDENTIALS }),
+    // A copy: the SDK marks the object it is given (`$source`), which the settings must not carry.
+    ...(settings.sandbox && { credentials: { ...settings.sandbox.credentials } }),
   };
   const endpoint = (url: string | undefined) => (url ? { endpoint: url } : {});
   return {
@@ -43,7 +43,7 @@ export function awsClients(
     presign: new S3Client({
       ...common,
       requestChecksumCalculation: 'WHEN_REQUIRED',
-      ...endpoint(settings.sandbox?.s3ForJobs ?? settings.sandbox?.s3),
+      ...endpoint(settings.sandbox?.s3),
     }),
     logs: new CloudWatchLogsClient({ ...common, ...endpoint(settings.sandbox?.logs) }),
   };
