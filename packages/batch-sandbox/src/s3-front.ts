@@ -4,8 +4,8 @@ import { readBody } from './http.js';
 import { type Iam, notAuthorized, type Principal } from './iam.js';
 import type { SandboxRecord } from './record.js';
 import type { S3App } from './s3.js';
-import { checkSignature, type SignatureFailure } from './sigv4.js';
 import { isLargePut, largePut } from './s3-large-put.js';
+import { checkSignature, type SignatureFailure } from './sigv4.js';
 
 /** One IAM check an S3 request needs: the action S3 authorizes it as, on one resource. */
 interface Check {
