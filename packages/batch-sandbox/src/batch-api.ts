@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import { BATCH_LIMITS } from '@parallel-orchestrator/runtime/contracts';
 import { z } from 'zod';
-import type { RateLimit, Throttles } from './faults.js';
+import type { NextCalls, RateLimit } from './faults.js';
 import { AwsError, clientError, readBody, sendError, sendJson } from './http.js';
 import type { JobScheduler, JobView } from './jobs.js';
 import { parseOrFail } from './parse.js';
@@ -90,6 +90,8 @@ const DescribeJobQueuesSchema = z.object({
   nextToken: z.string().optional(),
 });
 
+const DeregisterJobDefinitionSchema = z.object({ jobDefinition: z.string().min(1) });
+
 const DescribeJobDefinitionsSchema = z.object({
   jobDefinitions: z.array(z.string()).max(100).optional(),
   jobDefinitionName: z.string().optional(),
@@ -109,10 +111,13 @@ const OPERATIONS: Record<string, string> = {
   '/v1/canceljob': 'CancelJob',
   '/v1/describejobqueues': 'DescribeJobQueues',
   '/v1/describejobdefinitions': 'DescribeJobDefinitions',
+  '/v1/deregisterjobdefinition': 'DeregisterJobDefinition',
 };
 
 export interface BatchApiFaults {
-  throttles: Throttles;
+  throttles: NextCalls;
+  /** Calls carried out whose answer never reaches the caller: the connection is reset. */
+  lostAnswers: NextCalls;
   submitRateLimit?: RateLimit;
 }
 
@@ -144,6 +149,12 @@ export function batchHandler(
         scheduler.cancel(jobId, reason);
         return {};
       }
+      case 'DeregisterJobDefinition': {
+        const { jobDefinition } = parseOrFail(DeregisterJobDefinitionSchema, body, clientError);
+        if (!scheduler.deregister(jobDefinition))
+          throw clientError(`JobDefinition ${jobDefinition} not found`);
+        return {};
+      }
       case 'DescribeJobQueues':
         return describeJobQueues(
           scheduler,
@@ -166,6 +177,7 @@ export function batchHandler(
       faults.throttles.take(operation) ||
       (operation === 'SubmitJob' && faults.submitRateLimit?.allow() === false);
     let status = 200;
+    let lost = false;
     try {
       if (isThrottled) throw throttled();
       if (req.method !== 'POST' || !OPERATIONS[path])
@@ -182,7 +194,11 @@ export function batchHandler(
       } catch {
         throw clientError('the request body is not JSON');
       }
-      sendJson(res, 200, serve(operation, parsed));
+      const answer = serve(operation, parsed);
+      if (faults.lostAnswers.take(operation)) {
+        lost = true;
+        res.destroy();
+      } else sendJson(res, 200, answer);
     } catch (error) {
       const aws =
         error instanceof AwsError ? error : new AwsError('ServerException', 500, String(error));
@@ -197,6 +213,7 @@ export function batchHandler(
       body: body.toString('utf8'),
       throttled: isThrottled,
       status,
+      ...(lost && { answerLost: true }),
     });
   };
 }
@@ -206,7 +223,17 @@ function submitJob(scheduler: JobScheduler, body: unknown) {
   const queue = scheduler.findQueue(request.jobQueue);
   if (!queue) throw clientError(`JobQueue ${request.jobQueue} not found`);
   const definition = scheduler.findDefinition(request.jobDefinition);
-  if (!definition) throw clientError(`JobDefinition ${request.jobDefinition} not found`);
+  // Batch's words: "JobDefinition arn:... not found." for an ARN, "JobDefinition name X does not
+  // exist or is not in ACTIVE status" for a name (as users report them in aws-samples issues).
+  if (!definition)
+    throw clientError(
+      request.jobDefinition.startsWith('arn:')
+        ? `JobDefinition ${request.jobDefinition} not found.`
+        : `JobDefinition name ${request.jobDefinition} does not exist or is not in ACTIVE status`,
+    );
+  // A deregistered revision takes no new jobs (SubmitJob names the revision it wants).
+  if (!scheduler.isActive(definition))
+    throw clientError(`JobDefinition ${definition.arn} is not in ACTIVE status`);
   return scheduler.submit({
     jobName: request.jobName,
     queue,
@@ -326,13 +353,15 @@ function describeJobDefinitions(
   }
   if (request.jobDefinitionName)
     definitions = definitions.filter((d) => d.name === request.jobDefinitionName);
-  if (request.status === 'INACTIVE') definitions = [];
+  const status = (definition: JobDefinition) =>
+    scheduler.isActive(definition) ? 'ACTIVE' : 'INACTIVE';
+  if (request.status) definitions = definitions.filter((d) => status(d) === request.status);
   return {
     jobDefinitions: definitions.map((definition) => ({
       jobDefinitionName: definition.name,
       jobDefinitionArn: definition.arn,
       revision: definition.revision,
-      status: 'ACTIVE',
+      status: status(definition),
       type: 'container',
       containerProperties: definition.containerProperties,
       retryStrategy: definition.retryStrategy,

@@ -18,7 +18,7 @@ import {
   removeSandboxContainers,
   withTimeout,
 } from './docker.js';
-import { type JobMatch, RateLimit, Throttles } from './faults.js';
+import { type JobMatch, NextCalls, RateLimit } from './faults.js';
 import { type ListeningServer, listenOn } from './http.js';
 import { JobScheduler, type ReclaimKind } from './jobs.js';
 import { LogStore, logsHandler } from './logs.js';
@@ -103,8 +103,18 @@ export interface BatchSandbox {
   throttle(operation: string, count: number): void;
   /** Matching jobs stay RUNNABLE (blocked for capacity) until released, terminated or cancelled. */
   holdRunnable(match: JobMatch): () => void;
-  /** Jobs submitted from now on appear in DescribeJobs and ListJobs only `ms` after submission. */
-  hideAfterSubmit(ms: number): void;
+  /**
+   * DescribeJobs and ListJobs are eventually consistent: jobs submitted from now on appear in
+   * DescribeJobs only `describeMs` after submission, in ListJobs only `listMs` after (the same
+   * unless given). 0 makes them consistent again.
+   */
+  hideAfterSubmit(describeMs: number, listMs?: number): void;
+  /** The next `count` calls of an operation are carried out, but their answers are lost. */
+  loseAnswers(operation: string, count: number): void;
+  /** GetLogEvents reads streams in windows of `ms` of event time (0: all at once); see LogStore. */
+  pageLogsByTime(ms: number): void;
+  /** S3 refuses reads of matching keys with 403 AccessDenied until the returned undo is called. */
+  denyS3Reads(keys: RegExp): () => void;
   /** The capacity under a running job goes away: its container is killed, the retry strategy decides. */
   reclaim(jobId: string, kind: ReclaimKind): void;
   /** Reclaims each matching job's first running attempt `afterMs` after it starts. */
@@ -174,7 +184,8 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
 
     const record = new SandboxRecord();
     const logs = new LogStore();
-    const throttles = new Throttles();
+    const throttles = new NextCalls();
+    const lostAnswers = new NextCalls();
     const scheduler = new JobScheduler({
       region: settings.region,
       image: settings.image,
@@ -200,6 +211,7 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       hosts,
       batchHandler(scheduler, record, {
         throttles,
+        lostAnswers,
         ...(settings.submitRateLimit && {
           submitRateLimit: new RateLimit(settings.submitRateLimit),
         }),
@@ -253,7 +265,12 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       record,
       throttle: (operation, count) => throttles.add(operation, count),
       holdRunnable: (match) => scheduler.holdRunnable(match),
-      hideAfterSubmit: (ms) => scheduler.hideAfterSubmit(ms),
+      hideAfterSubmit: (describeMs, listMs) => scheduler.hideAfterSubmit(describeMs, listMs),
+      loseAnswers: (operation, count) => lostAnswers.add(operation, count),
+      pageLogsByTime: (ms) => {
+        logs.pageWindowMs = ms;
+      },
+      denyS3Reads: (keys) => s3.denyReads(keys),
       reclaim: (jobId, kind) => scheduler.reclaim(jobId, kind),
       reclaimWhenRunning: (match, afterMs, kind = 'ec2') =>
         scheduler.reclaimWhenRunning(match, afterMs, kind),
