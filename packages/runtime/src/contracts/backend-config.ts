@@ -53,6 +53,11 @@ export const BatchBackendConfigSchema = z.strictObject({
   maxVcpus: z.number().int().positive(),
   vcpusPerJob: z.number().positive(),
   model: ModelAccessConfigSchema,
+  /**
+   * A Bedrock stack: the model ids its job role may invoke (the CLI refuses an executor model
+   * outside them before any job). Absent: only `model.model`.
+   */
+  bedrockModels: z.array(z.string().min(1)).min(1).optional(),
   sandbox: BatchSandboxEndpointsSchema.optional(),
 });
 
