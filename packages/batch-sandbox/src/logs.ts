@@ -14,6 +14,8 @@ export interface LogEvent {
 /** Log groups and their streams, in memory. */
 export class LogStore {
   private readonly groups = new Map<string, Map<string, LogEvent[]>>();
+  /** When each stream was made (group, newline, stream): where a read in windows starts. */
+  private readonly created = new Map<string, number>();
   /**
    * When set, GetLogEvents reads a stream forward in windows of this much event time, and a
    * window without events is an empty page whose token still moves on (CloudWatch Logs may
@@ -24,7 +26,14 @@ export class LogStore {
   createStream(group: string, stream: string): void {
     const streams = this.groups.get(group) ?? new Map<string, LogEvent[]>();
     this.groups.set(group, streams);
-    if (!streams.has(stream)) streams.set(stream, []);
+    if (!streams.has(stream)) {
+      streams.set(stream, []);
+      this.created.set(`${group}\n${stream}`, Date.now());
+    }
+  }
+
+  createdAt(group: string, stream: string): number {
+    return this.created.get(`${group}\n${stream}`) ?? 0;
   }
 
   append(group: string, stream: string, timestamp: number, message: string): void {
@@ -96,7 +105,7 @@ function getLogEvents(store: LogStore, body: unknown) {
         return [d as 'f' | 'b', Number(p), Number(t)] as const;
       })()
     : request.startFromHead
-      ? (['f', 0, events[0]?.timestamp ?? 0] as const)
+      ? (['f', 0, store.createdAt(group, request.logStreamName)] as const)
       : (['b', events.length, 0] as const);
   const window = store.pageWindowMs;
   const scanEnd = window > 0 ? scannedFrom + window : Number.POSITIVE_INFINITY;

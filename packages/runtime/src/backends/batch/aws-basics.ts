@@ -22,12 +22,12 @@ export function awsErrorMessage(error: unknown): string {
 }
 
 /**
- * IAM refused the caller the action: S3 answers AccessDenied (403), the other services
- * AccessDeniedException.
+ * IAM refused the caller the action: S3 answers AccessDenied (Forbidden to a HEAD, which has no
+ * body), the other services AccessDeniedException. Other 403s (an expired token, a bad
+ * signature) are not a missing permission.
  */
 export function isAccessDenied(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return /^AccessDenied/.test(e.name ?? '') || e.$metadata?.httpStatusCode === 403;
+  return /^(AccessDenied|Forbidden$)/.test((error as { name?: string }).name ?? '');
 }
 
 /**

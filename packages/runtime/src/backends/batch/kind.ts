@@ -120,7 +120,7 @@ export const batchKind: BackendKind<BatchSettings> = {
 };
 
 /** How many jobs the stack's compute environment runs at once, when the stack says. */
-export function jobSlots(settings: Pick<BatchSettings, 'capacity'>): number | undefined {
+function jobSlots(settings: Pick<BatchSettings, 'capacity'>): number | undefined {
   const { capacity } = settings;
   // A little slack: fractional vCPUs (0.25 a job on 0.5) must not lose a slot to rounding.
   return capacity && Math.floor(capacity.maxVcpus / capacity.vcpusPerJob + 1e-9);
