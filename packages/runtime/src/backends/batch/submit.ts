@@ -128,22 +128,29 @@ export const LOST_ANSWER = { windowMs: 60_000, firstMs: 1_000, capMs: 10_000, sw
 /** Clocks differ: a job created this long before its submission began still counts as its own. */
 const CLOCK_SKEW_MS = 5 * 60_000;
 
-/** Answers that say Batch refused the request for now: throttling and its own errors. */
+/** Connections that never carried the request (refused, no address yet): Batch has no job. */
+const NEVER_SENT = ['ECONNREFUSED', 'EAI_AGAIN'];
+
+/** Answers that say Batch refused the request for now (throttling, its own errors), or unsent. */
 function refusedForNow(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode ?? 0;
   return (
-    status === 429 || status >= 500 || /Throttl|TooManyRequests|LimitExceeded/.test(e.name ?? '')
+    status === 429 ||
+    status >= 500 ||
+    /Throttl|TooManyRequests|LimitExceeded/.test(e.name ?? '') ||
+    NEVER_SENT.includes(e.code ?? '')
   );
 }
 
-/** Failures that leave it unknown whether Batch took the job: the connection broke. */
+/**
+ * Failures that leave it unknown whether Batch took the job: the connection broke or timed out
+ * after the request went (the SDK names a reset connection a TimeoutError too).
+ */
 function unanswered(error: unknown): boolean {
   const e = error as { name?: string; code?: string };
-  return (
-    e.name === 'TimeoutError' ||
-    ['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNREFUSED', 'EAI_AGAIN'].includes(e.code ?? '')
-  );
+  if (NEVER_SENT.includes(e.code ?? '')) return false;
+  return e.name === 'TimeoutError' || ['ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(e.code ?? '');
 }
 
 /** A submission Batch refused because its job definition revision is retired (or gone). */
