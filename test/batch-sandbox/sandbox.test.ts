@@ -11,6 +11,8 @@ import {
   BatchClient,
   CancelJobCommand,
   type ContainerOverrides,
+  DeregisterJobDefinitionCommand,
+  DescribeJobDefinitionsCommand,
   DescribeJobQueuesCommand,
   DescribeJobsCommand,
   type JobDetail,
@@ -111,6 +113,7 @@ describeDocker('Batch sandbox', () => {
       secrets: { [TOKEN_ARN]: TOKEN },
       jobDefinitions: [
         testDefinition('test', { secrets: [{ name: 'API_TOKEN', valueFrom: TOKEN_ARN }] }),
+        testDefinition('retired'),
         testDefinition('missing-secret', {
           secrets: [{ name: 'API_TOKEN', valueFrom: MISSING_ARN }],
         }),
@@ -183,6 +186,23 @@ describeDocker('Batch sandbox', () => {
   }
 
   const shell = (script: string): ContainerOverrides => ({ command: ['sh', '-c', script] });
+
+  /** The status reasons DescribeJobs gives a job while it is RUNNABLE, until it leaves RUNNABLE. */
+  async function reasonsWhileRunnable(jobId: string): Promise<(string | undefined)[]> {
+    const reasons: (string | undefined)[] = [];
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const job = await describeJob(jobId);
+      if (job?.status === 'RUNNABLE') reasons.push(job.statusReason);
+      else if (
+        reasons.length > 0 ||
+        ['STARTING', 'RUNNING', 'SUCCEEDED', 'FAILED'].includes(job?.status ?? '')
+      )
+        break;
+      await sleep(50);
+    }
+    return reasons;
+  }
 
   async function describeJob(jobId: string): Promise<JobDetail | undefined> {
     const { jobs } = await batch.send(new DescribeJobsCommand({ jobs: [jobId] }));
@@ -442,6 +462,15 @@ describeDocker('Batch sandbox', () => {
       );
       const release = sandbox.holdRunnable(`narrow-held-${run}`);
       const held = await submit('narrow-held', {}, narrow);
+      // Queued behind the vCPUs in use: RUNNABLE with no reason all along, unlike a job nothing
+      // can place.
+      const [queued, blocked] = await Promise.all([
+        reasonsWhileRunnable(ids[3] as string),
+        reasonsWhileRunnable(tooBig),
+      ]);
+      expect(queued.length).toBeGreaterThan(0);
+      expect(queued.every((reason) => reason === undefined)).toBe(true);
+      expect(blocked.at(-1)).toMatch(/^MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - /);
 
       const jobs = await Promise.all(ids.map((id) => waitFor(id)));
       expect(jobs.map((j) => j.status)).toEqual([
@@ -681,6 +710,113 @@ describeDocker('Batch sandbox', () => {
       );
       expect(listed.jobSummaryList).toEqual([]);
       expect((await waitFor(jobId, ['SUCCEEDED'], 15_000)).jobId).toBe(jobId);
+    });
+
+    it('lets ListJobs lag behind DescribeJobs', async () => {
+      sandbox.hideAfterSubmit(0, 3_000);
+      const submitted = Date.now();
+      const jobId = await submit('list-lag');
+      sandbox.hideAfterSubmit(0);
+      const listed = () =>
+        batch
+          .send(
+            new ListJobsCommand({
+              jobQueue: queueArn('main'),
+              filters: [{ name: 'JOB_NAME', values: [`list-lag-${run}`] }],
+            }),
+          )
+          .then((page) => page.jobSummaryList?.map((j) => j.jobId));
+      expect((await waitFor(jobId, ['SUCCEEDED'])).jobId).toBe(jobId);
+      if (Date.now() - submitted < 2_500) expect(await listed()).toEqual([]);
+      await sleep(3_000 - (Date.now() - submitted));
+      expect(await listed()).toEqual([jobId]);
+    });
+
+    it('carries out a call whose answer it then loses: the connection is reset', async () => {
+      sandbox.loseAnswers('SubmitJob', 1);
+      // A client that does not retry, as the orchestrator's submissions are sent.
+      const once = new BatchClient({
+        endpoint: sandbox.config.sandbox?.batch,
+        region,
+        credentials: sandbox.config.sandbox?.credentials,
+        maxAttempts: 1,
+      });
+      const error = await once
+        .send(
+          new SubmitJobCommand({
+            jobName: `lost-answer-${run}`,
+            jobQueue: queueArn('main'),
+            jobDefinition: 'test',
+          }),
+        )
+        .catch((e: unknown) => e);
+      once.destroy();
+      // What the orchestrator takes for a lost answer: the job may exist.
+      expect(error).toMatchObject({ code: 'ECONNRESET' });
+      const listed = await batch.send(
+        new ListJobsCommand({
+          jobQueue: queueArn('main'),
+          filters: [{ name: 'JOB_NAME', values: [`lost-answer-${run}`] }],
+        }),
+      );
+      expect(listed.jobSummaryList).toHaveLength(1);
+      const call = sandbox.record.calls.filter((c) => c.operation === 'SubmitJob').at(-1);
+      expect(call).toMatchObject({ status: 200, answerLost: true });
+    });
+
+    it('reads a stream in windows of time when told: empty pages whose token moves, up to the tail', async () => {
+      const job = await waitFor(await submit('log-gap', shell('echo first; sleep 1; echo last')));
+      sandbox.pageLogsByTime(100);
+      try {
+        const pages: { events: string[]; token: string }[] = [];
+        let token: string | undefined;
+        for (let page = 0; page < 50; page++) {
+          const answer = await logs.send(
+            new GetLogEventsCommand({
+              logGroupName: LOG_GROUP,
+              logStreamName: job.container?.logStreamName,
+              startFromHead: true,
+              ...(token && { nextToken: token }),
+            }),
+          );
+          const next = answer.nextForwardToken as string;
+          pages.push({ events: (answer.events ?? []).map((e) => e.message ?? ''), token: next });
+          if (next === token) break;
+          token = next;
+        }
+        const events = pages.flatMap((p) => p.events);
+        expect(events).toEqual(['first', 'last']);
+        // Empty pages with a new token each lie between the two lines.
+        const between = pages.slice(
+          pages.findIndex((p) => p.events.includes('first')) + 1,
+          pages.findIndex((p) => p.events.includes('last')),
+        );
+        expect(between.length).toBeGreaterThan(3);
+        expect(between.every((p) => p.events.length === 0)).toBe(true);
+        expect(new Set(between.map((p) => p.token)).size).toBe(between.length);
+        // The end: the token comes back as it was sent.
+        expect(pages.at(-1)?.token).toBe(pages.at(-2)?.token);
+      } finally {
+        sandbox.pageLogsByTime(0);
+      }
+    });
+
+    it('retires a deregistered job definition revision: SubmitJob to it is refused', async () => {
+      await batch.send(new DeregisterJobDefinitionCommand({ jobDefinition: 'retired:1' }));
+      const { jobDefinitions } = await batch.send(
+        new DescribeJobDefinitionsCommand({ jobDefinitions: [definitionArn('retired')] }),
+      );
+      expect(jobDefinitions?.map((d) => d.status)).toEqual(['INACTIVE']);
+      await expect(
+        submit('retired', {}, { jobDefinition: definitionArn('retired') }),
+      ).rejects.toMatchObject({
+        name: 'ClientException',
+        message: `JobDefinition ${definitionArn('retired')} is not in ACTIVE status`,
+      });
+      // By name: its latest ACTIVE revision, of which there is none.
+      await expect(submit('retired', {}, { jobDefinition: 'retired' })).rejects.toMatchObject({
+        message: 'JobDefinition name retired does not exist or is not in ACTIVE status',
+      });
     });
   });
 

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BatchClient, DescribeJobsCommand } from '@aws-sdk/client-batch';
+import {
+  BatchClient,
+  DeregisterJobDefinitionCommand,
+  DescribeJobsCommand,
+} from '@aws-sdk/client-batch';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -12,10 +16,12 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   type BatchSandbox,
   type BatchSandboxOptions,
+  type PolicyDocument,
   sandboxStackFrom,
   startBatchSandbox,
 } from '../../packages/batch-sandbox/src/index.js';
-import { jobNamePrefix } from '../../packages/runtime/src/backends/batch/submit.js';
+import { awsClients } from '../../packages/runtime/src/backends/batch/aws.js';
+import { JobSubmitter, jobNamePrefix } from '../../packages/runtime/src/backends/batch/submit.js';
 import {
   BATCH_INPUT_URL_ENV,
   BATCH_JOB_ENV,
@@ -116,6 +122,7 @@ const LEAK_SOURCES =
 describeDocker('the Batch backend on the local Batch sandbox', () => {
   let sandbox: BatchSandbox;
   let config: string;
+  let made: Awaited<ReturnType<typeof stackUnderMocks>>;
 
   async function withSandbox(options: BatchSandboxOptions) {
     const own = await startBatchSandbox({
@@ -130,7 +137,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
   beforeAll(async () => {
     // The stack the component makes, IAM enforced with its policies: the host holds only the
     // submitter policy, jobs their job role, container starts the execution role.
-    const made = await stackUnderMocks({
+    made = await stackUnderMocks({
       computeType: 'EC2',
       maxVcpus: 8,
       vcpus: 1,
@@ -275,6 +282,218 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       ),
     ).toBe(true);
     expect(statusOf(sandbox, stuck?.jobId ?? '')).toBe('FAILED');
+  });
+
+  it('lets jobs wait their turn for the vCPUs: -e 6 on 2 vCPUs with a 3s RUNNABLE timeout, each task in one attempt', async () => {
+    const { own, file } = await withSandbox({ maxVcpus: 2, vcpusPerJob: 1 });
+    try {
+      const plan = writePlan(
+        Array.from({ length: 6 }, (_, i) => task(`q${i}`, [], 2500)),
+        6,
+      );
+      const run = await batchRun(file, [
+        '--plan',
+        plan,
+        '-e',
+        '6',
+        '--batch-runnable-timeout',
+        '3s',
+      ]);
+      expect(run.code, run.stderr).toBe(0);
+      const summary = readSummary(run.runDir);
+      expect(summary.tasks.map((t) => t.attempts)).toEqual([1, 1, 1, 1, 1, 1]);
+      const jobs = jobsOf(own, path.basename(run.runDir));
+      expect(jobs).toHaveLength(6);
+      const ids = jobs.map((j) => j.jobId);
+      expect(own.record.maxConcurrent(['STARTING', 'RUNNING'], ids)).toBe(2);
+      expect(own.record.calls.filter((c) => c.operation === 'TerminateJob')).toEqual([]);
+      // Jobs did wait in RUNNABLE past the timeout, with no status reason: queued, not blocked.
+      const waited = ids.map((id) => {
+        const seen = own.record.transitions.filter((t) => t.jobId === id);
+        const runnable = seen.find((t) => t.status === 'RUNNABLE');
+        const starting = seen.find((t) => t.status === 'STARTING');
+        expect(runnable?.statusReason).toBeUndefined();
+        return (starting?.at ?? 0) - (runnable?.at ?? 0);
+      });
+      expect(Math.max(...waited)).toBeGreaterThan(3000);
+      // Said at the start: more executors than the compute environment runs at once.
+      expect(run.stderr).toMatch(
+        /note: -e 6, but the compute environment runs at most 2 jobs at once \(maxVcpus 2, 1 vCPU a job\)/,
+      );
+    } finally {
+      await own.close();
+    }
+  });
+
+  it("copies a job's whole log, past empty pages whose token still moves on", async () => {
+    // The job's last line comes 2 s after the one before; read in windows of 100 ms of event
+    // time, the stream answers empty pages across that gap before the tail.
+    sandbox.pageLogsByTime(100);
+    let run: Awaited<ReturnType<typeof batchRun>>;
+    try {
+      run = await batchRun(config, ['--plan', writePlan([task('tail', [], 2000)], 1)]);
+    } finally {
+      sandbox.pageLogsByTime(0);
+    }
+    expect(run.code, run.stderr).toBe(0);
+    const log = readFileSync(path.join(run.runDir, 'tasks', 'tail', 'executor.log'), 'utf8');
+    expect(log).toMatch(/simulating task tail attempt 1/);
+    expect(log.trimEnd().split('\n').at(-1)).toMatch(/task tail succeeded$/);
+  });
+
+  it('finds the job of a lost SubmitJob answer once ListJobs shows it: one job for the attempt', async () => {
+    sandbox.loseAnswers('SubmitJob', 1);
+    // ListJobs shows new jobs 4 s late, DescribeJobs 1.5 s.
+    sandbox.hideAfterSubmit(1500, 4000);
+    let run: Awaited<ReturnType<typeof batchRun>>;
+    try {
+      run = await batchRun(config, ['--plan', writePlan([task('lost', [], 500)], 1)]);
+    } finally {
+      sandbox.hideAfterSubmit(0);
+    }
+    expect(run.code, run.stderr).toBe(0);
+    const runId = path.basename(run.runDir);
+    expect(readSummary(run.runDir).tasks[0]).toMatchObject({ status: 'succeeded', attempts: 1 });
+    const submits = sandbox.record.calls.filter(
+      (c) => c.operation === 'SubmitJob' && c.body.includes(jobNamePrefix(runId)),
+    );
+    expect(submits.map((c) => c.answerLost ?? false)).toEqual([true]);
+    expect(submissionsFor(sandbox, runId, 'lost')).toHaveLength(1);
+  });
+
+  it('terminates a twin that ListJobs shows only after its job was submitted again', async () => {
+    const { own } = await withSandbox({
+      jobDefinitions: [
+        {
+          arn: 'arn:aws:batch:us-east-1:000000000000:job-definition/sleeper:1',
+          containerProperties: {
+            image: 'parallel-orchestrator:latest',
+            command: ['sleep', '30'],
+            resourceRequirements: [
+              { type: 'VCPU', value: '0.5' },
+              { type: 'MEMORY', value: '512' },
+            ],
+          },
+        },
+      ],
+    });
+    try {
+      // ListJobs lags 3 s behind a submission; the submitter looks for 1 s only.
+      own.loseAnswers('SubmitJob', 1);
+      own.hideAfterSubmit(0, 3000);
+      const clients = awsClients(own.config);
+      const submitter = new JobSubmitter(
+        { submit: clients.submit, lookup: clients.batch },
+        own.config.jobQueueArn,
+        own.config.jobDefinitionArn,
+        10,
+        { windowMs: 1000, firstMs: 200, capMs: 400, sweepMs: 200 },
+      );
+      const name = 'po-twins-t-a1';
+      const { id, inDoubt } = await submitter.submit(
+        {
+          name,
+          runId: 'twins',
+          taskId: 't',
+          attempt: 1,
+          executor: 0,
+          executors: 1,
+          real: false,
+          requirements: '',
+          prefix: 'runs/twins/tasks/t/attempt-1/',
+          // Nothing answers there: the job only has to exist.
+          inputUrl: 'http://127.0.0.1:9/input.json',
+          timeoutMs: 60_000,
+        },
+        new AbortController().signal,
+      );
+      expect(inDoubt).toBe(true);
+      const stop = submitter.sweepTwins(name, id);
+      const twin = own.record.submissions.find((s) => s.jobId !== id);
+      await waitFor(
+        () => (statusOf(own, twin?.jobId ?? '') === 'FAILED' ? true : undefined),
+        20_000,
+      );
+      await stop();
+      expect(own.record.submissions).toHaveLength(2);
+      const last = own.record.transitions.filter((t) => t.jobId === twin?.jobId).at(-1);
+      expect(last?.statusReason).toBe(`a twin of job ${id}: the answer to its submission was lost`);
+      expect(['RUNNABLE', 'STARTING', 'RUNNING']).toContain(statusOf(own, id));
+      for (const client of Object.values(clients)) client.destroy();
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('says in one line that the stack was updated when its job definition revision is retired, and tries no job again', async () => {
+    const { own, file } = await withSandbox({});
+    try {
+      const batch = new BatchClient({
+        region: own.config.region,
+        endpoint: own.config.sandbox?.batch,
+        credentials: own.config.sandbox?.credentials,
+      });
+      // What `pulumi up` does to the revision the exported config names.
+      await batch.send(
+        new DeregisterJobDefinitionCommand({ jobDefinition: own.config.jobDefinitionArn }),
+      );
+      batch.destroy();
+      const plan = writePlan([task('one', [], 100), task('two', [], 100)], 2);
+      const run = await batchRun(file, ['--plan', plan, '-e', '2', '--retry-delay', '0s']);
+      expect(run.code, run.stderr).toBe(1);
+      for (const result of readSummary(run.runDir).tasks) {
+        expect(result).toMatchObject({ status: 'failed', attempts: 1 });
+        expect(result.error).toMatch(
+          /^job definition \S+:1 no longer takes jobs: the stack was updated: export runtimeConfig again/,
+        );
+        expect(result.error).not.toContain('\n');
+      }
+      expect(own.record.calls.filter((c) => c.operation === 'SubmitJob')).toHaveLength(2);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('says in one line which permission a denied read of result.json lacks, and does not retry it', async () => {
+    // The stack's submitter policy with the task's result.json taken away, as a hand-made
+    // policy might leave it.
+    const bucketArn = `arn:aws:s3:::${made.runtimeConfig.bucketName}`;
+    const noResult: PolicyDocument = {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Sid: 'NoResult',
+          Effect: 'Deny',
+          Action: ['s3:GetObject'],
+          Resource: [`${bucketArn}/runs/*/tasks/denied/*/result.json`],
+        },
+      ],
+    };
+    const { own, file } = await withSandbox({
+      stack: made.stack,
+      iam: { submitter: [made.stack.submitterPolicy, noResult], roles: made.stack.rolePolicies },
+      secrets: { [made.apiKeySecretArn as string]: 'sk-placeholder-for-simulated-runs' },
+    });
+    try {
+      const run = await batchRun(file, [
+        '--plan',
+        writePlan([task('denied', [], 100)], 1),
+        '--retries',
+        '1',
+        '--retry-delay',
+        '0s',
+      ]);
+      expect(run.code, run.stderr).toBe(1);
+      const [result] = readSummary(run.runDir).tasks;
+      expect(result).toMatchObject({ status: 'failed', attempts: 1 });
+      expect(result?.error).toMatch(
+        /cannot read s3:\/\/\S+\/tasks\/denied\/attempt-1\/result\.json: access denied: the orchestrator's AWS credentials lack s3:GetObject/,
+      );
+      expect(submissionsFor(own, path.basename(run.runDir), 'denied')).toHaveLength(1);
+      expect(own.record.denied().map((d) => d.action)).toEqual(['s3:GetObject']);
+    } finally {
+      await own.close();
+    }
   });
 
   it('adopts jobs that outlive a killed orchestrator: no second submission, same tree', async () => {

@@ -153,6 +153,16 @@ const cases: [string, string[], RegExp][] = [
     /cannot reach AWS Batch in us-east-1: .*ECONNREFUSED/,
   ],
   [
+    'a Batch stack whose jobs need more vCPUs than its compute environment has',
+    [
+      'run',
+      'x',
+      '--backend-config',
+      file('too-big.json', JSON.stringify({ ...BATCH_CONFIG, maxVcpus: 2, vcpusPerJob: 4 })),
+    ],
+    /the stack's jobs need 4 vCPUs and its compute environment has at most 2: no job could ever start/,
+  ],
+  [
     'the batch backend with nothing to submit to',
     ['run', 'x', '--backend', 'batch', '--batch-region', 'us-east-1'],
     /the batch backend needs --backend-config FILE .* or --batch-job-queue, --batch-job-definition, --batch-bucket, --batch-log-group/,
@@ -307,6 +317,40 @@ describe('bad output directories and environments', () => {
       result,
       /both ANTHROPIC_API_KEY and ANTHROPIC_API_KEY_FILE are set: unset the one not to use/,
     );
+  });
+
+  it("refuses, before any job, an executor model a Bedrock stack's job role may not invoke", async () => {
+    // Endpoints where nothing listens: a run that gets past the model check stops at the queue.
+    const stack = file(
+      'bedrock-stack.json',
+      JSON.stringify({
+        ...BATCH_CONFIG,
+        bedrockModels: ['us.anthropic.claude-sonnet-5-5', 'us.anthropic.claude-haiku-5-5'],
+        sandbox: {
+          batch: 'http://127.0.0.1:9/',
+          s3: 'http://127.0.0.1:9/',
+          logs: 'http://127.0.0.1:9/',
+        },
+      }),
+    );
+    const bedrock = {
+      USE_BEDROCK: '1',
+      AWS_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE01',
+      AWS_SECRET_ACCESS_KEY: 'not-a-real-secret',
+      // Any file stands in for Claude Code: nothing runs it before the check.
+      CLAUDE_CODE_PATH: process.execPath,
+    };
+    const run = (model: string) =>
+      runCli(
+        ['run', 'x', '--real', '--executor-model', model, '--backend-config', stack],
+        work,
+        bedrock,
+      );
+    expectOneLine(
+      await run('anthropic.claude-opus-9-9'),
+      /executor model anthropic\.claude-opus-9-9 is not one the stack's job role may invoke on Bedrock: use us\.anthropic\.claude-sonnet-5-5, us\.anthropic\.claude-haiku-5-5/,
+    );
+    expectOneLine(await run('us.anthropic.claude-haiku-5-5'), /cannot reach AWS Batch/);
   });
 
   it('reads a pipe only up to the limit', async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type http from 'node:http';
 import { BATCH_LIMITS } from '@parallel-orchestrator/runtime/contracts';
 import { z } from 'zod';
-import type { RateLimit, Throttles } from './faults.js';
+import type { NextCalls, RateLimit } from './faults.js';
 import { AwsError, authenticate, clientError, readBody, sendError, sendJson } from './http.js';
 import { type Iam, notAuthorized, type Principal } from './iam.js';
 import type { JobScheduler, JobView } from './jobs.js';
@@ -92,6 +92,8 @@ const DescribeJobQueuesSchema = z.object({
   nextToken: z.string().optional(),
 });
 
+const DeregisterJobDefinitionSchema = z.object({ jobDefinition: z.string().min(1) });
+
 const DescribeJobDefinitionsSchema = z.object({
   jobDefinitions: z.array(z.string()).max(100).optional(),
   jobDefinitionName: z.string().optional(),
@@ -111,10 +113,13 @@ const OPERATIONS: Record<string, string> = {
   '/v1/canceljob': 'CancelJob',
   '/v1/describejobqueues': 'DescribeJobQueues',
   '/v1/describejobdefinitions': 'DescribeJobDefinitions',
+  '/v1/deregisterjobdefinition': 'DeregisterJobDefinition',
 };
 
 export interface BatchApiFaults {
-  throttles: Throttles;
+  throttles: NextCalls;
+  /** Calls carried out whose answer never reaches the caller: the connection is reset. */
+  lostAnswers: NextCalls;
   submitRateLimit?: RateLimit;
 }
 
@@ -166,6 +171,14 @@ export function batchHandler(
         scheduler.cancel(jobId, reason);
         return {};
       }
+      case 'DeregisterJobDefinition': {
+        const { jobDefinition } = parseOrFail(DeregisterJobDefinitionSchema, body, clientError);
+        const found = scheduler.findDefinition(jobDefinition);
+        if (!found) throw clientError(`JobDefinition ${jobDefinition} not found`);
+        await authorize('batch:DeregisterJobDefinition', found.arn);
+        scheduler.deregister(found.arn);
+        return {};
+      }
       case 'DescribeJobQueues':
         await authorize('batch:DescribeJobQueues', '*');
         return describeJobQueues(
@@ -190,6 +203,7 @@ export function batchHandler(
       faults.throttles.take(operation) ||
       (operation === 'SubmitJob' && faults.submitRateLimit?.allow() === false);
     let status = 200;
+    let lost = false;
     try {
       const principal: Principal = await authenticate(
         req,
@@ -221,7 +235,11 @@ export function batchHandler(
             notAuthorized(principal.arn, action, resource),
           );
       };
-      sendJson(res, 200, await serve(operation, parsed, authorize));
+      const answer = await serve(operation, parsed, authorize);
+      if (faults.lostAnswers.take(operation)) {
+        lost = true;
+        res.destroy();
+      } else sendJson(res, 200, answer);
     } catch (error) {
       const aws =
         error instanceof AwsError ? error : new AwsError('ServerException', 500, String(error));
@@ -236,6 +254,7 @@ export function batchHandler(
       body: body.toString('utf8'),
       throttled: isThrottled,
       status,
+      ...(lost && { answerLost: true }),
     });
   };
 }
@@ -256,10 +275,12 @@ async function submitJob(
   const queue = scheduler.findQueue(request.jobQueue);
   if (!queue) throw clientError(`JobQueue ${request.jobQueue} not found`);
   const definition = scheduler.findDefinition(request.jobDefinition);
+  // Batch's words: "JobDefinition arn:... not found." for an ARN, "JobDefinition name X does not
+  // exist or is not in ACTIVE status" for a name (as users report them in aws-samples issues).
   if (!definition)
     throw clientError(
       request.jobDefinition.startsWith('arn:') || request.jobDefinition.includes(':')
-        ? `JobDefinition ${request.jobDefinition} not found`
+        ? `JobDefinition ${request.jobDefinition} not found.`
         : `JobDefinition name ${request.jobDefinition} does not exist or is not in ACTIVE status`,
     );
   const jobId = randomUUID();

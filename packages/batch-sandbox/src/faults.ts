@@ -13,15 +13,15 @@ export function matchesJob(
   return match.endsWith('*') ? job.jobName.startsWith(match.slice(0, -1)) : job.jobName === match;
 }
 
-/** Requests to answer with a throttling error: the next N calls of each operation. */
-export class Throttles {
+/** Calls a fault applies to (a throttling error, a lost answer): the next N of each operation. */
+export class NextCalls {
   private readonly pending = new Map<string, number>();
 
   add(operation: string, count: number): void {
     this.pending.set(operation, (this.pending.get(operation) ?? 0) + count);
   }
 
-  /** Whether this call is one of the throttled ones (it uses one up). */
+  /** Whether this call is one of them (it uses one up). */
   take(operation: string): boolean {
     const left = this.pending.get(operation) ?? 0;
     if (left <= 0) return false;

@@ -116,7 +116,8 @@ interface Job {
   createdAt: number;
   startedAt?: number;
   stoppedAt?: number;
-  visibleAt: number;
+  /** When DescribeJobs and ListJobs first show it (both eventually consistent). */
+  visibleAt: { describe: number; list: number };
   command: string[] | undefined;
   environment: KeyValue[];
   resourceRequirements: ResourceRequirement[];
@@ -171,7 +172,7 @@ export class JobScheduler {
     kind: ReclaimKind;
     reclaimed: Set<string>;
   }>();
-  private visibilityDelayMs = 0;
+  private visibilityDelayMs = { describe: 0, list: 0 };
   private closed = false;
 
   constructor(private readonly settings: SchedulerSettings) {
@@ -185,7 +186,7 @@ export class JobScheduler {
     return this.settings.queues.find((q) => q.arn === ref || q.name === ref);
   }
 
-  /** By ARN, `name:revision`, or `name` (its latest revision). */
+  /** By ARN, `name:revision` (whatever its status), or `name` (its latest ACTIVE revision). */
   findDefinition(ref: string): JobDefinition | undefined {
     const definitions = this.settings.definitions;
     const exact = definitions.find((d) => d.arn === ref || `${d.name}:${d.revision}` === ref);
@@ -194,6 +195,19 @@ export class JobScheduler {
     return definitions
       .filter((d) => d.name === ref && d.status === 'ACTIVE')
       .sort((a, b) => b.revision - a.revision)[0];
+  }
+
+  /**
+   * DeregisterJobDefinition: the revision turns INACTIVE for good (Batch cannot reactivate one);
+   * jobs already submitted run on, new ones are refused. False when no such revision exists.
+   */
+  deregister(ref: string): boolean {
+    const definition = this.settings.definitions.find(
+      (d) => d.arn === ref || `${d.name}:${d.revision}` === ref,
+    );
+    if (!definition) return false;
+    definition.status = 'INACTIVE';
+    return true;
   }
 
   get queues(): readonly JobQueue[] {
@@ -230,7 +244,10 @@ export class JobScheduler {
       status: 'SUBMITTED',
       statusSince: now,
       createdAt: now,
-      visibleAt: now + this.visibilityDelayMs,
+      visibleAt: {
+        describe: now + this.visibilityDelayMs.describe,
+        list: now + this.visibilityDelayMs.list,
+      },
       command: overrides?.command ?? properties.command,
       environment: mergeByKey(
         properties.environment ?? [],
@@ -263,7 +280,7 @@ export class JobScheduler {
     const now = Date.now();
     return jobIds
       .map((id) => this.jobs.get(id))
-      .filter((job): job is Job => job !== undefined && job.visibleAt <= now)
+      .filter((job): job is Job => job !== undefined && job.visibleAt.describe <= now)
       .map((job) => this.detail(job));
   }
 
@@ -271,7 +288,7 @@ export class JobScheduler {
   jobsOf(queue: JobQueue): JobView[] {
     const now = Date.now();
     return [...this.jobs.values()]
-      .filter((job) => job.queue === queue && job.visibleAt <= now)
+      .filter((job) => job.queue === queue && job.visibleAt.list <= now)
       .map((job) => ({
         sequence: job.sequence,
         jobName: job.jobName,
@@ -323,8 +340,8 @@ export class JobScheduler {
     };
   }
 
-  hideAfterSubmit(ms: number): void {
-    this.visibilityDelayMs = ms;
+  hideAfterSubmit(describeMs: number, listMs = describeMs): void {
+    this.visibilityDelayMs = { describe: describeMs, list: listMs };
   }
 
   /** Stops scheduling and kills every container; waits (bounded) for them to end. */

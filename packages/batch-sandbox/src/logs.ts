@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import { z } from 'zod';
-import type { Throttles } from './faults.js';
+import type { NextCalls } from './faults.js';
 import { AwsError, authenticate, readBody, sendError, sendJson } from './http.js';
 import { type Iam, notAuthorized } from './iam.js';
 import { parseOrFail } from './parse.js';
@@ -15,11 +15,26 @@ export interface LogEvent {
 /** Log groups and their streams, in memory. */
 export class LogStore {
   private readonly groups = new Map<string, Map<string, LogEvent[]>>();
+  /** When each stream was made (group, newline, stream): where a read in windows starts. */
+  private readonly created = new Map<string, number>();
+  /**
+   * When set, GetLogEvents reads a stream forward in windows of this much event time, and a
+   * window without events is an empty page whose token still moves on (CloudWatch Logs may
+   * answer so: only a token that comes back unchanged marks the end of a stream).
+   */
+  pageWindowMs = 0;
 
   createStream(group: string, stream: string): void {
     const streams = this.groups.get(group) ?? new Map<string, LogEvent[]>();
     this.groups.set(group, streams);
-    if (!streams.has(stream)) streams.set(stream, []);
+    if (!streams.has(stream)) {
+      streams.set(stream, []);
+      this.created.set(`${group}\n${stream}`, Date.now());
+    }
+  }
+
+  createdAt(group: string, stream: string): number {
+    return this.created.get(`${group}\n${stream}`) ?? 0;
   }
 
   append(group: string, stream: string, timestamp: number, message: string): void {
@@ -49,7 +64,7 @@ const GetLogEventsSchema = z
     endTime: z.number().int().optional(),
     nextToken: z
       .string()
-      .regex(/^[fb]\/\d+\/s$/, 'not a token of this log stream')
+      .regex(/^[fb]\/\d+\/\d+\/s$/, 'not a token of this log stream')
       .optional(),
     limit: z.number().int().min(1).max(MAX_EVENTS).optional(),
     startFromHead: z.boolean().optional(),
@@ -57,14 +72,18 @@ const GetLogEventsSchema = z
   })
   .refine((r) => r.logGroupName || r.logGroupIdentifier, 'logGroupName is required');
 
-/** Opaque to clients; here a position in the stream, zero-padded like CloudWatch's tokens. */
-const token = (direction: 'f' | 'b', position: number) =>
-  `${direction}/${String(position).padStart(56, '0')}/s`;
+/**
+ * Opaque to clients; here a position in the stream, zero-padded like CloudWatch's tokens, and
+ * the event time a forward read in windows has scanned up to.
+ */
+const token = (direction: 'f' | 'b', position: number, scannedTo = 0) =>
+  `${direction}/${String(position).padStart(56, '0')}/${scannedTo}/s`;
 
 /**
  * GetLogEvents as CloudWatch Logs answers it. A forward token names the position after the last
  * event returned; at the end of the stream it comes back unchanged with no events, which is how
- * a follower knows to wait.
+ * a follower knows to wait. Read in windows (`LogStore.pageWindowMs`), a page holds only the
+ * events of one window of time, so a gap in the stream reads as empty pages with moving tokens.
  */
 function getLogEvents(store: LogStore, body: unknown) {
   const request = parseOrFail(GetLogEventsSchema, body, invalidParameter);
@@ -81,17 +100,24 @@ function getLogEvents(store: LogStore, body: unknown) {
     (request.startTime === undefined || event.timestamp >= request.startTime) &&
     (request.endTime === undefined || event.timestamp < request.endTime);
 
-  const [direction, position] = request.nextToken
-    ? [request.nextToken[0] as 'f' | 'b', Number(request.nextToken.slice(2, -2))]
+  const [direction, position, scannedFrom] = request.nextToken
+    ? (() => {
+        const [d, p, t] = request.nextToken.split('/');
+        return [d as 'f' | 'b', Number(p), Number(t)] as const;
+      })()
     : request.startFromHead
-      ? (['f', 0] as const)
-      : (['b', events.length] as const);
+      ? (['f', 0, store.createdAt(group, request.logStreamName)] as const)
+      : (['b', events.length, 0] as const);
+  const window = store.pageWindowMs;
+  const scanEnd = window > 0 ? scannedFrom + window : Number.POSITIVE_INFINITY;
   const selected: LogEvent[] = [];
   let start = Math.min(position, events.length);
   let end = start;
   if (direction === 'f') {
     while (end < events.length && selected.length < limit) {
-      const event = events[end++] as LogEvent;
+      const event = events[end] as LogEvent;
+      if (event.timestamp >= scanEnd) break;
+      end += 1;
       if (inWindow(event)) selected.push(event);
     }
   } else {
@@ -100,10 +126,15 @@ function getLogEvents(store: LogStore, body: unknown) {
       if (inWindow(event)) selected.unshift(event);
     }
   }
+  // Events left beyond a window that was read to its end: the next page scans the next window.
+  const scannedTo =
+    direction === 'f' && end < events.length && selected.length < limit && window > 0
+      ? scanEnd
+      : scannedFrom;
   return {
     events: selected,
-    nextForwardToken: token('f', end),
-    nextBackwardToken: token('b', start),
+    nextForwardToken: token('f', end, scannedTo),
+    nextBackwardToken: token('b', start, scannedTo),
   };
 }
 
@@ -115,7 +146,7 @@ function getLogEvents(store: LogStore, body: unknown) {
 export function logsHandler(
   store: LogStore,
   record: SandboxRecord,
-  throttles: Throttles,
+  throttles: NextCalls,
   auth: { region: string; accountId: string; iam: Iam },
 ): http.RequestListener {
   return async (req, res) => {

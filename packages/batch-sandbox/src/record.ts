@@ -12,6 +12,8 @@ export interface ApiCall {
   /** Answered with a throttling error instead of being served. */
   throttled: boolean;
   status: number;
+  /** Served, but its answer was lost on the way (the connection was reset). */
+  answerLost?: boolean;
 }
 
 export interface Submission {

@@ -17,7 +17,7 @@ import {
   removeSandboxContainers,
   withTimeout,
 } from './docker.js';
-import { type JobMatch, RateLimit, Throttles } from './faults.js';
+import { type JobMatch, NextCalls, RateLimit } from './faults.js';
 import { type ListeningServer, listenOn } from './http.js';
 import { ALLOW_ALL, Iam, newPrincipal, type PolicyDocument, type Principal } from './iam.js';
 import { JobScheduler, type ReclaimKind } from './jobs.js';
@@ -133,8 +133,16 @@ export interface BatchSandbox {
   throttle(operation: string, count: number): void;
   /** Matching jobs stay RUNNABLE (blocked for capacity) until released, terminated or cancelled. */
   holdRunnable(match: JobMatch): () => void;
-  /** Jobs submitted from now on appear in DescribeJobs and ListJobs only `ms` after submission. */
-  hideAfterSubmit(ms: number): void;
+  /**
+   * DescribeJobs and ListJobs are eventually consistent: jobs submitted from now on appear in
+   * DescribeJobs only `describeMs` after submission, in ListJobs only `listMs` after (the same
+   * unless given). 0 makes them consistent again.
+   */
+  hideAfterSubmit(describeMs: number, listMs?: number): void;
+  /** The next `count` calls of an operation are carried out, but their answers are lost. */
+  loseAnswers(operation: string, count: number): void;
+  /** GetLogEvents reads streams in windows of `ms` of event time (0: all at once); see LogStore. */
+  pageLogsByTime(ms: number): void;
   /** The capacity under a running job goes away: its container is killed, the retry strategy decides. */
   reclaim(jobId: string, kind: ReclaimKind): void;
   /** Reclaims each matching job's first running attempt `afterMs` after it starts. */
@@ -242,7 +250,8 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
     const s3Url = `http://${network.gateway}:${s3.ports[1]}`;
 
     const logs = new LogStore();
-    const throttles = new Throttles();
+    const throttles = new NextCalls();
+    const lostAnswers = new NextCalls();
     const scheduler = new JobScheduler({
       region,
       image: settings.image,
@@ -275,6 +284,7 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
         record,
         {
           throttles,
+          lostAnswers,
           ...(settings.submitRateLimit && {
             submitRateLimit: new RateLimit(settings.submitRateLimit),
           }),
@@ -342,7 +352,11 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
         registerRevision(definitions, input, options?.deregisterPrevious ?? true).arn,
       throttle: (operation, count) => throttles.add(operation, count),
       holdRunnable: (match) => scheduler.holdRunnable(match),
-      hideAfterSubmit: (ms) => scheduler.hideAfterSubmit(ms),
+      hideAfterSubmit: (describeMs, listMs) => scheduler.hideAfterSubmit(describeMs, listMs),
+      loseAnswers: (operation, count) => lostAnswers.add(operation, count),
+      pageLogsByTime: (ms) => {
+        logs.pageWindowMs = ms;
+      },
       reclaim: (jobId, kind) => scheduler.reclaim(jobId, kind),
       reclaimWhenRunning: (match, afterMs, kind = 'ec2') =>
         scheduler.reclaimWhenRunning(match, afterMs, kind),

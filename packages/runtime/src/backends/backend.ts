@@ -1,7 +1,7 @@
 import type { Option } from 'commander';
 import type { BackendConfig } from '../contracts/backend-config.js';
 import type { RemoteJob } from '../contracts/events.js';
-import type { ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
+import type { AgentSettings, ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import type { BackendName, RunConfig } from '../contracts/run-config.js';
 import type { RunLayout, SandboxLayout } from '../contracts/run-layout.js';
 import type { Verification, VerifySettings } from '../contracts/verify.js';
@@ -101,6 +101,8 @@ export interface PreflightRequest {
   toolsGiven: boolean;
   /** `--verify`: the backend checks it can run the command, and says why not in one line. */
   verify?: VerifySettings;
+  /** A real run: the provider and model its executors are to use. */
+  agent?: Pick<AgentSettings, 'provider' | 'model'>;
 }
 
 export interface Preflight<Settings> {

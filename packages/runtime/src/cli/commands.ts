@@ -321,6 +321,7 @@ export async function runCommand(
     allowedTools: options.allowedTools,
     toolsGiven: given('allowedTools'),
     ...(verify && { verify }),
+    ...(access && { agent: { provider: access.provider, model: access.executorModel } }),
   });
   // A URL is fetched once, before planning: its --base is checked and its codebase can be shown.
   const fetched = named ? await fetchSource(named, options.output) : undefined;
@@ -426,6 +427,7 @@ export async function resumeCommand(
     allowedTools: config.agent?.allowedTools ?? [],
     toolsGiven: true,
     ...(config.verify && { verify: config.verify }),
+    ...(config.agent && { agent: config.agent }),
   });
   return drive(options.json ?? false, plan, options.executors ?? config.executors, (hooks) =>
     resumeRun(runDir, {

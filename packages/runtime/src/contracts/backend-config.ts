@@ -60,8 +60,8 @@ export const BatchBackendConfigSchema = z.strictObject({
   vcpusPerJob: z.number().positive(),
   model: ModelAccessConfigSchema,
   /**
-   * Bedrock: every model id the stack's job role may invoke (the stack's model first); an
-   * executor model outside it would be denied in every job.
+   * A Bedrock stack: every model id its job role may invoke, the stack's model first (the CLI
+   * refuses an executor model outside them before any job). Absent: only `model.model`.
    */
   bedrockModels: z.array(z.string().min(1)).min(1).optional(),
   sandbox: BatchSandboxEndpointsSchema.optional(),

@@ -20,3 +20,21 @@ export function awsErrorMessage(error: unknown): string {
     ? `${e.name}: ${message}`
     : (message ?? 'unknown error');
 }
+
+/**
+ * IAM refused the caller the action: S3 answers AccessDenied (Forbidden to a HEAD, which has no
+ * body), the other services AccessDeniedException. Other 403s (an expired token, a bad
+ * signature) are not a missing permission.
+ */
+export function isAccessDenied(error: unknown): boolean {
+  return /^(AccessDenied|Forbidden$)/.test((error as { name?: string }).name ?? '');
+}
+
+/**
+ * An AccessDenied in one line that says which permission to grant: the action AWS names ("is
+ * not authorized to perform: s3:GetObject on ..."), else the one the caller was attempting.
+ */
+export function deniedLine(error: unknown, attempted: string): string {
+  const named = /perform: ([a-z0-9-]+:[A-Za-z0-9]+)/.exec((error as Error).message ?? '')?.[1];
+  return `access denied: the orchestrator's AWS credentials lack ${named ?? attempted} (${awsErrorMessage(error)})`;
+}

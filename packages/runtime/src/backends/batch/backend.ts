@@ -19,14 +19,22 @@ import { readRules } from '../../workspace/ignore-rules.js';
 import { Project } from '../../workspace/project.js';
 import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import { type AwsClients, awsClients } from './aws.js';
-import { awsErrorMessage } from './aws-basics.js';
+import { awsErrorMessage, deniedLine, isAccessDenied } from './aws-basics.js';
 import { JobCollector } from './collect.js';
 import { LogFollower } from './logs.js';
+import { blockedReason } from './outcome.js';
 import { type JobEnd, JobPoller } from './poll.js';
 import { Presigner, presignedSeconds } from './presign.js';
 import type { BatchSettings } from './settings.js';
 import { Staging } from './staging.js';
-import { JobSubmitter, jobName, jobNamePrefix, SubmissionTooLargeError } from './submit.js';
+import {
+  JobSubmitter,
+  jobName,
+  jobNamePrefix,
+  RetiredDefinitionError,
+  SubmissionTooLargeError,
+  type Submitted,
+} from './submit.js';
 
 /** The most a task's executor.log takes from its job's log stream. */
 const MAX_LOG_BYTES = 32 * 2 ** 20;
@@ -125,10 +133,12 @@ export class BatchBackend implements Backend {
     };
     const log = new CappedLog(context.logPath, MAX_LOG_BYTES, this.redact);
     try {
-      const id = await this.findOrSubmit(spec, context, job, prefix);
-      if (typeof id !== 'string') return id;
+      const submitted = await this.findOrSubmit(spec, context, job, prefix);
+      if (!('id' in submitted)) return submitted;
+      const { id } = submitted;
       const known = { ...job, id };
       this.active.set(id, { job: known, record: context.recordJob });
+      const stopSweeping = submitted.inDoubt ? this.submitter.sweepTwins(job.name, id) : undefined;
       try {
         const { end, logged } = await this.watch(known, context, log);
         try {
@@ -147,11 +157,18 @@ export class BatchBackend implements Backend {
         }
       } finally {
         this.active.delete(id);
+        await stopSweeping?.();
       }
     } catch (error) {
       if (context.signal.aborted) return stopped(context.signal);
-      if (error instanceof SubmissionTooLargeError)
+      if (error instanceof SubmissionTooLargeError || error instanceof RetiredDefinitionError)
         return { status: 'failed', error: error.message, retryable: false };
+      if (isAccessDenied(error))
+        return {
+          status: 'failed',
+          error: `batch: ${deniedLine(error, "a permission of the stack's submitter policy")}`,
+          retryable: false,
+        };
       return { status: 'failed', error: `batch: ${awsErrorMessage(error)}`, retryable: true };
     } finally {
       await log.close();
@@ -159,20 +176,21 @@ export class BatchBackend implements Backend {
   }
 
   /**
-   * The job's id: an adopted attempt's if its job was submitted (found by name if its id was
-   * never journaled); otherwise the attempt is staged and submitted, its name journaled first.
+   * The job's id: an adopted attempt's if its job was submitted (looked for by name if its id
+   * was never journaled); otherwise the attempt is staged and submitted, its name journaled
+   * first. In doubt when a job of its name may exist unseen: a twin is looked for while it runs.
    */
   private async findOrSubmit(
     spec: TaskSpec,
     context: ExecutionContext,
     job: RemoteJob,
     prefix: string,
-  ): Promise<string | ExecutorOutcome> {
+  ): Promise<Submitted | ExecutorOutcome> {
     if (context.adopt) {
-      const id = job.id ?? (await this.submitter.findByName(job.name));
+      const id = job.id ?? (await this.submitter.awaitListed(job.name, context.signal));
       if (id) {
         context.recordJob?.({ ...job, id }, 'adopted');
-        return id;
+        return { id, inDoubt: !job.id };
       }
     }
     const bundle = await this.stageBase(job.base);
@@ -187,7 +205,7 @@ export class BatchBackend implements Backend {
     });
     if (context.signal.aborted) return stopped(context.signal);
     context.recordJob?.(job, 'submitting');
-    const id = await this.submitter.submit(
+    const submitted = await this.submitter.submit(
       {
         name: job.name,
         runId: this.options.config.runId,
@@ -203,8 +221,9 @@ export class BatchBackend implements Backend {
       },
       context.signal,
     );
-    context.recordJob?.({ ...job, id }, 'SUBMITTED');
-    return id;
+    context.recordJob?.({ ...job, id: submitted.id }, 'SUBMITTED');
+    // A resumed attempt whose job was not found may have one ListJobs did not show yet.
+    return context.adopt ? { ...submitted, inDoubt: true } : submitted;
   }
 
   /**
@@ -249,8 +268,9 @@ export class BatchBackend implements Backend {
 
   /**
    * Waits for the job to end, journaling each state it is seen in, following its log, and
-   * terminating it when the attempt is aborted or it waits for capacity too long. Returns how it
-   * ended and the reading of the rest of its log, under way.
+   * terminating it when the attempt is aborted or Batch reports it blocked in RUNNABLE for too
+   * long. A job that only waits its turn for the compute environment's vCPUs is left to wait.
+   * Returns how it ended and the reading of the rest of its log, under way.
    */
   private async watch(
     job: RemoteJob & { id: string },
@@ -258,17 +278,22 @@ export class BatchBackend implements Backend {
     log: CappedLog,
   ): Promise<{ end: JobEnd; logged: Promise<void> }> {
     const { signal, recordJob } = context;
+    const { runnableTimeoutMs } = this.options.settings;
     let stream: string | undefined;
-    let runnableTimer: NodeJS.Timeout | undefined;
+    let blockedTimer: NodeJS.Timeout | undefined;
     let stuck: string | undefined;
     const onChange = (detail: JobDetail) => {
       recordJob?.(job, detail.status ?? 'UNKNOWN', detail.statusReason);
-      clearTimeout(runnableTimer);
-      if (detail.status === 'RUNNABLE') {
-        runnableTimer = setTimeout(() => {
-          stuck = `the job waited ${duration(this.options.settings.runnableTimeoutMs)} in RUNNABLE: no compute environment of the queue can place it (check its vCPU limit, instance types and the job's resources)`;
+      const blocked = blockedReason(detail);
+      if (!blocked) {
+        clearTimeout(blockedTimer);
+        blockedTimer = undefined;
+      } else if (!blockedTimer) {
+        // Counted from the first report of it blocked; a changed reason does not restart it.
+        blockedTimer = setTimeout(() => {
+          stuck = `the job waited ${duration(runnableTimeoutMs)} in RUNNABLE: no compute environment of the queue can place it (${blocked})`;
           void this.terminate(job, recordJob, stuck);
-        }, this.options.settings.runnableTimeoutMs);
+        }, runnableTimeoutMs);
       }
       const next = detail.container?.logStreamName;
       if (next && next !== stream) {
@@ -295,7 +320,7 @@ export class BatchBackend implements Backend {
       const logged = stream ? this.logs.finish(stream) : Promise.resolve();
       return { end: stuck && end.kind === 'ended' ? { kind: 'lost', reason: stuck } : end, logged };
     } finally {
-      clearTimeout(runnableTimer);
+      clearTimeout(blockedTimer);
       signal.removeEventListener('abort', onAbort);
     }
   }
@@ -334,7 +359,7 @@ export class BatchBackend implements Backend {
       base: { commit, bundle: await this.stageBase(commit) },
       limits: config.outputLimits,
     });
-    const id = await this.submitter.submit(
+    const { id, inDoubt } = await this.submitter.submit(
       {
         name,
         runId: config.runId,
@@ -352,6 +377,7 @@ export class BatchBackend implements Backend {
     );
     const job = { name, base: commit, id };
     this.active.set(id, { job, record: undefined });
+    const stopSweeping = inDoubt ? this.submitter.sweepTwins(name, id) : undefined;
     const log = new CappedLog(logPath, MAX_LOG_BYTES, this.redact);
     let end: JobEnd;
     try {
@@ -360,6 +386,7 @@ export class BatchBackend implements Backend {
       end = watched.end;
     } finally {
       this.active.delete(id);
+      await stopSweeping?.();
       await log.close();
     }
     return this.collector.collectVerification(prefix, end, logPath);

@@ -14,9 +14,13 @@ import { S3_LAYOUT } from '../../contracts/s3-layout.js';
 import { VERIFY_LIMITS, type Verification } from '../../contracts/verify.js';
 import { OutputRejectedError } from '../../trust/output-check.js';
 import { applyJobBundle, BundleError } from '../../workspace/bundles.js';
+import { deniedLine, isAccessDenied } from './aws-basics.js';
 import { jobFailure } from './outcome.js';
 import type { JobEnd } from './poll.js';
 import { Staging, StagingError } from './staging.js';
+
+/** The bucket refused the orchestrator a read: a permission to grant, not a job to run again. */
+class ReadDeniedError extends Error {}
 
 /** The most a job's result.json may weigh; its transcript has a bound of its own. */
 const MAX_RESULT_BYTES = 2 ** 20;
@@ -55,7 +59,7 @@ export class JobCollector {
       return {
         status: 'failed',
         error: `job ${job.name}: ${(error as Error).message}`,
-        retryable: true,
+        retryable: !(error instanceof ReadDeniedError),
       };
     }
     if (!result) {
@@ -90,7 +94,7 @@ export class JobCollector {
         await this.copyVerifyLog(result.verifyLog, this.layout.verifyLog(spec.taskId));
       return { ...result.outcome, verification: result.verification };
     } catch (error) {
-      if (error instanceof OutputRejectedError)
+      if (error instanceof OutputRejectedError || error instanceof ReadDeniedError)
         return { status: 'failed', error: error.message, retryable: false };
       if (error instanceof BundleError || error instanceof StagingError)
         return { status: 'failed', error: `job ${job.name}: ${error.message}`, retryable: true };
@@ -122,7 +126,8 @@ export class JobCollector {
       if (result.verifyLog) await this.copyVerifyLog(result.verifyLog, logPath);
       return result.verification;
     } catch (error) {
-      if (error instanceof StagingError) return failed(error.message);
+      if (error instanceof StagingError || error instanceof ReadDeniedError)
+        return failed(error.message);
       throw error;
     }
   }
@@ -131,14 +136,15 @@ export class JobCollector {
   private async copyVerifyLog(log: StagedObject, logPath: string): Promise<void> {
     if (log.bytes > VERIFY_LIMITS.logBytes + 1024)
       throw new StagingError(`its verify log is over ${VERIFY_LIMITS.logBytes} bytes`);
-    const raw = await this.staging.getBytes(log.key, log.bytes);
+    const raw = await this.read(log.key, () => this.staging.getBytes(log.key, log.bytes));
     if (!raw) throw new StagingError(`its verify log ${log.key} is missing`);
     Staging.verify(log, raw);
     appendFileSync(logPath, this.redact(raw.toString('utf8')));
   }
 
   private async readResult(prefix: string): Promise<BatchJobResult | undefined> {
-    const raw = await this.staging.getBytes(`${prefix}${S3_LAYOUT.files.result}`, MAX_RESULT_BYTES);
+    const key = `${prefix}${S3_LAYOUT.files.result}`;
+    const raw = await this.read(key, () => this.staging.getBytes(key, MAX_RESULT_BYTES));
     if (!raw) return undefined;
     let parsed: unknown;
     try {
@@ -157,11 +163,30 @@ export class JobCollector {
     return result.data;
   }
 
+  /**
+   * A read of the bucket; a refusal says which permission is missing. A missing object reads as
+   * missing (404) only to a caller with s3:ListBucket on its prefix; to any other S3 answers 403
+   * (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, Permissions), which
+   * must not pass for a job that wrote nothing, nor be retried as one.
+   */
+  private async read<T>(key: string, reading: () => Promise<T>): Promise<T> {
+    try {
+      return await reading();
+    } catch (error) {
+      if (!isAccessDenied(error)) throw error;
+      throw new ReadDeniedError(
+        `cannot read s3://${this.staging.bucket}/${key}: ${deniedLine(error, 's3:GetObject on the runs prefix, or s3:ListBucket on it (without which a missing object reads as denied, not missing)')}`,
+      );
+    }
+  }
+
   /** The job's transcript, checked, bounded and redacted, appended to the task's own. */
   private async copyTranscript(spec: TaskSpec, transcript: StagedObject): Promise<void> {
     if (transcript.bytes > MAX_TRANSCRIPT_BYTES)
       throw new StagingError(`its transcript is over ${MAX_TRANSCRIPT_BYTES} bytes`);
-    const raw = await this.staging.getBytes(transcript.key, transcript.bytes);
+    const raw = await this.read(transcript.key, () =>
+      this.staging.getBytes(transcript.key, transcript.bytes),
+    );
     if (!raw) throw new StagingError(`its transcript ${transcript.key} is missing`);
     Staging.verify(transcript, raw);
     appendFileSync(
@@ -187,7 +212,7 @@ export class JobCollector {
     const name = `${spec.taskId}-${spec.attempt}`;
     const file = path.join(layout.staging, `${name}.bundle`);
     try {
-      await this.staging.getFile(bundle, file);
+      await this.read(bundle.key, () => this.staging.getFile(bundle, file));
       await applyJobBundle(
         path.join(layout.project, '.git'),
         path.join(layout.staging, `${name}.quarantine`),

@@ -41,7 +41,7 @@ export const batchKind: BackendKind<BatchSettings> = {
     new Option('--batch-log-group <name>', "log group of the jobs (default: the backend config's)"),
     parsedOption(
       '--batch-runnable-timeout <duration>',
-      'terminate a job that waits this long for capacity',
+      'terminate a job Batch reports blocked in RUNNABLE (nothing can place it) for this long',
       parseRunnableTimeout,
       BATCH_DEFAULTS.runnableTimeout,
     ),
@@ -74,6 +74,10 @@ export const batchKind: BackendKind<BatchSettings> = {
       throw new UsageError(
         `the batch backend needs --backend-config FILE (a Batch stack's runtimeConfig) or ${missing.join(', ')}`,
       );
+    if (config && config.vcpusPerJob > config.maxVcpus)
+      throw new UsageError(
+        `the stack's jobs need ${config.vcpusPerJob} vCPUs and its compute environment has at most ${config.maxVcpus}: no job could ever start`,
+      );
     const sandbox = config?.sandbox;
     const poll =
       flags.batchPoll ??
@@ -85,21 +89,57 @@ export const batchKind: BackendKind<BatchSettings> = {
       submitsPerSecond: flags.batchSubmitRate,
       poll,
       ...(config && {
+        capacity: { maxVcpus: config.maxVcpus, vcpusPerJob: config.vcpusPerJob },
         model:
           config.model.provider === 'bedrock'
-            ? { provider: 'bedrock' as const, model: config.model.model }
+            ? {
+                provider: 'bedrock' as const,
+                model: config.model.model,
+                allowed: config.bedrockModels ?? [config.model.model],
+              }
             : { provider: 'anthropic' as const },
       }),
       ...(sandbox && { sandbox }),
     };
   },
-  async preflight(settings, { allowedTools }) {
+  async preflight(settings, { allowedTools, agent }) {
+    checkExecutorModel(settings, agent);
     const { checkBatch } = await import('./preflight.js');
     await checkBatch(settings);
     return { settings, allowedTools };
   },
   async create(settings, { config, layout, secrets }) {
+    const slots = jobSlots(settings);
+    if (slots !== undefined && config.executors > slots)
+      process.stderr.write(
+        `note: -e ${config.executors}, but the compute environment runs at most ${slots} jobs at once (maxVcpus ${settings.capacity?.maxVcpus}, ${settings.capacity?.vcpusPerJob} vCPU a job): the others wait their turn in RUNNABLE, which costs no attempt\n`,
+      );
     const { BatchBackend } = await import('./backend.js');
     return new BatchBackend({ settings, config, layout, secrets });
   },
 };
+
+/** How many jobs the stack's compute environment runs at once, when the stack says. */
+function jobSlots(settings: Pick<BatchSettings, 'capacity'>): number | undefined {
+  const { capacity } = settings;
+  // A little slack: fractional vCPUs (0.25 a job on 0.5) must not lose a slot to rounding.
+  return capacity && Math.floor(capacity.maxVcpus / capacity.vcpusPerJob + 1e-9);
+}
+
+/**
+ * A job invokes the executor model the host names when it uses the same provider as the stack
+ * (the entrypoint's rule); on Bedrock its role allows only the stack's models, so any other
+ * would fail in every job: refused here, before any job.
+ */
+function checkExecutorModel(
+  settings: Pick<BatchSettings, 'model'>,
+  agent: { provider: string; model: string } | undefined,
+): void {
+  const stack = settings.model;
+  if (stack?.provider !== 'bedrock' || agent?.provider !== 'bedrock') return;
+  const allowed = stack.allowed ?? (stack.model ? [stack.model] : []);
+  if (!allowed.includes(agent.model))
+    throw new UsageError(
+      `executor model ${agent.model} is not one the stack's job role may invoke on Bedrock: use ${allowed.join(', ')} (--executor-model), or add it to the stack's models`,
+    );
+}

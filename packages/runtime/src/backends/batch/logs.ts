@@ -17,7 +17,7 @@ interface Followed {
 
 /** Pages read from one stream in one go, at most: a chatty job cannot starve the others. */
 const PAGES_PER_TURN = 4;
-/** A finished stream is read until it has nothing new, within this many pages. */
+/** A finished stream is read until its token stops moving, within this many pages. */
 const FINAL_PAGES = 1_000;
 
 /**
@@ -81,8 +81,11 @@ export class LogFollower {
   }
 
   /**
-   * Reads forward from the stream's token until nothing new comes or `pages` are read; a live
-   * read stops, to be taken up later, when the rate limit has no token to spare.
+   * Reads forward from the stream's token until the token stops moving (the end of the stream,
+   * as GetLogEvents says: https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html)
+   * or `pages` are read. A page may come back empty while the token moves on, with events after
+   * it: an empty page is no end. A live read stops, to be taken up later, when the rate limit
+   * has no token to spare.
    */
   private async read(followed: Followed, pages: number, final: boolean): Promise<void> {
     followed.readAt = Date.now();
@@ -109,7 +112,7 @@ export class LogFollower {
       for (const event of events) followed.sink.write(`${event.message ?? ''}\n`);
       const same = nextForwardToken === followed.token;
       followed.token = nextForwardToken;
-      if (same || events.length === 0) return;
+      if (same || !nextForwardToken) return;
     }
   }
 }

@@ -7,6 +7,24 @@ export interface JobFailure {
   retryable: boolean;
 }
 
+/**
+ * The heads of the status reasons Batch gives a RUNNABLE job it cannot place (a blocked queue:
+ * https://docs.aws.amazon.com/batch/latest/userguide/job_stuck_in_runnable.html and the reasons
+ * of https://docs.aws.amazon.com/batch/latest/userguide/job_stuck_in_runnable_time_limit_actions.html).
+ * A job that only waits its turn behind the compute environment's maxvCpus has none of them.
+ */
+const BLOCKED_HEADS = ['CAPACITY:', 'MISCONFIGURATION:', 'ACTION_REQUIRED', 'UNDETERMINED'];
+
+/** Batch's reason why a RUNNABLE job cannot be placed; undefined while it only waits its turn. */
+export function blockedReason(
+  detail: Pick<JobDetail, 'status' | 'statusReason'>,
+): string | undefined {
+  const reason = detail.statusReason ?? '';
+  return detail.status === 'RUNNABLE' && BLOCKED_HEADS.some((head) => reason.startsWith(head))
+    ? reason
+    : undefined;
+}
+
 /** Stop reasons of capacity that went away: Spot reclaims on EC2 and on Fargate. */
 const CAPACITY_LOST = [/^Host EC2 .* terminated/i, /^Your Spot Task was interrupted/i];
 

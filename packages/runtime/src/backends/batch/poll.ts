@@ -18,7 +18,8 @@ interface Watch {
   id: string;
   since: number;
   seen: boolean;
-  status?: string;
+  /** The status and its reason last reported: a RUNNABLE job's reason says whether it is blocked. */
+  state?: string;
   onChange: (detail: JobDetail) => void;
   settle: (end: JobEnd) => void;
 }
@@ -49,7 +50,10 @@ export class JobPoller {
     this.interval = intervals.minMs;
   }
 
-  /** Resolves when the job ends; `onChange` hears every state it is seen in on the way. */
+  /**
+   * Resolves when the job ends; `onChange` hears every state it is seen in on the way, and every
+   * change of its status reason (Batch marks a blocked RUNNABLE job only there).
+   */
   watch(id: string, onChange: (detail: JobDetail) => void): Promise<JobEnd> {
     return new Promise((settle) => {
       this.watched.set(id, { id, since: Date.now(), seen: false, onChange, settle });
@@ -120,8 +124,9 @@ export class JobPoller {
         if (!watch) continue;
         found.add(watch.id);
         watch.seen = true;
-        if (detail.status !== watch.status) {
-          watch.status = detail.status;
+        const state = `${detail.status}\n${detail.statusReason ?? ''}`;
+        if (state !== watch.state) {
+          watch.state = state;
           changed = true;
           watch.onChange(detail);
         }

@@ -4,9 +4,11 @@ import {
   ListJobsCommand,
   SubmitJobCommand,
   type SubmitJobCommandInput,
+  TerminateJobCommand,
 } from '@aws-sdk/client-batch';
 import { BATCH_INPUT_URL_ENV, BATCH_JOB_TAGS, BATCH_LIMITS } from '../../contracts/batch-job.js';
 import { ENV } from '../../contracts/env.js';
+import { FINAL_JOB_STATES } from './poll.js';
 import { RateLimiter } from './rate-limit.js';
 
 /** Requirements ride along in REQUIREMENTS only when this short; the job reads them from S3. */
@@ -123,29 +125,86 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 /** How often a submission is tried, and the backoff between tries (with full jitter). */
 export const SUBMIT_RETRY = { tries: 10, baseMs: 250, capMs: 20_000 } as const;
 
-/** Answers that say Batch refused the request for now: throttling and its own errors. */
+/**
+ * After a lost SubmitJob answer: how long the job is looked for by name before it is submitted
+ * again, and how often. ListJobs is eventually consistent and Batch documents no bound, so the
+ * window is the one the poller gives DescribeJobs to show a new job; `sweepMs` is how often an
+ * attempt whose submission was in doubt looks for a twin to terminate.
+ */
+export const LOST_ANSWER = { windowMs: 60_000, firstMs: 1_000, capMs: 10_000, sweepMs: 10_000 };
+
+/** Clocks differ: a job created this long before its submission began still counts as its own. */
+const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** Connections that never carried the request (refused, no address yet): Batch has no job. */
+const NEVER_SENT = ['ECONNREFUSED', 'EAI_AGAIN'];
+
+/** Answers that say Batch refused the request for now (throttling, its own errors), or unsent. */
 function refusedForNow(error: unknown): boolean {
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const e = error as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
   const status = e.$metadata?.httpStatusCode ?? 0;
   return (
-    status === 429 || status >= 500 || /Throttl|TooManyRequests|LimitExceeded/.test(e.name ?? '')
+    status === 429 ||
+    status >= 500 ||
+    /Throttl|TooManyRequests|LimitExceeded/.test(e.name ?? '') ||
+    NEVER_SENT.includes(e.code ?? '')
   );
 }
 
-/** Failures that leave it unknown whether Batch took the job: the connection broke. */
+/**
+ * Failures that leave it unknown whether Batch took the job: the connection broke or timed out
+ * after the request went (the SDK names a reset connection a TimeoutError too).
+ */
 function unanswered(error: unknown): boolean {
   const e = error as { name?: string; code?: string };
+  if (NEVER_SENT.includes(e.code ?? '')) return false;
+  return e.name === 'TimeoutError' || ['ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(e.code ?? '');
+}
+
+/** A submission Batch refused because its job definition revision is retired (or gone). */
+export class RetiredDefinitionError extends Error {
+  constructor(definition: string) {
+    super(
+      `job definition ${definition} no longer takes jobs: the stack was updated: export runtimeConfig again (pulumi stack output runtimeConfig --json) and start the run with it`,
+    );
+    this.name = 'RetiredDefinitionError';
+  }
+}
+
+/**
+ * SubmitJob's answer for a deregistered (INACTIVE) or missing revision: a ClientException that
+ * names the job definition (https://docs.aws.amazon.com/batch/latest/APIReference/API_SubmitJob.html;
+ * the wording is not documented: "JobDefinition ... not found." and "... does not exist or is
+ * not in ACTIVE status" are what users report).
+ */
+function retiredDefinition(error: unknown): boolean {
+  const e = error as { name?: string; message?: string };
   return (
-    e.name === 'TimeoutError' ||
-    ['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ECONNREFUSED', 'EAI_AGAIN'].includes(e.code ?? '')
+    e.name === 'ClientException' &&
+    /job ?definition/i.test(e.message ?? '') &&
+    /not found|does not exist|not in ACTIVE status|INACTIVE/i.test(e.message ?? '')
   );
+}
+
+export interface Submitted {
+  id: string;
+  /** A SubmitJob answer was lost on the way: a twin of the job may yet show up (`sweepTwins`). */
+  inDoubt: boolean;
+}
+
+interface NamedJob {
+  id: string;
+  createdAt: number;
+  status?: string;
 }
 
 /**
  * Submits jobs: every request, retries included, passes one rate limit (AWS allows about 50
  * submissions a second per account, shared with everyone else's), and a throttled or failed
- * request is tried again after an exponential backoff with jitter. A request whose answer was
- * lost is not simply sent again (Batch does not deduplicate names): the job is looked up first.
+ * request is tried again after an exponential backoff with jitter. Batch takes no idempotency
+ * token and does not deduplicate names, so a request whose answer was lost is not simply sent
+ * again: its job is looked for by name until ListJobs would have caught up, and should a twin
+ * appear anyway the attempt's watcher terminates it (`sweepTwins`).
  */
 export class JobSubmitter {
   private readonly limiter: RateLimiter;
@@ -156,14 +215,17 @@ export class JobSubmitter {
     private readonly queue: string,
     private readonly definition: string,
     perSecond: number,
+    private readonly lostAnswer: typeof LOST_ANSWER = LOST_ANSWER,
     private readonly random: () => number = Math.random,
   ) {
     this.limiter = new RateLimiter(perSecond);
   }
 
   /** Submits one attempt's job; returns its id. Throws before sending anything oversized. */
-  async submit(request: JobRequest, signal: AbortSignal): Promise<string> {
+  async submit(request: JobRequest, signal: AbortSignal): Promise<Submitted> {
     const input = submission(request, this.queue, this.definition);
+    const began = Date.now();
+    let inDoubt = false;
     for (let attempt = 1; ; attempt++) {
       await this.limiter.take();
       try {
@@ -171,27 +233,87 @@ export class JobSubmitter {
           abortSignal: signal,
         });
         if (!jobId) throw new Error(`SubmitJob for ${request.name} returned no job id`);
-        return jobId;
+        return { id: jobId, inDoubt };
       } catch (error) {
+        if (retiredDefinition(error)) throw new RetiredDefinitionError(this.definition);
         const lost = unanswered(error);
         if (signal.aborted || attempt >= SUBMIT_RETRY.tries || !(lost || refusedForNow(error)))
           throw error;
+        if (lost) {
+          inDoubt = true;
+          const taken = await this.awaitListed(request.name, signal, began - CLOCK_SKEW_MS);
+          if (taken) return { id: taken, inDoubt };
+          continue;
+        }
         await sleep(
           this.random() * Math.min(SUBMIT_RETRY.capMs, SUBMIT_RETRY.baseMs * 2 ** attempt),
           signal,
         );
-        const taken = lost ? await this.findByName(request.name).catch(() => undefined) : undefined;
-        if (taken) return taken;
       }
     }
   }
 
   /**
-   * The most recent job of this name in the queue: how a resume finds a job whose submission was
-   * journaled but whose id was not.
+   * The newest job of this name (created after `createdAfter`), looked for until ListJobs would
+   * have caught up with a submission: how a lost answer, or a resume that journaled a name but no
+   * id, finds its job. Undefined when there is none by then.
    */
-  async findByName(name: string): Promise<string | undefined> {
-    let newest: { id: string; createdAt: number } | undefined;
+  async awaitListed(
+    name: string,
+    signal: AbortSignal,
+    createdAfter = 0,
+  ): Promise<string | undefined> {
+    const deadline = Date.now() + this.lostAnswer.windowMs;
+    for (let wait = this.lostAnswer.firstMs; ; wait = Math.min(this.lostAnswer.capMs, wait * 2)) {
+      const jobs = await this.jobsNamed(name).catch(() => []);
+      const newest = jobs
+        .filter((job) => job.createdAt >= createdAfter)
+        .sort((a, b) => b.createdAt - a.createdAt)[0];
+      if (newest) return newest.id;
+      const left = deadline - Date.now();
+      if (left <= 0 || signal.aborted) return undefined;
+      await sleep(Math.min(wait, left), signal);
+    }
+  }
+
+  /**
+   * While the returned stop is not called (and once more then), terminates every unfinished job
+   * of this name but `keep`: the twin a lost SubmitJob answer may have made, which ListJobs
+   * showed only after the job was submitted again. Both would use the same attempt prefix.
+   */
+  sweepTwins(name: string, keep: string): () => Promise<void> {
+    const stopped = new AbortController();
+    const sweep = async () => {
+      const twins = (await this.jobsNamed(name).catch(() => [])).filter(
+        (job) => job.id !== keep && !FINAL_JOB_STATES.has(job.status ?? ''),
+      );
+      for (const twin of twins)
+        await this.clients.lookup
+          .send(
+            new TerminateJobCommand({
+              jobId: twin.id,
+              reason: `a twin of job ${keep}: the answer to its submission was lost`,
+            }),
+          )
+          .catch(() => {});
+    };
+    const sweeping = (async () => {
+      for (;;) {
+        await sleep(this.lostAnswer.sweepMs, stopped.signal);
+        if (stopped.signal.aborted) return;
+        await sweep();
+      }
+    })();
+    return async () => {
+      stopped.abort();
+      await sweeping;
+      await sweep();
+    };
+  }
+
+  /** Every job of this name in the queue, in any status. */
+  private async jobsNamed(name: string): Promise<NamedJob[]> {
+    const jobs: NamedJob[] = [];
     let nextToken: string | undefined;
     do {
       const page = await this.clients.lookup.send(
@@ -201,13 +323,11 @@ export class JobSubmitter {
           ...(nextToken && { nextToken }),
         }),
       );
-      for (const job of page.jobSummaryList ?? []) {
-        if (job.jobName !== name || !job.jobId) continue;
-        const createdAt = job.createdAt ?? 0;
-        if (!newest || createdAt > newest.createdAt) newest = { id: job.jobId, createdAt };
-      }
+      for (const job of page.jobSummaryList ?? [])
+        if (job.jobName === name && job.jobId)
+          jobs.push({ id: job.jobId, createdAt: job.createdAt ?? 0, status: job.status });
       nextToken = page.nextToken;
     } while (nextToken);
-    return newest?.id;
+    return jobs;
   }
 }
