@@ -330,6 +330,7 @@ describe('bad output directories and environments', () => {
           batch: 'http://127.0.0.1:9/',
           s3: 'http://127.0.0.1:9/',
           logs: 'http://127.0.0.1:9/',
+          credentials: { accessKeyId: 'AKIASANDBOX', secretAccessKey: 'sandbox-secret' },
         },
       }),
     );
