@@ -95,7 +95,8 @@ const VOLUMES_PROBE = [
   'sh',
   '-c',
   'stat -c "%n %U %a" /home/executor /tmp /output; ls -A /home/executor | wc -l; ' +
-    '(touch /tmp/probe && echo tmp writable) 2>/dev/null || echo tmp refused',
+    // As the image's user: the job itself starts as root, and gives its agent /tmp first.
+    '(setpriv --reuid 10001 --regid 10001 --clear-groups touch /tmp/probe && echo tmp writable) 2>/dev/null || echo tmp refused',
 ];
 
 describeDocker('the Batch sandbox enforces what AWS enforces', () => {
@@ -132,25 +133,32 @@ describeDocker('the Batch sandbox enforces what AWS enforces', () => {
       expect(onEc2.lines.at(-1)).toBe('tmp writable');
     });
 
-    it("runs a job as its job role: its own keys, the role's rights and no more", async () => {
+    it("runs a job as its job role, which reaches no run's objects: a subverted job is denied another run's prefix", async () => {
+      // Jobs move their objects by presigned URLs; the role's own keys open nothing of the bucket.
       const script = `
-        const { S3Client, PutObjectCommand } = require('/app/node_modules/@aws-sdk/client-s3');
+        const { S3Client, PutObjectCommand, GetObjectCommand } = require('/app/node_modules/@aws-sdk/client-s3');
         const s3 = new S3Client({});
-        const put = (Key) => s3.send(new PutObjectCommand({ Bucket: process.env.S3_BUCKET, Key, Body: 'x' }))
-          .then(() => 'allowed', (e) => e.name + ' ' + e.$metadata.httpStatusCode);
-        (async () => { console.log(await put('runs/job-role/ok.txt')); console.log(await put('elsewhere/x.txt')); })();`;
+        const Bucket = process.env.S3_BUCKET;
+        const Key = 'runs/another-run/tasks/x/attempt-1/result.json';
+        const outcome = (p) => p.then(() => 'allowed', (e) => e.name + ' ' + e.$metadata.httpStatusCode);
+        (async () => {
+          console.log(await outcome(s3.send(new PutObjectCommand({ Bucket, Key, Body: 'forged' }))));
+          console.log(await outcome(s3.send(new GetObjectCommand({ Bucket, Key }))));
+        })();`;
       const { job, lines } = await run(ec2, 'job-role', ['node', '-e', script]);
       expect(job.status).toBe('SUCCEEDED');
-      expect(lines).toEqual(['allowed', 'AccessDenied 403']);
+      expect(lines).toEqual(['AccessDenied 403', 'AccessDenied 403']);
       const properties = JSON.parse(ec2.made.stack.jobDefinition.containerProperties as string);
-      expect(ec2.sandbox.record.decisions).toContainEqual(
-        expect.objectContaining({
-          principal: properties.jobRoleArn,
-          action: 's3:PutObject',
-          resource: `arn:aws:s3:::${ec2.sandbox.config.bucketName}/elsewhere/x.txt`,
-          allowed: false,
-        }),
-      );
+      const resource = `arn:aws:s3:::${ec2.sandbox.config.bucketName}/runs/another-run/tasks/x/attempt-1/result.json`;
+      for (const action of ['s3:PutObject', 's3:GetObject'])
+        expect(ec2.sandbox.record.decisions).toContainEqual(
+          expect.objectContaining({
+            principal: properties.jobRoleArn,
+            action,
+            resource,
+            allowed: false,
+          }),
+        );
       const environment = job.container?.environment ?? [];
       expect(environment.find((e) => e.name === 'AWS_ACCESS_KEY_ID')).toBeUndefined();
     });

@@ -30,7 +30,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type BatchSandbox,
   type JobDefinitionInput,
@@ -728,8 +728,12 @@ describeDocker('Batch sandbox', () => {
           .then((page) => page.jobSummaryList?.map((j) => j.jobId));
       expect((await waitFor(jobId, ['SUCCEEDED'])).jobId).toBe(jobId);
       if (Date.now() - submitted < 2_500) expect(await listed()).toEqual([]);
+      // Listed from 3 s after the sandbox took the submission, which the client saw a little later.
       await sleep(3_000 - (Date.now() - submitted));
-      expect(await listed()).toEqual([jobId]);
+      await vi.waitFor(async () => expect(await listed()).toEqual([jobId]), {
+        timeout: 2_000,
+        interval: 100,
+      });
     });
 
     it('carries out a call whose answer it then loses: the connection is reset', async () => {

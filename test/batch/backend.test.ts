@@ -766,6 +766,57 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     }
   });
 
+  it.each([
+    ['FARGATE', 'simulated'],
+    ['EC2', 'real'],
+  ] as const)(
+    'runs with only the submitter policy on %s compute (%s): every task done, no call denied',
+    async (computeType, mode) => {
+      const made = await stackUnderMocks({ computeType, maxVcpus: 4, vcpus: 1, memoryMib: 2048 });
+      const server = await startModelServer(
+        (r) =>
+          toolResults(r) > 0
+            ? { content: [text('done')] }
+            : {
+                content: [toolUse('Write', { file_path: 'src/made.ts', content: 'export {};\n' })],
+              },
+        '0.0.0.0',
+      );
+      // Jobs reach the scripted model server at the host's address, as a stack's reach a gateway.
+      const properties = JSON.parse(made.stack.jobDefinition.containerProperties as string);
+      properties.environment.push({
+        name: 'ANTHROPIC_BASE_URL',
+        value: `http://host.docker.internal:${new URL(server.url).port}`,
+      });
+      const { own, file } = await withSandbox({
+        stack: {
+          ...made.stack,
+          jobDefinition: {
+            ...made.stack.jobDefinition,
+            containerProperties: JSON.stringify(properties),
+          },
+        },
+        secrets: { [made.apiKeySecretArn as string]: `sk-ant-api03-${randomUUID()}` },
+      });
+      try {
+        const plan = writePlan([task('one'), task('two', ['one'])], 2);
+        const run = await batchRun(
+          file,
+          ['--plan', plan, '-e', '2', '--retries', '0', ...(mode === 'real' ? ['--real'] : [])],
+          { ANTHROPIC_API_KEY: 'sk-ant-api03-host', ANTHROPIC_BASE_URL: server.url },
+        );
+        expect(run.code, run.stderr).toBe(0);
+        expect(readSummary(run.runDir).totals.succeeded).toBe(2);
+        expect(own.record.denied()).toEqual([]);
+        // The jobs really ran the mode asked for.
+        expect(server.messages().length > 0).toBe(mode === 'real');
+      } finally {
+        await own.close();
+        await server.close();
+      }
+    },
+  );
+
   it("runs real Claude Code in jobs of the stack's own definition; the agent reaches neither its key nor the job's URLs", async () => {
     const STACK_KEY = `sk-ant-api03-BATCH-STACK-${randomUUID()}`;
     const HOST_KEY = `sk-ant-api03-BATCH-HOST-${randomUUID()}`;
