@@ -271,6 +271,31 @@ describeDocker('the Batch sandbox enforces what AWS enforces', () => {
     });
   });
 
+  it('refuses on Fargate a job whose vCPU and memory are not one of its task sizes', async () => {
+    // https://docs.aws.amazon.com/batch/latest/APIReference/API_ResourceRequirement.html
+    const submit = (memory: string) =>
+      fargate.batch.send(
+        new SubmitJobCommand({
+          jobName: `size-${memory}`,
+          jobQueue: fargate.sandbox.config.jobQueueArn,
+          jobDefinition: fargate.sandbox.config.jobDefinitionArn,
+          containerOverrides: {
+            command: ['true'],
+            resourceRequirements: [
+              { type: 'VCPU', value: '2' },
+              { type: 'MEMORY', value: memory },
+            ],
+          },
+        }),
+      );
+    await expect(submit('4500')).rejects.toMatchObject({
+      name: 'ClientException',
+      message:
+        'Fargate cannot run this job: 4500 MiB is not a Fargate memory size for 2 vCPUs; choose from 4096 to 16384 in steps of 1024',
+    });
+    expect((await submit('5120')).jobId).toBeTruthy();
+  });
+
   it('retires the earlier revision when a new one is registered with deregistration, as a pulumi up does', async () => {
     const { sandbox, batch } = ec2;
     const first = sandbox.config.jobDefinitionArn;

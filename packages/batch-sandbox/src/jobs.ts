@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { BATCH_LIMITS } from '@parallel-orchestrator/runtime/contracts';
+import { BATCH_LIMITS, checkFargateSize } from '@parallel-orchestrator/runtime/contracts';
 import { type JobMatch, matchesJob } from './faults.js';
+import { clientError } from './http.js';
 import type { LogStore } from './logs.js';
 import type { SandboxRecord } from './record.js';
 import {
@@ -261,6 +262,10 @@ export class JobScheduler {
       timeoutSeconds: request.timeoutSeconds ?? definition.timeout?.attemptDurationSeconds,
       attempts: [],
     };
+    // Fargate runs only its fixed task sizes; Batch refuses another pair when the job is
+    // submitted. https://docs.aws.amazon.com/batch/latest/APIReference/API_ResourceRequirement.html
+    const unfit = request.queue.fargate && checkFargateSize(job.vcpus, job.memoryMib ?? 0);
+    if (unfit) throw clientError(`Fargate cannot run this job: ${unfit.message}`);
     this.jobs.set(jobId, job);
     this.unfinished.add(job);
     this.settings.record.submissions.push({
