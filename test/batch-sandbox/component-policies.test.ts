@@ -2,7 +2,21 @@ import { describe, expect, it } from 'vitest';
 import { Iam, newPrincipal } from '../../packages/batch-sandbox/src/iam.js';
 import { SandboxRecord } from '../../packages/batch-sandbox/src/record.js';
 import { SecretsManager } from '../../packages/batch-sandbox/src/secrets-manager.js';
+import type { SandboxStack } from '../../packages/batch-sandbox/src/stack.js';
 import { stackUnderMocks } from '../support/stack-under-mocks.js';
+
+/** The stack's execution role as the sandbox's IAM holds it, with the definition it serves. */
+function asExecutionRole(stack: SandboxStack) {
+  const properties = JSON.parse(stack.jobDefinition.containerProperties as string);
+  const record = new SandboxRecord();
+  const iam = new Iam('123456789012', record);
+  const role = newPrincipal(
+    properties.executionRoleArn,
+    stack.rolePolicies[properties.executionRoleArn] ?? [],
+    'ASIA',
+  );
+  return { properties, iam, role, record };
+}
 
 /**
  * The calls the Batch backend makes, each evaluated as IAM would against the policies the
@@ -48,14 +62,7 @@ describe.each(['FARGATE_SPOT', 'EC2'] as const)(
 
     it('as the execution role: the model key the job definition names', async () => {
       const { stack, apiKeySecretArn } = await stackUnderMocks({ computeType });
-      const properties = JSON.parse(stack.jobDefinition.containerProperties as string);
-      const record = new SandboxRecord();
-      const iam = new Iam('123456789012', record);
-      const role = newPrincipal(
-        properties.executionRoleArn,
-        stack.rolePolicies[properties.executionRoleArn] ?? [],
-        'ASIA',
-      );
+      const { properties, iam, role } = asExecutionRole(stack);
       expect(properties.secrets.map((s: { valueFrom: string }) => s.valueFrom)).toEqual([
         apiKeySecretArn,
       ]);
@@ -73,14 +80,7 @@ describe.each(['FARGATE_SPOT', 'EC2'] as const)(
         { computeType },
         { provider: 'anthropic', apiKeySecretArn: partial },
       );
-      const properties = JSON.parse(stack.jobDefinition.containerProperties as string);
-      const record = new SandboxRecord();
-      const iam = new Iam('123456789012', record);
-      const role = newPrincipal(
-        properties.executionRoleArn,
-        stack.rolePolicies[properties.executionRoleArn] ?? [],
-        'ASIA',
-      );
+      const { properties, iam, role } = asExecutionRole(stack);
       const read = await new SecretsManager({ [full]: 'sk-value' }, iam).read(
         properties.secrets[0].valueFrom,
         role,
