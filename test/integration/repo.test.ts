@@ -11,6 +11,7 @@ import {
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
+import { GitError } from '../../packages/runtime/src/workspace/git.js';
 import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
 import { startModelServer, toolUse } from '../support/model-server.js';
@@ -31,6 +32,12 @@ function sh(cwd: string, command: string): void {
     },
     stdio: 'ignore',
   });
+}
+
+/** This process's environment less what `pnpm test` sets for the scripts it runs. */
+function shellEnv(): NodeJS.ProcessEnv {
+  const { INIT_CWD: _, ...env } = process.env;
+  return env;
 }
 
 /**
@@ -113,6 +120,10 @@ describe('a run that starts from an existing repository', () => {
     const v1 = gitOut(repo, ['rev-parse', 'v1^{commit}']);
     const run = await runFrom(repo, ['--base', 'v1']);
     expect(run.code, run.stderr).toBe(0);
+    // One line says what of the user's tree the run leaves out, and where it starts.
+    expect(run.stderr).toContain(
+      `note: ${repo} has 2 uncommitted changes (src/price.ts, staged.txt) and 1 untracked file (notes.txt) that the run leaves out: it starts from v1 at ${v1.slice(0, 12)}\n`,
+    );
     const project = path.join(run.runDir, 'project');
     // main starts at v1, history kept; the tasks are merged on top of it.
     expect(gitOut(project, ['merge-base', '--is-ancestor', v1, 'main'])).toBe('');
@@ -138,6 +149,46 @@ describe('a run that starts from an existing repository', () => {
     // Objects were only added.
     for (const [file, hash] of Object.entries(before)) expect(after[file], file).toBe(hash);
     expect(resultLine(run.stdout)).toMatchObject({ delivered: { branch, repo, base: v1 } });
+  });
+
+  it('takes --repo . as the directory the user stands in, also through pnpm -C <checkout> start', async () => {
+    const repo = userRepository();
+    const output = path.join(work, `runs-${n++}`);
+    // The project's start script, run from the user's repository as the README says.
+    const checkout = path.resolve(import.meta.dirname, '../..');
+    const stdout = execFileSync(
+      'pnpm',
+      [
+        '-C',
+        checkout,
+        '-s',
+        'start',
+        '--',
+        'run',
+        '--plan',
+        PLAN,
+        '--repo',
+        '.',
+        '-o',
+        output,
+        '--json',
+      ],
+      // As from the user's shell: not inside another pnpm script (whose INIT_CWD pnpm keeps).
+      { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], env: shellEnv() },
+    );
+    const { runDir } = resultLine(stdout);
+    expect(JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')).source.repo).toBe(repo);
+  }, 120_000);
+
+  it("says in one line git's own reason when a command fails, not its first line", () => {
+    const push =
+      "To /srv/shop.git\n ! [rejected]        main -> main (fetch first)\nerror: failed to push some refs to '/srv/shop.git'\nhint: Updates were rejected because the remote contains work\nhint: that you do not have locally.\n";
+    expect(new GitError('git push', 1, push).message).toBe(
+      "git push failed (exit 1): To /srv/shop.git; ! [rejected]        main -> main (fetch first); error: failed to push some refs to '/srv/shop.git'",
+    );
+    expect(new GitError('git fetch', 128, 'fatal: repository not found\n').message).toBe(
+      'git fetch failed (exit 128): fatal: repository not found',
+    );
   });
 
   it('takes a URL (a bare repository), its HEAD by default, and a shallow clone', async () => {

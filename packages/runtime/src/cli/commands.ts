@@ -35,7 +35,7 @@ import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
 import { checkDelivery, deliver } from '../workspace/deliver.js';
 import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
-import { describeCodebase, fetchSource, resolveSource } from '../workspace/source.js';
+import { describeCodebase, fetchSource, leftOut, resolveSource } from '../workspace/source.js';
 import { doctor, formatChecks, gitPreflight } from './doctor.js';
 import {
   type Delivered,
@@ -323,6 +323,9 @@ export async function runCommand(
     ...(verify && { verify }),
     ...(access && { agent: { provider: access.provider, model: access.executorModel } }),
   });
+  // Said once everything is checked, so that bad input stays one line.
+  const dirty = named && (await leftOut(named));
+  if (dirty) process.stderr.write(`note: ${dirty}\n`);
   // A URL is fetched once, before planning: its --base is checked and its codebase can be shown.
   const fetched = named ? await fetchSource(named, options.output) : undefined;
   const source = fetched?.source;

@@ -404,10 +404,19 @@ function program(): Command {
   return cli;
 }
 
+/**
+ * `pnpm -C <checkout> start` runs the CLI in the checkout; the project's start script names the
+ * directory the user stood in, so that `--repo .` and relative paths mean theirs.
+ */
+const CALLER_DIR_ENV = 'PARALLEL_ORCHESTRATOR_CWD';
+
 async function main(argv: string[]): Promise<number> {
   // `pnpm start -- run ...` passes the `--` through.
   const args = argv[0] === '--' ? argv.slice(1) : argv;
   try {
+    const callerDir = process.env[CALLER_DIR_ENV];
+    delete process.env[CALLER_DIR_ENV];
+    if (callerDir) process.chdir(callerDir);
     await program().parseAsync(args, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {

@@ -60,9 +60,22 @@ export class GitError extends Error {
     readonly exitCode: number | null,
     readonly stderr: string,
   ) {
-    super(`${command} failed (exit ${exitCode}): ${stderr.trim().split('\n')[0] ?? ''}`);
+    super(`${command} failed (exit ${exitCode}): ${gitReason(stderr)}`);
     this.name = 'GitError';
   }
+}
+
+/**
+ * What a failed git call says went wrong, in one line: its last lines, without hints. Git ends
+ * with the error (a push's `! [rejected] ...` comes after its `To <url>`, a fetch's `fatal:`
+ * after its progress).
+ */
+export function gitReason(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('hint:'));
+  return lines.slice(-3).join('; ');
 }
 
 export interface GitResult {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import { printable } from '../util/printable.js';
 import { git, gitAt } from './git.js';
 
 /**
@@ -63,6 +64,51 @@ export async function resolveSource(repo: string, ref = 'HEAD'): Promise<SourceR
     throw new UsageError(`--base ${ref} does not name a commit in ${repo}`);
   const gitDir = dir.stdout.trim();
   return { location: gitDir, shown: location, ref, commit: commit.stdout.trim(), gitDir };
+}
+
+/** How many of the uncommitted and untracked paths a note names before it says "and N more". */
+const NAMED_PATHS = 3;
+
+/**
+ * What a run from a local checkout leaves out, in one line: the run starts from a commit, so
+ * uncommitted changes and untracked files are not in it. Undefined for a clean checkout, a bare
+ * repository or a URL. Reads only (`--no-optional-locks`: no index refresh is written back).
+ */
+export async function leftOut(source: SourceRepository): Promise<string | undefined> {
+  if (!source.commit || source.shown === source.gitDir) return undefined;
+  const status = await gitAt(
+    source.shown,
+    ['--no-optional-locks', 'status', '--porcelain=v1', '-z', '--untracked-files=normal'],
+    [0, 128],
+  );
+  if (status.exitCode !== 0) return undefined;
+  const changed: string[] = [];
+  const untracked: string[] = [];
+  const entries = status.stdout.split('\0');
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] as string;
+    if (entry.length < 4) continue;
+    (entry.startsWith('??') ? untracked : changed).push(entry.slice(3));
+    // A rename or copy is followed by the path it came from.
+    if (/^[RC]/.test(entry)) i++;
+  }
+  if (changed.length + untracked.length === 0) return undefined;
+  const named = (paths: string[], one: string, many: string) => {
+    const shown = paths.slice(0, NAMED_PATHS).map(printable).join(', ');
+    const more = paths.length > NAMED_PATHS ? `, and ${paths.length - NAMED_PATHS} more` : '';
+    return `${paths.length} ${paths.length === 1 ? one : many} (${shown}${more})`;
+  };
+  const parts = [
+    ...(changed.length ? [named(changed, 'uncommitted change', 'uncommitted changes')] : []),
+    ...(untracked.length ? [named(untracked, 'untracked file', 'untracked files')] : []),
+  ];
+  // HEAD is said as the branch it is on, when it is on one.
+  const branch =
+    source.ref === 'HEAD'
+      ? (await gitAt(source.shown, ['symbolic-ref', '--short', '-q', 'HEAD'], [0, 1])).stdout.trim()
+      : '';
+  const start = `${branch || source.ref} at ${source.commit.slice(0, 12)}`;
+  return `${source.shown} has ${parts.join(' and ')} that the run leaves out: it starts from ${start}`;
 }
 
 /**
