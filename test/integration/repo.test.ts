@@ -180,6 +180,25 @@ describe('a run that starts from an existing repository', () => {
     expect(JSON.parse(readFileSync(path.join(runDir, 'run.json'), 'utf8')).source.repo).toBe(repo);
   }, 120_000);
 
+  it("leaves the user's git status and HEAD as they were when its runs go inside the repository", async () => {
+    const repo = userRepository();
+    const status = () =>
+      gitOut(repo, ['status', '--porcelain=v2', '--branch', '--untracked-files=all']);
+    const before = { status: status(), head: gitOut(repo, ['rev-parse', 'HEAD']) };
+    // No -o: the runs go to ./runs, inside the user's checkout.
+    const run = await runCli(['run', '--plan', PLAN, '--repo', '.', '--json'], repo);
+    expect(run.code, run.stderr).toBe(0);
+    expect(resultLine(run.stdout).runDir.startsWith(path.join(repo, 'runs'))).toBe(true);
+    expect({ status: status(), head: gitOut(repo, ['rev-parse', 'HEAD']) }).toEqual(before);
+    // Through the repository's own exclude file, never a tracked .gitignore; once.
+    expect(existsSync(path.join(repo, '.gitignore'))).toBe(false);
+    expect(readFileSync(path.join(repo, '.git/info/exclude'), 'utf8')).toMatch(/\n\/runs\/\n$/);
+    await runCli(['run', '--plan', PLAN, '--repo', '.', '--json'], repo);
+    expect(
+      readFileSync(path.join(repo, '.git/info/exclude'), 'utf8').match(/\/runs\//g),
+    ).toHaveLength(1);
+  });
+
   it("says in one line git's own reason when a command fails, not its first line", () => {
     const push =
       "To /srv/shop.git\n ! [rejected]        main -> main (fetch first)\nerror: failed to push some refs to '/srv/shop.git'\nhint: Updates were rejected because the remote contains work\nhint: that you do not have locally.\n";

@@ -1,6 +1,17 @@
-import { accessSync, constants, mkdirSync, statfsSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  appendFileSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  realpathSync,
+  statfsSync,
+  statSync,
+} from 'node:fs';
 import path from 'node:path';
 import { errnoText } from '../errors.js';
+import { gitSyncAt } from '../workspace/git.js';
 import { RunDirError } from './run-dir.js';
 
 /**
@@ -76,4 +87,33 @@ export function prepareOutputDir(outputDir: string): void {
     const code = (error as NodeJS.ErrnoException).code;
     throw new RunDirError(`cannot write runs to ${outputDir}: ${errnoText(code) ?? String(code)}`);
   }
+  excludeFromRepository(outputDir);
+}
+
+/**
+ * Keeps runs out of `git status` of the repository they are written in (`./runs` from inside the
+ * user's checkout): the directory is added to that repository's `info/exclude` unless git
+ * already ignores it. Never `.gitignore`, which is tracked; nothing else of the repository is
+ * touched. Returns the pattern added, if any.
+ */
+export function excludeFromRepository(outputDir: string): string | undefined {
+  const top = gitSyncAt(outputDir, ['rev-parse', '--show-toplevel']);
+  if (!top) return undefined;
+  const relative = path.relative(realpathSync(top), realpathSync(outputDir));
+  if (!relative || relative.startsWith('..')) return undefined;
+  const posix = relative.split(path.sep).join('/');
+  if (gitSyncAt(top, ['check-ignore', '-q', '--', `${posix}/`]) !== undefined) return undefined;
+  const excludeFile = gitSyncAt(top, [
+    'rev-parse',
+    '--path-format=absolute',
+    '--git-path',
+    'info/exclude',
+  ]);
+  if (!excludeFile) return undefined;
+  // Anchored at the top, as a directory, with git's pattern characters taken literally.
+  const pattern = `/${posix.replace(/[\\*?[\]!#]/g, (c) => `\\${c}`)}/`;
+  mkdirSync(path.dirname(excludeFile), { recursive: true });
+  const unended = existsSync(excludeFile) && !readFileSync(excludeFile, 'utf8').endsWith('\n');
+  appendFileSync(excludeFile, `${unended ? '\n' : ''}${pattern}\n`);
+  return pattern;
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { setPriority } from 'node:os';
 
 /**
@@ -264,4 +264,14 @@ export function gitScript(
     options,
     'utf8',
   );
+}
+
+/**
+ * A short git call that must finish before anything else (a run directory being made), with the
+ * hardened configuration, in the repository found from `cwd` (the user's own, named by where
+ * they write their runs). Undefined when git fails or finds no repository.
+ */
+export function gitSyncAt(cwd: string, args: readonly string[]): string | undefined {
+  const result = spawnSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8', timeout: 10_000 });
+  return result.status === 0 ? result.stdout.trim() : undefined;
 }
