@@ -100,7 +100,8 @@ export function excludeFromRepository(outputDir: string): string | undefined {
   const top = gitSyncAt(outputDir, ['rev-parse', '--show-toplevel']);
   if (!top) return undefined;
   const relative = path.relative(realpathSync(top), realpathSync(outputDir));
-  if (!relative || relative.startsWith('..')) return undefined;
+  // A name with a line break would write a second pattern: such a directory is left as it is.
+  if (!relative || relative.startsWith('..') || /[\r\n]/.test(relative)) return undefined;
   const posix = relative.split(path.sep).join('/');
   if (gitSyncAt(top, ['check-ignore', '-q', '--', `${posix}/`]) !== undefined) return undefined;
   const excludeFile = gitSyncAt(top, [
