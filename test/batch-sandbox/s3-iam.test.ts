@@ -173,6 +173,29 @@ describe('the sandbox S3 endpoint enforces S3 and IAM rules', () => {
     );
   });
 
+  it('refuses an x-amz-* header the presigned URL did not sign: a PUT URL is not a copy of another key', async () => {
+    // S3 requires every x-amz-* header of a presigned request to be signed ("There were headers
+    // present in the request which were not signed").
+    // https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html
+    await s3.send(new PutObjectCommand({ Bucket, Key: 'runs/other/secret.txt', Body: 'theirs' }));
+    const put = await getSignedUrl(s3, new PutObjectCommand({ Bucket, Key: 'runs/r1/mine.txt' }), {
+      expiresIn: 60,
+    });
+    const copy = await fetch(put, {
+      method: 'PUT',
+      headers: { 'x-amz-copy-source': `${Bucket}/runs/other/secret.txt` },
+    });
+    expect(copy.status).toBe(403);
+    expect(await copy.text()).toContain('<Code>AccessDenied</Code>');
+    // Nothing was written (404 to a caller that may list the bucket).
+    const get = await getSignedUrl(
+      client(lister),
+      new GetObjectCommand({ Bucket, Key: 'runs/r1/mine.txt' }),
+      { expiresIn: 60 },
+    );
+    expect((await fetch(get)).status).toBe(404);
+  });
+
   it('authorizes DeleteObjects key by key, answering the denied ones as errors', async () => {
     // https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html
     const answer = await s3.send(

@@ -25,6 +25,8 @@ const SIGNATURE_ERRORS: Record<SignatureFailure, string> = {
   RequestTimeTooSkewed: 'InvalidSignatureException',
   RequestExpired: 'InvalidSignatureException',
   AuthorizationQueryParametersError: 'IncompleteSignatureException',
+  // Checked for S3 only.
+  HeadersNotSigned: 'InvalidSignatureException',
 };
 
 /** The principal that signed a Batch or Logs request, or the error AWS answers instead. */

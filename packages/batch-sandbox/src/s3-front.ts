@@ -58,6 +58,7 @@ const SIGNATURE_ERRORS: Record<SignatureFailure, [string, number]> = {
   RequestTimeTooSkewed: ['RequestTimeTooSkewed', 403],
   RequestExpired: ['AccessDenied', 403],
   AuthorizationQueryParametersError: ['AuthorizationQueryParametersError', 400],
+  HeadersNotSigned: ['AccessDenied', 403],
 };
 
 const xmlEscape = (text: string) =>

@@ -18,7 +18,8 @@ export type SignatureFailure =
   | 'SignatureDoesNotMatch'
   | 'RequestTimeTooSkewed'
   | 'RequestExpired'
-  | 'AuthorizationQueryParametersError';
+  | 'AuthorizationQueryParametersError'
+  | 'HeadersNotSigned';
 
 export type SignatureCheck =
   | { ok: true; accessKeyId: string; presigned: boolean }
@@ -172,6 +173,17 @@ export async function checkSignature(
     return fail(
       'SignatureDoesNotMatch',
       `the credential is scoped to ${service} in ${region}; this endpoint is ${expected.service} in ${expected.region}`,
+    );
+
+  // S3 takes no x-amz-* header its signature does not cover: unsigned, one could turn a
+  // presigned PUT into a copy of another key (x-amz-copy-source).
+  const unsignedAmz = Object.keys(request.headers).filter(
+    (name) => name.startsWith('x-amz-') && !signedHeaders.includes(name),
+  );
+  if (service === 's3' && unsignedAmz.length > 0)
+    return fail(
+      'HeadersNotSigned',
+      `There were headers present in the request which were not signed: ${unsignedAmz.join(', ')}`,
     );
 
   const headers: Record<string, string> = {};
