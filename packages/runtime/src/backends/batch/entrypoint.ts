@@ -249,7 +249,8 @@ async function main(): Promise<void> {
   } finally {
     counted = model?.proxy.revoke(model.token);
     await model?.proxy.close();
-    if (agentUser) await killEveryProcessOf(agentUser);
+    // Only a real task starts an agent; a simulated one has no process to end.
+    if (agentUser && spec.mode === 'real') await killEveryProcessOf(agentUser);
   }
   // What the proxy counted, which the agent cannot change, is what the attempt spent.
   if (counted) outcome = countedByProxy(outcome, counted);
