@@ -303,7 +303,13 @@ describe('reliability', () => {
       );
       child.kill('SIGKILL');
       await done;
-      const resumed = await runCli(['resume', runDir, '--json'], work);
+      // A killed orchestrator's git finishes its own work; resume refuses until it has, and
+      // says so: the user waits, then resumes.
+      let resumed = await runCli(['resume', runDir, '--json'], work);
+      for (let tries = 0; tries < 20 && /still works in/.test(resumed.stderr); tries++) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        resumed = await runCli(['resume', runDir, '--json'], work);
+      }
       expect(resumed.code, `killed after ${after} #${n}: ${resumed.stderr}`).toBe(0);
       expect(treeHash(path.join(runDir, 'project'))).toBe(referenceTree);
       const project = path.join(runDir, 'project');
