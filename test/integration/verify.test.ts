@@ -148,7 +148,8 @@ describe('--verify gates every merge on the repository check (local backend, bub
     const marker = path.join(work, `survivor-${n++}`);
     const result = await run(repo, plan, [
       '--verify',
-      `(sleep 3; echo alive > ${marker}) & sleep 30`,
+      // The base passes (the check runs before any task); the task's work never ends.
+      `test ! -e src/mul.mjs || { (sleep 3; echo alive > ${marker}) & sleep 30; }`,
       '--verify-timeout',
       '500ms',
       '--retries',
@@ -199,7 +200,18 @@ describe('--verify gates every merge on the repository check (local backend, bub
     ]);
     try {
       const result = await runCli(
-        ['run', '--plan', plan, '--repo', repo, '-o', output, '--verify', 'sh check.sh'],
+        // The base has no check.sh: it passes, as a base must before any task starts.
+        [
+          'run',
+          '--plan',
+          plan,
+          '--repo',
+          repo,
+          '-o',
+          output,
+          '--verify',
+          'test ! -e check.sh || sh check.sh',
+        ],
         cwd,
       );
       expect(result.code, result.stderr).toBe(0);

@@ -58,3 +58,15 @@ export function describeError(error: unknown): string {
   if (!text) return error.message;
   return path ? `${text}: ${path}` : text;
 }
+
+/**
+ * The base a run starts from is not ready: its `--setup` failed, or its `--verify` fails before
+ * any task (exit 1). Told in a few lines: what failed, the end of its output, where the whole of
+ * it is and how to see it for oneself.
+ */
+export class BaseNotReadyError extends Error {
+  constructor(readonly lines: readonly string[]) {
+    super(lines.join('\n'));
+    this.name = 'BaseNotReadyError';
+  }
+}

@@ -1,10 +1,12 @@
 import type { Option } from 'commander';
 import type { BackendConfig } from '../contracts/backend-config.js';
+import type { PreparedEnvironment, SetupSettings } from '../contracts/environment.js';
 import type { RemoteJob } from '../contracts/events.js';
 import type { AgentSettings, ExecutorOutcome, TaskSpec } from '../contracts/executor.js';
 import type { BackendName, RunConfig } from '../contracts/run-config.js';
 import type { RunLayout, SandboxLayout } from '../contracts/run-layout.js';
 import type { Verification, VerifySettings } from '../contracts/verify.js';
+import type { EnvironmentStore } from '../environment/environments.js';
 import type { ModelProxy } from '../proxy/model-proxy.js';
 
 export interface ExecutionContext {
@@ -33,6 +35,8 @@ export interface ExecutionContext {
    * to be waited for (or collected) instead of submitting another.
    */
   adopt?: RemoteJob;
+  /** `--setup`: the environment of the attempt's base, shown read-only in its workspace. */
+  environment?: PreparedEnvironment;
 }
 
 /** One run of `--verify` on a tree the host checked out. */
@@ -47,6 +51,8 @@ export interface VerifyRequest {
   signal: AbortSignal;
   /** The attempt whose work is checked; absent for the integration branch at the end. */
   attempt?: { taskId: string; attempt: number };
+  /** `--setup`: the environment of the tree checked, shown read-only in its workspace. */
+  environment?: PreparedEnvironment;
 }
 
 /**
@@ -73,6 +79,8 @@ export interface Backend {
   warm(): Promise<void>;
   /** Stops every executor the backend started. */
   close(): Promise<void>;
+  /** `--setup`: where this backend keeps prepared environments, and prepares them. */
+  readonly environments?: EnvironmentStore;
   /** Once warm: what each agent may use and how this host holds it there, a line each. */
   readonly limits?: readonly string[];
 }
@@ -101,6 +109,8 @@ export interface PreflightRequest {
   toolsGiven: boolean;
   /** `--verify`: the backend checks it can run the command, and says why not in one line. */
   verify?: VerifySettings;
+  /** `--setup`: the backend checks it can run the command, and says why not in one line. */
+  setup?: SetupSettings;
   /** A real run: the provider and model its executors are to use. */
   agent?: Pick<AgentSettings, 'provider' | 'model'>;
 }

@@ -4,9 +4,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendKind } from '../backends/backend.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
+import type { SetupSettings } from '../contracts/environment.js';
 import type { Plan } from '../contracts/plan.js';
 import type { AgentNetwork, BackendName, RunConfig } from '../contracts/run-config.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
+import { describeDetected, detectSetupAt } from '../environment/detect.js';
 import { describeError, EXIT, UsageError } from '../errors.js';
 import {
   agentSettingsFor,
@@ -33,9 +35,16 @@ import { checkOutputDir, prepareOutputDir } from '../run/output-dir.js';
 import { replay } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
+import { isInside } from '../trust/path-safety.js';
 import { checkDelivery, deliver } from '../workspace/deliver.js';
 import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
-import { describeCodebase, fetchSource, leftOut, resolveSource } from '../workspace/source.js';
+import {
+  describeCodebase,
+  fetchSource,
+  leftOut,
+  resolveSource,
+  type SourceRepository,
+} from '../workspace/source.js';
 import { doctor, formatChecks, gitPreflight } from './doctor.js';
 import {
   type Delivered,
@@ -47,7 +56,7 @@ import {
   formatUsage,
 } from './format.js';
 import { openInBrowser } from './open.js';
-import { loadBackendConfig, loadPlanFile, loadRequirements } from './options.js';
+import { loadBackendConfig, loadPlanFile, loadRequirements, type SetupNetwork } from './options.js';
 import { createReporter, progressMode } from './progress.js';
 
 export interface PlanningOptions extends ModelFlags {
@@ -70,6 +79,11 @@ export interface RunCommandOptions extends PlanningOptions {
   verify?: string;
   verifyTimeout: number;
   verifyFromBase?: string[];
+  setup?: string;
+  setupNetwork: SetupNetwork;
+  setupTimeout: number;
+  allowFailingBase?: boolean;
+  cacheDir?: string;
   backendConfig?: string;
   backend: BackendName;
   output: string;
@@ -232,24 +246,41 @@ async function deliverResult(outcome: RunOutcome): Promise<Delivered | undefined
   }
 }
 
+/** Starts the progress output once the plan is known (a run plans after readying its base). */
+type StartProgress = (plan: Plan, executors: number) => void;
+
 /** Runs (or resumes) with progress output and Ctrl-C handling; returns the exit code. */
 async function drive(
   json: boolean,
-  plan: Plan,
-  executors: number,
-  run: (hooks: Required<Pick<RunHooks, 'signal' | 'onEvent' | 'onRunDir'>>) => Promise<RunOutcome>,
+  known: { plan: Plan; executors: number } | undefined,
+  run: (
+    hooks: Required<Pick<RunHooks, 'signal' | 'onEvent' | 'onRunDir'>>,
+    startProgress: StartProgress,
+  ) => Promise<RunOutcome>,
 ): Promise<number> {
-  const reporter = createReporter(progressMode(json), plan, executors);
+  let reporter: ReturnType<typeof createReporter> | undefined;
+  let runDir: string | undefined;
+  const startProgress: StartProgress = (plan, executors) => {
+    reporter = createReporter(progressMode(json), plan, executors);
+    if (runDir) reporter.onRunDir(runDir);
+  };
+  if (known) startProgress(known.plan, known.executors);
   const { signal, dispose } = cancellation();
   let outcome: RunOutcome;
   try {
-    outcome = await run({
-      signal,
-      onEvent: (event) => reporter.onEvent(event),
-      onRunDir: (runDir) => reporter.onRunDir(runDir),
-    });
+    outcome = await run(
+      {
+        signal,
+        onEvent: (event) => reporter?.onEvent(event),
+        onRunDir: (dir) => {
+          runDir = dir;
+          reporter?.onRunDir(dir);
+        },
+      },
+      startProgress,
+    );
   } finally {
-    reporter.close();
+    reporter?.close();
     dispose();
   }
   const delivered = await deliverResult(outcome);
@@ -274,6 +305,56 @@ async function drive(
     if (delivered) process.stdout.write(`${formatDelivery(delivered)}\n`);
   }
   return exitCode;
+}
+
+/**
+ * Where prepared environments are kept: `--cache-dir`, else the user's cache directory; never
+ * inside the repository the run starts from or the output directory.
+ */
+function cacheDirFor(options: RunCommandOptions, source: SourceRepository): string {
+  const dir = path.resolve(
+    options.cacheDir ??
+      path.join(
+        process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'),
+        'parallel-orchestrator',
+      ),
+  );
+  const checkout =
+    source.gitDir && path.basename(source.gitDir) === '.git'
+      ? path.dirname(source.gitDir)
+      : undefined;
+  for (const [inside, what] of [
+    [checkout, 'the repository'],
+    [source.gitDir, 'the repository'],
+    [path.resolve(options.output), 'the output directory'],
+  ] as const) {
+    if (inside && isInside(inside, dir))
+      throw new UsageError(`--cache-dir ${dir} is inside ${what} (${inside}): give another`);
+  }
+  return dir;
+}
+
+/**
+ * The setup a run gets: `--setup` as given, or with `auto` what the repository's lockfiles say
+ * (an error when they say nothing). Without `--setup`, one line says what would prepare it.
+ */
+async function setupFor(
+  source: SourceRepository,
+  settings: SetupSettings | undefined,
+): Promise<SetupSettings | undefined> {
+  const wanted = settings?.command;
+  if (wanted !== undefined && wanted !== ':') return settings;
+  const found = await detectSetupAt(source.location, source.commit as string);
+  if (!settings) {
+    if (found) process.stderr.write(`note: ${describeDetected(found)}\n`);
+    return undefined;
+  }
+  if (!found)
+    throw new UsageError(
+      `--setup auto: ${source.shown} has no lockfile that says how to prepare it; give the command`,
+    );
+  process.stderr.write(`note: --setup auto: ${found.because} says "${found.command}"\n`);
+  return { ...settings, command: found.command };
 }
 
 export async function runCommand(
@@ -315,12 +396,33 @@ export async function runCommand(
     throw new UsageError(
       '--verify-from-base takes the check from the repository the run starts from: give --repo',
     );
+  const setupCommand = options.setup?.trim();
+  if (options.setup !== undefined && !setupCommand)
+    throw new UsageError('--setup needs a command, or auto');
+  if (setupCommand && !named)
+    throw new UsageError('--setup prepares the repository the run starts from: give --repo');
+  if (!setupCommand && (given('setupNetwork') || given('setupTimeout')))
+    throw new UsageError(
+      '--setup-network and --setup-timeout go with --setup: give the command too',
+    );
+  if (options.allowFailingBase && !verify)
+    throw new UsageError('--allow-failing-base lets a base fail --verify: give --verify too');
+  const cacheDir = setupCommand && named ? cacheDirFor(options, named) : undefined;
+  const setupSettings: SetupSettings | undefined = setupCommand
+    ? {
+        // `auto` is known once the repository is: its program is then found, or not, by the setup.
+        command: setupCommand === 'auto' ? ':' : setupCommand,
+        network: options.setupNetwork,
+        timeoutMs: options.setupTimeout,
+      }
+    : undefined;
   const access = options.real ? await realModePreflight(modelFlags(options)) : undefined;
   const ready = await kind.preflight(settings, {
     real: access !== undefined,
     allowedTools: options.allowedTools,
     toolsGiven: given('allowedTools'),
     ...(verify && { verify }),
+    ...(setupSettings && { setup: setupSettings }),
     ...(access && { agent: { provider: access.provider, model: access.executorModel } }),
   });
   // Said once everything is checked, so that bad input stays one line.
@@ -330,6 +432,7 @@ export async function runCommand(
   const fetched = named ? await fetchSource(named, options.output) : undefined;
   const source = fetched?.source;
   try {
+    const setup = source && (await setupFor(source, setupSettings));
     const plannerContainer = options.dockerPlanner
       ? await (await import('../planner/docker.js')).plannerContainer(
           options,
@@ -338,46 +441,70 @@ export async function runCommand(
         )
       : undefined;
     const codebase = source && access ? await describeCodebase(source) : undefined;
-    const made = await makePlan(words, { ...options, plannerContainer, codebase }, access);
     // A plan file brings its own budget unless --executors overrides it.
-    const executors =
-      options.plan !== undefined && !given('executors')
-        ? made.plan.executorBudget
-        : options.executors;
-    const budgeted = { ...made.plan, executorBudget: executors };
-    const plan = access
-      ? budgeted
-      : assignSimulatedDurations(budgeted, options.simTaskMs, options.seed);
-    return await drive(options.json ?? false, plan, executors, (hooks) =>
-      startRun({
-        ...hooks,
-        outputDir: options.output,
-        plan,
-        ...(source && { source }),
-        ...(deliver && { deliver }),
-        ...(verify && { verify }),
-        ...(options.verifyFromBase && { verifyFromBase: options.verifyFromBase }),
-        backend: kind.name,
-        [kind.name]: ready.settings,
-        mode: access ? 'real' : 'simulate',
-        executors,
-        retries: options.retries,
-        retryDelayMs: options.retryDelay,
-        taskTimeoutMs: options.taskTimeout,
-        seed: options.seed,
-        planner: made.planner,
-        ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
-        outputLimits: { maxFileBytes: options.maxFileSize, maxTaskBytes: options.maxTaskSize },
-        agentNetwork: options.agentNetwork,
-        ...(access && {
-          modelAccess: access,
-          agent: agentSettingsFor(access, {
-            maxTurns: options.maxTurns,
-            allowedTools: ready.allowedTools,
-            maxBudgetUsd: options.maxTaskUsd,
+    const planFile = options.plan !== undefined;
+    const finish = (made: Awaited<ReturnType<typeof makePlan>>, executors: number) => {
+      const budgeted = { ...made.plan, executorBudget: executors };
+      const plan = access
+        ? budgeted
+        : assignSimulatedDurations(budgeted, options.simTaskMs, options.seed);
+      return { plan, planner: made.planner };
+    };
+    // A plan file is read now (its errors are bad input); planning waits for a ready base.
+    const fromFile = planFile
+      ? await makePlan(words, options, access).then((made) =>
+          finish(made, given('executors') ? options.executors : made.plan.executorBudget),
+        )
+      : undefined;
+    const executors = fromFile?.plan.executorBudget ?? options.executors;
+    return await drive(
+      options.json ?? false,
+      fromFile && { plan: fromFile.plan, executors },
+      (hooks, startProgress) =>
+        startRun({
+          ...hooks,
+          outputDir: options.output,
+          ...(fromFile
+            ? { plan: fromFile.plan, planner: fromFile.planner }
+            : {
+                plan: {
+                  requirements: loadRequirements(words, options.file),
+                  make: async () => {
+                    const made = finish(
+                      await makePlan(words, { ...options, plannerContainer, codebase }, access),
+                      executors,
+                    );
+                    startProgress(made.plan, executors);
+                    return made;
+                  },
+                },
+              }),
+          ...(source && { source }),
+          ...(deliver && { deliver }),
+          ...(verify && { verify }),
+          ...(options.verifyFromBase && { verifyFromBase: options.verifyFromBase }),
+          ...(setup && { setup, cacheDir }),
+          ...(options.allowFailingBase && { allowFailingBase: true }),
+          backend: kind.name,
+          [kind.name]: ready.settings,
+          mode: access ? 'real' : 'simulate',
+          executors,
+          retries: options.retries,
+          retryDelayMs: options.retryDelay,
+          taskTimeoutMs: options.taskTimeout,
+          seed: options.seed,
+          ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
+          outputLimits: { maxFileBytes: options.maxFileSize, maxTaskBytes: options.maxTaskSize },
+          agentNetwork: options.agentNetwork,
+          ...(access && {
+            modelAccess: access,
+            agent: agentSettingsFor(access, {
+              maxTurns: options.maxTurns,
+              allowedTools: ready.allowedTools,
+              maxBudgetUsd: options.maxTaskUsd,
+            }),
           }),
         }),
-      }),
     );
   } finally {
     await fetched?.remove();
@@ -432,7 +559,8 @@ export async function resumeCommand(
     ...(config.verify && { verify: config.verify }),
     ...(config.agent && { agent: config.agent }),
   });
-  return drive(options.json ?? false, plan, options.executors ?? config.executors, (hooks) =>
+  const executors = options.executors ?? config.executors;
+  return drive(options.json ?? false, { plan, executors }, (hooks) =>
     resumeRun(runDir, {
       ...hooks,
       executors: options.executors,

@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { DOCKER_DEFAULTS } from '../backends/docker/kind.js';
 import { BACKEND_KINDS } from '../backends/kinds.js';
 import { PlanValidationError } from '../contracts/plan.js';
-import { describeError, EXIT, UsageError } from '../errors.js';
+import { BaseNotReadyError, describeError, EXIT, UsageError } from '../errors.js';
 import { MODEL_DEFAULTS } from '../models/defaults.js';
 import { JournalError } from '../run/journal.js';
 import { RunDirError } from '../run/run-dir.js';
@@ -46,6 +46,7 @@ import {
   parseOutputSize,
   parseRepositoryPaths,
   parseRetryDelay,
+  parseSetupNetwork,
   parseSimRange,
   parseTaskTimeout,
   parseToolList,
@@ -230,6 +231,31 @@ function program(): Command {
         parseTaskTimeout,
         DEFAULTS.verifyTimeout,
       ),
+    )
+    .option(
+      '--setup <command|auto>',
+      'what prepares the repository to run (sh -c, e.g. "npm ci"): once per base, in the backend\'s sandbox; what it leaves in ignored paths (node_modules/, .venv/) is shown read-only to every agent and check, and kept by a key of the manifests. auto: the lockfiles say',
+    )
+    .addOption(
+      new Option('--setup-network <open|none>', 'network of the --setup command')
+        .argParser(parseSetupNetwork)
+        .default(DEFAULTS.setupNetwork),
+    )
+    .addOption(
+      parsedOption(
+        '--setup-timeout <duration>',
+        'time limit of one --setup run, 100ms to 7d',
+        parseTaskTimeout,
+        DEFAULTS.setupTimeout,
+      ),
+    )
+    .option(
+      '--allow-failing-base',
+      'run even though --verify fails on the base (the requirement is to make it pass): work is not held to it until it passes',
+    )
+    .option(
+      '--cache-dir <dir>',
+      'where prepared environments are kept (default: $XDG_CACHE_HOME/parallel-orchestrator, or ~/.cache/parallel-orchestrator)',
     )
     .option(
       '--into <branch>',
@@ -423,6 +449,10 @@ async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       // Commander has printed its message; help and version are not errors.
       return error.exitCode === 0 ? 0 : EXIT.usage;
+    }
+    if (error instanceof BaseNotReadyError) {
+      process.stderr.write(`error: ${error.lines.join('\n')}\n`);
+      return EXIT.failed;
     }
     const usage =
       error instanceof UsageError ||

@@ -32,7 +32,17 @@ export const DEFAULTS = {
   maxFileSize: '100m',
   maxTaskSize: '512m',
   agentNetwork: 'none' as AgentNetwork,
+  setupNetwork: 'open' as SetupNetwork,
+  setupTimeout: '30m',
 } as const;
+
+export type SetupNetwork = 'open' | 'none';
+
+export function parseSetupNetwork(value: string): SetupNetwork {
+  if (value !== 'open' && value !== 'none')
+    throw new InvalidArgumentError('choose from: open, none.');
+  return value;
+}
 
 /** An option whose default is written as the user would type it, e.g. `30m`. */
 export function parsedOption<T>(

@@ -126,6 +126,32 @@ export const EventBodySchema = z.discriminatedUnion('type', [
     limitUsd: z.number(),
   }),
   z.object({
+    /**
+     * `--setup`: the environment a base is checked and worked on in, prepared or found in the
+     * cache; for a task's work that changed what the key covers, prepared on its tree.
+     */
+    type: z.literal('environment-prepared'),
+    key: z.string(),
+    commit: z.string(),
+    cached: z.boolean(),
+    /** How long the setup took when it ran (earlier, for a cached one). */
+    preparedMs: z.number(),
+    paths: z.array(z.string()),
+    bytes: z.number(),
+    taskId: z.string().optional(),
+    attempt: z.number().int().optional(),
+    /** Why it was prepared again (a cached copy was missing or incomplete). */
+    note: z.string().optional(),
+  }),
+  z.object({
+    /** `--verify` on the base before any task, in its prepared environment. */
+    type: z.literal('base-verified'),
+    commit: z.string(),
+    verification: VerificationSchema,
+    /** `--allow-failing-base`: a failing base did not stop the run. */
+    allowed: z.boolean(),
+  }),
+  z.object({
     /** `--verify` on the integration branch once the last merge landed. */
     type: z.literal('run-verified'),
     commit: z.string(),

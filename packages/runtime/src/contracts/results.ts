@@ -86,6 +86,25 @@ export const ExecutionSummarySchema = z.object({
       final: VerificationSchema.extend({ commit: z.string(), passed: z.boolean() }).optional(),
     })
     .optional(),
+  /** `--setup`: the environment the base was prepared in, and how often tasks' work needed another. */
+  environment: z
+    .object({
+      command: z.string(),
+      key: z.string(),
+      cached: z.boolean(),
+      preparedMs: z.number(),
+      bytes: z.number(),
+      paths: z.array(z.string()),
+      /** Environments prepared for tasks' work that changed the manifests. */
+      preparedForWork: z.number().int(),
+    })
+    .optional(),
+  /** `--verify` on the base before any task. */
+  baseCheck: VerificationSchema.extend({
+    commit: z.string(),
+    passed: z.boolean(),
+    allowed: z.boolean(),
+  }).optional(),
   /** The integration commit holding every merged task. */
   integrationCommit: z.string(),
   orchestrator: z.object({ peakRssBytes: z.number().int() }),

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { BatchSettingsSchema } from '../backends/batch/settings.js';
 import { DockerSettingsSchema } from '../backends/docker/settings.js';
 import { LocalSettingsSchema } from '../backends/local/settings.js';
+import { SetupSettingsSchema } from './environment.js';
 import { AgentSettingsSchema, ExecutionModeSchema } from './executor.js';
 import { UsageSchema } from './usage.js';
 import { VerifySettingsSchema } from './verify.js';
@@ -67,6 +68,15 @@ export const RunConfigSchema = z.object({
     .optional(),
   /** `--verify`: the check each task's work must pass to merge, and the run's result at the end. */
   verify: VerifySettingsSchema.optional(),
+  /**
+   * `--allow-failing-base`: the check fails on the base and the requirement is to make it pass;
+   * until a task's work passes it, a failing check does not stop work from merging.
+   */
+  allowFailingBase: z.boolean().optional(),
+  /** `--setup`: what prepares the repository to run, before any agent or check. */
+  setup: SetupSettingsSchema.optional(),
+  /** Where prepared environments are kept on this machine, shared by runs. */
+  cacheDir: z.string().optional(),
   /** Who made the plan, and what planning cost. */
   planner: z.object({ name: z.string(), model: z.string().optional(), usage: UsageSchema }),
 });

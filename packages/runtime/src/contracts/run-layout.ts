@@ -12,6 +12,8 @@ export const TASK_FILES = {
   outcome: 'outcome.json',
   /** `--verify` output, one section per attempt checked. */
   verifyLog: 'verify.log',
+  /** `--setup` output: the run's, and an attempt's whose work changed the manifests. */
+  setupLog: 'setup.log',
 } as const;
 
 /**
@@ -60,6 +62,9 @@ export function runLayout(runDir: string) {
     taskResult: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.result),
     executorLog: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.log),
     verifyLog: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.verifyLog),
+    setupLog: (taskId: string) => path.join(taskDir(taskId), TASK_FILES.setupLog),
+    /** `--setup` on the run's base. */
+    baseSetupLog: path.join(root, TASK_FILES.setupLog),
     /** `--verify` on the integration branch at the end of the run: its log and its checkout. */
     finalVerifyLog: path.join(root, TASK_FILES.verifyLog),
     finalVerifySandbox: sandboxLayout(path.join(root, 'sandboxes', 'final-verify')),

@@ -1,16 +1,21 @@
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Backend } from '../backends/backend.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
+import type { PreparedEnvironment } from '../contracts/environment.js';
 import type { EventBody, RunStatus } from '../contracts/events.js';
 import type { Plan, PlanTask } from '../contracts/plan.js';
 import type { RunConfig } from '../contracts/run-config.js';
 import type { RunLayout } from '../contracts/run-layout.js';
 import {
   describeVerification,
+  type Verification,
   type VerifySettings,
   verificationPassed,
 } from '../contracts/verify.js';
+import { Environments, preparedFields } from '../environment/environments.js';
+import { SetupFailedError } from '../environment/setup.js';
 import { describeError, UsageError } from '../errors.js';
+import type { ModelAccess } from '../models/access.js';
 import type { ModelProxy } from '../proxy/model-proxy.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { seededRandom } from '../util/random.js';
@@ -30,6 +35,65 @@ function writeJson(file: string, value: unknown): void {
   writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
+/** A run's backend, started and warm, and the model proxy its agents use in a real run. */
+export interface OpenedBackend {
+  backend: Backend;
+  proxy?: ModelProxy;
+}
+
+/** Stops the backend and the model proxy. */
+export async function closeBackend({ backend, proxy }: OpenedBackend): Promise<void> {
+  try {
+    await backend.close();
+  } finally {
+    await proxy?.close();
+  }
+}
+
+/**
+ * Starts the run's backend: for a real run whose agents use it, the model proxy first (agents get
+ * a token per attempt and the proxy adds the credentials, which stay in this process); then the
+ * backend, warmed (an interrupted orchestrator's leftovers cleared, slots' limits set up).
+ */
+export async function openBackend(
+  config: RunConfig,
+  layout: RunLayout,
+  modelAccess: ModelAccess | undefined,
+): Promise<OpenedBackend> {
+  const kind = backendKind(config.backend);
+  let proxy: ModelProxy | undefined;
+  if (kind.usesModelProxy && config.mode === 'real') {
+    if (!modelAccess)
+      throw new UsageError('a real run needs model access: resolve credentials first');
+    const { startModelProxy } = await import('../proxy/model-proxy.js');
+    proxy = await startModelProxy(modelAccess, { maxBudgetUsd: config.maxBudgetUsd });
+  }
+  try {
+    const backend = await kind
+      .create(backendSettings(config), {
+        config,
+        layout,
+        proxy,
+        secrets: Object.values(modelAccess?.secrets ?? {}).filter((value): value is string =>
+          Boolean(value),
+        ),
+      })
+      .catch((error: unknown) => {
+        throw new RunDirError(`cannot start the ${kind.name} backend: ${describeError(error)}`);
+      });
+    try {
+      await backend.warm();
+    } catch (error) {
+      await backend.close();
+      throw error;
+    }
+    return { backend, ...(proxy && { proxy }) };
+  } catch (error) {
+    await proxy?.close();
+    throw error;
+  }
+}
+
 /** A run being driven: journal, project, backend and scheduler wired together. */
 export class ActiveRun implements AttemptHost {
   private readonly log: RunLog;
@@ -45,6 +109,13 @@ export class ActiveRun implements AttemptHost {
   private spentUsd: number;
   /** The model proxy of a real run, once started: the run's budget is its to keep. */
   private proxy: ModelProxy | undefined;
+  /** `--setup`: the run's environments, by key; set once the backend is open. */
+  environments: Environments | undefined;
+  /**
+   * `--allow-failing-base`: the check failed on the base, and no task's work has passed it since;
+   * until one does, a failing check does not keep work from merging.
+   */
+  baseFailing: boolean;
 
   constructor(
     readonly layout: RunLayout,
@@ -63,39 +134,64 @@ export class ActiveRun implements AttemptHost {
       (sum, t) => sum + t.usage.costUsd,
       config.planner.usage.costUsd,
     );
+    this.baseFailing =
+      state.baseCheck !== undefined &&
+      !verificationPassed(state.baseCheck.verification) &&
+      ![...state.tasks.values()].some(
+        (t) => t.status === 'succeeded' && t.result.verify && verificationPassed(t.result.verify),
+      );
+  }
+
+  /**
+   * The environment of a tree an attempt works on or is checked on: the base's when the tree's
+   * manifests are the base's, else one prepared for it (journaled the first time its key comes).
+   */
+  async environmentFor(
+    tree: string,
+    who: { taskId: string; attempt: number },
+    signal: AbortSignal,
+  ): Promise<PreparedEnvironment | undefined> {
+    if (!this.environments) return undefined;
+    const found = await this.environments.forCommit(tree, {
+      logPath: this.layout.setupLog(who.taskId),
+      signal,
+      attempt: who,
+    });
+    if (found.first) this.emit({ type: 'environment-prepared', ...preparedFields(found), ...who });
+    return found.environment;
   }
 
   /** Journals an event before anything acts on it, then updates state, results and log. */
   emit(body: EventBody): void {
     const event = this.journal.append(body);
     const record = applyEvent(this.state, event);
-    if (record && 'taskId' in event && FINAL_TASK_STATUSES.has(record.status)) {
+    if (record && 'taskId' in event && event.taskId && FINAL_TASK_STATUSES.has(record.status)) {
       this.writeTaskResult(event.taskId);
     }
     this.log.write(describeEvent(event), new Date(event.time));
     this.hooks.onEvent?.(event);
   }
 
-  async execute(): Promise<RunOutcome> {
+  /**
+   * Runs the tasks to the end on the run's backend (opened here unless the caller opened it to
+   * ready the base first), then the final check; closes the backend.
+   */
+  async execute(opened?: OpenedBackend): Promise<RunOutcome> {
     const started = Date.now();
-    const kind = backendKind(this.config.backend);
-    const proxy = kind.usesModelProxy ? await this.startModelProxy() : undefined;
+    const { backend, proxy } =
+      opened ?? (await openBackend(this.config, this.layout, this.hooks.modelAccess));
+    this.proxy = proxy;
+    if (this.config.setup && backend.environments && !this.environments)
+      this.environments = new Environments(
+        backend.environments,
+        this.config.setup,
+        this.project.gitDir,
+      );
+    // Planning was paid for before the proxy counted (and earlier attempts, on a resume).
+    proxy?.setRunBudget(this.config.maxBudgetUsd, this.spentUsd);
     let status: RunStatus;
     try {
-      const backend = await kind
-        .create(backendSettings(this.config), {
-          config: this.config,
-          layout: this.layout,
-          proxy,
-          secrets: Object.values(this.hooks.modelAccess?.secrets ?? {}).filter(
-            (value): value is string => Boolean(value),
-          ),
-        })
-        .catch((error: unknown) => {
-          throw new RunDirError(`cannot start the ${kind.name} backend: ${describeError(error)}`);
-        });
       try {
-        await backend.warm();
         for (const limit of backend.limits ?? []) this.log.write(`limits: ${limit}`, new Date());
         const attempts = new Attempt(this, backend, proxy);
         const scheduler = new Scheduler({
@@ -144,23 +240,6 @@ export class ActiveRun implements AttemptHost {
     }
     this.emit({ type: 'run-finished', status, durationMs: Date.now() - started });
     return this.close(status);
-  }
-
-  /**
-   * Real runs start the model proxy: agents get a token per attempt and the proxy adds the
-   * credentials, which stay in this process. It counts what agents spend from the provider's own
-   * answers and holds the run to its budget, starting from what the run spent before.
-   */
-  private async startModelProxy(): Promise<ModelProxy | undefined> {
-    if (this.config.mode !== 'real') return undefined;
-    const access = this.hooks.modelAccess;
-    if (!access) throw new UsageError('a real run needs model access: resolve credentials first');
-    const { startModelProxy } = await import('../proxy/model-proxy.js');
-    this.proxy = await startModelProxy(access, {
-      maxBudgetUsd: this.config.maxBudgetUsd,
-      alreadySpentUsd: this.spentUsd,
-    });
-    return this.proxy;
   }
 
   spend(usd: number): void {
@@ -245,13 +324,31 @@ export class ActiveRun implements AttemptHost {
       this.layout.finalVerifyLog,
       `== ${settings.command} on main at ${commit.slice(0, 12)} ==\n`,
     );
-    const verification = await backend.verify({
-      settings,
-      sandbox,
-      commit,
-      logPath: this.layout.finalVerifyLog,
-      signal: this.hooks.signal ?? new AbortController().signal,
-    });
+    const signal = this.hooks.signal ?? new AbortController().signal;
+    let verification: Verification;
+    try {
+      const environment = await this.environments?.forCommit(commit, {
+        logPath: this.layout.baseSetupLog,
+        signal,
+      });
+      if (environment?.first)
+        this.emit({ type: 'environment-prepared', ...preparedFields(environment) });
+      verification = await backend.verify({
+        settings,
+        sandbox,
+        commit,
+        logPath: this.layout.finalVerifyLog,
+        signal,
+        ...(environment && { environment: environment.environment }),
+      });
+    } catch (error) {
+      if (!(error instanceof SetupFailedError)) throw error;
+      // The merged manifests cannot be installed: the result fails as a whole.
+      verification = {
+        ...error.verification,
+        tail: `${error.message}\n${error.verification.tail}`,
+      };
+    }
     appendFileSync(this.layout.finalVerifyLog, `\n== ${describeVerification(verification)} ==\n`);
     this.emit({ type: 'run-verified', commit, verification });
     return verificationPassed(verification);

@@ -48,6 +48,17 @@ export function describeEvent(event: JournalEvent): string {
       return `task ${event.taskId} cancelled (attempt ${event.attempt})`;
     case 'run-budget-spent':
       return `run spent $${event.spentUsd.toFixed(4)} of its $${event.limitUsd} budget: no new task starts`;
+    case 'environment-prepared': {
+      const where = event.taskId
+        ? ` for task ${event.taskId} attempt ${event.attempt}'s work`
+        : ` for ${event.commit.slice(0, 12)}`;
+      const how = event.cached
+        ? `found in the cache (prepared in ${seconds(event.preparedMs)})`
+        : `prepared in ${seconds(event.preparedMs)}`;
+      return `environment ${event.key.slice(0, 12)}${where} ${how}: ${event.paths.join(', ') || 'nothing'}${event.note ? ` (${event.note})` : ''}`;
+    }
+    case 'base-verified':
+      return `--verify on the base ${event.commit.slice(0, 12)} ${describeVerification(event.verification)} (${seconds(event.verification.durationMs)})${event.allowed ? ', allowed: --allow-failing-base' : ''}`;
     case 'run-verified':
       return `--verify on ${event.commit.slice(0, 12)} ${describeVerification(event.verification)} (${seconds(event.verification.durationMs)})`;
     case 'run-finished':

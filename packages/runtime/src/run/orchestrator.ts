@@ -6,15 +6,19 @@ import { type Plan, parsePlan } from '../contracts/plan.js';
 import type { ExecutionSummary } from '../contracts/results.js';
 import { type RunConfig, RunConfigSchema } from '../contracts/run-config.js';
 import type { RunLayout } from '../contracts/run-layout.js';
+import { ZERO_USAGE } from '../contracts/usage.js';
 import { verificationPassed } from '../contracts/verify.js';
-import { describeError, RunStoppedError, UsageError } from '../errors.js';
+import { preparedFields } from '../environment/environments.js';
+import { BaseNotReadyError, describeError, RunStoppedError, UsageError } from '../errors.js';
 import type { ModelAccess } from '../models/access.js';
 import { errorMessage } from '../scheduler/scheduler.js';
 import { deliveryBranch } from '../workspace/deliver.js';
 import { writeHostIgnoreRules } from '../workspace/ignore-rules.js';
 import { Project } from '../workspace/project.js';
+import { Slots } from '../workspace/slots.js';
 import type { SourceRepository } from '../workspace/source.js';
-import { ActiveRun } from './active-run.js';
+import { ActiveRun, closeBackend, type OpenedBackend, openBackend } from './active-run.js';
+import { type ReadyBase, readyBase } from './base.js';
 import { Journal } from './journal.js';
 import { FINAL_TASK_STATUSES, initialState, replay } from './replay.js';
 import {
@@ -42,11 +46,25 @@ export interface RunHooks {
   modelAccess?: ModelAccess;
 }
 
-export interface StartRunOptions extends Omit<RunSettings, 'source' | 'deliver'>, RunHooks {
+/** A plan made once the base is ready, and who made it. */
+export interface MadePlan {
+  plan: Plan;
+  planner: RunConfig['planner'];
+}
+
+export interface StartRunOptions
+  extends Omit<RunSettings, 'source' | 'deliver' | 'planner'>,
+    RunHooks {
   /** `--verify-from-base`: the check's files, taken from the commit the run starts from. */
   verifyFromBase?: string[];
   outputDir: string;
-  plan: Plan;
+  /**
+   * The plan; or the way to make it, called once the base is ready (its environment prepared,
+   * its check passed), so that a base that cannot pass costs no planning.
+   */
+  plan: Plan | { requirements: string; make: () => Promise<MadePlan> };
+  /** Who made a given plan. */
+  planner?: RunConfig['planner'];
   /** A repository to start from (`--repo`); without one the project starts empty. */
   source?: SourceRepository;
   /** Where the result goes; the branch defaults to one named after the run. */
@@ -74,12 +92,19 @@ function writeJson(file: string, value: unknown): void {
   writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Creates a run directory for the plan and runs it to the end. */
+/** Planning that cost nothing: a plan given as it is. */
+const GIVEN_PLANNER: RunConfig['planner'] = { name: 'given', usage: ZERO_USAGE };
+
+/**
+ * Creates a run directory and runs it to the end: the project from its source, the base readied
+ * (`--setup`, `--verify` on it), the plan written, then the tasks.
+ */
 export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
   // Hooks (and the secrets among them) stay out of run.json: only settings are written.
   const {
     outputDir,
-    plan,
+    plan: planned,
+    planner,
     signal,
     onEvent,
     onRunDir,
@@ -89,46 +114,76 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
     verifyFromBase,
     ...settings
   } = options;
-  const layout = createRunDir(outputDir, plan.requirements.split('\n')[0] ?? '');
+  const requirements = 'make' in planned ? planned.requirements : planned.requirements;
+  const layout = createRunDir(outputDir, requirements.split('\n')[0] ?? '');
   onRunDir?.(layout.root);
   const runId = path.basename(layout.root);
   const release = acquireRunLock(layout);
+  let opened: OpenedBackend | undefined;
   try {
     let project: Project;
-    let journal: Journal;
     let config: RunConfig;
     try {
-      writeJson(layout.plan, plan);
       mkdirSync(layout.tasks);
       project = source
         ? await Project.fromRepository(layout.project, source)
-        : await Project.init(layout.project, `Start run ${runId}\n\n${plan.requirements}`);
+        : await Project.init(layout.project, `Start run ${runId}\n\n${requirements}`);
       // Agents' work is held to the repository's own ignore rules, never to theirs.
       if (source) await writeHostIgnoreRules(project.gitDir, project.head);
       const fromBase = verifyFromBase && {
         commit: project.head,
         paths: await project.existingPaths(verifyFromBase, '--verify-from-base'),
       };
-      // Written once the base is known: a repository's is resolved by the clone.
+      // Complete once the plan is made: who made it is the last thing known.
       config = RunConfigSchema.parse({
         version: 1,
         runId,
         createdAt: new Date().toISOString(),
         ...settings,
+        planner: planner ?? GIVEN_PLANNER,
         ...(settings.verify && fromBase && { verify: { ...settings.verify, fromBase } }),
         ...(source && { source: { repo: source.shown, base: project.head } }),
         ...(deliver && {
           deliver: { ...deliver, branch: deliver.branch ?? deliveryBranch(runId) },
         }),
       });
-      writeJson(layout.config, config);
-      journal = Journal.create(layout.journal);
     } catch (error) {
       // Nothing has run: a run that could not even be set up leaves nothing behind.
       rmSync(layout.root, { recursive: true, force: true });
       if (error instanceof UsageError) throw error;
       throw new RunDirError(`cannot set up a run in ${outputDir}: ${describeError(error)}`);
     }
+    const slots = new Slots(project, config.source?.base);
+    let ready: ReadyBase = {};
+    if (config.setup || config.verify) {
+      opened = await openBackend(config, layout, modelAccess);
+      try {
+        ready = await readyBase({
+          backend: opened.backend,
+          config,
+          layout,
+          project,
+          slots,
+          signal: signal ?? new AbortController().signal,
+        });
+      } catch (error) {
+        // The logs tell why; the backend and the checkouts are of no more use.
+        const closing = opened;
+        opened = undefined;
+        await closeBackend(closing).catch(() => undefined);
+        await slots.removeAll(layout.sandboxes).catch(() => undefined);
+        rmSync(layout.project, { recursive: true, force: true });
+        rmSync(layout.tasks, { recursive: true, force: true });
+        throw error;
+      }
+    }
+    const made =
+      'make' in planned ? await planned.make() : { plan: planned, planner: config.planner };
+    const plan = made.plan;
+    config = { ...config, planner: made.planner };
+    writeJson(layout.plan, plan);
+    writeJson(layout.config, config);
+    const journal = Journal.create(layout.journal);
     const notes = source ? await project.leftAsIs() : [];
     const state = initialState(plan.tasks.map((t) => t.id));
     const run = new ActiveRun(layout, config, plan, project, journal, state, {
@@ -145,10 +200,20 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
       mode: config.mode,
       ...(notes.length > 0 && { notes }),
     });
-    return await run.execute();
+    run.environments = ready.environments;
+    if (ready.environment)
+      run.emit({ type: 'environment-prepared', ...preparedFields(ready.environment) });
+    if (ready.check) {
+      run.emit({ type: 'base-verified', ...ready.check });
+      run.baseFailing = ready.check.allowed;
+    }
+    const execution = run.execute(opened);
+    opened = undefined;
+    return await execution;
   } catch (error) {
     throw stopped(layout, error);
   } finally {
+    if (opened) await closeBackend(opened);
     release();
   }
 }
@@ -158,7 +223,8 @@ function stopped(layout: RunLayout, error: unknown): unknown {
   if (
     error instanceof UsageError ||
     error instanceof RunDirError ||
-    error instanceof RunStoppedError
+    error instanceof RunStoppedError ||
+    error instanceof BaseNotReadyError
   )
     return error;
   return new RunStoppedError(layout.root, error);

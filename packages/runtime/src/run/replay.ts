@@ -1,5 +1,6 @@
 import type {
   AttemptResult,
+  EventOf,
   JournalEvent,
   RemoteJob,
   RunStatus,
@@ -46,6 +47,12 @@ export interface RunState {
   verified?: { commit: string; verification: Verification };
   /** Set when the spending limit stopped new tasks from starting. */
   stoppedBy?: 'budget';
+  /** `--setup`: the base's environment, as first prepared or found. */
+  environment?: EventOf<'environment-prepared'>;
+  /** Environments prepared again for tasks' work that changed what the key covers. */
+  environmentsForWork: number;
+  /** `--verify` on the base before any task. */
+  baseCheck?: { commit: string; verification: Verification; allowed: boolean };
   tasks: Map<string, TaskRecord>;
 }
 
@@ -64,7 +71,7 @@ export function emptyRecord(): TaskRecord {
 }
 
 export function initialState(taskIds: readonly string[]): RunState {
-  return { tasks: new Map(taskIds.map((id) => [id, emptyRecord()])) };
+  return { tasks: new Map(taskIds.map((id) => [id, emptyRecord()])), environmentsForWork: 0 };
 }
 
 /** Folds one event into the state; returns the task it touched, if any. */
@@ -96,6 +103,17 @@ export function applyEvent(state: RunState, event: JournalEvent): TaskRecord | u
           }
         }
       }
+      return undefined;
+    case 'environment-prepared':
+      if (event.taskId === undefined) state.environment ??= event;
+      else if (!event.cached) state.environmentsForWork++;
+      return undefined;
+    case 'base-verified':
+      state.baseCheck = {
+        commit: event.commit,
+        verification: event.verification,
+        allowed: event.allowed,
+      };
       return undefined;
     case 'run-verified':
       state.verified = { commit: event.commit, verification: event.verification };

@@ -98,6 +98,26 @@ export function buildSummary(
         }),
       },
     }),
+    ...(config.setup &&
+      state.environment && {
+        environment: {
+          command: config.setup.command,
+          key: state.environment.key,
+          cached: state.environment.cached,
+          preparedMs: state.environment.preparedMs,
+          bytes: state.environment.bytes,
+          paths: state.environment.paths,
+          preparedForWork: state.environmentsForWork,
+        },
+      }),
+    ...(state.baseCheck && {
+      baseCheck: {
+        commit: state.baseCheck.commit,
+        ...state.baseCheck.verification,
+        passed: verificationPassed(state.baseCheck.verification),
+        allowed: state.baseCheck.allowed,
+      },
+    }),
     integrationCommit,
     orchestrator: { peakRssBytes: process.resourceUsage().maxRSS * 1024 },
     tasks: results,

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { SpawnOptions } from '@anthropic-ai/claude-agent-sdk';
+import { ENVIRONMENT_HOLES } from '../contracts/environment.js';
 import type { AgentNetwork } from '../contracts/run-config.js';
 import { isInside } from '../trust/path-safety.js';
 import { type AgentUser, dropPrivileges, handOver, unconfinedArgs } from './agent-user.js';
@@ -27,6 +28,14 @@ export interface Confinement extends Visibility {
    * home; the agent never has it).
    */
   runAs?: AgentUser;
+  /**
+   * The workspace is shown here too, and the command starts here when `startAtAlias`: one fixed
+   * path, so that what a setup records by absolute path (a venv's scripts) holds in every check.
+   */
+  workspaceAlias?: string;
+  startAtAlias?: boolean;
+  /** `--setup`: prepared paths shown read-only over the workspace (and its alias). */
+  environment?: { tree: string; paths: readonly string[] };
 }
 
 /** The size of the tmpfs bubblewrap puts over /run and every hidden directory. */
@@ -34,6 +43,30 @@ const SMALL_TMPFS_BYTES = 16 * 2 ** 20;
 
 /** The capabilities a root bubblewrap keeps for `setpriv` to change user and drop the rest. */
 const DROP_CAPABILITIES = ['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP'];
+
+/** A mount: its bubblewrap option, what is mounted (the host's path) and where. */
+type Mount = [flag: string, source: string, dest: string];
+
+/** How much a sandbox may write into one of a prepared environment's holes (tools' caches). */
+const HOLE_TMPFS_BYTES = 256 * 2 ** 20;
+
+/**
+ * A prepared environment under `root`: each path read-only from the environment's tree, and its
+ * holes (tools' caches) private and writable. A write anywhere else in it fails (EROFS): no
+ * sandbox changes what the others see.
+ */
+function environmentMounts({ environment }: Confinement, root: string): Mount[] {
+  if (!environment) return [];
+  const under = (relative: string) => path.join(root, relative.replace(/\/$/, ''));
+  return [
+    ...environment.paths.map(
+      (kept): Mount => ['--ro-bind', path.join(environment.tree, kept), under(kept)],
+    ),
+    ...ENVIRONMENT_HOLES.filter((hole) => environment.paths.includes(`${hole.split('/')[0]}/`)).map(
+      (hole): Mount => ['hole', '', under(hole)],
+    ),
+  ];
+}
 
 /**
  * `--dir` for each directory between the emptied directory holding `target` and `target`:
@@ -68,17 +101,21 @@ export function bubblewrapArgs(
     (dir) => !(PRIVATE_DIRS as readonly string[]).includes(dir),
   );
   const emptied = [...PRIVATE_DIRS, ...hidden];
-  const mounts: [flag: string, dir: string][] = [
-    ...hidden.map((dir): [string, string] => ['--tmpfs', dir]),
-    ...confinement.exposed.map((dir): [string, string] => ['--ro-bind', dir]),
-    ...(confinement.modelSocketDir
-      ? [['--ro-bind', confinement.modelSocketDir] as [string, string]]
-      : []),
-    ['--bind', confinement.workspace],
-    ['--bind', confinement.home],
+  const same = (flag: string, dir: string): Mount => [flag, dir, dir];
+  const { workspace, workspaceAlias } = confinement;
+  const mounts: Mount[] = [
+    ...hidden.map((dir) => same('--tmpfs', dir)),
+    ...confinement.exposed.map((dir) => same('--ro-bind', dir)),
+    ...(confinement.modelSocketDir ? [same('--ro-bind', confinement.modelSocketDir)] : []),
+    same('--bind', workspace),
+    ...(workspaceAlias ? [['--bind', workspace, workspaceAlias] as Mount] : []),
+    same('--bind', confinement.home),
+    ...environmentMounts(confinement, workspace),
+    ...(workspaceAlias ? environmentMounts(confinement, workspaceAlias) : []),
   ];
   // Shorter paths first: a mount inside another must come after it.
-  mounts.sort(([, a], [, b]) => a.length - b.length);
+  mounts.sort(([, , a], [, , b]) => a.length - b.length);
+  const roots = workspaceAlias ? [workspace, workspaceAlias] : [workspace];
   const { runAs } = confinement;
   return [
     '--die-with-parent',
@@ -111,14 +148,19 @@ export function bubblewrapArgs(
     String(SMALL_TMPFS_BYTES),
     '--tmpfs',
     '/run',
-    ...mounts.flatMap(([flag, dir]) => [
-      ...parentsOf(dir, emptied),
+    ...mounts.flatMap(([flag, source, dir]) => [
+      // What lies in the workspace is there already, made by the host.
+      ...(roots.some((root) => isInside(root, dir) && root !== dir) ? [] : parentsOf(dir, emptied)),
       // A hidden directory is empty but for the way to what is shown again: memory an agent
       // running as the user (who owns it in the sandbox) could otherwise fill.
-      ...(flag === '--tmpfs' ? ['--size', String(SMALL_TMPFS_BYTES), flag, dir] : [flag, dir, dir]),
+      ...(flag === '--tmpfs'
+        ? ['--size', String(SMALL_TMPFS_BYTES), flag, dir]
+        : flag === 'hole'
+          ? ['--size', String(HOLE_TMPFS_BYTES), '--perms', '01777', '--tmpfs', dir]
+          : [flag, source, dir]),
     ]),
     '--chdir',
-    confinement.workspace,
+    confinement.startAtAlias && workspaceAlias ? workspaceAlias : workspace,
     '--',
     ...(runAs ? dropPrivileges(runAs) : []),
     command,

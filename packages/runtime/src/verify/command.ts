@@ -37,8 +37,9 @@ export async function checkVerifyProgram(
   command: string,
   finds: (program: string) => Promise<boolean>,
   where: string,
+  flag = '--verify',
 ): Promise<void> {
   const program = verifyProgram(command);
   if (program && !(await finds(program)))
-    throw new UsageError(`--verify: command not found: ${program} (looked ${where})`);
+    throw new UsageError(`${flag}: command not found: ${program} (looked ${where})`);
 }

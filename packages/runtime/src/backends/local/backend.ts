@@ -1,18 +1,28 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { chmod } from 'node:fs/promises';
+import { type ChildProcess, execFile, fork } from 'node:child_process';
+import { appendFileSync, mkdirSync, realpathSync } from 'node:fs';
+import { chmod, lchown, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ENV, INHERITED_HOST_ENV } from '../../contracts/env.js';
+import {
+  CANONICAL_WORKSPACE,
+  OFFLINE_ENV,
+  type PreparedEnvironment,
+  type SetupSettings,
+} from '../../contracts/environment.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import type { AgentNetwork } from '../../contracts/run-config.js';
 import type { SandboxLayout } from '../../contracts/run-layout.js';
 import type { Verification } from '../../contracts/verify.js';
+import type { EnvironmentStore } from '../../environment/environments.js';
+import { HostEnvironmentCache } from '../../environment/host-cache.js';
+import type { EnvironmentRequest } from '../../environment/setup.js';
 import { findClaudeBinary } from '../../models/claude-binary.js';
 import { type AgentUser, handOver } from '../../sandbox/agent-user.js';
 import { bubblewrapArgs, type Confinement } from '../../sandbox/bubblewrap.js';
 import { type Visibility, visibility } from '../../sandbox/visibility.js';
 import { removeTree } from '../../trust/untrusted-files.js';
+import { verifyProgram } from '../../verify/command.js';
 import { runVerifyProcess } from '../../verify/process.js';
 import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import type { HostReply, HostRequest } from './host.js';
@@ -47,6 +57,8 @@ export interface LocalBackendOptions {
   limits?: Omit<SlotLimitsRun, 'runRoot' | 'onDiskLow'>;
   /** How long an aborted task may take to stop before the whole host is killed. */
   killGraceMs?: number;
+  /** `--setup`: where prepared environments are kept (`<cache dir>/environments`). */
+  environmentsDir?: string;
 }
 
 interface Pending {
@@ -86,8 +98,23 @@ export class LocalBackend implements Backend {
   /** Set when the run's file system nearly filled up: every attempt is stopped, for good. */
   private diskLow: string | undefined;
 
+  /** `--setup`: environments prepared in this backend's sandbox, kept on this machine. */
+  readonly environments: EnvironmentStore | undefined;
+
   constructor(private readonly options: LocalBackendOptions) {
     this.killGraceMs = options.killGraceMs ?? 5_000;
+    const dir = options.environmentsDir;
+    if (dir) {
+      const cache = new HostEnvironmentCache(
+        dir,
+        (tree, home, request) => this.runSetup(tree, home, request),
+        options.agentUser,
+      );
+      this.environments = {
+        identity: (setup) => localIdentity(setup),
+        ensure: (request) => cache.ensure(request),
+      };
+    }
   }
 
   async warm(): Promise<void> {
@@ -118,7 +145,10 @@ export class LocalBackend implements Backend {
    * A fresh HOME for the slot's next agent or check, and, for a root orchestrator, the slot's
    * workspace and home handed to the unprivileged user.
    */
-  private async readySandbox(sandbox: SandboxLayout): Promise<void> {
+  private async readySandbox(
+    sandbox: SandboxLayout,
+    environment?: PreparedEnvironment,
+  ): Promise<void> {
     await removeTree(sandbox.home);
     mkdirSync(sandbox.home, { recursive: true, mode: 0o700 });
     const user = this.options.agentUser;
@@ -129,14 +159,60 @@ export class LocalBackend implements Backend {
       await handOver(sandbox.workspace, user);
       await handOver(sandbox.home, user);
     }
+    // The prepared paths' mount points, made by the host: ignored, so never committed.
+    for (const kept of environment?.paths ?? []) {
+      const point = path.join(sandbox.workspace, kept);
+      await mkdir(point, { recursive: true });
+      if (user) await lchown(point, user.uid, user.gid);
+    }
   }
 
-  /** What a sandbox around the slot shows, for a program found at `binary`. */
-  private confinement(sandbox: SandboxLayout, binary: string, network: AgentNetwork): Confinement {
+  /**
+   * `--setup` on a checkout, in the same sandbox as a check but with the network the setup asks
+   * for: a fresh HOME, runs and homes hidden, the unprivileged user, at the canonical path.
+   */
+  private async runSetup(tree: string, home: string, request: EnvironmentRequest) {
+    const { setup, logPath, signal } = request;
+    appendFileSync(logPath, `== ${setup.command} on ${request.commit.slice(0, 12)} ==\n`);
+    const seen = this.confinement({ workspace: tree, home }, process.execPath, setup.network);
+    const confinement: Confinement = {
+      ...seen,
+      workspaceAlias: CANONICAL_WORKSPACE,
+      startAtAlias: true,
+      ...(setup.network === 'open' && { exposed: [...seen.exposed, ...resolverDirs()] }),
+    };
+    const args = bubblewrapArgs(confinement, '/bin/sh', ['-c', setup.command]);
+    return runVerifyProcess('bwrap', args, {
+      cwd: tree,
+      env: {
+        ...hostEnv(this.options),
+        HOME: home,
+        TMPDIR: '/tmp',
+        CI: 'true',
+        ...(setup.network === 'none' && OFFLINE_ENV),
+      },
+      timeoutMs: setup.timeoutMs,
+      logPath,
+      signal,
+    });
+  }
+
+  /**
+   * What a sandbox around the slot shows, for a program found at `binary`; with an environment,
+   * its prepared paths read-only over the workspace, which is shown at the canonical path too.
+   */
+  private confinement(
+    sandbox: Pick<SandboxLayout, 'workspace' | 'home'>,
+    binary: string,
+    network: AgentNetwork,
+    environment?: PreparedEnvironment,
+  ): Confinement {
     let seen = this.visibilities.get(binary);
     if (!seen) {
-      const { runRoot, sourceDirs } = this.options;
+      const { runRoot, sourceDirs, environmentsDir } = this.options;
       seen = visibility(runRoot, [binary, process.execPath], undefined, sourceDirs);
+      // Prepared environments are shown only as the sandbox's own paths, never as the cache.
+      if (environmentsDir) seen = { ...seen, hidden: [...seen.hidden, environmentsDir] };
       this.visibilities.set(binary, seen);
     }
     const memoryBytes = this.options.limits?.limits.memoryBytes;
@@ -145,6 +221,10 @@ export class LocalBackend implements Backend {
       home: sandbox.home,
       network,
       ...seen,
+      ...(environment?.tree && {
+        environment: { tree: environment.tree, paths: environment.paths },
+        workspaceAlias: CANONICAL_WORKSPACE,
+      }),
       ...(this.options.agentUser && { runAs: this.options.agentUser }),
       // The private /tmp is memory: no more of it than the agent may use.
       ...(memoryBytes && { tmpBytes: memoryBytes }),
@@ -153,18 +233,18 @@ export class LocalBackend implements Backend {
 
   async execute(
     spec: TaskSpec,
-    { signal, logPath, sandbox, modelToken }: ExecutionContext,
+    { signal, logPath, sandbox, modelToken, environment }: ExecutionContext,
   ): Promise<ExecutorOutcome> {
     if (signal.aborted) return aborted(signal);
     const { agents } = this.options;
     if (agents) {
-      await this.readySandbox(sandbox);
+      await this.readySandbox(sandbox, environment);
       await this.slotLimits?.prepare(sandbox.root);
     }
     const confinement =
       agents?.confined === true
         ? {
-            ...this.confinement(sandbox, findClaudeBinary(), agents.network),
+            ...this.confinement(sandbox, findClaudeBinary(), agents.network, environment),
             modelSocketDir: agents.modelSocketDir,
           }
         : undefined;
@@ -219,20 +299,33 @@ export class LocalBackend implements Backend {
    * repositories and homes hidden, no network, every process gone when it ends, and for a root
    * orchestrator the unprivileged user.
    */
-  async verify({ settings, sandbox, logPath, signal }: VerifyRequest): Promise<Verification> {
-    await this.readySandbox(sandbox);
+  async verify({
+    settings,
+    sandbox,
+    logPath,
+    signal,
+    environment,
+  }: VerifyRequest): Promise<Verification> {
+    await this.readySandbox(sandbox, environment);
     await this.slotLimits?.prepare(sandbox.root);
+    const confinement = this.confinement(sandbox, process.execPath, 'none', environment);
     const [file, ...args] = [
       ...(this.slotLimits?.launcher(sandbox.root) ?? []),
       'bwrap',
-      ...bubblewrapArgs(this.confinement(sandbox, process.execPath, 'none'), '/bin/sh', [
+      ...bubblewrapArgs({ ...confinement, startAtAlias: true }, '/bin/sh', [
         '-c',
         settings.command,
       ]),
     ] as [string, ...string[]];
     const verification = await runVerifyProcess(file, args, {
       cwd: sandbox.workspace,
-      env: { ...hostEnv(this.options), HOME: sandbox.home, TMPDIR: '/tmp', CI: 'true' },
+      env: {
+        ...hostEnv(this.options),
+        HOME: sandbox.home,
+        TMPDIR: '/tmp',
+        CI: 'true',
+        ...OFFLINE_ENV,
+      },
       timeoutMs: settings.timeoutMs,
       logPath,
       signal,
@@ -298,6 +391,36 @@ export class LocalBackend implements Backend {
 /** An attempt a limit stopped, told as such whatever the agent made of it. */
 function limitHit(outcome: ExecutorOutcome, hit: LimitHit): ExecutorOutcome {
   return { status: 'failed', error: hit.error, retryable: hit.retryable, usage: outcome.usage };
+}
+
+/**
+ * Where a setup's name lookups are answered from, when /etc/resolv.conf points into /run (a
+ * systemd-resolved host): the sandbox's /run is its own, so that directory is shown again.
+ */
+function resolverDirs(): string[] {
+  try {
+    const resolved = realpathSync('/etc/resolv.conf');
+    return resolved.startsWith('/run/') ? [path.dirname(resolved)] : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * What decides a local environment besides the repository: this machine's architecture and the
+ * setup's program (`npm` of one Node installation, `python3` of one Python), by where it is and
+ * its size and time: another install of it prepares another environment.
+ */
+async function localIdentity(setup: SetupSettings): Promise<string> {
+  const program = verifyProgram(setup.command) ?? 'sh';
+  const found = await new Promise<string>((resolve) =>
+    execFile('/bin/sh', ['-c', 'command -v "$1"', 'sh', program], (error, stdout) =>
+      resolve(error ? program : stdout.trim()),
+    ),
+  );
+  const real = path.isAbsolute(found) ? realpathSync(found) : found;
+  const stats = await stat(real).catch(() => undefined);
+  return `local:${process.arch}:${real}:${stats?.size ?? 0}:${stats?.mtimeMs ?? 0}`;
 }
 
 function aborted(signal: AbortSignal): ExecutorOutcome {

@@ -76,7 +76,16 @@ export const localKind: BackendKind<LocalSettings> = {
     pids: flags.localPids as number,
     diskBytes: flags.localDisk as number,
   }),
-  async preflight(settings, { real, allowedTools, toolsGiven, verify }) {
+  async preflight(settings, { real, allowedTools, toolsGiven, verify, setup }) {
+    if (setup) {
+      // A setup runs the repository's install scripts: never unconfined on the host either.
+      const probe = await probeBubblewrap(await agentUser('--setup'));
+      if (!probe.available)
+        throw new UsageError(
+          `--setup on the local backend runs the command in a bubblewrap sandbox, but ${probe.reason}: install bubblewrap, or use --backend docker`,
+        );
+      await checkVerifyProgram(setup.command, hostFinds, 'on PATH', '--setup');
+    }
     if (verify) {
       // The check runs agents' work (their tests, their scripts): never unconfined on the host.
       const probe = await probeBubblewrap(await agentUser('--verify checks'));
@@ -114,7 +123,9 @@ export const localKind: BackendKind<LocalSettings> = {
       real,
       runRoot: layout.root,
       sourceDirs: sourceDirs(config),
-      ...((real || config.verify) && { agentUser: await agentUserFor() }),
+      ...((real || config.verify || config.setup) && { agentUser: await agentUserFor() }),
+      ...(config.setup &&
+        config.cacheDir && { environmentsDir: path.join(config.cacheDir, 'environments') }),
       limits: {
         runId: config.runId,
         // A plain simulation runs nothing of an agent's: no slot to hold to limits.

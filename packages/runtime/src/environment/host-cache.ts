@@ -1,0 +1,236 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
+import path from 'node:path';
+import {
+  ENVIRONMENT_HOLES,
+  type PreparedEnvironment,
+  PreparedEnvironmentSchema,
+} from '../contracts/environment.js';
+import { type Verification, verificationPassed } from '../contracts/verify.js';
+import { type AgentUser, handOver } from '../sandbox/agent-user.js';
+import { removeTree } from '../trust/untrusted-files.js';
+import { gitBytes, gitScript } from '../workspace/git.js';
+import { HOST_IGNORE_FILE } from '../workspace/ignore-rules.js';
+import { type EnvironmentRequest, type EnvironmentResult, SetupFailedError } from './setup.js';
+
+const ENVIRONMENT_FILE = 'environment.json';
+const MAX_PATHS = 256;
+
+/** Runs the setup in the backend's sandbox, on a checkout at `tree` with `home` as its HOME. */
+export type RunSetup = (
+  tree: string,
+  home: string,
+  request: EnvironmentRequest,
+) => Promise<Verification>;
+
+/**
+ * Prepared environments kept on this machine, by key, for the backends whose workspaces are on
+ * it (local, Docker): `<dir>/<key>/tree` holds the prepared ignored paths and nothing else,
+ * shown read-only in every sandbox; `<dir>/<key>/environment.json` is written last, so an
+ * environment without it was never finished. Shared by every run on the machine.
+ */
+export class HostEnvironmentCache {
+  constructor(
+    /** `<cache dir>/environments`. */
+    readonly dir: string,
+    private readonly runSetup: RunSetup,
+    /** A root orchestrator's unprivileged user, who runs the setup. */
+    private readonly agentUser?: AgentUser,
+  ) {}
+
+  /** The key's environment, from the cache when it is there whole, else prepared. */
+  async ensure(request: EnvironmentRequest): Promise<EnvironmentResult> {
+    const found = await this.lookup(request.key);
+    if ('environment' in found) return { environment: found.environment, cached: true };
+    const environment = await this.prepare(request);
+    return { environment, cached: false, ...(found.note && { note: found.note }) };
+  }
+
+  private async lookup(
+    key: string,
+  ): Promise<{ environment: PreparedEnvironment } | { note?: string }> {
+    const home = path.join(this.dir, key);
+    let text: string;
+    try {
+      text = await readFile(path.join(home, ENVIRONMENT_FILE), 'utf8');
+    } catch {
+      return existsSync(home) ? { note: await this.discard(key, 'it was never finished') } : {};
+    }
+    const parsed = PreparedEnvironmentSchema.safeParse(JSON.parse(text) as unknown);
+    if (!parsed.success || parsed.data.tree !== path.join(home, 'tree'))
+      return { note: await this.discard(key, 'its record is not valid') };
+    const tree = parsed.data.tree;
+    for (const kept of parsed.data.paths) {
+      const stats = await lstat(path.join(tree, kept)).catch(() => undefined);
+      if (!stats || stats.isDirectory() !== kept.endsWith('/'))
+        return { note: await this.discard(key, `${kept} is missing`) };
+    }
+    return { environment: parsed.data };
+  }
+
+  /** Moves a broken environment out of the way; says why it is prepared again. */
+  private async discard(key: string, why: string): Promise<string> {
+    const stale = path.join(this.dir, `.stale-${key}-${randomBytes(4).toString('hex')}`);
+    await rename(path.join(this.dir, key), stale).catch(() => undefined);
+    await removeTree(stale);
+    return `environment ${key.slice(0, 12)} in the cache is incomplete (${why}): preparing it again`;
+  }
+
+  /**
+   * Checks the commit out into a scratch directory, runs the setup there, checks that it changed
+   * no tracked file and wrote nothing the repository's ignore rules do not cover, keeps only the
+   * ignored paths it made, and renames the result into place: a concurrent run preparing the
+   * same key loses the rename and uses the winner's.
+   */
+  private async prepare(request: EnvironmentRequest): Promise<PreparedEnvironment> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const scratch = path.join(
+      this.dir,
+      `.partial-${request.key}-${randomBytes(4).toString('hex')}`,
+    );
+    const checkout = path.join(scratch, 'checkout');
+    const home = path.join(scratch, 'home');
+    const kept = path.join(scratch, 'tree');
+    try {
+      await mkdir(checkout, { recursive: true });
+      await mkdir(home, { mode: 0o700 });
+      const target = {
+        gitDir: request.gitDir,
+        workTree: checkout,
+        indexFile: path.join(scratch, 'index'),
+      };
+      await gitScript(target, 'checkout-for-setup', 'git read-tree --reset -u "$1"', [
+        request.commit,
+      ]);
+      if (this.agentUser) {
+        await chmod(checkout, 0o755);
+        await handOver(checkout, this.agentUser);
+        await handOver(home, this.agentUser);
+      }
+      const started = Date.now();
+      const verification = await this.runSetup(checkout, home, request);
+      const preparedMs = Date.now() - started;
+      if (!verificationPassed(verification))
+        throw new SetupFailedError(request.setup, verification, request.logPath);
+      const excludes = existsSync(path.join(request.gitDir, HOST_IGNORE_FILE))
+        ? [`--exclude-from=${path.join(request.gitDir, HOST_IGNORE_FILE)}`]
+        : [];
+      const strays = await listPaths(target, [
+        '-t',
+        '--others',
+        '--modified',
+        '--deleted',
+        ...excludes,
+      ]);
+      if (strays.length > 0) {
+        const names = [...new Set(strays.map((entry) => entry.slice(2)))];
+        throw new SetupFailedError(request.setup, verification, request.logPath, {
+          reason: `--setup changed tracked files or wrote outside ignored paths: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ` and ${names.length - 10} more` : ''}`,
+        });
+      }
+      const paths = excludes.length
+        ? await listPaths(target, ['--others', '--ignored', '--directory', ...excludes])
+        : [];
+      if (paths.length > MAX_PATHS)
+        throw new SetupFailedError(request.setup, verification, request.logPath, {
+          reason: `--setup left ${paths.length} ignored paths, more than the ${MAX_PATHS} an environment may bind`,
+        });
+      // Only the prepared paths stay: the tracked files come from each base's own checkout.
+      await mkdir(kept);
+      for (const kept_ of paths) {
+        const from = path.join(checkout, kept_);
+        const to = path.join(kept, kept_);
+        await mkdir(path.dirname(to), { recursive: true });
+        await rename(from, to);
+      }
+      for (const hole of ENVIRONMENT_HOLES) {
+        const top = `${hole.split('/')[0]}/`;
+        if (paths.includes(top)) await mkdir(path.join(kept, hole), { recursive: true });
+      }
+      await removeTree(checkout);
+      await removeTree(home);
+      await rm(target.indexFile, { force: true });
+      // The setup's user gives its files back: no agent's id owns anything of the cache.
+      if (this.agentUser) await run('chown', ['-R', '-h', '0:0', kept]);
+      const final = path.join(this.dir, request.key);
+      const environment: PreparedEnvironment = {
+        key: request.key,
+        commit: request.commit,
+        command: request.setup.command,
+        paths,
+        bytes: await diskBytes(kept),
+        preparedMs,
+        createdAt: new Date().toISOString(),
+        tree: path.join(final, 'tree'),
+      };
+      await writeFile(
+        path.join(scratch, ENVIRONMENT_FILE),
+        `${JSON.stringify(environment, null, 2)}\n`,
+      );
+      try {
+        await rename(scratch, final);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+        // Another run prepared the same key meanwhile: its copy is as good.
+        await removeTree(scratch);
+        const found = await this.lookup(request.key);
+        if ('environment' in found) return found.environment;
+        throw error;
+      }
+      return environment;
+    } catch (error) {
+      await removeTree(scratch).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Removes scratch directories an interrupted setup left, older than `olderThanMs`. */
+  async sweep(olderThanMs: number): Promise<void> {
+    const entries = await readdir(this.dir).catch(() => [] as string[]);
+    for (const name of entries) {
+      if (!name.startsWith('.partial-') && !name.startsWith('.stale-')) continue;
+      const full = path.join(this.dir, name);
+      const stats = await stat(full).catch(() => undefined);
+      if (stats && Date.now() - stats.mtimeMs > olderThanMs) await removeTree(full);
+    }
+  }
+}
+
+async function listPaths(
+  target: { gitDir: string; workTree: string; indexFile: string },
+  args: readonly string[],
+): Promise<string[]> {
+  const { stdout } = await gitBytes(target, ['ls-files', '-z', ...args]);
+  return stdout
+    .toString('utf8')
+    .split('\0')
+    .filter((entry) => entry.length > 0);
+}
+
+function run(file: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { maxBuffer: 1 << 20 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${file} failed: ${stderr.trim() || error.message}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** What the tree takes on disk, by `du` (hard links counted once). */
+async function diskBytes(dir: string): Promise<number> {
+  const out = await run('du', ['-s', '-B1', dir]);
+  return Number(out.split(/\s/)[0]) || 0;
+}
