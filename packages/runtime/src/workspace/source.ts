@@ -122,7 +122,8 @@ export async function fetchSource(
 ): Promise<{ source: SourceRepository; remove: () => Promise<void> }> {
   if (source.commit) return { source, remove: async () => {} };
   await mkdir(parent, { recursive: true });
-  const scratch = await mkdtemp(path.join(parent, '.source-'));
+  // Absolute: git runs in the scratch, where a relative `--output` (`-o runs`) names nothing.
+  const scratch = await mkdtemp(path.join(path.resolve(parent), '.source-'));
   const remove = () => rm(scratch, { recursive: true, force: true });
   try {
     const bare = path.join(scratch, 'repo.git');
