@@ -12,6 +12,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
 import { GitError } from '../../packages/runtime/src/workspace/git.js';
+import { withoutCredentials } from '../../packages/runtime/src/workspace/source.js';
 import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
 import { startModelServer, toolUse } from '../support/model-server.js';
@@ -208,6 +209,31 @@ describe('a run that starts from an existing repository', () => {
     expect(new GitError('git fetch', 128, 'fatal: repository not found\n').message).toBe(
       'git fetch failed (exit 128): fatal: repository not found',
     );
+    // The advice git adds to any failed fetch or push does not push the cause out.
+    const fetch =
+      "fatal: '/srv/gone.git' does not appear to be a git repository\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n";
+    expect(new GitError('git fetch', 128, fetch).message).toBe(
+      "git fetch failed (exit 128): fatal: '/srv/gone.git' does not appear to be a git repository; fatal: Could not read from remote repository.",
+    );
+  });
+
+  it('shows and keeps a URL without its credentials', () => {
+    expect(withoutCredentials('https://user:s3cret@example.com/shop.git')).toBe(
+      'https://example.com/shop.git',
+    );
+    // A token is often the user name over https; an ssh user is no secret, its password is.
+    expect(withoutCredentials('https://ghp_t0ken@example.com/shop.git')).toBe(
+      'https://example.com/shop.git',
+    );
+    expect(withoutCredentials('ssh://git:pw@example.com:22/shop.git')).toBe(
+      'ssh://git@example.com:22/shop.git',
+    );
+    for (const url of [
+      'ssh://git@example.com/shop.git',
+      'git@example.com:shop.git',
+      'file:///srv/shop.git',
+    ])
+      expect(withoutCredentials(url)).toBe(url);
   });
 
   it('takes a URL (a bare repository), its HEAD by default, and a shallow clone', async () => {
@@ -283,7 +309,13 @@ describe('a run that starts from an existing repository', () => {
     [
       'a URL that cannot be reached',
       () => ({ repo: `file://${work}/missing.git`, extra: [] }),
-      /--repo file:.*missing\.git: cannot reach the repository/,
+      // Git's reason, not the advice it adds to every failed fetch.
+      /--repo file:.*missing\.git: cannot reach the repository: fatal: '.*missing\.git' does not appear to be a git repository; fatal: Could not read from remote repository\.$/,
+    ],
+    [
+      'a URL with credentials that cannot be reached',
+      () => ({ repo: 'https://user:s3cret-token@127.0.0.1:1/shop.git', extra: [] }),
+      /^error: --repo https:\/\/127\.0\.0\.1:1\/shop\.git: cannot reach the repository: fatal: unable to access 'https:\/\/127\.0\.0\.1:1\/shop\.git\/': [^\n]*$/,
     ],
     [
       'a path that does not exist',
