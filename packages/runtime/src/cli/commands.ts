@@ -6,6 +6,7 @@ import type { BackendKind } from '../backends/backend.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
 import type { Plan } from '../contracts/plan.js';
 import type { AgentNetwork, BackendName, RunConfig } from '../contracts/run-config.js';
+import { INTEGRATION_BRANCH } from '../contracts/run-layout.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
 import { describeError, EXIT, UsageError } from '../errors.js';
 import {
@@ -33,7 +34,13 @@ import { checkOutputDir, prepareOutputDir } from '../run/output-dir.js';
 import { replay } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
-import { checkDelivery, deliver } from '../workspace/deliver.js';
+import {
+  checkDelivery,
+  deliver,
+  type PushTarget,
+  pushDelivery,
+  pushTarget,
+} from '../workspace/deliver.js';
 import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
 import { describeCodebase, fetchSource, leftOut, resolveSource } from '../workspace/source.js';
 import { doctor, formatChecks, gitPreflight } from './doctor.js';
@@ -215,20 +222,45 @@ function exitCodeOf(outcome: RunOutcome): number {
 
 /**
  * The run's result delivered into its source repository, as run.json says: after a succeeded run,
- * or any finished one with `partial`. A cancelled run delivers nothing (resume finishes it).
+ * or any finished one with `partial`. A cancelled run delivers nothing (resume finishes it). A run
+ * from a URL keeps its result in its own repository (the source is not written) and pushes it on
+ * if asked; `pushUrl` is the push target with the credentials run.json does not keep.
  */
-async function deliverResult(outcome: RunOutcome): Promise<Delivered | undefined> {
+async function deliverResult(
+  outcome: RunOutcome,
+  pushUrl?: string,
+): Promise<Delivered | undefined> {
   const { config } = loadRun(outcome.runDir);
   const target = config.deliver;
-  if (!target || !config.source) return undefined;
-  const about = { repo: config.source.repo, branch: target.branch, base: config.source.base };
+  if (!config.source) return undefined;
+  const project = path.join(outcome.runDir, 'project');
+  const { base } = config.source;
+  const gitDir = target?.gitDir;
+  const about: Delivered = gitDir
+    ? { repo: config.source.repo, branch: target.branch, base }
+    : { repo: project, branch: INTEGRATION_BRANCH, base, inRun: true };
+  if (!target) return about;
+  const pushTo = target.push && { pushTo: target.push };
   const done = outcome.status === 'succeeded' || (target.partial && outcome.status === 'failed');
-  if (!done) return { ...about, skipped: true };
+  if (!done) return { ...about, ...pushTo, skipped: true };
+  if (gitDir) {
+    try {
+      await deliver(project, { ...target, gitDir });
+    } catch (error) {
+      return { ...about, error: describeError(error) };
+    }
+  }
+  if (!target.push) return about;
   try {
-    await deliver(path.join(outcome.runDir, 'project'), target);
-    return { ...about, ...(target.push && { pushed: target.push }) };
+    await pushDelivery(project, target, pushUrl);
+    return { ...about, pushed: target.push, pushedBranch: target.branch };
   } catch (error) {
-    return { ...about, error: describeError(error) };
+    const reason = describeError(error);
+    return {
+      ...about,
+      ...pushTo,
+      pushError: pushUrl ? reason.replaceAll(pushUrl, target.push) : reason,
+    };
   }
 }
 
@@ -238,6 +270,7 @@ async function drive(
   plan: Plan,
   executors: number,
   run: (hooks: Required<Pick<RunHooks, 'signal' | 'onEvent' | 'onRunDir'>>) => Promise<RunOutcome>,
+  pushUrl?: string,
 ): Promise<number> {
   const reporter = createReporter(progressMode(json), plan, executors);
   const { signal, dispose } = cancellation();
@@ -252,9 +285,11 @@ async function drive(
     reporter.close();
     dispose();
   }
-  const delivered = await deliverResult(outcome);
+  const delivered = await deliverResult(outcome, pushUrl);
   const exitCode =
-    delivered?.error && outcome.status === 'succeeded' ? EXIT.failed : exitCodeOf(outcome);
+    (delivered?.error || delivered?.pushError) && outcome.status === 'succeeded'
+      ? EXIT.failed
+      : exitCodeOf(outcome);
   if (json) {
     const { totals, usage, stoppedBy } = outcome.summary;
     const result = {
@@ -287,21 +322,38 @@ export async function runCommand(
   const { kind, settings } = chooseBackend(options, given);
   if (options.base !== undefined && options.repo === undefined)
     throw new UsageError('--base names a commit of --repo: give the repository too');
+  if (
+    options.repo === undefined &&
+    (options.into ?? options.push ?? options.deliverPartial) !== undefined
+  )
+    throw new UsageError('--into, --push and --deliver-partial deliver a --repo run: give one');
   const named =
     options.repo !== undefined ? await resolveSource(options.repo, options.base) : undefined;
-  const deliver = named?.gitDir
-    ? {
-        gitDir: named.gitDir,
-        partial: options.deliverPartial ?? false,
-        ...(options.into !== undefined && { branch: options.into }),
-        ...(options.push !== undefined && { push: options.push }),
-      }
-    : undefined;
-  if (!deliver && (options.into ?? options.push ?? options.deliverPartial) !== undefined)
+  // A run from a URL keeps its result in the run's repository: it goes elsewhere only by --push.
+  const unpushed = options.into !== undefined ? `--into ${options.into}` : '--deliver-partial';
+  if (
+    named &&
+    !named.gitDir &&
+    options.push === undefined &&
+    (options.into ?? options.deliverPartial) !== undefined
+  )
     throw new UsageError(
-      '--into, --push and --deliver-partial deliver into a local --repo: give one',
+      `${unpushed}: a run from a URL keeps its result in the run's repository; add --push REMOTE to deliver it`,
     );
-  if (deliver) await checkDelivery(deliver);
+  const pushTo: PushTarget | undefined =
+    named && !named.gitDir && options.push !== undefined
+      ? pushTarget(options.push, named)
+      : undefined;
+  const deliver =
+    named && (named.gitDir || pushTo)
+      ? {
+          ...(named.gitDir && { gitDir: named.gitDir }),
+          partial: options.deliverPartial ?? false,
+          ...(options.into !== undefined && { branch: options.into }),
+          ...(options.push !== undefined && { push: pushTo?.shown ?? options.push }),
+        }
+      : undefined;
+  if (deliver) await checkDelivery(deliver, pushTo);
   if (options.verify !== undefined && !options.verify.trim())
     throw new UsageError('--verify needs a command');
   const verify = options.verify
@@ -348,36 +400,41 @@ export async function runCommand(
     const plan = access
       ? budgeted
       : assignSimulatedDurations(budgeted, options.simTaskMs, options.seed);
-    return await drive(options.json ?? false, plan, executors, (hooks) =>
-      startRun({
-        ...hooks,
-        outputDir: options.output,
-        plan,
-        ...(source && { source }),
-        ...(deliver && { deliver }),
-        ...(verify && { verify }),
-        ...(options.verifyFromBase && { verifyFromBase: options.verifyFromBase }),
-        backend: kind.name,
-        [kind.name]: ready.settings,
-        mode: access ? 'real' : 'simulate',
-        executors,
-        retries: options.retries,
-        retryDelayMs: options.retryDelay,
-        taskTimeoutMs: options.taskTimeout,
-        seed: options.seed,
-        planner: made.planner,
-        ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
-        outputLimits: { maxFileBytes: options.maxFileSize, maxTaskBytes: options.maxTaskSize },
-        agentNetwork: options.agentNetwork,
-        ...(access && {
-          modelAccess: access,
-          agent: agentSettingsFor(access, {
-            maxTurns: options.maxTurns,
-            allowedTools: ready.allowedTools,
-            maxBudgetUsd: options.maxTaskUsd,
+    return await drive(
+      options.json ?? false,
+      plan,
+      executors,
+      (hooks) =>
+        startRun({
+          ...hooks,
+          outputDir: options.output,
+          plan,
+          ...(source && { source }),
+          ...(deliver && { deliver }),
+          ...(verify && { verify }),
+          ...(options.verifyFromBase && { verifyFromBase: options.verifyFromBase }),
+          backend: kind.name,
+          [kind.name]: ready.settings,
+          mode: access ? 'real' : 'simulate',
+          executors,
+          retries: options.retries,
+          retryDelayMs: options.retryDelay,
+          taskTimeoutMs: options.taskTimeout,
+          seed: options.seed,
+          planner: made.planner,
+          ...(options.maxBudgetUsd !== undefined && { maxBudgetUsd: options.maxBudgetUsd }),
+          outputLimits: { maxFileBytes: options.maxFileSize, maxTaskBytes: options.maxTaskSize },
+          agentNetwork: options.agentNetwork,
+          ...(access && {
+            modelAccess: access,
+            agent: agentSettingsFor(access, {
+              maxTurns: options.maxTurns,
+              allowedTools: ready.allowedTools,
+              maxBudgetUsd: options.maxTaskUsd,
+            }),
           }),
         }),
-      }),
+      pushTo?.url,
     );
   } finally {
     await fetched?.remove();
