@@ -12,6 +12,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PLAN_TOOL } from '../../packages/runtime/src/planner/model.js';
 import { GitError } from '../../packages/runtime/src/workspace/git.js';
+import { withoutCredentials } from '../../packages/runtime/src/workspace/source.js';
 import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
 import { gitOut } from '../support/git.js';
 import { startModelServer, toolUse } from '../support/model-server.js';
@@ -208,6 +209,31 @@ describe('a run that starts from an existing repository', () => {
     expect(new GitError('git fetch', 128, 'fatal: repository not found\n').message).toBe(
       'git fetch failed (exit 128): fatal: repository not found',
     );
+    // The advice git adds to any failed fetch or push does not push the cause out.
+    const fetch =
+      "fatal: '/srv/gone.git' does not appear to be a git repository\nfatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights\nand the repository exists.\n";
+    expect(new GitError('git fetch', 128, fetch).message).toBe(
+      "git fetch failed (exit 128): fatal: '/srv/gone.git' does not appear to be a git repository; fatal: Could not read from remote repository.",
+    );
+  });
+
+  it('shows and keeps a URL without its credentials', () => {
+    expect(withoutCredentials('https://user:s3cret@example.com/shop.git')).toBe(
+      'https://example.com/shop.git',
+    );
+    // A token is often the user name over https; an ssh user is no secret, its password is.
+    expect(withoutCredentials('https://ghp_t0ken@example.com/shop.git')).toBe(
+      'https://example.com/shop.git',
+    );
+    expect(withoutCredentials('ssh://git:pw@example.com:22/shop.git')).toBe(
+      'ssh://git@example.com:22/shop.git',
+    );
+    for (const url of [
+      'ssh://git@example.com/shop.git',
+      'git@example.com:shop.git',
+      'file:///srv/shop.git',
+    ])
+      expect(withoutCredentials(url)).toBe(url);
   });
 
   it('takes a URL (a bare repository), its HEAD by default, and a shallow clone', async () => {
@@ -283,7 +309,13 @@ describe('a run that starts from an existing repository', () => {
     [
       'a URL that cannot be reached',
       () => ({ repo: `file://${work}/missing.git`, extra: [] }),
-      /--repo file:.*missing\.git: cannot reach the repository/,
+      // Git's reason, not the advice it adds to every failed fetch.
+      /--repo file:.*missing\.git: cannot reach the repository: fatal: '.*missing\.git' does not appear to be a git repository; fatal: Could not read from remote repository\.$/,
+    ],
+    [
+      'a URL with credentials that cannot be reached',
+      () => ({ repo: 'https://user:s3cret-token@127.0.0.1:1/shop.git', extra: [] }),
+      /^error: --repo https:\/\/127\.0\.0\.1:1\/shop\.git: cannot reach the repository: fatal: unable to access 'https:\/\/127\.0\.0\.1:1\/shop\.git\/': [^\n]*$/,
     ],
     [
       'a path that does not exist',
@@ -317,7 +349,7 @@ describe('a run that starts from an existing repository', () => {
     [
       'delivery options',
       ['--into', 'x'],
-      'error: --into, --push and --deliver-partial deliver into a local --repo: give one',
+      'error: --into, --push and --deliver-partial deliver a --repo run: give one',
     ],
   ])('refuses %s without what it qualifies', async (_, extra, message) => {
     const run = await runCli(['run', '--plan', PLAN, ...extra, '-o', path.join(work, 'x')], work);
@@ -379,6 +411,42 @@ describe('a run that starts from an existing repository', () => {
     const main = gitOut(path.join(runDir, 'project'), ['rev-parse', 'main']);
     expect(gitOut(repo, ['rev-parse', 'delivered/partial'])).toBe(main);
     expect(gitOut(remote, ['rev-parse', 'delivered/partial'])).toBe(main);
+  });
+
+  it("delivers into the repository and says git's ! [rejected] when the push on is refused", async () => {
+    const repo = userRepository();
+    const remote = path.join(work, `remote-${n++}.git`);
+    // The remote already has the branch, at a later commit than the run's base.
+    sh(
+      work,
+      `git clone -q --bare ${repo} ${remote} && git -C ${remote} branch delivered/taken trunk && git -C ${repo} remote add share ${remote}`,
+    );
+    const taken = gitOut(remote, ['rev-parse', 'delivered/taken']);
+    const run = await runCli(
+      [
+        'run',
+        '--plan',
+        PLAN,
+        '--repo',
+        repo,
+        '--base',
+        'v1',
+        '--into',
+        'delivered/taken',
+        '--push',
+        'share',
+        '-o',
+        path.join(work, `runs-${n++}`),
+      ],
+      work,
+    );
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toContain('Run succeeded: 2/2 tasks succeeded');
+    expect(run.stdout).toContain(`\nDelivered:     branch delivered/taken in ${repo}\n`);
+    expect(run.stdout).toMatch(
+      /\nNot pushed to share: git push failed \(exit 1\): To .*; ! \[rejected\] +delivered\/taken -> delivered\/taken \(non-fast-forward\); error: failed to push some refs to .*\n/,
+    );
+    expect(gitOut(remote, ['rev-parse', 'delivered/taken'])).toBe(taken);
   });
 
   it.each([
@@ -510,5 +578,232 @@ describe('a run that starts from an existing repository', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('a run that starts from a URL', () => {
+  /** A user's repository as a server has it: a bare clone, named by a file:// URL. */
+  function served(): { repo: string; bare: string; url: string } {
+    const repo = userRepository();
+    const bare = path.join(work, `served-${n++}.git`);
+    sh(work, `git clone -q --bare ${repo} ${bare}`);
+    return { repo, bare, url: `file://${bare}` };
+  }
+
+  /** A bare repository's refs, as `git ls-remote` shows them, by name. */
+  const refsOf = (bare: string) =>
+    Object.fromEntries(
+      gitOut(work, ['ls-remote', bare])
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => line.split('\t').reverse()),
+    );
+
+  /** A bare repository's files less what a push adds: objects and the pushed branch. */
+  const withoutPush = (files: Record<string, string>) =>
+    Object.fromEntries(
+      Object.entries(files).filter(
+        ([file]) => !/^(objects\/|refs\/heads\/parallel-orchestrator\/)/.test(file),
+      ),
+    );
+
+  it('says where its result is: main of the run repository, with the tasks on it', async () => {
+    const { bare, url } = served();
+    const before = snapshot(bare);
+    // A relative --output: the scratch clone of the URL is made beside the runs all the same.
+    const output = `runs-rel-${n++}`;
+    const run = await runCli(['run', '--plan', PLAN, '--repo', url, '-o', output], work);
+    expect(run.code, run.stderr).toBe(0);
+    const runDir = path.join(
+      work,
+      output,
+      readdirSync(path.join(work, output)).find((name) => !name.startsWith('.')) ?? '',
+    );
+    const project = path.join(runDir, 'project');
+    const base = gitOut(bare, ['rev-parse', 'trunk']).slice(0, 12);
+    expect(run.stdout).toContain(
+      `\nResult:        branch main of ${project} (git -C ${project} log --graph --stat ${base}..main)\n`,
+    );
+    expect(run.stdout).not.toMatch(/Delivered|Pushed/);
+    expect(gitOut(project, ['log', '--format=%s', `${base}..main`]).split('\n')).toEqual(
+      expect.arrayContaining(['task(cart): Cart', 'task(checkout): Checkout']),
+    );
+    // The source is only read.
+    expect(snapshot(bare)).toEqual(before);
+
+    const json = await runFrom(url);
+    expect(json.code, json.stderr).toBe(0);
+    expect(resultLine(json.stdout)).toMatchObject({
+      delivered: {
+        repo: path.join(json.runDir, 'project'),
+        branch: 'main',
+        base: gitOut(bare, ['rev-parse', 'trunk']),
+        inRun: true,
+      },
+    });
+  });
+
+  it('pushes its main as a new branch to another URL, or back to origin, the URL it came from', async () => {
+    const { bare, url } = served();
+    const target = path.join(work, `target-${n++}.git`);
+    sh(work, `git init -q --bare ${target}`);
+    const pushed = await runFrom(url, ['--push', `file://${target}`]);
+    expect(pushed.code, pushed.stderr).toBe(0);
+    const runId = path.basename(pushed.runDir);
+    const main = gitOut(path.join(pushed.runDir, 'project'), ['rev-parse', 'main']);
+    expect(refsOf(target)).toEqual({ [`refs/heads/parallel-orchestrator/${runId}`]: main });
+    expect(resultLine(pushed.stdout)).toMatchObject({
+      delivered: {
+        branch: 'main',
+        inRun: true,
+        pushed: `file://${target}`,
+        pushedBranch: `parallel-orchestrator/${runId}`,
+      },
+    });
+
+    const before = snapshot(bare);
+    const refs = refsOf(bare);
+    const back = await runCli(
+      [
+        'run',
+        '--plan',
+        PLAN,
+        '--repo',
+        url,
+        '--push',
+        'origin',
+        '-o',
+        path.join(work, `runs-${n++}`),
+      ],
+      work,
+    );
+    expect(back.code, back.stderr).toBe(0);
+    const branch = /Pushed: +as branch (parallel-orchestrator\/\S+) to (\S+)\n/.exec(back.stdout);
+    expect(branch?.[2], back.stdout).toBe(url);
+    const name = branch?.[1] ?? '';
+    // The new branch and its objects, nothing else of the source.
+    expect(refsOf(bare)).toEqual({ ...refs, [`refs/heads/${name}`]: expect.any(String) });
+    expect(gitOut(bare, ['log', '--format=%s', `trunk..${name}`]).split('\n')).toEqual(
+      expect.arrayContaining(['task(cart): Cart', 'task(checkout): Checkout']),
+    );
+    expect(withoutPush(snapshot(bare))).toEqual(withoutPush(before));
+  });
+
+  it("shows git's ! [rejected] when the push is refused: the run succeeded, the command exits 1", async () => {
+    const { bare, url } = served();
+    const feature = gitOut(bare, ['rev-parse', 'feature']);
+    // From v1, the run's main is no fast-forward of feature, which is at a later commit.
+    const run = await runCli(
+      [
+        'run',
+        '--plan',
+        PLAN,
+        '--repo',
+        url,
+        '--base',
+        'v1',
+        '--push',
+        'origin',
+        '--into',
+        'feature',
+        '-o',
+        path.join(work, `runs-${n++}`),
+      ],
+      work,
+    );
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stdout).toContain('Run succeeded: 2/2 tasks succeeded');
+    expect(run.stdout).toMatch(/\nResult: +branch main of /);
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `\\nNot pushed to ${url}: git push failed \\(exit 1\\): To ${url}; ! \\[rejected\\] +main -> feature \\(non-fast-forward\\); error: failed to push some refs to '${url}'\\n`,
+      ),
+    );
+    expect(gitOut(bare, ['rev-parse', 'feature'])).toBe(feature);
+  });
+
+  it('pushes a run with failures only with --deliver-partial', async () => {
+    const { url } = served();
+    const failing = path.join(work, `failing-${n++}.json`);
+    writeFileSync(
+      failing,
+      JSON.stringify({
+        requirements: 'Break something',
+        executorBudget: 2,
+        tasks: [
+          { id: 'good', title: 'Good', description: 'Fine.', dependsOn: [] },
+          {
+            id: 'bad',
+            title: 'Bad',
+            description: 'Fails.',
+            dependsOn: [],
+            simulate: { failAttempts: 9, failure: 'permanent' },
+          },
+        ],
+      }),
+    );
+    const target = path.join(work, `target-${n++}.git`);
+    sh(work, `git init -q --bare ${target}`);
+    const output = path.join(work, `runs-${n++}`);
+    const push = ['--push', target, '--into', 'partial/work', '-o', output];
+    const held = await runCli(['run', '--plan', failing, '--repo', url, ...push], work);
+    expect(held.code).toBe(1);
+    expect(held.stdout).toContain(
+      `\nNot pushed to ${target}: the run did not succeed (--deliver-partial pushes it anyway)`,
+    );
+    expect(refsOf(target)).toEqual({});
+    const partial = await runCli(
+      ['run', '--plan', failing, '--repo', url, ...push, '--deliver-partial', '--json'],
+      work,
+    );
+    expect(partial.code).toBe(1);
+    const main = gitOut(path.join(resultLine(partial.stdout).runDir, 'project'), [
+      'rev-parse',
+      'main',
+    ]);
+    expect(refsOf(target)).toEqual({ 'refs/heads/partial/work': main });
+  });
+
+  it.each([
+    [
+      'a --push target that does not exist',
+      (bare: string) => ['--push', `file://${bare}-missing`],
+      /^error: --push file:\/\/.*-missing: cannot reach the repository: fatal: '.*-missing' does not appear to be a git repository; fatal: Could not read from remote repository\.$/,
+    ],
+    [
+      'a --push URL with credentials that cannot be reached',
+      () => ['--push', 'https://user:s3cret-token@127.0.0.1:1/shop.git'],
+      /^error: --push https:\/\/127\.0\.0\.1:1\/shop\.git: cannot reach the repository: fatal: unable to access/,
+    ],
+    [
+      'a --push that names no repository',
+      () => ['--push', 'upstream'],
+      /^error: --push upstream: a run from a URL pushes to origin \(the URL it started from\), another URL or a repository's path$/,
+    ],
+    [
+      '--into without --push',
+      () => ['--into', 'mine'],
+      /^error: --into mine: a run from a URL keeps its result in the run's repository; add --push REMOTE to deliver it$/,
+    ],
+    [
+      '--deliver-partial without --push',
+      () => ['--deliver-partial'],
+      /^error: --deliver-partial: a run from a URL keeps its result in the run's repository; add --push REMOTE to deliver it$/,
+    ],
+    [
+      'an --into that is no branch name',
+      () => ['--push', 'origin', '--into', 'bad..name'],
+      /^error: --into bad\.\.name is not a valid branch name$/,
+    ],
+  ])('refuses %s before anything starts, in one line', async (_, extra, message) => {
+    const { bare, url } = served();
+    const before = snapshot(bare);
+    const run = await runFrom(url, extra(bare));
+    expect(run.code).toBe(2);
+    expect(run.stderr.trimEnd().split('\n'), run.stderr).toHaveLength(1);
+    expect(run.stderr.trimEnd()).toMatch(message);
+    expect(run.stderr).not.toContain('s3cret');
+    expect(existsSync(run.output)).toBe(false);
+    expect(snapshot(bare)).toEqual(before);
   });
 });

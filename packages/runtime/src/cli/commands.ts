@@ -7,6 +7,7 @@ import { backendKind, backendSettings } from '../backends/kinds.js';
 import type { SetupSettings } from '../contracts/environment.js';
 import type { Plan } from '../contracts/plan.js';
 import type { AgentNetwork, BackendName, RunConfig } from '../contracts/run-config.js';
+import { INTEGRATION_BRANCH } from '../contracts/run-layout.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
 import { describeDetected, detectSetupAt } from '../environment/detect.js';
 import { describeError, EXIT, UsageError } from '../errors.js';
@@ -36,7 +37,13 @@ import { replay } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
 import { estimateSchedule } from '../scheduler/estimate.js';
 import { isInside } from '../trust/path-safety.js';
-import { checkDelivery, deliver } from '../workspace/deliver.js';
+import {
+  checkDelivery,
+  deliver,
+  type PushTarget,
+  pushDelivery,
+  pushTarget,
+} from '../workspace/deliver.js';
 import { diffOf, runBase, writePatchSeries } from '../workspace/history.js';
 import {
   describeCodebase,
@@ -229,20 +236,45 @@ function exitCodeOf(outcome: RunOutcome): number {
 
 /**
  * The run's result delivered into its source repository, as run.json says: after a succeeded run,
- * or any finished one with `partial`. A cancelled run delivers nothing (resume finishes it).
+ * or any finished one with `partial`. A cancelled run delivers nothing (resume finishes it). A run
+ * from a URL keeps its result in its own repository (the source is not written) and pushes it on
+ * if asked; `pushUrl` is the push target with the credentials run.json does not keep.
  */
-async function deliverResult(outcome: RunOutcome): Promise<Delivered | undefined> {
+async function deliverResult(
+  outcome: RunOutcome,
+  pushUrl?: string,
+): Promise<Delivered | undefined> {
   const { config } = loadRun(outcome.runDir);
   const target = config.deliver;
-  if (!target || !config.source) return undefined;
-  const about = { repo: config.source.repo, branch: target.branch, base: config.source.base };
+  if (!config.source) return undefined;
+  const project = path.join(outcome.runDir, 'project');
+  const { base } = config.source;
+  const gitDir = target?.gitDir;
+  const about: Delivered = gitDir
+    ? { repo: config.source.repo, branch: target.branch, base }
+    : { repo: project, branch: INTEGRATION_BRANCH, base, inRun: true };
+  if (!target) return about;
+  const pushTo = target.push && { pushTo: target.push };
   const done = outcome.status === 'succeeded' || (target.partial && outcome.status === 'failed');
-  if (!done) return { ...about, skipped: true };
+  if (!done) return { ...about, ...pushTo, skipped: true };
+  if (gitDir) {
+    try {
+      await deliver(project, { ...target, gitDir });
+    } catch (error) {
+      return { ...about, error: describeError(error) };
+    }
+  }
+  if (!target.push) return about;
   try {
-    await deliver(path.join(outcome.runDir, 'project'), target);
-    return { ...about, ...(target.push && { pushed: target.push }) };
+    await pushDelivery(project, target, pushUrl);
+    return { ...about, pushed: target.push, pushedBranch: target.branch };
   } catch (error) {
-    return { ...about, error: describeError(error) };
+    const reason = describeError(error);
+    return {
+      ...about,
+      ...pushTo,
+      pushError: pushUrl ? reason.replaceAll(pushUrl, target.push) : reason,
+    };
   }
 }
 
@@ -257,6 +289,7 @@ async function drive(
     hooks: Required<Pick<RunHooks, 'signal' | 'onEvent' | 'onRunDir'>>,
     startProgress: StartProgress,
   ) => Promise<RunOutcome>,
+  pushUrl?: string,
 ): Promise<number> {
   let reporter: ReturnType<typeof createReporter> | undefined;
   let runDir: string | undefined;
@@ -283,9 +316,11 @@ async function drive(
     reporter?.close();
     dispose();
   }
-  const delivered = await deliverResult(outcome);
+  const delivered = await deliverResult(outcome, pushUrl);
   const exitCode =
-    delivered?.error && outcome.status === 'succeeded' ? EXIT.failed : exitCodeOf(outcome);
+    (delivered?.error || delivered?.pushError) && outcome.status === 'succeeded'
+      ? EXIT.failed
+      : exitCodeOf(outcome);
   if (json) {
     const { totals, usage, stoppedBy } = outcome.summary;
     const result = {
@@ -368,21 +403,38 @@ export async function runCommand(
   const { kind, settings } = chooseBackend(options, given);
   if (options.base !== undefined && options.repo === undefined)
     throw new UsageError('--base names a commit of --repo: give the repository too');
+  if (
+    options.repo === undefined &&
+    (options.into ?? options.push ?? options.deliverPartial) !== undefined
+  )
+    throw new UsageError('--into, --push and --deliver-partial deliver a --repo run: give one');
   const named =
     options.repo !== undefined ? await resolveSource(options.repo, options.base) : undefined;
-  const deliver = named?.gitDir
-    ? {
-        gitDir: named.gitDir,
-        partial: options.deliverPartial ?? false,
-        ...(options.into !== undefined && { branch: options.into }),
-        ...(options.push !== undefined && { push: options.push }),
-      }
-    : undefined;
-  if (!deliver && (options.into ?? options.push ?? options.deliverPartial) !== undefined)
+  // A run from a URL keeps its result in the run's repository: it goes elsewhere only by --push.
+  const unpushed = options.into !== undefined ? `--into ${options.into}` : '--deliver-partial';
+  if (
+    named &&
+    !named.gitDir &&
+    options.push === undefined &&
+    (options.into ?? options.deliverPartial) !== undefined
+  )
     throw new UsageError(
-      '--into, --push and --deliver-partial deliver into a local --repo: give one',
+      `${unpushed}: a run from a URL keeps its result in the run's repository; add --push REMOTE to deliver it`,
     );
-  if (deliver) await checkDelivery(deliver);
+  const pushTo: PushTarget | undefined =
+    named && !named.gitDir && options.push !== undefined
+      ? pushTarget(options.push, named)
+      : undefined;
+  const deliver =
+    named && (named.gitDir || pushTo)
+      ? {
+          ...(named.gitDir && { gitDir: named.gitDir }),
+          partial: options.deliverPartial ?? false,
+          ...(options.into !== undefined && { branch: options.into }),
+          ...(options.push !== undefined && { push: pushTo?.shown ?? options.push }),
+        }
+      : undefined;
+  if (deliver) await checkDelivery(deliver, pushTo);
   if (options.verify !== undefined && !options.verify.trim())
     throw new UsageError('--verify needs a command');
   const verify = options.verify
@@ -505,6 +557,7 @@ export async function runCommand(
             }),
           }),
         }),
+      pushTo?.url,
     );
   } finally {
     await fetched?.remove();

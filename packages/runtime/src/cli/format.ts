@@ -164,27 +164,56 @@ export function formatSummary(
   return lines.join('\n');
 }
 
-/** What became of a run's delivery into its source repository. */
+/** What became of a run's delivery into its source repository, or where a run from a URL left it. */
 export interface Delivered {
+  /** The repository the branch is in: the source's, or the run's own (`inRun`). */
   repo: string;
   branch: string;
   /** The commit the run started from. */
   base: string;
+  /**
+   * A run from a URL: nothing was fetched into the source, the result is `branch` (main) of the
+   * run's own repository, and it goes anywhere else only by `--push`.
+   */
+  inRun?: boolean;
+  /** The remote (or, from a URL, the repository as shown) the branch was pushed to. */
   pushed?: string;
+  /** The branch it was pushed as. */
+  pushedBranch?: string;
+  /** The push was asked for and failed: git's reason. */
+  pushError?: string;
   /** The run did not succeed, and `--deliver-partial` was not given. */
   skipped?: boolean;
   error?: string;
+  /** Where a push was asked to go (set with `skipped` and `pushError`). */
+  pushTo?: string;
 }
 
 /** What the user does next with a delivered run: the branch, how to review it, how to merge. */
 export function formatDelivery(delivered: Delivered): string {
   const { repo, branch, base } = delivered;
+  const range = `${base.slice(0, 12)}..${branch}`;
+  if (delivered.inRun) {
+    const lines = [
+      `Result:        branch ${branch} of ${repo} (git -C ${repo} log --graph --stat ${range})`,
+    ];
+    if (delivered.pushed)
+      lines.push(`Pushed:        as branch ${delivered.pushedBranch} to ${delivered.pushed}`);
+    else if (delivered.pushError)
+      lines.push(`Not pushed to ${delivered.pushTo}: ${delivered.pushError}`);
+    else if (delivered.skipped)
+      lines.push(
+        `Not pushed to ${delivered.pushTo}: the run did not succeed (--deliver-partial pushes it anyway)`,
+      );
+    return lines.join('\n');
+  }
   if (delivered.error) return `Not delivered to ${repo}: ${delivered.error}`;
   if (delivered.skipped)
     return `Not delivered to ${repo}: the run did not succeed (--deliver-partial delivers it anyway)`;
   return [
     `Delivered:     branch ${branch} in ${repo}${delivered.pushed ? `, pushed to ${delivered.pushed}` : ''}`,
-    `Review:        git -C ${repo} log --graph --stat ${base.slice(0, 12)}..${branch}`,
+    `Review:        git -C ${repo} log --graph --stat ${range}`,
     `Merge:         git -C ${repo} merge ${branch}`,
+    ...(delivered.pushError ? [`Not pushed to ${delivered.pushTo}: ${delivered.pushError}`] : []),
   ].join('\n');
 }

@@ -259,10 +259,13 @@ function program(): Command {
     )
     .option(
       '--into <branch>',
-      'with a local --repo: the new branch the result goes to (default: parallel-orchestrator/<run id>)',
+      'with --repo: the new branch the result goes to (default: parallel-orchestrator/<run id>)',
     )
     .option('--deliver-partial', 'deliver the result even when some tasks failed')
-    .option('--push <remote>', 'push the delivered branch to this remote of the repository')
+    .option(
+      '--push <remote>',
+      'push the delivered branch to this remote of the repository (from a URL: origin, meaning that URL, or another URL or path)',
+    )
     .optionsGroup(GROUPS.simulation)
     .addOption(
       parsedOption(

@@ -57,10 +57,11 @@ export const RunConfigSchema = z.object({
   /**
    * Where the result goes when the run ends: a new branch of the source repository (by default
    * `parallel-orchestrator/<run id>`), only when the run succeeded unless `partial`, then pushed.
+   * A run from a URL has no `gitDir`: its `main` is pushed as that branch to `push`.
    */
   deliver: z
     .object({
-      gitDir: z.string(),
+      gitDir: z.string().optional(),
       branch: z.string(),
       partial: z.boolean(),
       push: z.string().optional(),

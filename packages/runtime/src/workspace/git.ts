@@ -66,6 +66,15 @@ export class GitError extends Error {
 }
 
 /**
+ * The advice git adds after a failed fetch, push or ls-remote of any repository, whatever the
+ * cause: it would push the cause (`fatal: '...' does not appear to be a git repository`) out.
+ */
+const GIT_BOILERPLATE = new Set([
+  'Please make sure you have the correct access rights',
+  'and the repository exists.',
+]);
+
+/**
  * What a failed git call says went wrong, in one line: its last lines, without hints. Git ends
  * with the error (a push's `! [rejected] ...` comes after its `To <url>`, a fetch's `fatal:`
  * after its progress).
@@ -74,7 +83,7 @@ export function gitReason(stderr: string): string {
   const lines = stderr
     .split('\n')
     .map((line) => line.trim())
-    .filter((line) => line && !line.startsWith('hint:'));
+    .filter((line) => line && !line.startsWith('hint:') && !GIT_BOILERPLATE.has(line));
   return lines.slice(-3).join('; ');
 }
 
@@ -202,6 +211,15 @@ function run<Output extends string | Buffer>(
   });
 }
 
+/** A git call as its errors name it: `git push`, also when `-c` settings come first. */
+function gitLabel(args: readonly string[]): string {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '-c') i++;
+    else if (!args[i]?.startsWith('-')) return `git ${args[i]}`;
+  }
+  return 'git';
+}
+
 /** Runs git on `target`. Exit codes listed in `okCodes` (default: 0) resolve; others reject. */
 export function git(
   target: GitTarget,
@@ -214,7 +232,7 @@ export function git(
     'git',
     args,
     target,
-    `git ${args[0]}`,
+    gitLabel(args),
     okCodes,
     { ...options, priority },
     'utf8',
@@ -227,7 +245,7 @@ export function gitBytes(
   args: readonly string[],
   options: GitCallOptions = {},
 ): Promise<{ stdout: Buffer; exitCode: number }> {
-  return run<Buffer>('git', args, target, `git ${args[0]}`, [0], options, 'buffer');
+  return run<Buffer>('git', args, target, gitLabel(args), [0], options, 'buffer');
 }
 
 /**
@@ -239,7 +257,7 @@ export function gitAt(
   args: readonly string[],
   okCodes: readonly number[] = [0],
 ): Promise<GitResult> {
-  return run<string>('git', args, { cwd }, `git ${args[0]}`, okCodes, {}, 'utf8');
+  return run<string>('git', args, { cwd }, gitLabel(args), okCodes, {}, 'utf8');
 }
 
 /**

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { printable } from '../util/printable.js';
-import { git, gitAt } from './git.js';
+import { GitError, git, gitAt, gitReason } from './git.js';
 
 /**
  * The transports a source repository may come over. The hardened configuration allows none; a
@@ -14,11 +14,42 @@ export const SOURCE_TRANSPORTS = ['file', 'https', 'http', 'ssh', 'git'].flatMap
   `protocol.${name}.allow=always`,
 ]);
 
+/** Whether `--repo` (or a push target) names a URL, `scheme://...` or `user@host:path`. */
+export const isUrl = (location: string) => /^[\w+.-]+:\/\/|^[\w.-]+@[\w.-]+:/.test(location);
+
+/**
+ * A URL as it may be shown and written down: without the credentials it may carry. A password
+ * always goes; so does an http(s) user name, which is often a token (`https://<token>@host/`).
+ * An ssh user (`ssh://git@host/`) is no secret and is needed to reach the repository again.
+ */
+export function withoutCredentials(url: string): string {
+  const match = /^([\w+.-]+):\/\/([^/?#]*)@/.exec(url);
+  if (!match) return url;
+  const [whole, scheme = '', user = ''] = match;
+  const kept = /^https?$/i.test(scheme) ? '' : `${user.split(':')[0]}@`;
+  return `${scheme}://${kept}${url.slice(whole.length)}`;
+}
+
+/**
+ * A repository must answer `git ls-remote` (reads only), or a one-line UsageError says git's
+ * reason, naming the URL as `shown` (without credentials).
+ */
+export async function checkReachable(url: string, shown: string, what: string): Promise<void> {
+  try {
+    await gitAt(process.cwd(), [...SOURCE_TRANSPORTS, 'ls-remote', '--quiet', url, 'HEAD']);
+  } catch (error) {
+    const reason = error instanceof GitError ? gitReason(error.stderr) : '';
+    throw new UsageError(
+      `${what} ${shown}: cannot reach the repository${reason ? `: ${reason.replaceAll(url, shown)}` : ''}`,
+    );
+  }
+}
+
 /** A repository a run starts from, as `run --repo` and `--base` name it. */
 export interface SourceRepository {
   /** What `git clone` takes: a local repository's git directory, or a URL. */
   location: string;
-  /** The repository as the user named it (an absolute path, or the URL). */
+  /** The repository as the user named it (an absolute path, or the URL without credentials). */
   shown: string;
   /** The ref, branch, tag or commit to start from, as given. */
   ref: string;
@@ -34,15 +65,10 @@ export interface SourceRepository {
  */
 export async function resolveSource(repo: string, ref = 'HEAD'): Promise<SourceRepository> {
   if (!existsSync(repo)) {
-    if (!/^[\w+.-]+:\/\/|^[\w.-]+@[\w.-]+:/.test(repo))
-      throw new UsageError(`--repo ${repo}: no such directory, and not a URL`);
-    const answer = await gitAt(
-      process.cwd(),
-      [...SOURCE_TRANSPORTS, 'ls-remote', '--quiet', repo, 'HEAD'],
-      [0, 1, 2, 128],
-    );
-    if (answer.exitCode !== 0) throw new UsageError(`--repo ${repo}: cannot reach the repository`);
-    return { location: repo, shown: repo, ref };
+    if (!isUrl(repo)) throw new UsageError(`--repo ${repo}: no such directory, and not a URL`);
+    const shown = withoutCredentials(repo);
+    await checkReachable(repo, shown, '--repo');
+    return { location: repo, shown, ref };
   }
   const location = path.resolve(repo);
   // A bare repository is named; a checkout is asked which repository it belongs to.
@@ -122,7 +148,8 @@ export async function fetchSource(
 ): Promise<{ source: SourceRepository; remove: () => Promise<void> }> {
   if (source.commit) return { source, remove: async () => {} };
   await mkdir(parent, { recursive: true });
-  const scratch = await mkdtemp(path.join(parent, '.source-'));
+  // Absolute: git runs in the scratch, where a relative `--output` (`-o runs`) names nothing.
+  const scratch = await mkdtemp(path.join(path.resolve(parent), '.source-'));
   const remove = () => rm(scratch, { recursive: true, force: true });
   try {
     const bare = path.join(scratch, 'repo.git');
@@ -136,8 +163,12 @@ export async function fetchSource(
       source.location,
       bare,
     ]).catch((error: unknown) => {
-      throw new UsageError(`--repo ${source.shown}: cannot clone: ${(error as Error).message}`);
+      const reason = (error as Error).message.replaceAll(source.location, source.shown);
+      throw new UsageError(`--repo ${source.shown}: cannot clone: ${reason}`);
     });
+    // Clone wrote the URL into the scratch's configuration: a credential in it goes at once.
+    if (source.shown !== source.location)
+      await git({ gitDir: bare }, ['config', '--unset-all', 'remote.origin.url'], [0, 5]);
     const commit = await git(
       { gitDir: bare },
       ['rev-parse', '--verify', '--quiet', '--end-of-options', `${source.ref}^{commit}`],
