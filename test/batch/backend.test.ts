@@ -27,6 +27,7 @@ import {
   BATCH_JOB_ENV,
   BATCH_LIMITS,
   type BatchBackendConfig,
+  FINAL_VERIFY_TASK_ID,
 } from '../../packages/runtime/src/contracts/index.js';
 import { resolved, underMocks } from '../pulumi/mocks.js';
 import {
@@ -649,18 +650,22 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     expect(summary.verify?.final).toMatchObject({ passed: true, exitCode: 0 });
     expect(readFileSync(path.join(run.runDir, 'tasks/mul/verify.log'), 'utf8')).toContain('5 == 6');
     expect(readFileSync(path.join(run.runDir, 'verify.log'), 'utf8')).toMatch(/pass 2\n/);
-    // One job per attempt, each checking its own work, and one more for main.
+    // One job per attempt, each checking its own work, and one for the base before planning
+    // and one for main at the end, each with a name and a prefix of its own.
     const runId = path.basename(run.runDir);
     expect(
       jobsOf(sandbox, runId)
         .map((s) => s.jobName)
         .sort(),
     ).toEqual(
-      [
-        `${jobNamePrefix(runId)}verify`,
-        ...['mul-a1', 'mul-a2', 'sub-a1'].map((j) => `${jobNamePrefix(runId)}${j}`),
-      ].sort(),
+      ['verify', 'verify-2', 'mul-a1', 'mul-a2', 'sub-a1']
+        .map((j) => `${jobNamePrefix(runId)}${j}`)
+        .sort(),
     );
+    const prefixes = jobsOf(sandbox, runId)
+      .filter((s) => s.tags['parallel-orchestrator:task-id'] === FINAL_VERIFY_TASK_ID)
+      .map((s) => s.environment.S3_PREFIX);
+    expect(prefixes.sort()).toEqual([`runs/${runId}/verify-2/`, `runs/${runId}/verify/`]);
   });
 
   it('--task-timeout terminates the job and tries again', async () => {

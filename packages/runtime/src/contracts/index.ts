@@ -25,6 +25,7 @@ export {
   BatchJobInputSchema,
   type BatchJobResult,
   BatchJobResultSchema,
+  FINAL_VERIFY_TASK_ID,
   type StagedObject,
 } from './batch-job.js';
 export { ENV, ENV_NAMES, type EnvName, SECRET_ENV_NAMES } from './env.js';

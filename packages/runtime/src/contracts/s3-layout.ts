@@ -5,7 +5,8 @@
  *   <runsRoot><runId>/bases/<commit>.bundle                 integration commits tasks start from
  *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/input.json what the job runs (its S3_PREFIX)
  *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/output.bundle, transcript.jsonl, verify.log, result.json
- *   <runsRoot><runId>/verify/input.json, verify.log, result.json  --verify on the final integration commit
+ *   <runsRoot><runId>/verify/input.json, verify.log, result.json  --verify alone: on the base, then on main at the end
+ *   <runsRoot><runId>/verify-<n>/...                           the run's n-th such job (n >= 2)
  */
 export const S3_LAYOUT = {
   /** Every run's objects are under this prefix; nothing else in the bucket is the runtime's. */
@@ -21,8 +22,13 @@ export const S3_LAYOUT = {
   /** One attempt's staging prefix: the job's S3_PREFIX. */
   attempt: (runsRoot: string, runId: string, taskId: string, attempt: number) =>
     `${runsRoot}${runId}/tasks/${taskId}/attempt-${attempt}/`,
-  /** The prefix of the job that runs `--verify` on the integration branch at the end of a run. */
-  finalVerify: (runsRoot: string, runId: string) => `${runsRoot}${runId}/verify/`,
+  /**
+   * The prefix of the run's `n`-th job that runs `--verify` alone (on the base before planning,
+   * on the integration branch at the end): each its own, so that a job that reports nothing is
+   * never read as an earlier one's result.
+   */
+  verify: (runsRoot: string, runId: string, n: number) =>
+    n === 1 ? `${runsRoot}${runId}/verify/` : `${runsRoot}${runId}/verify-${n}/`,
   /** Object names under an attempt's prefix. */
   files: {
     /** Uploaded by the orchestrator before it submits the job. */

@@ -70,6 +70,8 @@ export class BatchBackend implements Backend {
   private readonly bases = new Map<string, Promise<StagedObject>>();
   /** What each attempt's job found when it ran `--verify` on its work, until the host asks. */
   private readonly verifications = new Map<string, Verification>();
+  /** Jobs that run `--verify` alone so far: each gets a name and a prefix of its own. */
+  private verifyJobs = 0;
   /** Jobs of attempts in flight, terminated if the backend closes before they end. */
   private readonly active = new Map<
     string,
@@ -351,8 +353,11 @@ export class BatchBackend implements Backend {
     signal,
   }: VerifyRequest): Promise<Verification> {
     const { config, settings } = this.options;
-    const prefix = S3_LAYOUT.finalVerify(settings.runsPrefix, config.runId);
-    const name = `${jobNamePrefix(config.runId)}verify`;
+    // The base is checked before planning and main at the end: a job that reports nothing must
+    // never be read as the earlier one's result.
+    const n = ++this.verifyJobs;
+    const prefix = S3_LAYOUT.verify(settings.runsPrefix, config.runId, n);
+    const name = `${jobNamePrefix(config.runId)}verify${n === 1 ? '' : `-${n}`}`;
     const inputUrl = await this.stageInput(prefix, {
       version: 1,
       verifyOnly: verify,
