@@ -298,6 +298,39 @@ describe('project integration', () => {
     expect((await commit(workspace(0), 'third')).files).toEqual([]);
   });
 
+  it("keeps a prepared environment's paths through checkouts, and never enters them to commit", async () => {
+    const { project, slots, workspace, prepare } = await freshProject();
+    await writeRules(project.gitDir, 'node_modules/\ndist/\n');
+    const ws = workspace(0);
+    const keep = ['node_modules/'];
+    await prepare(ws);
+    // What a setup made; a `.git` inside it is what the trust checks would delete if they
+    // walked it, so its survival shows they did not.
+    write(ws, 'node_modules/dep/index.js', 'dep');
+    write(ws, 'node_modules/dep/.git/HEAD', 'ref: refs/heads/x\n');
+    write(ws, 'dist/build.js', 'built');
+    write(ws, 'src/a.ts', 'a\n');
+    const committed = await slots.commit(ws, {
+      taskId: 'a',
+      base: project.head,
+      message: 'a',
+      check: new OutputCheck(DEFAULT_OUTPUT_LIMITS),
+      skip: keep,
+    });
+    expect(committed.files).toEqual(['src/a.ts']);
+    expect(existsSync(path.join(ws, 'node_modules/dep/.git/HEAD'))).toBe(true);
+    await project.merge(committed.commit, 'merge a');
+    // Moved on (the fast path) and checked out afresh: the environment stays, dist/ goes.
+    await slots.prepare(ws, project.head, { keep });
+    expect(readFileSync(path.join(ws, 'node_modules/dep/index.js'), 'utf8')).toBe('dep');
+    expect(existsSync(path.join(ws, 'dist'))).toBe(false);
+    await slots.prepare(ws, project.head, { keep });
+    expect(existsSync(path.join(ws, 'node_modules/dep/.git/HEAD'))).toBe(true);
+    // Without it, a checkout leaves nothing ignored.
+    await slots.prepare(ws, project.head);
+    expect(existsSync(path.join(ws, 'node_modules'))).toBe(false);
+  });
+
   it('rejects a task that commits a symlink pointing outside its workspace', async () => {
     const { project, workspace, prepare, commit } = await freshProject();
     await prepare(workspace(0), project.head);

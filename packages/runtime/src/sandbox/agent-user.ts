@@ -79,13 +79,19 @@ export function dropPrivileges(user: AgentUser): string[] {
  * Hands a tree the host made (a checkout, a fresh HOME) to the agent's user, following no link.
  * A file with another hard link is left as it is: the last agent may have linked a file of the
  * host's into its workspace (where no disk of its own keeps it on another file system), and
- * root must not give that file away. Only for a tree no agent is running in.
+ * root must not give that file away. Only for a tree no agent is running in. `skip`: absolute
+ * paths inside `dir` left as they are, unentered (a prepared environment, which stays root's).
  */
-export async function handOver(dir: string, user: Pick<AgentUser, 'uid' | 'gid'>): Promise<void> {
+export async function handOver(
+  dir: string,
+  user: Pick<AgentUser, 'uid' | 'gid'>,
+  skip?: ReadonlySet<string>,
+): Promise<void> {
   await lchown(dir, user.uid, user.gid);
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) await handOver(full, user);
+    if (skip?.has(full)) continue;
+    if (entry.isDirectory()) await handOver(full, user, skip);
     else if (!entry.isFile() || (await lstat(full)).nlink === 1)
       await lchown(full, user.uid, user.gid);
   }

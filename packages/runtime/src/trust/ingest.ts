@@ -54,19 +54,31 @@ async function entriesOf(dir: Buffer) {
   }
 }
 
+/** The paths `skip` names, as the scan compares them: raw, without a directory's final `/`. */
+function skipSet(skip: readonly string[]): Set<RawPath> {
+  return new Set(skip.map((p) => rawPath(Buffer.from(p.replace(/\/+$/, '')))));
+}
+
 /**
  * Clears the workspace at `root` of git metadata and special files and lists its links; throws
  * OutputRejectedError, naming the path, when the agent made a path longer than the kernel's
- * limit (no tool could read it, and the slot must then be cleared whole).
+ * limit (no tool could read it, and the slot must then be cleared whole). `skip` names paths
+ * (relative, a directory's with or without its `/`) that are neither listed nor entered: a
+ * prepared environment's, which the host made, no agent could write, and git ignores.
  */
-export async function scanWorkspace(root: string): Promise<WorkspaceScan> {
+export async function scanWorkspace(
+  root: string,
+  options: { skip?: readonly string[] } = {},
+): Promise<WorkspaceScan> {
   const rootBytes = Buffer.from(root);
+  const skipped = skipSet(options.skip ?? []);
   const scan: WorkspaceScan = { links: new Map(), removed: [] };
   const pending: Buffer[] = [Buffer.alloc(0)];
   while (pending.length > 0) {
     const dir = pending.pop() as Buffer;
     for (const entry of await entriesOf(joinBytes(rootBytes, dir))) {
       const relative = joinBytes(dir, entry.name);
+      if (skipped.size > 0 && skipped.has(rawPath(relative))) continue;
       const full = joinBytes(rootBytes, relative);
       if (full.length + 1 > MAX_PATH_BYTES) {
         throw new OutputRejectedError(

@@ -35,12 +35,13 @@ const OID = /^[0-9a-f]{40,64}$/;
 /**
  * Points a workspace at the integration commit $1: the index the host keeps for it is reset to
  * that tree and the files follow (changed files rewritten, files not in it removed), then every
- * untracked or ignored file goes. Only what changed since the workspace's last task is written,
+ * untracked or ignored file goes but what the `git clean` options after it ($2...) keep. Only what changed since the workspace's last task is written,
  * but every file is looked at: anything may have changed since.
  */
 const PREPARE_WORKSPACE = `
-git read-tree --reset -u "$1"
-git clean -ffdxq
+base=$1; shift
+git read-tree --reset -u "$base"
+git clean -ffdxq "$@"
 `;
 
 /**
@@ -50,9 +51,19 @@ git clean -ffdxq
  * commit left go as well.
  */
 const ADVANCE_WORKSPACE = `
-git read-tree -m -u "$1"
-git clean -ffdxq
+base=$1; shift
+git read-tree -m -u "$base"
+git clean -ffdxq "$@"
 `;
+
+/**
+ * `git clean` options that keep `paths` (a prepared environment's, relative to the top): each
+ * an exclude pattern anchored at the top, its glob characters escaped. With `-x` git still
+ * honours patterns given by `-e`, and enters no directory one of them matches.
+ */
+function keepOptions(paths: readonly string[]): string[] {
+  return paths.flatMap((p) => ['-e', `/${p.replace(/[\\*?[\]]/g, '\\$&')}`]);
+}
 
 /**
  * From this many paths an attempt's blobs are written into packs; fewer go loose, as every other
@@ -110,6 +121,11 @@ export interface CommitRequest {
    * commit, the branch) is made without it, so its slot can serve the next task meanwhile.
    */
   onStaged?: () => void;
+  /**
+   * Paths of a prepared environment extracted into the workspace (a Batch job's): ignored, so
+   * never committed, and never entered or read by the trust checks (they can be large).
+   */
+  skip?: readonly string[];
 }
 
 /** What git would take from a workspace: new paths (`?`) and tracked ones changed or gone. */
@@ -148,7 +164,11 @@ export class Slots {
   }
 
   /** A workspace as git sees it: its files, and the index the host keeps for it. */
-  private target(workspace: string): GitTarget {
+  workspaceTarget(workspace: string): GitTarget & { workTree: string } {
+    return this.target(workspace);
+  }
+
+  private target(workspace: string): GitTarget & { workTree: string } {
     const key = createHash('sha256').update(workspace).digest('hex').slice(0, 16);
     return {
       gitDir: this.project.gitDir,
@@ -164,8 +184,13 @@ export class Slots {
    * first; if the workspace cannot be reset (an agent made parts of it unwritable or too deep to
    * name, say), it is deleted and checked out afresh.
    */
-  async prepare(workspace: string, base: string): Promise<void> {
+  async prepare(
+    workspace: string,
+    base: string,
+    options: { keep?: readonly string[] } = {},
+  ): Promise<void> {
     const target = this.target(workspace);
+    const keep = options.keep ?? [];
     // A first checkout writes the whole tree: one at a time, so that on a large repository the
     // first task starts after one checkout rather than after all of them, contending.
     if (!(await lstat(target.indexFile as string).catch(() => undefined))) {
@@ -176,16 +201,25 @@ export class Slots {
       });
       await previous;
       try {
-        await this.reset(target, workspace, base);
+        await this.reset(target, workspace, base, keep);
       } finally {
         done();
       }
       return;
     }
-    await this.reset(target, workspace, base);
+    await this.reset(target, workspace, base, keep);
   }
 
-  private async reset(target: GitTarget, workspace: string, base: string): Promise<void> {
+  /**
+   * `keep`: paths of a prepared environment in the workspace (a Batch job's), left as they are
+   * unless the workspace has to be deleted whole.
+   */
+  private async reset(
+    target: GitTarget,
+    workspace: string,
+    base: string,
+    keep: readonly string[],
+  ): Promise<void> {
     // Below the git directory and the run directory, never those themselves: a run directory
     // deleted mid-run fails the checkout instead of coming back empty.
     const makeDirs = async () => {
@@ -196,15 +230,16 @@ export class Slots {
     const background = { priority: 'background' as const };
     try {
       await makeDirs();
+      const args = [base, ...keepOptions(keep)];
       const advanced =
         committed &&
-        (await gitScript(target, 'advance-workspace', ADVANCE_WORKSPACE, [base], background).then(
+        (await gitScript(target, 'advance-workspace', ADVANCE_WORKSPACE, args, background).then(
           () => true,
           () => false,
         ));
       if (!advanced) {
-        if (!committed) await scanWorkspace(workspace);
-        await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, [base], background);
+        if (!committed) await scanWorkspace(workspace, { skip: keep });
+        await gitScript(target, 'prepare-workspace', PREPARE_WORKSPACE, args, background);
       }
     } catch {
       await removeTree(workspace);
@@ -237,7 +272,7 @@ export class Slots {
     const target = this.target(workspace);
     const { signal } = request;
     this.committed.delete(workspace);
-    const { links, removed } = await scanWorkspace(workspace);
+    const { links, removed } = await scanWorkspace(workspace, { skip: request.skip ?? [] });
     const changes = await this.changes(target, signal);
     checkNames(changes.added);
     const ignored = await this.ignored(target, signal);
