@@ -21,12 +21,16 @@ import {
 import { type Verification, verificationPassed } from '../contracts/verify.js';
 import { type AgentUser, handOver } from '../sandbox/agent-user.js';
 import { removeTree } from '../trust/untrusted-files.js';
-import { gitBytes, gitScript } from '../workspace/git.js';
-import { HOST_IGNORE_FILE } from '../workspace/ignore-rules.js';
+import { gitScript } from '../workspace/git.js';
+import {
+  MAX_PREPARED_PATHS,
+  setupChanges,
+  straysReason,
+  tooManyPathsReason,
+} from './prepared-paths.js';
 import { type EnvironmentRequest, type EnvironmentResult, SetupFailedError } from './setup.js';
 
 const ENVIRONMENT_FILE = 'environment.json';
-const MAX_PATHS = 256;
 
 /** Runs the setup in the backend's sandbox, on a checkout at `tree` with `home` as its HOME. */
 export type RunSetup = (
@@ -124,28 +128,14 @@ export class HostEnvironmentCache {
       const preparedMs = Date.now() - started;
       if (!verificationPassed(verification))
         throw new SetupFailedError(request.setup, verification, request.logPath);
-      const excludes = existsSync(path.join(request.gitDir, HOST_IGNORE_FILE))
-        ? [`--exclude-from=${path.join(request.gitDir, HOST_IGNORE_FILE)}`]
-        : [];
-      const strays = await listPaths(target, [
-        '-t',
-        '--others',
-        '--modified',
-        '--deleted',
-        ...excludes,
-      ]);
-      if (strays.length > 0) {
-        const names = [...new Set(strays.map((entry) => entry.slice(2)))];
+      const { strays, paths } = await setupChanges(target);
+      if (strays.length > 0)
         throw new SetupFailedError(request.setup, verification, request.logPath, {
-          reason: `--setup changed tracked files or wrote outside ignored paths: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ` and ${names.length - 10} more` : ''}`,
+          reason: straysReason(strays),
         });
-      }
-      const paths = excludes.length
-        ? await listPaths(target, ['--others', '--ignored', '--directory', ...excludes])
-        : [];
-      if (paths.length > MAX_PATHS)
+      if (paths.length > MAX_PREPARED_PATHS)
         throw new SetupFailedError(request.setup, verification, request.logPath, {
-          reason: `--setup left ${paths.length} ignored paths, more than the ${MAX_PATHS} an environment may bind`,
+          reason: tooManyPathsReason(paths.length),
         });
       // Only the prepared paths stay: the tracked files come from each base's own checkout.
       await mkdir(kept);
@@ -207,17 +197,6 @@ export class HostEnvironmentCache {
       if (stats && Date.now() - stats.mtimeMs > olderThanMs) await removeTree(full);
     }
   }
-}
-
-async function listPaths(
-  target: { gitDir: string; workTree: string; indexFile: string },
-  args: readonly string[],
-): Promise<string[]> {
-  const { stdout } = await gitBytes(target, ['ls-files', '-z', ...args]);
-  return stdout
-    .toString('utf8')
-    .split('\0')
-    .filter((entry) => entry.length > 0);
 }
 
 function run(file: string, args: readonly string[]): Promise<string> {
