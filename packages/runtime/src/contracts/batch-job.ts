@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ENV, type EnvName } from './env.js';
+import { SetupSettingsSchema } from './environment.js';
 import { ExecutorOutcomeSchema, TaskSpecSchema } from './executor.js';
 import { IMAGE } from './image.js';
 import { OutputLimitsSchema } from './run-config.js';
@@ -116,6 +117,8 @@ export const JobTransferSchema = z.strictObject({
     transcript: PresignedUrlSchema,
     verifyLog: PresignedUrlSchema,
     result: PresignedUrlSchema,
+    /** A setup job's archive of the environment it prepared. */
+    environment: PresignedUrlSchema.optional(),
   }),
 });
 export type JobTransfer = z.infer<typeof JobTransferSchema>;
@@ -123,9 +126,45 @@ export type JobTransfer = z.infer<typeof JobTransferSchema>;
 /** TASK_ID of the job that runs `--verify` on the final integration commit (no task has it). */
 export const FINAL_VERIFY_TASK_ID = '_verify';
 
+/** TASK_ID of a job that prepares an environment (`--setup`; no task has it either). */
+export const SETUP_TASK_ID = '_setup';
+
+/**
+ * A relative path of a prepared environment, as git lists ignored paths (`node_modules/`,
+ * `packages/a/.venv/`, `.env`): no `.`, `..` or empty component, never `.git`, nothing absolute.
+ */
+export const PreparedPathSchema = z
+  .string()
+  .min(1)
+  .max(4096)
+  .refine(
+    (p) =>
+      !p.startsWith('/') &&
+      !p.includes('\0') &&
+      p
+        .replace(/\/$/, '')
+        .split('/')
+        .every((part) => part !== '' && part !== '.' && part !== '..' && part !== '.git'),
+    { message: 'is not a relative path inside the workspace' },
+  );
+
+/**
+ * The environment an attempt or a check starts from (`--setup`): the archive a setup job made,
+ * by a URL presigned for this job, with the digest and size the job checks before extracting it.
+ */
+export const JobEnvironmentSchema = z.object({
+  url: PresignedUrlSchema,
+  key: z.string().min(1),
+  sha256: Sha256Schema,
+  bytes: z.number().int().min(0),
+  paths: z.array(PreparedPathSchema).max(256),
+});
+export type JobEnvironment = z.infer<typeof JobEnvironmentSchema>;
+
 /**
  * `input.json`: what one job runs, uploaded by the orchestrator before it submits the job: a
- * task's attempt (`spec`), or `--verify` alone on the base (`verifyOnly`).
+ * task's attempt (`spec`), `--verify` alone on the base (`verifyOnly`), or `--setup` on the base
+ * (`setupOnly`), whose prepared paths go up as an archive.
  */
 export const BatchJobInputSchema = z
   .object({
@@ -133,6 +172,9 @@ export const BatchJobInputSchema = z
     /** The task as the job sees it (its paths are the job's own). */
     spec: TaskSpecSchema.optional(),
     verifyOnly: VerifySettingsSchema.optional(),
+    setupOnly: SetupSettingsSchema.optional(),
+    /** `--setup`: the prepared environment the agent and the check start from, read-only. */
+    environment: JobEnvironmentSchema.optional(),
     /** The integration commit the task starts from, in a bundle shared by attempts. */
     base: z.object({ commit: CommitSchema, bundle: StagedObjectSchema }),
     transfer: JobTransferSchema,
@@ -147,8 +189,8 @@ export const BatchJobInputSchema = z
       .max(2 ** 20)
       .optional(),
   })
-  .refine((input) => Boolean(input.spec) !== Boolean(input.verifyOnly), {
-    message: 'holds either a task (spec) or a verification (verifyOnly)',
+  .refine((input) => [input.spec, input.verifyOnly, input.setupOnly].filter(Boolean).length === 1, {
+    message: 'holds one of a task (spec), a verification (verifyOnly) or a setup (setupOnly)',
   });
 export type BatchJobInput = z.infer<typeof BatchJobInputSchema>;
 
@@ -163,9 +205,18 @@ export const BatchJobResultSchema = z.object({
   commit: CommitSchema.optional(),
   bundle: StagedObjectSchema.optional(),
   transcript: StagedObjectSchema.optional(),
-  /** `--verify` run by the job on its work (or alone), and its output. */
+  /** `--verify` run by the job on its work (or alone), and its output; a setup job's run of `--setup`. */
   verification: VerificationSchema.optional(),
   verifyLog: StagedObjectSchema.optional(),
+  /** A setup job's environment: the ignored paths the setup made, their size, and its archive. */
+  environment: z
+    .object({
+      paths: z.array(PreparedPathSchema).max(256),
+      bytes: z.number().int().min(0),
+      /** Where it went is the host's to say (it presigned the URL): its digest and size. */
+      archive: z.object({ sha256: Sha256Schema, bytes: z.number().int().min(0) }),
+    })
+    .optional(),
 });
 export type BatchJobResult = z.infer<typeof BatchJobResultSchema>;
 

@@ -31,8 +31,14 @@ export const PreparedEnvironmentSchema = z.object({
   createdAt: z.string(),
   /** Local and Docker: the directory holding the prepared tree (its `paths`, nothing else). */
   tree: z.string().optional(),
-  /** Batch: the archive in the state bucket, and its digest. */
-  archive: z.object({ key: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
+  /** Batch: the archive in the state bucket (a gzipped tar of `paths`), its digest and size. */
+  archive: z
+    .object({
+      key: z.string(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      bytes: z.number().int().min(0),
+    })
+    .optional(),
 });
 export type PreparedEnvironment = z.infer<typeof PreparedEnvironmentSchema>;
 

@@ -26,6 +26,7 @@ export {
   type BatchJobResult,
   BatchJobResultSchema,
   FINAL_VERIFY_TASK_ID,
+  SETUP_TASK_ID,
   type StagedObject,
 } from './batch-job.js';
 export { ENV, ENV_NAMES, type EnvName, SECRET_ENV_NAMES } from './env.js';

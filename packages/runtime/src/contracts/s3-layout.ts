@@ -7,6 +7,10 @@
  *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/output.bundle, transcript.jsonl, verify.log, result.json
  *   <runsRoot><runId>/verify/input.json, verify.log, result.json  --verify alone: on the base, then on main at the end
  *   <runsRoot><runId>/verify-<n>/...                           the run's n-th such job (n >= 2)
+ *   <runsRoot><runId>/tasks/<taskId>/attempt-<n>/verify/...    --verify on the merge of work that changed the manifests
+ *   <runsRoot><runId>/setup/<job>/input.json, verify.log (the setup's output), result.json
+ *   <runsRoot>_environments/<key>.json                         a prepared environment's record (`--setup`)
+ *   <runsRoot>_environments/<key>.<job>.tar.gz                 its archive, made by the setup job <job>
  */
 export const S3_LAYOUT = {
   /** Every run's objects are under this prefix; nothing else in the bucket is the runtime's. */
@@ -29,6 +33,25 @@ export const S3_LAYOUT = {
    */
   verify: (runsRoot: string, runId: string, n: number) =>
     n === 1 ? `${runsRoot}${runId}/verify/` : `${runsRoot}${runId}/verify-${n}/`,
+  /**
+   * The prefix of the job that prepares an environment (`--setup`): `job` is its name, unique in
+   * the run.
+   */
+  setup: (runsRoot: string, runId: string, job: string) => `${runsRoot}${runId}/setup/${job}/`,
+  /**
+   * Prepared environments, shared by every run of the stack, inside the runs prefix (so the
+   * submitter policy, presigning and the expiry rule cover them): `<key>.json` is the record of
+   * the key's environment and names its archive. Each setup job writes an archive of its own
+   * (`<key>.<job>.tar.gz`), never another's: two runs that prepare the same key at once each
+   * keep reading the archive they made, whose digest their jobs check, and the record written
+   * last is the one later runs use.
+   */
+  environment: (runsRoot: string, key: string) => ({
+    record: `${runsRoot}_environments/${key}.json`,
+    archive: (job: string) => `${runsRoot}_environments/${key}.${job}.tar.gz`,
+  }),
+  /** Where every environment's objects are. */
+  environments: (runsRoot: string) => `${runsRoot}_environments/`,
   /** Object names under an attempt's prefix. */
   files: {
     /** Uploaded by the orchestrator before it submits the job. */

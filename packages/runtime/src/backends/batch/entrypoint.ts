@@ -9,7 +9,10 @@
  * in its environment, and reaches the model through a model proxy of this process that holds
  * the key (the job definition's secret, or the job role for Bedrock) and the task's budget. With `--verify` it runs the command on the committed
  * work and stages its log too; an input with `verifyOnly` runs the command alone on the base (the
- * run's final check). Exit codes: 0 when the task succeeded and its
+ * run's final check); one with `setupOnly` runs `--setup` on the base as the agent's user and
+ * stages out an archive of the ignored paths it made. An input with an `environment` has that
+ * archive downloaded, checked and extracted into the workspace after each checkout, read-only to
+ * the agent and never read by the job's own commit. Exit codes: 0 when the task succeeded and its
  * outcome is uploaded, 1 when it failed and that is uploaded, 2 for bad configuration, 3 when
  * staging failed, 143 on SIGTERM (so Batch marks a stopped job FAILED and its retry can fire).
  */
@@ -22,9 +25,12 @@ import {
   BatchJobInputSchema,
   type BatchJobResult,
   FINAL_VERIFY_TASK_ID,
+  type JobTransfer,
+  SETUP_TASK_ID,
   type StagedObject,
 } from '../../contracts/batch-job.js';
 import { ENV } from '../../contracts/env.js';
+import { OFFLINE_ENV, type SetupSettings } from '../../contracts/environment.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import { TASK_FILES } from '../../contracts/run-layout.js';
 import { S3_LAYOUT } from '../../contracts/s3-layout.js';
@@ -35,6 +41,12 @@ import {
   verificationPassed,
 } from '../../contracts/verify.js';
 import { consoleLog, fail, outputDir } from '../../entrypoints/common.js';
+import {
+  MAX_PREPARED_PATHS,
+  setupChanges,
+  straysReason,
+  tooManyPathsReason,
+} from '../../environment/prepared-paths.js';
 import { executeTask } from '../../executor/execute.js';
 import { agentSettingsFor, resolveModelAccess } from '../../models/access.js';
 import { countedByProxy } from '../../proxy/counted.js';
@@ -54,6 +66,7 @@ import { runVerifyProcess } from '../../verify/process.js';
 import { writeRules } from '../../workspace/ignore-rules.js';
 import { Project } from '../../workspace/project.js';
 import { Slots } from '../../workspace/slots.js';
+import { archivePaths, WorkspaceEnvironment } from './job-environment.js';
 import { fetchBytes, fetchFile, putBytes, putFile } from './job-transfer.js';
 import { StagingError } from './staging.js';
 
@@ -171,12 +184,15 @@ async function main(): Promise<void> {
   }
   if (!parsed.success) fail(`${S3_LAYOUT.files.input} is not a valid attempt input`);
   const input = parsed.data;
-  const inputTask = input.spec?.taskId ?? FINAL_VERIFY_TASK_ID;
+  const inputTask = input.spec?.taskId ?? (input.setupOnly ? SETUP_TASK_ID : FINAL_VERIFY_TASK_ID);
   if (inputTask !== job.taskId)
     fail(`${S3_LAYOUT.files.input} is for task ${inputTask}, not TASK_ID ${job.taskId}`);
   if (input.spec?.mode === 'real' && !agentUser)
     fail('a real task runs its agent as another user: the job must run as root');
-  const stageOut = (file: keyof BatchJobInput['transfer']['put'], what: string) => ({
+  const stageOut = (
+    file: keyof typeof S3_LAYOUT.files & keyof JobTransfer['put'],
+    what: string,
+  ) => ({
     url: input.transfer.put[file],
     key: `${job.prefix}${S3_LAYOUT.files[file]}`,
     what,
@@ -188,10 +204,16 @@ async function main(): Promise<void> {
   // The orchestrator's ignore rules: the repository's at the run's start, never an agent's.
   if (input.ignoreRules) await writeRules(project.gitDir, input.ignoreRules);
   const slots = new Slots(project);
-  /** The workspace at `commit`, the agent's (or the check's) to write. */
+  const environment =
+    input.environment && (await downloadEnvironment(input.environment, paths, agentUser));
+  /**
+   * The workspace at `commit`, the agent's (or the check's) to write; with an environment, its
+   * prepared paths in place (kept by the checkout, extracted by the first), read-only.
+   */
   const checkOut = async (commit: string) => {
-    await slots.prepare(paths.workspace, commit);
-    if (agentUser) await handOver(paths.workspace, agentUser);
+    await slots.prepare(paths.workspace, commit, { keep: environment?.paths ?? [] });
+    if (agentUser) await handOver(paths.workspace, agentUser, environment?.skip);
+    await environment?.install();
   };
   /** `--verify` on `commit`, checked out in the workspace as the host would check it. */
   const verifyHere = async (settings: VerifySettings, commit: string) => {
@@ -206,6 +228,28 @@ async function main(): Promise<void> {
     const target = stageOut('result', 'upload the result');
     return putBytes(target.url, target.key, Buffer.from(JSON.stringify(result)), target.what);
   };
+
+  if (input.setupOnly) {
+    const prepared = await setupHere(input.setupOnly, input, paths, {
+      checkOut,
+      agentUser,
+      signal: controller.signal,
+      slots,
+      put: (file, name, what) => {
+        if (name === 'verifyLog') {
+          const target = stageOut(name, what);
+          return putFile(target.url, target.key, file, target.what);
+        }
+        const url = input.transfer.put.environment;
+        if (!url) fail(`${S3_LAYOUT.files.input} gives no URL for the environment's archive`);
+        // The host knows where the archive goes; the job reports only its digest and size.
+        return putFile(url, 'environment.tar.gz', file, what);
+      },
+    });
+    if (controller.signal.aborted) process.exit(EXIT_TERMINATED);
+    await uploadResult(prepared);
+    return;
+  }
 
   if (input.verifyOnly) {
     consoleLog(`verifying ${input.base.commit.slice(0, 12)}: ${input.verifyOnly.command}`);
@@ -266,6 +310,8 @@ async function main(): Promise<void> {
         base: input.base.commit,
         message: `task(${spec.taskId}): attempt ${spec.attempt} on AWS Batch`,
         check,
+        // Ignored, and root's: never committed, never entered.
+        ...(environment && { skip: environment.paths }),
       });
       const bundleFile = path.join(paths.staging, S3_LAYOUT.files.bundle);
       await project.writeBundle(bundleFile, BATCH_RESULT_REF, committed.commit, input.base.commit);
@@ -317,6 +363,8 @@ async function verifyInJob(
       HOME: paths.verifyHome,
       TMPDIR: '/tmp',
       CI: 'true',
+      // What the setup did not install is not fetched by the check: it fails at once, saying so.
+      ...OFFLINE_ENV,
     },
     timeoutMs: settings.timeoutMs,
     logPath,
@@ -324,6 +372,107 @@ async function verifyInJob(
   });
   if (agentUser) await killEveryProcessOf(agentUser);
   return { verification, verifyLog: await upload(logPath) };
+}
+
+/**
+ * The job's environment archive, downloaded once and checked against the digest the host gave;
+ * laid into the workspace by each checkout.
+ */
+async function downloadEnvironment(
+  spec: NonNullable<BatchJobInput['environment']>,
+  paths: JobPaths,
+  agentUser: AgentUser | undefined,
+): Promise<WorkspaceEnvironment> {
+  const archive = path.join(paths.staging, 'environment.tar.gz');
+  const started = Date.now();
+  await fetchFile(
+    spec.url,
+    { key: spec.key, sha256: spec.sha256, bytes: spec.bytes },
+    archive,
+    'download the environment',
+  );
+  consoleLog(
+    `environment: ${spec.bytes} bytes downloaded and checked in ${((Date.now() - started) / 1000).toFixed(2)} s (${spec.key})`,
+  );
+  return new WorkspaceEnvironment(spec, paths.workspace, archive, agentUser, consoleLog);
+}
+
+/** The job's environment variables a setup with the job's network keeps: proxies and trust. */
+const SETUP_PASSED_ENV = [
+  'LANG',
+  'NODE_EXTRA_CA_CERTS',
+  'HTTP_PROXY',
+  'HTTPS_PROXY',
+  'NO_PROXY',
+  'http_proxy',
+  'https_proxy',
+  'no_proxy',
+] as const;
+
+/**
+ * `--setup` on the base: run in the workspace as the agent's user (with the job's network, the
+ * stack's), held to the rule every backend keeps (no tracked file changed, nothing written
+ * outside ignored paths), and the ignored paths it made archived and staged out. What the job
+ * reports is the setup's run, its output, and the archive's digest and size.
+ */
+async function setupHere(
+  setup: SetupSettings,
+  input: BatchJobInput,
+  paths: JobPaths,
+  job: {
+    checkOut: (commit: string) => Promise<void>;
+    agentUser: AgentUser | undefined;
+    signal: AbortSignal;
+    slots: Slots;
+    put: (file: string, name: 'verifyLog' | 'environment', what: string) => Promise<StagedObject>;
+  },
+): Promise<BatchJobResult> {
+  const { agentUser, signal } = job;
+  consoleLog(`preparing the environment on ${input.base.commit.slice(0, 12)}: ${setup.command}`);
+  await job.checkOut(input.base.commit);
+  if (agentUser) await handOver(paths.verifyHome, agentUser);
+  const logPath = path.join(paths.staging, S3_LAYOUT.files.verifyLog);
+  const [file, args] = unconfinedArgs(agentUser, '/bin/sh', ['-c', setup.command]);
+  const passed = Object.fromEntries(
+    SETUP_PASSED_ENV.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
+  );
+  const verification = await runVerifyProcess(file, args, {
+    cwd: paths.workspace,
+    env: { ...passed, PATH: process.env.PATH, HOME: paths.verifyHome, TMPDIR: '/tmp', CI: 'true' },
+    timeoutMs: setup.timeoutMs,
+    logPath,
+    signal,
+  });
+  if (agentUser) await killEveryProcessOf(agentUser);
+  const verifyLog = await job.put(logPath, 'verifyLog', 'upload the setup log');
+  const failed = (error: string): BatchJobResult => {
+    consoleLog(`setup failed: ${error}`);
+    return { version: 1, outcome: { status: 'failed', error }, verification, verifyLog };
+  };
+  if (!verificationPassed(verification)) return failed(describeVerification(verification));
+  const changes = await setupChanges(job.slots.workspaceTarget(paths.workspace));
+  if (changes.strays.length > 0) return failed(straysReason(changes.strays));
+  if (changes.paths.length > MAX_PREPARED_PATHS)
+    return failed(tooManyPathsReason(changes.paths.length));
+  const archive = path.join(paths.staging, 'environment.tar.gz');
+  const started = Date.now();
+  const made = await archivePaths(paths.workspace, changes.paths, archive, agentUser);
+  const archivedMs = Date.now() - started;
+  await job.put(archive, 'environment', 'upload the environment');
+  consoleLog(
+    `environment prepared in ${(verification.durationMs / 1000).toFixed(1)} s: ${changes.paths.length} path(s) (${changes.paths.slice(0, 5).join(', ')}), ${made.diskBytes} bytes on disk, archive of ${made.bytes} bytes made in ${(archivedMs / 1000).toFixed(2)} s`,
+  );
+  return {
+    version: 1,
+    outcome: { status: 'succeeded' },
+    verification,
+    verifyLog,
+    environment: {
+      paths: changes.paths,
+      bytes: made.diskBytes,
+      archive: { sha256: made.sha256, bytes: made.bytes },
+    },
+  };
 }
 
 function nonEmpty(secrets: Record<string, string | undefined>): Record<string, string> {
