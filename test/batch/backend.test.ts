@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   BatchClient,
@@ -28,6 +29,7 @@ import {
   BATCH_LIMITS,
   type BatchBackendConfig,
   FINAL_VERIFY_TASK_ID,
+  SETUP_TASK_ID,
 } from '../../packages/runtime/src/contracts/index.js';
 import { resolved, underMocks } from '../pulumi/mocks.js';
 import {
@@ -39,7 +41,7 @@ import {
   waitFor,
 } from '../support/cli.js';
 import { describeDocker, docker, IMAGE } from '../support/docker.js';
-import { gitOut, treeHash } from '../support/git.js';
+import { commitAll, gitOut, treeHash } from '../support/git.js';
 import {
   conversationText,
   type ModelServer,
@@ -668,6 +670,192 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     expect(prefixes.sort()).toEqual([`runs/${runId}/verify-2/`, `runs/${runId}/verify/`]);
   });
 
+  it('--setup prepares the environment in one _setup job, an archive in the state bucket every job starts from read-only; a second run finds it', async () => {
+    const repo = javascriptRepository();
+    const plan = writePlan(
+      [
+        task('triple', [], undefined, {
+          simulate: {
+            durationMs: 100,
+            // Over the simulated executor's own test of the task (Node's runner takes .ts too).
+            files: { 'test/triple.test.ts': depTest('triple', 'double(3) + 3', 9) },
+          },
+        }),
+        task('quad', ['triple'], undefined, {
+          simulate: {
+            durationMs: 100,
+            files: { 'test/quad.test.ts': depTest('quad', 'double(double(1))', 4) },
+          },
+        }),
+      ],
+      2,
+    );
+    const args = [
+      '--repo',
+      repo,
+      '--plan',
+      plan,
+      '--setup',
+      'npm ci --offline',
+      '--verify',
+      'npm test',
+    ];
+    const first = await batchRun(config, args);
+    expect(first.code, first.stderr).toBe(0);
+    const summary = readSummary(first.runDir);
+    expect(summary.verify?.final).toMatchObject({ passed: true, exitCode: 0 });
+    expect(summary.tasks.map((t) => [t.taskId, t.status, t.attempts])).toEqual([
+      ['triple', 'succeeded', 1],
+      ['quad', 'succeeded', 1],
+    ]);
+    const runId = path.basename(first.runDir);
+    // One setup job for the run's one key; every other job got its archive.
+    const setups = submissionsFor(sandbox, runId, SETUP_TASK_ID);
+    expect(setups).toHaveLength(1);
+    expect(setups[0]?.environment.S3_PREFIX).toMatch(new RegExp(`^runs/${runId}/setup/`));
+    const [prepared] = readEvents(first.runDir).filter((e) => e.type === 'environment-prepared');
+    expect(prepared).toMatchObject({ cached: false, paths: ['node_modules/'] });
+    const key = (prepared as { key: string }).key;
+    const objects = await bucketKeys(sandbox, made.runtimeConfig.bucketName, 'runs/_environments/');
+    expect(objects).toEqual(
+      expect.arrayContaining([
+        `runs/_environments/${key}.json`,
+        expect.stringMatching(
+          new RegExp(`^runs/_environments/${key}\\.po-[0-9a-f]+-setup-[0-9a-f]+-1\\.tar\\.gz$`),
+        ),
+      ]),
+    );
+    // The base's check, each attempt's and main's ran the dependency's tests in jobs that
+    // extracted the archive; `test/env.test.js` showed it unwritable to the check, its cache not.
+    for (const log of ['verify.log', 'tasks/triple/verify.log', 'tasks/quad/verify.log'])
+      expect(readFileSync(path.join(first.runDir, log), 'utf8')).toMatch(/\bfail 0\n/);
+    expect(readFileSync(path.join(first.runDir, 'verify.log'), 'utf8')).toMatch(/\bpass 4\n/);
+    expect(readFileSync(path.join(first.runDir, 'tasks/quad/executor.log'), 'utf8')).toMatch(
+      /environment: \d+ bytes downloaded and checked/,
+    );
+    expect(sandbox.record.denied()).toEqual([]);
+    // Ignored, never committed, whatever the jobs had in their workspaces.
+    const project = path.join(first.runDir, 'project');
+    const committed = gitOut(project, ['log', '--all', '--format=', '--name-only']);
+    expect(committed).toContain('test/quad.test.ts');
+    expect(committed).not.toMatch(/node_modules/);
+
+    // The same repository again: the environment is found in the bucket, no setup job runs.
+    const second = await batchRun(config, args);
+    expect(second.code, second.stderr).toBe(0);
+    const secondId = path.basename(second.runDir);
+    expect(submissionsFor(sandbox, secondId, SETUP_TASK_ID)).toEqual([]);
+    expect(readEvents(second.runDir).find((e) => e.type === 'environment-prepared')).toMatchObject({
+      key,
+      cached: true,
+    });
+    expect(readSummary(second.runDir).verify?.final).toMatchObject({ passed: true });
+    expect(sandbox.record.denied()).toEqual([]);
+  }, 240_000);
+
+  it('prepares the merge of work that changed what the key covers in a setup job of its own, checks it there, and starts dependents from it', async () => {
+    const repo = javascriptRepository();
+    const plan = writePlan(
+      [
+        task('describe', [], undefined, {
+          simulate: {
+            durationMs: 100,
+            files: {
+              // A file the key covers (a toolchain pin); what npm ci installs stays the same.
+              '.nvmrc': '24\n',
+              'test/describe.test.ts': depTest('describe', 'double(5)', 10),
+            },
+          },
+        }),
+        task('after', ['describe'], undefined, {
+          simulate: {
+            durationMs: 100,
+            files: { 'test/after.test.ts': depTest('after', 'double(6)', 12) },
+          },
+        }),
+      ],
+      1,
+    );
+    const run = await batchRun(config, [
+      '--repo',
+      repo,
+      '--plan',
+      plan,
+      '--setup',
+      'npm ci --offline',
+      '--verify',
+      'npm test',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const runId = path.basename(run.runDir);
+    const prepared = readEvents(run.runDir).filter((e) => e.type === 'environment-prepared');
+    const merged = prepared.find((e) => 'taskId' in e && e.taskId === 'describe') as
+      | { key: string; cached: boolean }
+      | undefined;
+    expect(merged).toMatchObject({ cached: false });
+    const base = prepared.find((e) => !('taskId' in e && e.taskId)) as { key: string };
+    expect(merged?.key).not.toBe(base.key);
+    // The attempt's job had the base's environment: its merge was checked again, in a job of its
+    // own with the new one; the dependent's job and main's check started from the new one.
+    const names = jobsOf(sandbox, runId).map((j) => j.jobName);
+    expect(names).toContain(`${jobNamePrefix(runId)}describe-a1-verify`);
+    expect(readFileSync(path.join(run.runDir, 'tasks/describe/verify.log'), 'utf8')).toContain(
+      `_environments/${merged?.key}.`,
+    );
+    expect(readFileSync(path.join(run.runDir, 'tasks/after/executor.log'), 'utf8')).toContain(
+      `_environments/${merged?.key}.`,
+    );
+    expect(readSummary(run.runDir).verify?.final).toMatchObject({ passed: true });
+    expect(sandbox.record.denied()).toEqual([]);
+  }, 240_000);
+
+  it('stops before any task when the setup fails or writes outside ignored paths, with its output', async () => {
+    const repo = javascriptRepository();
+    const plan = writePlan([task('x', [], 100)], 1);
+    const failing = await batchRun(config, [
+      '--repo',
+      repo,
+      '--plan',
+      plan,
+      '--setup',
+      'echo no registry here >&2; exit 3',
+    ]);
+    expect(failing.code).toBe(1);
+    expect(failing.stderr).toMatch(/--setup "echo no registry here >&2; exit 3" failed \(exit 3\)/);
+    expect(failing.stderr).toContain('no registry here');
+    expect(submissionsFor(sandbox, path.basename(failing.runDir), 'x')).toEqual([]);
+    const stray = await batchRun(config, [
+      '--repo',
+      repo,
+      '--plan',
+      plan,
+      '--setup',
+      'npm ci --offline && echo changed >> README.md',
+    ]);
+    expect(stray.code).toBe(1);
+    expect(stray.stderr).toMatch(
+      /--setup changed tracked files or wrote outside ignored paths: README\.md/,
+    );
+    expect(submissionsFor(sandbox, path.basename(stray.runDir), 'x')).toEqual([]);
+  }, 120_000);
+
+  it('refuses --setup-network none on Batch in one line, before any job', async () => {
+    const repo = javascriptRepository();
+    const run = await batchRun(config, [
+      '--repo',
+      repo,
+      '--plan',
+      writePlan([task('x', [], 100)], 1),
+      '--setup',
+      'npm ci --offline',
+      '--setup-network',
+      'none',
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(/--setup-network none: a Batch job's network is its stack's/);
+  });
+
   it('--task-timeout terminates the job and tries again', async () => {
     const plan = writePlan([task('slow', [], 60_000)], 1);
     const run = await batchRun(config, [
@@ -942,6 +1130,96 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     }
   }, 240_000);
 });
+
+/**
+ * A JavaScript project as users have them: a dependency (a tiny package, packed into vendor/ so
+ * that `npm ci --offline` installs it with no registry), its lockfile, node_modules/ ignored,
+ * `npm test` running Node's test runner over tests that require the dependency, and one that
+ * shows the installed dependencies unwritable to the check while their cache directory is not.
+ */
+function javascriptRepository(): string {
+  const dir = path.join(work, `js-${randomUUID()}`);
+  const dep = path.join(work, `tiny-dep-${randomUUID()}`);
+  mkdirSync(path.join(dir, 'vendor'), { recursive: true });
+  mkdirSync(path.join(dir, 'test'));
+  mkdirSync(dep);
+  writeFileSync(
+    path.join(dep, 'package.json'),
+    JSON.stringify({ name: 'tiny-dep', version: '1.0.0', main: 'index.js', license: 'MIT' }),
+  );
+  writeFileSync(path.join(dep, 'index.js'), 'exports.double = (x) => x * 2;\n');
+  const npm = (cwd: string, args: string[]) =>
+    execFileSync('npm', ['--offline', '--no-audit', '--no-fund', ...args], {
+      cwd,
+      stdio: 'ignore',
+      env: { ...process.env, npm_config_update_notifier: 'false' },
+    });
+  npm(dep, ['pack', '--pack-destination', path.join(dir, 'vendor')]);
+  writeFileSync(
+    path.join(dir, 'package.json'),
+    `${JSON.stringify(
+      {
+        name: 'app',
+        version: '1.0.0',
+        private: true,
+        scripts: { test: 'node --test' },
+        dependencies: { 'tiny-dep': 'file:vendor/tiny-dep-1.0.0.tgz' },
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  npm(dir, ['install', '--package-lock-only', '--omit-lockfile-registry-resolved']);
+  writeFileSync(path.join(dir, '.gitignore'), 'node_modules/\n');
+  writeFileSync(path.join(dir, 'test/double.test.js'), depTest('double', 'double(2)', 4));
+  writeFileSync(
+    path.join(dir, 'test/env.test.js'),
+    [
+      "const { test } = require('node:test');",
+      "const assert = require('node:assert');",
+      "const fs = require('node:fs');",
+      "test('the installed dependencies are read-only, their cache is not', () => {",
+      "  assert.throws(() => fs.writeFileSync('node_modules/tiny-dep/index.js', ''), { code: 'EACCES' });",
+      "  assert.throws(() => fs.mkdirSync('node_modules/planted'), { code: 'EACCES' });",
+      "  fs.mkdirSync('node_modules/.cache/app', { recursive: true });",
+      "  fs.writeFileSync('node_modules/.cache/app/ok', 'ok');",
+      '});',
+      '',
+    ].join('\n'),
+  );
+  commitAll(dir, 'app with a vendored dependency');
+  return dir;
+}
+
+/** A test of tiny-dep's `double`: `call` is `expected`. */
+function depTest(name: string, call: string, expected: number): string {
+  return [
+    "const { test } = require('node:test');",
+    "const assert = require('node:assert');",
+    "const { double } = require('tiny-dep');",
+    `test('${name}', () => assert.equal(${call}, ${expected}));`,
+    '',
+  ].join('\n');
+}
+
+/** The keys of the bucket under `prefix`. */
+async function bucketKeys(
+  sandbox: BatchSandbox,
+  bucket: string,
+  prefix: string,
+): Promise<string[]> {
+  const s3 = new S3Client({
+    region: sandbox.config.region,
+    endpoint: sandbox.config.sandbox?.s3,
+    credentials: sandbox.config.sandbox?.credentials,
+  });
+  try {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    return (listed.Contents ?? []).map(({ Key }) => Key as string);
+  } finally {
+    s3.destroy();
+  }
+}
 
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {

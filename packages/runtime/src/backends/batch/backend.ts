@@ -1,26 +1,37 @@
-import { mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { type JobDetail, TerminateJobCommand } from '@aws-sdk/client-batch';
 import {
   type BatchJobInput,
   FINAL_VERIFY_TASK_ID,
+  type JobEnvironment,
+  SETUP_TASK_ID,
   type StagedObject,
 } from '../../contracts/batch-job.js';
+import type { PreparedEnvironment } from '../../contracts/environment.js';
 import type { RemoteJob } from '../../contracts/events.js';
 import type { ExecutorOutcome, TaskSpec } from '../../contracts/executor.js';
 import type { RunConfig } from '../../contracts/run-config.js';
 import type { RunLayout } from '../../contracts/run-layout.js';
 import { S3_LAYOUT } from '../../contracts/s3-layout.js';
-import type { Verification } from '../../contracts/verify.js';
+import { type Verification, verificationPassed } from '../../contracts/verify.js';
+import type { EnvironmentStore } from '../../environment/environments.js';
+import {
+  type EnvironmentRequest,
+  type EnvironmentResult,
+  SetupFailedError,
+} from '../../environment/setup.js';
 import { redactor } from '../../trust/secret-scanner.js';
 import { CappedLog } from '../../util/capped-log.js';
+import { git } from '../../workspace/git.js';
 import { readRules } from '../../workspace/ignore-rules.js';
 import { Project } from '../../workspace/project.js';
 import type { Backend, ExecutionContext, VerifyRequest } from '../backend.js';
 import { type AwsClients, awsClients } from './aws.js';
 import { awsErrorMessage, deniedLine, isAccessDenied } from './aws-basics.js';
 import { JobCollector } from './collect.js';
+import { BucketEnvironments } from './environments.js';
 import { LogFollower } from './logs.js';
 import { blockedReason } from './outcome.js';
 import { type JobEnd, JobPoller } from './poll.js';
@@ -68,10 +79,22 @@ export class BatchBackend implements Backend {
   private readonly logs: LogFollower;
   /** Base bundles staged so far (or being staged), by commit. */
   private readonly bases = new Map<string, Promise<StagedObject>>();
-  /** What each attempt's job found when it ran `--verify` on its work, until the host asks. */
-  private readonly verifications = new Map<string, Verification>();
-  /** Jobs that run `--verify` alone so far: each gets a name and a prefix of its own. */
+  /**
+   * What each attempt's job found when it ran `--verify` on its work, until the host asks, and
+   * the environment (its key) the job had.
+   */
+  private readonly verifications = new Map<
+    string,
+    { verification: Verification; environmentKey?: string }
+  >();
+  /** Jobs that run `--verify` alone, and setup jobs, so far: each gets a prefix of its own. */
   private verifyJobs = 0;
+  private setupJobs = 0;
+  /** Trees checked or prepared as commits of their own (a bundle carries commits). */
+  private readonly treeCommits = new Map<string, Promise<string>>();
+  /** `--setup`: environments kept in the state bucket, each made by one setup job. */
+  readonly environments: EnvironmentStore;
+  private readonly bucketEnvironments: BucketEnvironments;
   /** Jobs of attempts in flight, terminated if the backend closes before they end. */
   private readonly active = new Map<
     string,
@@ -108,6 +131,12 @@ export class BatchBackend implements Backend {
     );
     this.redact = redactor(options.secrets);
     this.collector = new JobCollector(this.staging, options.layout, options.config, this.redact);
+    this.bucketEnvironments = new BucketEnvironments(this.staging, settings.runsPrefix);
+    this.environments = {
+      // The definition's revision names its image by digest: another image, another environment.
+      identity: async () => `batch:${settings.jobDefinition}`,
+      ensure: (request) => this.ensureEnvironment(request),
+    };
   }
 
   /** API calls made so far, for the benchmarks. */
@@ -152,7 +181,11 @@ export class BatchBackend implements Backend {
             prefix,
             end,
           );
-          if (verification) this.verifications.set(attemptKey(spec), verification);
+          if (verification)
+            this.verifications.set(attemptKey(spec), {
+              verification,
+              ...(context.environment && { environmentKey: context.environment.key }),
+            });
           return outcome;
         } finally {
           await logged;
@@ -196,14 +229,15 @@ export class BatchBackend implements Backend {
       }
     }
     const bundle = await this.stageBase(job.base);
-    this.ignoreRules ??= readRules(path.join(this.options.layout.project, '.git'));
-    const ignoreRules = await this.ignoreRules;
+    const ignoreRules = await this.rules();
+    const environment = await this.jobEnvironment(context.environment);
     const inputUrl = await this.stageInput(prefix, {
       version: 1,
       spec: { ...spec, modelProxy: undefined },
       base: { commit: job.base, bundle },
       limits: this.options.config.outputLimits,
       ...(ignoreRules && { ignoreRules }),
+      ...(environment && { environment }),
     });
     if (context.signal.aborted) return stopped(context.signal);
     context.recordJob?.(job, 'submitting');
@@ -235,12 +269,158 @@ export class BatchBackend implements Backend {
   private async stageInput(
     prefix: string,
     input: Omit<BatchJobInput, 'transfer'>,
+    archiveKey?: string,
   ): Promise<string> {
-    const transfer = await this.presigner.attempt(prefix, input.base.bundle.key);
+    const transfer = await this.presigner.attempt(prefix, input.base.bundle.key, archiveKey);
     const key = `${prefix}${S3_LAYOUT.files.input}`;
     const staged: BatchJobInput = { ...input, transfer };
     await this.staging.putBytes(key, JSON.stringify(staged), 'application/json');
     return this.presigner.get(key);
+  }
+
+  /** The run's ignore rules, which its jobs apply as the host does. */
+  private rules(): Promise<string | undefined> {
+    this.ignoreRules ??= readRules(path.join(this.options.layout.project, '.git'));
+    return this.ignoreRules;
+  }
+
+  /**
+   * What a job is told of the environment it starts from: the archive, by a URL presigned for
+   * it, its digest and size, and its paths. None when the setup made no ignored path.
+   */
+  private async jobEnvironment(
+    environment: PreparedEnvironment | undefined,
+  ): Promise<JobEnvironment | undefined> {
+    const archive = environment?.archive;
+    if (!environment || !archive || environment.paths.length === 0) return undefined;
+    return {
+      url: await this.presigner.get(archive.key),
+      key: archive.key,
+      sha256: archive.sha256,
+      bytes: archive.bytes,
+      paths: environment.paths,
+    };
+  }
+
+  /**
+   * A commit to stage for `id`: itself, or for a tree (the merge of an attempt's work, checked
+   * before it lands) a commit of that tree on top of the run's base, whose history a check
+   * with `--verify-from-base` reads.
+   */
+  private commitFor(id: string): Promise<string> {
+    let made = this.treeCommits.get(id);
+    if (!made) {
+      made = (async () => {
+        this.project ??= Project.open(this.options.layout.project);
+        const project = await this.project;
+        const target = { gitDir: project.gitDir };
+        const { stdout: type } = await git(target, ['cat-file', '-t', id]);
+        if (type.trim() !== 'tree') return id;
+        const { stdout } = await git(target, [
+          'commit-tree',
+          id,
+          '-p',
+          project.head,
+          '-m',
+          `tree ${id.slice(0, 12)}, as checked on AWS Batch`,
+        ]);
+        return stdout.trim();
+      })();
+      made.catch(() => this.treeCommits.delete(id));
+      this.treeCommits.set(id, made);
+    }
+    return made;
+  }
+
+  /**
+   * The key's environment: found in the state bucket, or prepared by a setup job of its own. An
+   * AWS call that fails on the way (a denied read, a refused submission) is the setup failing,
+   * said in one line: the run, or the attempt, cannot go on without the environment.
+   */
+  private async ensureEnvironment(request: EnvironmentRequest): Promise<EnvironmentResult> {
+    try {
+      const found = await this.bucketEnvironments.lookup(request.key);
+      if ('environment' in found) return { environment: found.environment, cached: true };
+      if (found.note) appendFileSync(request.logPath, `${found.note}\n`);
+      const environment = await this.prepareEnvironment(request);
+      return { environment, cached: false, ...(found.note && { note: found.note }) };
+    } catch (error) {
+      if (error instanceof SetupFailedError) throw error;
+      const reason = isAccessDenied(error)
+        ? deniedLine(error, "a permission of the stack's submitter policy on the runs prefix")
+        : awsErrorMessage(error);
+      throw new SetupFailedError(request.setup, notVerified(reason), request.logPath, {
+        reason: `--setup "${request.setup.command}" could not be prepared on AWS Batch: ${reason}`,
+      });
+    }
+  }
+
+  /**
+   * One setup job: `--setup` on the commit (the job's network is the stack's), the ignored paths
+   * it made archived into the state bucket under a name of its own, then the key's record written
+   * here, naming that archive. Throws SetupFailedError with the job's output when it failed.
+   */
+  private async prepareEnvironment(request: EnvironmentRequest): Promise<PreparedEnvironment> {
+    const { config, settings } = this.options;
+    const { setup, logPath, signal } = request;
+    const name = `${jobNamePrefix(config.runId)}setup-${request.key.slice(0, 12)}-${++this.setupJobs}`;
+    const prefix = S3_LAYOUT.setup(settings.runsPrefix, config.runId, name);
+    const archiveKey = S3_LAYOUT.environment(settings.runsPrefix, request.key).archive(name);
+    const commit = await this.commitFor(request.commit);
+    const ignoreRules = await this.rules();
+    appendFileSync(
+      logPath,
+      `== ${setup.command} on ${request.commit.slice(0, 12)}, in job ${name} ==\n`,
+    );
+    const started = Date.now();
+    const end = await this.runAloneInJob({
+      name,
+      prefix,
+      taskId: SETUP_TASK_ID,
+      commit,
+      timeoutMs: setup.timeoutMs + VERIFY_JOB_STAGING_MS,
+      logPath,
+      signal,
+      input: {
+        setupOnly: setup,
+        ...(ignoreRules && { ignoreRules }),
+      },
+      archiveKey,
+    });
+    const collected = await this.collector.collectSetup(prefix, end, logPath);
+    const { verification } = collected;
+    const failed = (reason?: string) =>
+      new SetupFailedError(setup, verification, logPath, reason ? { reason } : {});
+    if (!collected.environment) {
+      // The command itself failed: its own words. Anything else: what the job said.
+      if (!verificationPassed(verification)) throw failed();
+      const error = collected.error ?? 'the job reported no environment';
+      throw failed(
+        error.startsWith('--setup') ? error : `--setup "${setup.command}" in job ${name}: ${error}`,
+      );
+    }
+    const { paths, bytes, archive } = collected.environment;
+    const uploaded = await this.staging.head(archiveKey);
+    if (uploaded?.bytes !== archive.bytes)
+      throw failed(
+        `--setup "${setup.command}" in job ${name}: its archive ${archiveKey} is ${uploaded ? `${uploaded.bytes} bytes, not the ${archive.bytes} it reported` : 'missing'}`,
+      );
+    const environment: PreparedEnvironment = {
+      key: request.key,
+      commit: request.commit,
+      command: setup.command,
+      paths,
+      bytes,
+      preparedMs: verification.durationMs,
+      createdAt: new Date().toISOString(),
+      archive: { key: archiveKey, sha256: archive.sha256, bytes: archive.bytes },
+    };
+    await this.bucketEnvironments.record(environment);
+    appendFileSync(
+      logPath,
+      `== environment ${request.key.slice(0, 12)}: ${paths.length} path(s), ${bytes} bytes, archive of ${archive.bytes} bytes at ${archiveKey}; the setup took ${(verification.durationMs / 1000).toFixed(1)} s, its job ${((Date.now() - started) / 1000).toFixed(1)} s ==\n\n`,
+    );
+    return environment;
   }
 
   /** A bundle of the base commit in the bucket, staged once per commit for the whole run. */
@@ -329,46 +509,99 @@ export class BatchBackend implements Backend {
 
   /**
    * An attempt's verification is the one its job ran on its work (the job is where the work
-   * is). The integration branch at the end is checked by a job of its own, which runs the
-   * command alone on a bundle of that commit.
+   * is), unless the work changed what the environment's key covers: its merge is then checked by
+   * a job of its own with the environment prepared for it. The base before planning and the
+   * integration branch at the end are checked by jobs of their own, which run the command alone
+   * on a bundle of that commit.
    */
   async verify(request: VerifyRequest): Promise<Verification> {
+    const { config, settings } = this.options;
+    let job: { name: string; prefix: string } | undefined;
     if (request.attempt) {
       const key = attemptKey(request.attempt);
       const found = this.verifications.get(key);
       this.verifications.delete(key);
-      return found ?? notVerified('the job did not run --verify on its work');
+      if (!found) return notVerified('the job did not run --verify on its work');
+      // Work that changed the manifests is checked with what they now say, installed by a setup
+      // job: the attempt's job had the base's environment, so its own check does not count.
+      if (!request.environment || request.environment.key === found.environmentKey)
+        return found.verification;
+      const { taskId, attempt } = request.attempt;
+      job = {
+        name: `${jobName(config.runId, taskId, attempt)}-verify`,
+        prefix: `${S3_LAYOUT.attempt(settings.runsPrefix, config.runId, taskId, attempt)}verify/`,
+      };
     }
     try {
-      return await this.verifyInJob(request);
+      return await this.verifyInJob(request, job);
     } catch (error) {
       return notVerified(`batch: ${awsErrorMessage(error)}`);
     }
   }
 
-  private async verifyInJob({
-    settings: verify,
-    commit,
-    logPath,
-    signal,
-  }: VerifyRequest): Promise<Verification> {
+  /**
+   * `--verify` alone in a job of its own: on the base before planning, on the integration branch
+   * at the end, or on the merge of work that changed the manifests. Each such job of the run has
+   * its own name and prefix.
+   */
+  private async verifyInJob(
+    { settings: verify, commit, logPath, signal, environment }: VerifyRequest,
+    named?: { name: string; prefix: string },
+  ): Promise<Verification> {
     const { config, settings } = this.options;
-    // The base is checked before planning and main at the end: a job that reports nothing must
-    // never be read as the earlier one's result.
-    const n = ++this.verifyJobs;
-    const prefix = S3_LAYOUT.verify(settings.runsPrefix, config.runId, n);
-    const name = `${jobNamePrefix(config.runId)}verify${n === 1 ? '' : `-${n}`}`;
-    const inputUrl = await this.stageInput(prefix, {
-      version: 1,
-      verifyOnly: verify,
-      base: { commit, bundle: await this.stageBase(commit) },
-      limits: config.outputLimits,
+    let job = named;
+    if (!job) {
+      const n = ++this.verifyJobs;
+      job = {
+        name: `${jobNamePrefix(config.runId)}verify${n === 1 ? '' : `-${n}`}`,
+        prefix: S3_LAYOUT.verify(settings.runsPrefix, config.runId, n),
+      };
+    }
+    const jobEnvironment = await this.jobEnvironment(environment);
+    const end = await this.runAloneInJob({
+      ...job,
+      taskId: FINAL_VERIFY_TASK_ID,
+      commit: await this.commitFor(commit),
+      timeoutMs: verify.timeoutMs + VERIFY_JOB_STAGING_MS,
+      logPath,
+      signal,
+      input: { verifyOnly: verify, ...(jobEnvironment && { environment: jobEnvironment }) },
     });
+    return this.collector.collectVerification(job.prefix, end, logPath);
+  }
+
+  /**
+   * A job that belongs to no attempt (a check, a setup): staged at `prefix` from a bundle of
+   * `commit`, submitted, its log copied to `logPath` as it runs; returns how it ended.
+   */
+  private async runAloneInJob(request: {
+    name: string;
+    prefix: string;
+    taskId: string;
+    commit: string;
+    timeoutMs: number;
+    logPath: string;
+    signal: AbortSignal;
+    input: Pick<BatchJobInput, 'verifyOnly' | 'setupOnly' | 'environment' | 'ignoreRules'>;
+    archiveKey?: string;
+  }): Promise<JobEnd> {
+    const { config } = this.options;
+    const { name, prefix, commit, logPath, signal } = request;
+    const inputUrl = await this.stageInput(
+      prefix,
+      {
+        version: 1,
+        ...request.input,
+        base: { commit, bundle: await this.stageBase(commit) },
+        limits: config.outputLimits,
+      },
+      request.archiveKey,
+    );
     const { id, inDoubt } = await this.submitter.submit(
       {
         name,
         runId: config.runId,
-        taskId: FINAL_VERIFY_TASK_ID,
+        taskId: request.taskId,
         attempt: 1,
         executor: 0,
         executors: config.executors,
@@ -376,7 +609,7 @@ export class BatchBackend implements Backend {
         requirements: '',
         prefix,
         inputUrl,
-        timeoutMs: verify.timeoutMs + VERIFY_JOB_STAGING_MS,
+        timeoutMs: request.timeoutMs,
       },
       signal,
     );
@@ -384,17 +617,15 @@ export class BatchBackend implements Backend {
     this.active.set(id, { job, record: undefined });
     const stopSweeping = inDoubt ? this.submitter.sweepTwins(name, id) : undefined;
     const log = new CappedLog(logPath, MAX_LOG_BYTES, this.redact);
-    let end: JobEnd;
     try {
       const watched = await this.watch(job, { signal }, log);
       await watched.logged;
-      end = watched.end;
+      return watched.end;
     } finally {
       this.active.delete(id);
       await stopSweeping?.();
       await log.close();
     }
-    return this.collector.collectVerification(prefix, end, logPath);
   }
 
   /** Ends a job whatever its state (CancelJob does nothing once a job is STARTING or RUNNING). */

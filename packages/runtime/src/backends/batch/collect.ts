@@ -132,6 +132,48 @@ export class JobCollector {
     }
   }
 
+  /**
+   * What a setup job reported: the setup's run (its output appended to `logPath`) and, when it
+   * succeeded, the environment it archived; `error` says why there is none.
+   */
+  async collectSetup(
+    prefix: string,
+    end: JobEnd,
+    logPath: string,
+  ): Promise<{
+    verification: Verification;
+    environment?: NonNullable<BatchJobResult['environment']>;
+    error?: string;
+  }> {
+    const failed = (error: string) => ({
+      verification: { exitCode: null, timedOut: false, durationMs: 0, tail: '', error },
+      error,
+    });
+    if (end.kind === 'lost') return failed(end.reason);
+    let result: BatchJobResult | undefined;
+    try {
+      result = await this.readResult(prefix);
+      if (result?.verifyLog) await this.copyVerifyLog(result.verifyLog, logPath);
+    } catch (error) {
+      if (error instanceof StagingError || error instanceof ReadDeniedError)
+        return failed(error.message);
+      throw error;
+    }
+    if (!result)
+      return failed(
+        end.detail.status === 'FAILED'
+          ? jobFailure(end.detail).error
+          : 'the job succeeded but staged no result',
+      );
+    const verification = result.verification ?? failed('the job ran no setup').verification;
+    if (result.outcome.status === 'failed')
+      return { verification, error: result.outcome.error ?? 'the job failed without a message' };
+    if (end.detail.status !== 'SUCCEEDED')
+      return { verification, error: jobFailure(end.detail).error };
+    if (!result.environment) return { verification, error: 'the job reported no environment' };
+    return { verification, environment: result.environment };
+  }
+
   /** A job's verify log, checked, bounded and redacted, appended to the host's. */
   private async copyVerifyLog(log: StagedObject, logPath: string): Promise<void> {
     if (log.bytes > VERIFY_LIMITS.logBytes + 1024)

@@ -102,8 +102,12 @@ export const batchKind: BackendKind<BatchSettings> = {
       ...(sandbox && { sandbox }),
     };
   },
-  async preflight(settings, { allowedTools, agent }) {
+  async preflight(settings, { allowedTools, agent, setup }) {
     checkExecutorModel(settings, agent);
+    if (setup?.network === 'none')
+      throw new UsageError(
+        "--setup-network none: a Batch job's network is its stack's (the compute environment's subnets), not one a run can turn off; leave --setup-network open",
+      );
     const { checkBatch } = await import('./preflight.js');
     await checkBatch(settings);
     return { settings, allowedTools };

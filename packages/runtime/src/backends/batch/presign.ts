@@ -42,16 +42,23 @@ export class Presigner {
     });
   }
 
-  /** The URLs of an attempt at `prefix` starting from the bundle at `baseKey`. */
-  async attempt(prefix: string, baseKey: string): Promise<JobTransfer> {
+  /**
+   * The URLs of an attempt at `prefix` starting from the bundle at `baseKey`; for a setup job,
+   * a PUT of its environment's archive at `archiveKey` too.
+   */
+  async attempt(prefix: string, baseKey: string, archiveKey?: string): Promise<JobTransfer> {
     const { files } = S3_LAYOUT;
-    const [base, bundle, transcript, verifyLog, result] = await Promise.all([
+    const [base, bundle, transcript, verifyLog, result, environment] = await Promise.all([
       this.get(baseKey),
       this.put(`${prefix}${files.bundle}`),
       this.put(`${prefix}${files.transcript}`),
       this.put(`${prefix}${files.verifyLog}`),
       this.put(`${prefix}${files.result}`),
+      archiveKey ? this.put(archiveKey) : undefined,
     ]);
-    return { base, put: { bundle, transcript, verifyLog, result } };
+    return {
+      base,
+      put: { bundle, transcript, verifyLog, result, ...(environment && { environment }) },
+    };
   }
 }

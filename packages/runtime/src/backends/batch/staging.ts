@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { StagedObject } from '../../contracts/batch-job.js';
 
@@ -73,6 +79,20 @@ export class Staging {
   async getBytes(key: string, maxBytes: number): Promise<Buffer | undefined> {
     const body = await this.open(key, maxBytes);
     return body && readCapped(body, key, maxBytes);
+  }
+
+  /** An object's size, without reading it; undefined when it does not exist. */
+  async head(key: string): Promise<{ bytes: number } | undefined> {
+    try {
+      const object = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return { bytes: object.ContentLength ?? 0 };
+    } catch (error) {
+      // HEAD answers have no body: a missing key is a bare 404 (NotFound).
+      const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404)
+        return undefined;
+      throw error;
+    }
   }
 
   /** Downloads an object described by `expected` to `file`, checking its size and SHA-256. */
