@@ -55,6 +55,12 @@ describe.each(['FARGATE_SPOT', 'EC2'] as const)(
         ['logs:GetLogEvents', stream],
         ['s3:PutObject', `${bucket}/runs/r/tasks/a/attempt-1/input.bundle`],
         ['s3:GetObject', `${bucket}/runs/r/tasks/a/attempt-1/result.json`],
+        // --setup: the key's record read and written, its archive HEADed (HeadObject is
+        // s3:GetObject) and presigned for the setup job's PUT and every job's GET.
+        ['s3:GetObject', `${bucket}/runs/_environments/0123abcd.json`],
+        ['s3:PutObject', `${bucket}/runs/_environments/0123abcd.json`],
+        ['s3:GetObject', `${bucket}/runs/_environments/0123abcd.po-x-setup-0123abcd-1.tar.gz`],
+        ['s3:PutObject', `${bucket}/runs/_environments/0123abcd.po-x-setup-0123abcd-1.tar.gz`],
       ];
       for (const [action, resource] of calls) await iam.allows(submitter, action, resource);
       expect(record.denied().map((d) => `${d.action} on ${d.resource}`)).toEqual([]);
