@@ -4,8 +4,16 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { describeDocker, docker, IMAGE, runOriginalExecutorCommand } from '../support/docker.js';
+import {
+  describeDocker,
+  describeDockerPython,
+  docker,
+  IMAGE,
+  PYTHON_IMAGE,
+  runOriginalExecutorCommand,
+} from '../support/docker.js';
 import { type FixtureRepo, makeJsRepo } from '../support/js-repo.js';
+import { makePythonRepo } from '../support/py-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 const work = tempDir('po-image-');
@@ -286,5 +294,31 @@ describeDocker('the image', () => {
     expect(check.code, check.stdout + check.stderr).toBe(0);
     expect(check.stdout).toMatch(/\bpass 1\b/);
     expect(check.stdout + check.stderr).not.toMatch(/New major version of npm/);
+  });
+});
+
+describeDockerPython('the Python variant of the image', () => {
+  it('sets up a Python repository (a venv, its local package with no index) and runs pytest, offline', async () => {
+    const repo = await makePythonRepo(work);
+    const setup = await inContainer(PYTHON_IMAGE, repo, repo.setup);
+    expect(setup.code, setup.stdout + setup.stderr).toBe(0);
+    expect(setup.stdout).toMatch(/^executor\n/);
+    expect(setup.stdout).toMatch(/Successfully installed greet-1\.0\.0/);
+    const check = await inContainer(PYTHON_IMAGE, repo, repo.check);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/1 passed/);
+  });
+
+  it('is the default image with Python added: the same user, entrypoints and npm', async () => {
+    const run = await docker([
+      'run',
+      '--rm',
+      PYTHON_IMAGE,
+      'sh',
+      '-c',
+      'id -un && ls /app/docker-executor && npm --version >/dev/null && python3 --version',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^executor\n\/app\/docker-executor\nPython 3\.\d+\.\d+\n$/);
   });
 });
