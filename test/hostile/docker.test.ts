@@ -3,7 +3,7 @@ import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readSummary, resultLine, runCli } from '../support/cli.js';
-import { describeDocker } from '../support/docker.js';
+import { describeDocker, IMAGE } from '../support/docker.js';
 import { gitOut } from '../support/git.js';
 import { bash, expectIntegrity, innocent, lastConversation, scripted } from '../support/hostile.js';
 import {
@@ -52,7 +52,13 @@ async function hostileRun(tasks: TaskInput[], flags: string[] = []) {
       ...flags,
     ],
     work,
-    { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: server.url, HOME: path.join(work, 'home') },
+    {
+      ANTHROPIC_API_KEY: KEY,
+      ANTHROPIC_BASE_URL: server.url,
+      HOME: path.join(work, 'home'),
+      // The image under test (PO_TEST_IMAGE), which the run would not otherwise use.
+      PO_DOCKER_IMAGE: IMAGE,
+    },
   );
   return { ...result, runDir: result.stdout.trim() ? resultLine(result.stdout).runDir : '' };
 }
