@@ -35,7 +35,7 @@ function manifest(dependencies: Record<string, string>): string {
       name: PACKAGE_NAME,
       version: '1.0.0',
       private: true,
-      scripts: { test: 'node --test' },
+      scripts: { test: 'node --test test/*.test.js' },
       dependencies,
     },
     null,
@@ -121,7 +121,7 @@ async function writeJsRepo(
 /**
  * A git repo (main branch, one commit, user config set locally) with package.json depending on a
  * real registry package (is-number), package-lock.json committed, node_modules/ in .gitignore,
- * "test": "node --test", test/*.test.js importing the dependency. failing: the base's test fails.
+ * "test": "node --test test/*.test.js" (only the .js tests: a simulated task also writes a .ts one), importing the dependency. failing: the base's test fails.
  * setup = 'npm ci --no-audit --no-fund', check = 'npm test'. Made in a new directory under root;
  * the lockfile comes from one real `npm install` per test process.
  */

@@ -79,7 +79,7 @@ describe('the JavaScript fixture (is-number from the registry)', () => {
     });
     const manifest = JSON.parse(readFileSync(path.join(repo.dir, 'package.json'), 'utf8'));
     expect(manifest.dependencies).toEqual({ [JS_DEPENDENCY.name]: JS_DEPENDENCY.version });
-    expect(manifest.scripts.test).toBe('node --test');
+    expect(manifest.scripts.test).toBe('node --test test/*.test.js');
 
     const setup = await sh(repo.dir, repo.setup);
     expect(setup, setup.output).toMatchObject({ code: 0 });
