@@ -60,7 +60,13 @@ async function hostileRun(tasks: TaskInput[], flags: string[] = []) {
       ...flags,
     ],
     work,
-    { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: server.url, HOME: path.join(work, 'home') },
+    {
+      ANTHROPIC_API_KEY: KEY,
+      ANTHROPIC_BASE_URL: server.url,
+      HOME: path.join(work, 'home'),
+      // The image under test (PO_TEST_IMAGE), which the run would not otherwise use.
+      PO_DOCKER_IMAGE: IMAGE,
+    },
   );
   return { ...result, runDir: result.stdout.trim() ? resultLine(result.stdout).runDir : '' };
 }

@@ -23,6 +23,7 @@ import { type AgentUser, handOver } from '../sandbox/agent-user.js';
 import { removeTree } from '../trust/untrusted-files.js';
 import { gitBytes, gitScript } from '../workspace/git.js';
 import { HOST_IGNORE_FILE } from '../workspace/ignore-rules.js';
+import { npmRegistrySettings } from './registry-config.js';
 import { type EnvironmentRequest, type EnvironmentResult, SetupFailedError } from './setup.js';
 
 const ENVIRONMENT_FILE = 'environment.json';
@@ -106,6 +107,8 @@ export class HostEnvironmentCache {
     try {
       await mkdir(checkout, { recursive: true });
       await mkdir(home, { mode: 0o700 });
+      const npmrc = npmRegistrySettings();
+      if (npmrc) await writeFile(path.join(home, '.npmrc'), npmrc);
       const target = {
         gitDir: request.gitDir,
         workTree: checkout,
