@@ -7,8 +7,8 @@ import { dockerClient, imageIdentity } from '../../packages/runtime/src/backends
 import { readSummary, resultLine, runCli, startRunIn } from '../support/cli.js';
 import { describeDocker, docker, IMAGE, runContainers } from '../support/docker.js';
 import { gitOut } from '../support/git.js';
+import { type FixtureRepo, makeOfflineJsRepo } from '../support/js-repo.js';
 import { planInput, type TaskInput } from '../support/plans.js';
-import { makeTinyJsRepo, tinyDepTest } from '../support/tiny-js-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 /**
@@ -21,6 +21,24 @@ const cache = path.join(work, 'cache');
 const environments = path.join(cache, 'environments');
 /** Another image (the same with a label): another id, so another environment. */
 const RELABELLED = `parallel-orchestrator-test:setup-${randomUUID().slice(0, 8)}`;
+
+/**
+ * A test for Node's runner that doubling 1 with tiny-dep `times` times gives 2^times: CommonJS,
+ * so that it runs under the `.test.ts` name a simulated task writes its own (vitest) test at.
+ */
+function tinyDepTest(title: string, times: number): string {
+  return [
+    "const assert = require('node:assert');",
+    "const test = require('node:test');",
+    "const { double } = require('tiny-dep');",
+    `test('${title}', () => {`,
+    '  let n = 1;',
+    `  for (let i = 0; i < ${times}; i++) n = double(n);`,
+    `  assert.strictEqual(n, ${2 ** times});`,
+    '});',
+    '',
+  ].join('\n');
+}
 
 /** A task that adds a test requiring tiny-dep, under the name a simulated task's test has. */
 function usesDependency(
@@ -35,7 +53,7 @@ function usesDependency(
     description: `test tiny-dep ${times} times`,
     dependsOn,
     simulate: {
-      files: { [`test/${id}.test.ts`]: tinyDepTest(id, times, 2 ** times) },
+      files: { [`test/${id}.test.ts`]: tinyDepTest(id, times) },
       ...(durationMs && { durationMs }),
     },
   };
@@ -47,7 +65,7 @@ function writePlan(tasks: TaskInput[]): string {
   return file;
 }
 
-function setupArgs(repo: { dir: string; setup: string; check: string }, image = IMAGE): string[] {
+function setupArgs(repo: Pick<FixtureRepo, 'dir' | 'setup' | 'check'>, image = IMAGE): string[] {
   return [
     'run',
     '--backend',
@@ -83,11 +101,11 @@ function cached(): { keys: string[]; partial: string[] } {
 }
 
 describeDocker('--setup on the Docker backend', () => {
-  let repo: ReturnType<typeof makeTinyJsRepo>;
+  let repo: FixtureRepo;
   let firstKey = '';
 
   beforeAll(async () => {
-    repo = makeTinyJsRepo(work);
+    repo = await makeOfflineJsRepo(work);
     // The suite needs an image whose shell finds npm (docker/README.md, Toolchains).
     const npm = await docker(['run', '--rm', '--entrypoint', 'npm', IMAGE, '--version']);
     if (npm.code !== 0) throw new Error(`${IMAGE} has no npm: ${npm.stderr.trim()}`);
@@ -102,7 +120,7 @@ describeDocker('--setup on the Docker backend', () => {
     expect(run.code, run.stderr).toBe(0);
     const summary = readSummary(run.runDir);
     expect(summary.environment).toMatchObject({
-      command: 'npm ci --offline',
+      command: repo.setup,
       cached: false,
       paths: ['node_modules/'],
     });
@@ -111,7 +129,7 @@ describeDocker('--setup on the Docker backend', () => {
     expect(summary.verify?.final?.tail).toMatch(/pass 3\n/);
     // The setup ran in the image, as the container's user, and said so in the run's setup log.
     const setupLog = readFileSync(path.join(run.runDir, 'setup.log'), 'utf8');
-    expect(setupLog).toContain(`== npm ci --offline on `);
+    expect(setupLog).toContain(`== ${repo.setup} on `);
     expect(setupLog).toContain(`in ${IMAGE} ==`);
     // One prepared copy, in the cache, and nothing of it committed.
     const { keys, partial } = cached();

@@ -13,6 +13,7 @@ import { readSummary, resultLine, runCli } from '../support/cli.js';
 import { describeDocker, IMAGE } from '../support/docker.js';
 import { gitOut } from '../support/git.js';
 import { bash, expectIntegrity, innocent, lastConversation, scripted } from '../support/hostile.js';
+import { makeOfflineJsRepo } from '../support/js-repo.js';
 import {
   type ModelServer,
   type RecordedRequest,
@@ -20,7 +21,6 @@ import {
   startModelServer,
 } from '../support/model-server.js';
 import { planInput, type TaskInput, task } from '../support/plans.js';
-import { makeTinyJsRepo, tinyDepTest } from '../support/tiny-js-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 /**
@@ -226,8 +226,16 @@ describeDocker('a prepared environment against hostile agents and checks', () =>
     'echo mine > node_modules/.cache/mine; echo "hole=$?"',
   ].join('\n');
 
+  /** The simulated task's own test (vitest, under `.test.ts`) replaced by one for Node's runner. */
+  const CHECKER_TEST = [
+    "const assert = require('node:assert');",
+    "const test = require('node:test');",
+    "test('checker', () => assert.strictEqual(require('tiny-dep').double(2), 4));",
+    '',
+  ].join('\n');
+
   it('cannot change node_modules: an agent and a --verify script get read-only errors, and the cache is as prepared', async () => {
-    const repo = makeTinyJsRepo(work);
+    const repo = await makeOfflineJsRepo(work);
     const flags = (check: string) => [
       '--repo',
       repo.dir,
@@ -268,7 +276,7 @@ describeDocker('a prepared environment against hostile agents and checks', () =>
           [
             task('checker', [], undefined, {
               simulate: {
-                files: { 'check.sh': ATTACK, 'test/checker.test.ts': tinyDepTest('checker', 1, 2) },
+                files: { 'check.sh': ATTACK, 'test/checker.test.ts': CHECKER_TEST },
               },
             }),
           ],

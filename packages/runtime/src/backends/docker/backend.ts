@@ -13,7 +13,13 @@ import { lchown, lstat, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { ENV, MODEL_ENV, MODEL_PROXY_TOKEN_ENV, SECRET_ENV_NAMES } from '../../contracts/env.js';
+import {
+  ENV,
+  MODEL_ENV,
+  MODEL_PROXY_TOKEN_ENV,
+  SECRET_ENV_NAMES,
+  setupNetworkEnv,
+} from '../../contracts/env.js';
 import {
   ENVIRONMENT_HOLES,
   OFFLINE_ENV,
@@ -90,6 +96,16 @@ const SIGKILL_EXIT = 137;
 
 /** Variables that tell package managers there is no network, as a container's Env. */
 const OFFLINE = Object.entries(OFFLINE_ENV).map(([name, value]) => `${name}=${value}`);
+
+/**
+ * The orchestrator's proxies, for a setup with the network, as a container reaches them. Not its
+ * certificate files: paths of this machine, where the image trusts what it was built to.
+ */
+function setupProxyEnv(): string[] {
+  return Object.entries(setupNetworkEnv())
+    .filter(([name]) => /proxy/i.test(name))
+    .map(([name, value]) => `${name}=${/^no_proxy$/i.test(name) ? value : containerUrl(value)}`);
+}
 
 /** A prepared environment's hole (a tool's cache): private to the container, and capped. */
 const HOLE_TMPFS = 'rw,exec,size=256m,mode=1777';
@@ -537,7 +553,8 @@ export class DockerBackend implements Backend {
   /**
    * `--setup` on a checkout, in a container of the run's image hardened as a check's is, with the
    * checkout at /workspace and a fresh HOME (on disk: a package manager's cache can be large), and
-   * the network the setup asks for: the default bridge (or `--docker-network`), or none.
+   * the network the setup asks for: the default bridge (or `--docker-network`) with this machine's
+   * proxies, or none.
    */
   private async runSetup(
     tree: string,
@@ -558,7 +575,7 @@ export class DockerBackend implements Backend {
       label: `setup-${key.slice(0, 12)}`,
       role: 'setup',
       command: setup.command,
-      env: ['CI=true', `HOME=${CONTAINER.home}`, ...(open ? [] : OFFLINE)],
+      env: ['CI=true', `HOME=${CONTAINER.home}`, ...(open ? setupProxyEnv() : OFFLINE)],
       hostConfig: {
         ...hostConfig,
         Tmpfs: Object.fromEntries(
