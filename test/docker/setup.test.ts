@@ -22,10 +22,7 @@ const environments = path.join(cache, 'environments');
 /** Another image (the same with a label): another id, so another environment. */
 const RELABELLED = `parallel-orchestrator-test:setup-${randomUUID().slice(0, 8)}`;
 
-/**
- * A test for Node's runner that doubling 1 with tiny-dep `times` times gives 2^times: CommonJS,
- * so that it runs under the `.test.ts` name a simulated task writes its own (vitest) test at.
- */
+/** A test for Node's runner that doubling 1 with tiny-dep `times` times gives 2^times. */
 function tinyDepTest(title: string, times: number): string {
   return [
     "const assert = require('node:assert');",
@@ -40,7 +37,7 @@ function tinyDepTest(title: string, times: number): string {
   ].join('\n');
 }
 
-/** A task that adds a test requiring tiny-dep, under the name a simulated task's test has. */
+/** A task that adds a test requiring tiny-dep. */
 function usesDependency(
   id: string,
   times: number,
@@ -53,7 +50,7 @@ function usesDependency(
     description: `test tiny-dep ${times} times`,
     dependsOn,
     simulate: {
-      files: { [`test/${id}.test.ts`]: tinyDepTest(id, times) },
+      files: { [`test/${id}.test.js`]: tinyDepTest(id, times) },
       ...(durationMs && { durationMs }),
     },
   };
@@ -143,7 +140,7 @@ describeDocker('--setup on the Docker backend', () => {
     );
     const project = path.join(run.runDir, 'project');
     const committed = gitOut(project, ['log', '--all', '--name-only', '--format=']);
-    expect(committed).toContain('test/oct.test.ts');
+    expect(committed).toContain('test/oct.test.js');
     expect(committed).not.toContain('node_modules');
     expect(await runContainers(path.basename(run.runDir))).toEqual([]);
   });

@@ -226,7 +226,7 @@ describeDocker('a prepared environment against hostile agents and checks', () =>
     'echo mine > node_modules/.cache/mine; echo "hole=$?"',
   ].join('\n');
 
-  /** The simulated task's own test (vitest, under `.test.ts`) replaced by one for Node's runner. */
+  /** The checking task's test, for Node's runner. */
   const CHECKER_TEST = [
     "const assert = require('node:assert');",
     "const test = require('node:test');",
@@ -266,8 +266,7 @@ describeDocker('a prepared environment against hostile agents and checks', () =>
     expect(readdirSync(path.join(tree, 'node_modules/.cache'))).toEqual([]);
     const before = treeListing(tree);
 
-    // A check the work brings runs the same attack in every --verify container (simulated agent;
-    // its test replaces the vitest one a simulated task writes).
+    // A check the work brings runs the same attack in every --verify container (simulated agent).
     const plan = path.join(work, `plan-${randomUUID()}.json`);
     writeFileSync(
       plan,
@@ -276,7 +275,7 @@ describeDocker('a prepared environment against hostile agents and checks', () =>
           [
             task('checker', [], undefined, {
               simulate: {
-                files: { 'check.sh': ATTACK, 'test/checker.test.ts': CHECKER_TEST },
+                files: { 'check.sh': ATTACK, 'test/checker.test.js': CHECKER_TEST },
               },
             }),
           ],
