@@ -1,11 +1,20 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dockerClient, imageIdentity } from '../../packages/runtime/src/backends/docker/backend.js';
 import { readSummary, resultLine, runCli, startRunIn } from '../support/cli.js';
 import { describeDocker, docker, IMAGE, runContainers } from '../support/docker.js';
+import { fixtureEnv } from '../support/fixture-git.js';
 import { gitOut } from '../support/git.js';
 import { type FixtureRepo, makeOfflineJsRepo } from '../support/js-repo.js';
 import { planInput, type TaskInput } from '../support/plans.js';
@@ -199,6 +208,72 @@ describeDocker('--setup on the Docker backend', () => {
     expect(summary.environment).toMatchObject({ cached: false });
     expect(summary.environment?.key).not.toBe(firstKey);
     expect(cached().keys).toEqual([firstKey, summary.environment?.key].sort());
+  });
+
+  it('prepares again, in the image, for work that adds a dependency; its dependent starts from that environment', async () => {
+    // What an agent writes to ask for a package: the manifest and lockfile, as npm makes them.
+    const scratch = mkdtempSync(path.join(work, 'add-dep-'));
+    cpSync(repo.dir, scratch, { recursive: true });
+    execFileSync(
+      'npm',
+      [
+        'install',
+        'file:vendor/tiny-dep2-1.0.0.tgz',
+        '--package-lock-only',
+        '--offline',
+        '--omit-lockfile-registry-resolved',
+        '--no-audit',
+        '--no-fund',
+      ],
+      { cwd: scratch, env: fixtureEnv(), stdio: 'ignore' },
+    );
+    const triple = (n: number) =>
+      [
+        "const assert = require('node:assert');",
+        "const test = require('node:test');",
+        `test('triple ${n}', () => assert.strictEqual(require('tiny-dep2').triple(${n}), ${3 * n}));`,
+        '',
+      ].join('\n');
+    const plan = writePlan([
+      {
+        id: 'add-dep',
+        title: 'add tiny-dep2',
+        description: 'add tiny-dep2',
+        dependsOn: [],
+        simulate: {
+          files: { 'test/add-dep.test.js': triple(2) },
+          replace: {
+            'package.json': readFileSync(path.join(scratch, 'package.json'), 'utf8'),
+            'package-lock.json': readFileSync(path.join(scratch, 'package-lock.json'), 'utf8'),
+          },
+        },
+      },
+      {
+        id: 'use-dep',
+        title: 'use tiny-dep2',
+        description: 'use tiny-dep2',
+        dependsOn: ['add-dep'],
+        simulate: { files: { 'test/use-dep.test.js': triple(3) } },
+      },
+    ]);
+    const before = cached().keys;
+    const run = await dockerRun([...setupArgs(repo), '--plan', plan]);
+    expect(run.code, run.stderr).toBe(0);
+    const summary = readSummary(run.runDir);
+    expect(summary.environment).toMatchObject({ key: firstKey, cached: true, preparedForWork: 1 });
+    expect(summary.verify?.final).toMatchObject({ passed: true });
+    expect(summary.verify?.final?.tail).toMatch(/pass 3\n/);
+    expect(readFileSync(path.join(run.runDir, 'tasks/add-dep/setup.log'), 'utf8')).toContain(
+      `in ${IMAGE} ==`,
+    );
+    // The new key's copy is the only one added, and has both packages.
+    const added = cached().keys.filter((key) => !before.includes(key));
+    expect(added).toHaveLength(1);
+    const tree = path.join(environments, added[0] ?? '', 'tree');
+    expect(readdirSync(path.join(tree, 'node_modules')).sort()).toEqual(
+      expect.arrayContaining(['tiny-dep', 'tiny-dep2']),
+    );
+    expect(await runContainers(path.basename(run.runDir))).toEqual([]);
   });
 
   it('refuses a --setup whose program the image does not have, in one line, before the run', async () => {
