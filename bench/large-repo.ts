@@ -12,10 +12,10 @@ import { CLI, independent, median, type Result, round } from './common.js';
 
 const FILES = 20_000;
 const BYTES = 200 * 2 ** 20;
-const SLOTS = 4;
+export const SLOTS = 4;
 
 /** 20,000 files of incompressible content, 200 MB in all, in one commit. */
-function largeRepository(root: string): string {
+export function largeRepository(root: string): string {
   const repo = path.join(root, 'source');
   const size = BYTES / FILES;
   for (let i = 0; i < FILES; i++) {
@@ -41,15 +41,19 @@ function largeRepository(root: string): string {
 }
 
 /** Bytes the paths take on disk together, a file linked from several of them counted once. */
-function diskBytes(...paths: string[]): number {
+export function diskBytes(...paths: string[]): number {
   const out = execFileSync('du', ['-s', '-B1', '--total', ...paths], { encoding: 'utf8' });
   return Number(out.trim().split('\n').at(-1)?.split('\t')[0]);
 }
 
-interface Sample {
+export interface StartSample {
   startMs: number;
   projectBytes: number;
   slotBytes: number[];
+  /** The whole run directory, once every slot is at work. */
+  runBytes: number;
+  /** Where the run was written: removed unless kept. */
+  output: string;
 }
 
 /** Whether the task's executor is at work (its workspace was ready before it started). */
@@ -64,15 +68,22 @@ function working(run: string, taskId: string): boolean {
 }
 
 /**
- * One run: timed from the command to the first executor at work in its checkout, and measured
- * once every slot's executor is.
+ * One run by `cli` with `args`: timed from the command to the first executor at work in its
+ * checkout, and measured once every slot's executor is. The run's output is kept when asked.
  */
-async function sample(root: string, repo: string, plan: string): Promise<Sample> {
+export async function sampleStart(
+  root: string,
+  repo: string,
+  plan: string,
+  cli = CLI,
+  args: readonly string[] = [],
+  keep = false,
+): Promise<StartSample> {
   const output = mkdtempSync(path.join(root, 'runs-'));
   const started = Date.now();
   const child = spawn(
     process.execPath,
-    [CLI, 'run', '--plan', plan, '--repo', repo, '-e', String(SLOTS), '-o', output],
+    [cli, 'run', '--plan', plan, '--repo', repo, '-e', String(SLOTS), '-o', output, ...args],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const closed = new Promise<number | null>((resolve, reject) => {
@@ -81,7 +92,7 @@ async function sample(root: string, repo: string, plan: string): Promise<Sample>
   });
   try {
     let startMs: number | undefined;
-    let measured: Sample | undefined;
+    let measured: StartSample | undefined;
     const taskIds = Array.from({ length: SLOTS }, (_, i) => `t${i}`);
     while (!measured && child.exitCode === null) {
       await sleep(25);
@@ -96,6 +107,8 @@ async function sample(root: string, repo: string, plan: string): Promise<Sample>
         startMs,
         projectBytes: diskBytes(repo, path.join(run, 'project')) - source,
         slotBytes: taskIds.map((_, k) => diskBytes(path.join(run, 'sandboxes', `executor-${k}`))),
+        runBytes: diskBytes(run),
+        output,
       };
     }
     const code = await closed;
@@ -103,7 +116,7 @@ async function sample(root: string, repo: string, plan: string): Promise<Sample>
       throw new Error(`large-repository run exited ${code} before every slot was at work`);
     return measured;
   } finally {
-    rmSync(output, { recursive: true, force: true });
+    if (!keep) rmSync(output, { recursive: true, force: true });
   }
 }
 
@@ -114,8 +127,8 @@ export async function largeRepoScenarios(repeat: number): Promise<Result[]> {
     const plan = path.join(root, 'plan.json');
     // Long enough that every slot's task runs at once, and short enough to end soon.
     writeFileSync(plan, JSON.stringify({ ...independent(SLOTS, 8_000), executorBudget: SLOTS }));
-    const samples: Sample[] = [];
-    for (let i = 0; i < repeat; i++) samples.push(await sample(root, repo, plan));
+    const samples: StartSample[] = [];
+    for (let i = 0; i < repeat; i++) samples.push(await sampleStart(root, repo, plan));
     const mb = (bytes: number) => round(bytes / 2 ** 20, 1);
     const startS = round(median(samples.map((s) => s.startMs)) / 1000, 2);
     const perSlot = median(samples.flatMap((s) => s.slotBytes));

@@ -4,7 +4,9 @@
  * repeated and reported as the median with every sample, since these machines are noisy.
  *
  *   pnpm bench                          all scenarios
- *   pnpm bench -- --only overhead,speedup,growth,makespan,scheduler,repo,ingest,docker,batch --repeat 5
+ *   pnpm bench -- --only overhead,speedup,growth,makespan,scheduler,repo,environment,ingest,docker,batch --repeat 5
+ *   pnpm bench -- --only environment --cli OTHER/dist/cli/main.js
+ *                                       a cached environment's start beside OTHER's without one
  *   pnpm bench -- --only growth --sizes 250,1000 --cli OTHER/dist/cli/main.js
  *                                       the growth curve of another build, for a side-by-side
  *   pnpm bench -- --only ingest --ingest-40k-only --cli OTHER/dist/cli/main.js
@@ -30,6 +32,7 @@ import {
   runPlanArgs,
   speedupResult,
 } from './common.js';
+import { environmentScenarios } from './environment.js';
 import { ingestScenarios } from './ingest.js';
 import { GROWTH_SIZES, growthCurve, makespanSuite, randomDag } from './integration.js';
 import { largeRepoScenarios } from './large-repo.js';
@@ -259,9 +262,10 @@ async function main() {
   }
   const repeat = Number(values.repeat);
   const only = new Set(
-    (values.only ?? 'overhead,speedup,growth,makespan,scheduler,repo,ingest,docker,batch').split(
-      ',',
-    ),
+    (
+      values.only ??
+      'overhead,speedup,growth,makespan,scheduler,repo,environment,ingest,docker,batch'
+    ).split(','),
   );
   const cli = values.cli && path.resolve(values.cli);
   if (cli) cliPath = cli;
@@ -273,6 +277,7 @@ async function main() {
     results.push(...(await growthCurve(values.sizes.split(',').map(Number), repeat, cli)));
   if (only.has('makespan')) results.push(await makespanSuite(repeat, cli));
   if (only.has('repo')) results.push(...(await largeRepoScenarios(repeat)));
+  if (only.has('environment')) results.push(...(await environmentScenarios(repeat, cliPath)));
   if (only.has('ingest'))
     results.push(...ingestScenarios(repeat, cliPath, !values['ingest-40k-only']));
   if (only.has('docker')) {

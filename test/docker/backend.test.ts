@@ -40,12 +40,17 @@ function writePlan(tasks: ReturnType<typeof task>[], executorBudget = 2): string
 }
 
 /** A docker-backend run to its end: exit code, output, and the run directory it printed. */
+/** The CLI's environment: the image under test (PO_TEST_IMAGE) unless a flag names another. */
+function withImage(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { PO_DOCKER_IMAGE: IMAGE, ...env };
+}
+
 async function dockerRun(args: string[], env: NodeJS.ProcessEnv = {}) {
   const output = path.join(work, `runs-${randomUUID()}`);
   const result = await runCli(
     ['run', '--backend', 'docker', ...args, '-o', output, '--json'],
     work,
-    env,
+    withImage(env),
   );
   const runDir = result.stdout.trim() ? resultLine(result.stdout).runDir : '';
   return { ...result, output, runDir };
@@ -53,7 +58,7 @@ async function dockerRun(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 function startRun(args: string[], env: NodeJS.ProcessEnv = {}) {
   const output = path.join(work, `runs-${randomUUID()}`);
-  return startRunIn(['run', '--backend', 'docker', ...args], work, output, env);
+  return startRunIn(['run', '--backend', 'docker', ...args], work, output, withImage(env));
 }
 
 /** Waits for a container of the run to be running and returns its `docker inspect`. */

@@ -1,9 +1,19 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { describeDocker, docker, IMAGE, runOriginalExecutorCommand } from '../support/docker.js';
+import {
+  describeDocker,
+  describeDockerPython,
+  docker,
+  IMAGE,
+  PYTHON_IMAGE,
+  runOriginalExecutorCommand,
+} from '../support/docker.js';
+import { type FixtureRepo, makeJsRepo } from '../support/js-repo.js';
+import { makePythonRepo } from '../support/py-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 const work = tempDir('po-image-');
@@ -14,6 +24,45 @@ function sharedDir(name: string): string {
   mkdirSync(dir);
   chmodSync(dir, 0o777);
   return dir;
+}
+
+/**
+ * A fixture's command in a container of `image` as its own user (executor), the repository at
+ * /workspace, hardened as the Docker backend runs checks: read-only root, tmpfs /tmp and HOME (a
+ * fresh HOME), no capabilities, CI=true; `network` none unless the command fetches. umask 0 so
+ * that this process can remove what the container user wrote.
+ */
+function inContainer(image: string, repo: FixtureRepo, command: string, network = 'none') {
+  // The container's user is not this one: it may write the fixture.
+  execFileSync('chmod', ['-R', 'a+rwX', repo.dir]);
+  return docker(
+    [
+      'run',
+      '--rm',
+      '--read-only',
+      '--tmpfs',
+      '/tmp:rw,exec,size=1g,mode=1777',
+      '--tmpfs',
+      '/home/executor:rw,exec,size=1g,mode=1777',
+      '--cap-drop',
+      'ALL',
+      '--security-opt',
+      'no-new-privileges',
+      '--network',
+      network,
+      '-e',
+      'CI=true',
+      '-v',
+      `${repo.dir}:/workspace`,
+      '-w',
+      '/workspace',
+      image,
+      'sh',
+      '-c',
+      `umask 0 && id -un && ${command}`,
+    ],
+    300_000,
+  );
 }
 
 describeDocker('the image', () => {
@@ -186,5 +235,90 @@ describeDocker('the image', () => {
     } finally {
       server.close();
     }
+  });
+
+  // npm and npx are kept (issue 25): a JavaScript repository's --setup (`npm ci`) and checks
+  // (`npm test`) run in this image, with no extra flag or image of the user's.
+  it('has npm and npx, and no NODE_ENV outside its entrypoints (npm ci would drop devDependencies)', async () => {
+    const run = await docker([
+      'run',
+      '--rm',
+      IMAGE,
+      'sh',
+      '-c',
+      'npm --version && npx --version && echo "omit=[$(npm config get omit)] NODE_ENV=[$NODE_ENV]"',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const [npm, npx, settings] = run.stdout.trim().split('\n');
+    expect(npm).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(npx).toBe(npm);
+    expect(settings).toBe('omit=[] NODE_ENV=[]');
+    // The runtime itself still runs with NODE_ENV=production: its entrypoints set it.
+    const entries = [
+      'docker-executor',
+      'docker-planner',
+      'batch-executor',
+      'parallel-orchestrator',
+    ];
+    const wrappers = await docker(['run', '--rm', '-w', '/app', IMAGE, 'cat', ...entries]);
+    expect(wrappers.stdout.match(/^export NODE_ENV="\$\{NODE_ENV:-production\}"$/gm)).toHaveLength(
+      4,
+    );
+  });
+
+  it("gives any user a writable HOME under the backend's tmpfs (which takes the mode of the image's directory)", async () => {
+    const run = await docker([
+      'run',
+      '--rm',
+      '--read-only',
+      '--tmpfs',
+      '/home/executor:rw,exec,size=1g,mode=1777',
+      '--user',
+      '12345:12345',
+      IMAGE,
+      'sh',
+      '-c',
+      'mkdir "$HOME/.npm" && echo "$HOME"',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('/home/executor\n');
+  });
+
+  it('sets up and checks a JavaScript repository as its user: npm ci from the registry, npm test offline', async () => {
+    const repo = await makeJsRepo(work);
+    const setup = await inContainer(IMAGE, repo, repo.setup, 'bridge');
+    expect(setup.code, setup.stdout + setup.stderr).toBe(0);
+    expect(setup.stdout).toMatch(/^executor\n/);
+    expect(setup.stdout).toMatch(/added 1 package/);
+    const check = await inContainer(IMAGE, repo, repo.check);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/\bpass 1\b/);
+    expect(check.stdout + check.stderr).not.toMatch(/New major version of npm/);
+  });
+});
+
+describeDockerPython('the Python variant of the image', () => {
+  it('sets up a Python repository (a venv, its local package with no index) and runs pytest, offline', async () => {
+    const repo = await makePythonRepo(work);
+    const setup = await inContainer(PYTHON_IMAGE, repo, repo.setup);
+    expect(setup.code, setup.stdout + setup.stderr).toBe(0);
+    expect(setup.stdout).toMatch(/^executor\n/);
+    expect(setup.stdout).toMatch(/Successfully installed greet-1\.0\.0/);
+    const check = await inContainer(PYTHON_IMAGE, repo, repo.check);
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect(check.stdout).toMatch(/1 passed/);
+  });
+
+  it('is the default image with Python added: the same user, entrypoints and npm', async () => {
+    const run = await docker([
+      'run',
+      '--rm',
+      PYTHON_IMAGE,
+      'sh',
+      '-c',
+      'id -un && ls /app/docker-executor && npm --version >/dev/null && python3 --version',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^executor\n\/app\/docker-executor\nPython 3\.\d+\.\d+\n$/);
   });
 });

@@ -1,11 +1,19 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { readSummary, resultLine, runCli } from '../support/cli.js';
-import { describeDocker } from '../support/docker.js';
+import { describeDocker, IMAGE } from '../support/docker.js';
 import { gitOut } from '../support/git.js';
 import { bash, expectIntegrity, innocent, lastConversation, scripted } from '../support/hostile.js';
+import { makeOfflineJsRepo } from '../support/js-repo.js';
 import {
   type ModelServer,
   type RecordedRequest,
@@ -52,7 +60,13 @@ async function hostileRun(tasks: TaskInput[], flags: string[] = []) {
       ...flags,
     ],
     work,
-    { ANTHROPIC_API_KEY: KEY, ANTHROPIC_BASE_URL: server.url, HOME: path.join(work, 'home') },
+    {
+      ANTHROPIC_API_KEY: KEY,
+      ANTHROPIC_BASE_URL: server.url,
+      HOME: path.join(work, 'home'),
+      // The image under test (PO_TEST_IMAGE), which the run would not otherwise use.
+      PO_DOCKER_IMAGE: IMAGE,
+    },
   );
   return { ...result, runDir: result.stdout.trim() ? resultLine(result.stdout).runDir : '' };
 }
@@ -182,5 +196,115 @@ describeDocker('a hostile agent in a container', () => {
     expect(readFileSync(path.join(run.runDir, 'orchestrator.log'), 'utf8')).toContain(
       'limits: disk 128 MiB per container: a file system per slot',
     );
+  });
+});
+
+/** Every entry under `dir`: its path, mode and content's sha256 (a link's target). */
+function treeListing(dir: string, prefix = ''): string[] {
+  return readdirSync(path.join(dir, prefix))
+    .sort()
+    .flatMap((name) => {
+      const rel = path.join(prefix, name);
+      const stats = lstatSync(path.join(dir, rel));
+      const mode = stats.mode.toString(8);
+      if (stats.isDirectory()) return [`${rel}/ ${mode}`, ...treeListing(dir, rel)];
+      const content = stats.isSymbolicLink()
+        ? readlinkSync(path.join(dir, rel))
+        : createHash('sha256')
+            .update(readFileSync(path.join(dir, rel)))
+            .digest('hex');
+      return [`${rel} ${mode} ${content}`];
+    });
+}
+
+describeDocker('a prepared environment against hostile agents and checks', () => {
+  const cache = path.join(work, 'cache');
+  /** What both attacks try: overwrite the dependency, delete it all, write into a hole. */
+  const ATTACK = [
+    'echo pwned > node_modules/tiny-dep/index.js; echo "write=$?"',
+    'rm -rf node_modules 2>&1 | tail -1; ls node_modules/tiny-dep/index.js && echo "rm=kept"',
+    'echo mine > node_modules/.cache/mine; echo "hole=$?"',
+  ].join('\n');
+
+  /** The checking task's test, for Node's runner. */
+  const CHECKER_TEST = [
+    "const assert = require('node:assert');",
+    "const test = require('node:test');",
+    "test('checker', () => assert.strictEqual(require('tiny-dep').double(2), 4));",
+    '',
+  ].join('\n');
+
+  it('cannot change node_modules: an agent and a --verify script get read-only errors, and the cache is as prepared', async () => {
+    const repo = await makeOfflineJsRepo(work);
+    const flags = (check: string) => [
+      '--repo',
+      repo.dir,
+      '--docker-image',
+      IMAGE,
+      '--setup',
+      repo.setup,
+      '--verify',
+      check,
+      '--cache-dir',
+      cache,
+    ];
+    // An agent (the real claude in its container) attacks the environment bound over its workspace.
+    script = scripted(({ cwd, taskId }) => [bash(ATTACK), ...innocent(cwd, taskId)]);
+    const first = await hostileRun([task('vandal')], flags(repo.check));
+    const seen = lastConversation(server, 'vandal');
+    expect(seen).toMatch(/Read-only file system/);
+    expect(seen).toMatch(/^write=[1-9]\d*$/m);
+    expect(seen).toMatch(/^rm=kept$/m);
+    expect(seen).toMatch(/^hole=0$/m); // its own tmpfs, not the cache
+    expect(first.code, first.stderr).toBe(0);
+    const summary = expectIntegrity(first.runDir, [KEY]);
+    expect(summary.environment).toMatchObject({ cached: false, paths: ['node_modules/'] });
+    const tree = path.join(cache, 'environments', summary.environment?.key ?? '', 'tree');
+    expect(readFileSync(path.join(tree, 'node_modules/tiny-dep/index.js'), 'utf8')).toBe(
+      'exports.double = (n) => n * 2;\n',
+    );
+    expect(readdirSync(path.join(tree, 'node_modules/.cache'))).toEqual([]);
+    const before = treeListing(tree);
+
+    // A check the work brings runs the same attack in every --verify container (simulated agent).
+    const plan = path.join(work, `plan-${randomUUID()}.json`);
+    writeFileSync(
+      plan,
+      JSON.stringify(
+        planInput(
+          [
+            task('checker', [], undefined, {
+              simulate: {
+                files: { 'check.sh': ATTACK, 'test/checker.test.js': CHECKER_TEST },
+              },
+            }),
+          ],
+          1,
+        ),
+      ),
+    );
+    const second = await runCli(
+      [
+        'run',
+        '--backend',
+        'docker',
+        '--plan',
+        plan,
+        '-o',
+        path.join(work, 'runs'),
+        '--json',
+        ...flags(`if [ -f check.sh ]; then sh check.sh; fi; ${repo.check}`),
+      ],
+      work,
+    );
+    expect(second.code, second.stderr).toBe(0);
+    const runDir = resultLine(second.stdout).runDir;
+    expect(readSummary(runDir).environment).toMatchObject({ cached: true });
+    const checked = readFileSync(path.join(runDir, 'tasks/checker/verify.log'), 'utf8');
+    expect(checked).toMatch(/Read-only file system/);
+    expect(checked).toMatch(/^write=[1-9]\d*$/m);
+    expect(checked).toMatch(/^rm=kept$/m);
+    expect(readFileSync(path.join(runDir, 'verify.log'), 'utf8')).toMatch(/^rm=kept$/m);
+    expect(treeListing(tree)).toEqual(before);
   });
 });

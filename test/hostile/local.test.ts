@@ -25,6 +25,7 @@ import {
   scripted,
   taskOf,
 } from '../support/hostile.js';
+import { makeOfflineJsRepo } from '../support/js-repo.js';
 import {
   conversationText,
   type ModelServer,
@@ -578,6 +579,50 @@ describe.each(runners)('$name', (runner) => {
       expect(readFileSync(path.join(run.runDir, 'tasks/installer/executor.log'), 'utf8')).toMatch(
         /not committed, as the repository's ignore rules leave them out: (debug\.log, node_modules\/|node_modules\/, debug\.log)$/m,
       );
+    });
+
+    it('cannot change the prepared environment every other agent and check uses (--setup)', async () => {
+      const repo = await makeOfflineJsRepo(work);
+      const cache = path.join(work, `cache-${randomUUID()}`);
+      script = scripted(({ taskId, cwd }) =>
+        taskId === 'tamperer'
+          ? [
+              bash(
+                [
+                  'echo pwned > node_modules/tiny-dep/index.js 2>&1; echo "write:$?"',
+                  'rm -rf node_modules/tiny-dep 2>&1; echo "remove:$?"',
+                  'ln -s / node_modules/escape 2>&1; echo "link:$?"',
+                  'mv node_modules gone 2>&1; echo "move:$?"',
+                  'touch node_modules/.cache/mine && echo "cache:writable"',
+                  `ls ${cache} 2>&1; echo "cache-dir:$?"`,
+                ].join('; '),
+              ),
+              ...innocent(cwd, taskId),
+            ]
+          : innocent(cwd, taskId),
+      );
+      const run = await hostileRun(
+        [task('tamperer'), task('after', ['tamperer'])],
+        ['--repo', repo.dir, '--setup', repo.setup, '--verify', repo.check, '--cache-dir', cache],
+      );
+      expect(run.code, run.stderr).toBe(0);
+      const seen = resultsSeen('tamperer');
+      for (const step of ['write', 'remove', 'link', 'move', 'cache-dir'])
+        expect(seen).toMatch(new RegExp(`^${step}:[1-9]`, 'm'));
+      expect(seen).toContain('cache:writable');
+      // What the setup prepared is as it was; the later task's check and main's passed on it.
+      const [key] = readdirSync(path.join(cache, 'environments')).filter((k) => !k.startsWith('.'));
+      const tree = path.join(cache, 'environments', key as string, 'tree');
+      expect(readFileSync(path.join(tree, 'node_modules/tiny-dep/index.js'), 'utf8')).toContain(
+        'double',
+      );
+      const kept = readdirSync(path.join(tree, 'node_modules'));
+      expect(kept).toContain('tiny-dep');
+      expect(kept).not.toContain('escape');
+      expect(existsSync(path.join(tree, 'node_modules/.cache/mine'))).toBe(false);
+      const summary = readSummary(run.runDir);
+      expect(summary.tasks.map((t) => t.verify?.exitCode)).toEqual([0, 0]);
+      expect(summary.verify?.final).toMatchObject({ passed: true });
     });
 
     it('cannot commit a name other systems cannot hold, nor one that writes to the terminal', async () => {

@@ -42,7 +42,8 @@ const skipReason = (block: Block) => SKIPPED.find(([pattern]) => pattern.test(bl
 
 /**
  * A user's machine in a directory: HOME with the repository the README starts from
- * (`~/src/shop`, whose own check is a package.json test script), and the examples at hand.
+ * (`~/src/shop`, whose own check is a package.json test script and whose setup `npm ci`), and the
+ * examples at hand.
  */
 function machine(): { cwd: string; env: NodeJS.ProcessEnv } {
   const root = tempDir('po-docs-');
@@ -53,6 +54,13 @@ function machine(): { cwd: string; env: NodeJS.ProcessEnv } {
     path.join(shop, 'package.json'),
     `${JSON.stringify({ name: 'shop', private: true, scripts: { test: 'node --test test/*.test.mjs' } })}\n`,
   );
+  // A lockfile, as a project with dependencies has (none here: no network is needed), and the
+  // ignore rule for what `npm ci` installs.
+  writeFileSync(
+    path.join(shop, 'package-lock.json'),
+    `${JSON.stringify({ name: 'shop', lockfileVersion: 3, requires: true, packages: { '': { name: 'shop' } } })}\n`,
+  );
+  writeFileSync(path.join(shop, '.gitignore'), 'node_modules/\n');
   writeFileSync(
     path.join(shop, 'test', 'shop.test.mjs'),
     "import { test } from 'node:test';\ntest('the shop opens', () => {});\n",

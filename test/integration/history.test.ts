@@ -50,7 +50,7 @@ describe('run history and per-task views', () => {
     expect(runs[0]).toMatchObject({ runDir: opening.runDir, tasks: 3, succeeded: 2 });
     expect(runs[1]).toMatchObject({ tasks: 6, succeeded: 6 });
     const table = (await cli(['runs'], cwd)).stdout.trim().split('\n');
-    expect(table[0]).toMatch(/^RUN +STARTED \(UTC\) +STATUS +TASKS +TIME +COST$/);
+    expect(table[0]).toMatch(/^RUN +STARTED \(UTC\) +STATUS +TASKS +TIME +COST +ENVIRONMENT$/);
     expect(table[1]).toMatch(/ failed +2\/3 /);
     expect(table).toHaveLength(3);
 

@@ -5,6 +5,10 @@ import { describeNeeding } from './needing.js';
 export const IMAGE = process.env.PO_TEST_IMAGE ?? 'parallel-orchestrator:latest';
 /** The arm64 image, as `docker/build.sh --platform linux/arm64` tags it. */
 export const ARM64_IMAGE = process.env.PO_TEST_ARM64_IMAGE ?? 'parallel-orchestrator:latest-arm64';
+/** The Debian packages of the Python variant (.ci/run and docker/README.md build it so). */
+export const PYTHON_PACKAGES = 'python3-venv python3-pytest python3-wheel';
+/** The image with Python, as `docker/build.sh --tag ... --build-arg EXTRA_APT_PACKAGES=...` made it. */
+export const PYTHON_IMAGE = process.env.PO_TEST_PYTHON_IMAGE ?? 'parallel-orchestrator:python';
 
 export function docker(
   args: string[],
@@ -50,6 +54,17 @@ async function arm64Availability(): Promise<string | undefined> {
 
 const arm64Missing = await arm64Availability();
 
+/** Why the Python variant of the image cannot run here, if it cannot. */
+async function pythonAvailability(): Promise<string | undefined> {
+  if (missing) return missing;
+  const image = await docker(['image', 'inspect', PYTHON_IMAGE], 10_000);
+  if (image.code !== 0)
+    return `image ${PYTHON_IMAGE} is missing: build it with docker/build.sh --tag ${PYTHON_IMAGE} --build-arg EXTRA_APT_PACKAGES="${PYTHON_PACKAGES}"`;
+  return undefined;
+}
+
+const pythonMissing = await pythonAvailability();
+
 /**
  * A suite that needs the Docker engine and the image. Without them it is skipped, unless
  * REQUIRE_DOCKER=1 (CI sets it): then it fails, saying what is missing.
@@ -61,6 +76,14 @@ export function describeDocker(name: string, body: () => void): void {
 /** A suite that runs the arm64 image: skipped without emulation, failing with REQUIRE_ARM64=1. */
 export function describeArm64(name: string, body: () => void): void {
   describeNeeding(name, body, arm64Missing, 'REQUIRE_ARM64');
+}
+
+/**
+ * A suite that runs the Python variant of the image: skipped without it, failing with
+ * REQUIRE_DOCKER=1 (CI builds it).
+ */
+export function describeDockerPython(name: string, body: () => void): void {
+  describeNeeding(name, body, pythonMissing, 'REQUIRE_DOCKER');
 }
 
 /** Containers of a run, running or not. */

@@ -6,6 +6,7 @@ import { describeVerification } from '../contracts/verify.js';
 import type { RunState } from '../run/replay.js';
 import type { ScheduleEstimate } from '../scheduler/estimate.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
+import { formatBytes } from '../util/bytes.js';
 import { printable } from '../util/printable.js';
 
 /**
@@ -114,7 +115,24 @@ export function formatStatus(
       note.length > 80 ? `${note.slice(0, 77)}...` : note,
     ]);
   }
-  return `${heading}\n\n${formatTable(header, rows)}`;
+  const environment = state.environment && [
+    environmentLine(state.environment.command, state.environment),
+  ];
+  return [heading, ...(environment ?? []), '', formatTable(header, rows)].join('\n');
+}
+
+/**
+ * `--setup`'s environment in one line: the command, its key (what `runs` shows) and how long
+ * preparing took, or that it came from the cache.
+ */
+export function environmentLine(
+  command: string,
+  environment: { key: string; cached: boolean; preparedMs: number; bytes: number },
+): string {
+  const how = environment.cached
+    ? `from the cache (prepared in ${formatSeconds(environment.preparedMs)})`
+    : `prepared in ${formatSeconds(environment.preparedMs)}`;
+  return `Environment:   ${command} → ${environment.key.slice(0, 12)}, ${how}, ${formatBytes(environment.bytes)}`;
 }
 
 export function formatSummary(
@@ -139,6 +157,16 @@ export function formatSummary(
         : `Report:        not written: ${report.error}`,
     );
   if (summary.mode === 'real') lines.push(`Model usage:   ${formatUsage(summary.usage)}`);
+  if (summary.environment) {
+    const again = summary.environment.preparedForWork;
+    lines.push(
+      `${environmentLine(summary.environment.command, summary.environment)}${again ? `; prepared again for ${again} task${again === 1 ? "'s" : "s'"} changed manifests` : ''}`,
+    );
+  }
+  if (summary.baseCheck && !summary.baseCheck.passed)
+    lines.push(
+      `Base check:    ${describeVerification(summary.baseCheck)} on the base, allowed by --allow-failing-base`,
+    );
   if (summary.verify) {
     const { command, final } = summary.verify;
     const retried = totals.verifyFailures

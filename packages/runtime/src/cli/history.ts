@@ -23,6 +23,8 @@ export interface RunListing {
   succeeded?: number;
   durationMs?: number;
   costUsd?: number;
+  /** `--setup`: the environment's key, and how long preparing it took (0 when it was cached). */
+  environment?: { key: string; preparedMs: number; cached: boolean };
 }
 
 function readJson(file: string): unknown {
@@ -57,6 +59,11 @@ export function listRuns(output: string): RunListing[] {
       listing.succeeded = summary.data.totals.succeeded;
       listing.durationMs = summary.data.durationMs;
       listing.costUsd = summary.data.usage.costUsd;
+      const environment = summary.data.environment;
+      if (environment) {
+        const { key, preparedMs, cached } = environment;
+        listing.environment = { key, preparedMs, cached };
+      }
     }
     runs.push(listing);
   }
@@ -93,8 +100,11 @@ export function runsCommand(output: string, options: { json?: boolean }): void {
     run.succeeded === undefined ? `${run.tasks}` : `${run.succeeded}/${run.tasks}`,
     run.durationMs === undefined ? '' : formatSeconds(run.durationMs),
     run.costUsd ? `$${run.costUsd.toFixed(2)}` : '',
+    run.environment
+      ? `${run.environment.key.slice(0, 12)} ${run.environment.cached ? 'cached' : formatSeconds(run.environment.preparedMs)}`
+      : '',
   ]);
-  const header = ['RUN', 'STARTED (UTC)', 'STATUS', 'TASKS', 'TIME', 'COST'];
+  const header = ['RUN', 'STARTED (UTC)', 'STATUS', 'TASKS', 'TIME', 'COST', 'ENVIRONMENT'];
   process.stdout.write(`${formatTable(header, rows)}\n`);
 }
 

@@ -76,3 +76,30 @@ export const AWS_CHAIN_ENV = [
 
 /** Host variables an executor process may inherit; everything else is dropped. */
 export const INHERITED_HOST_ENV = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR'] as const;
+
+/**
+ * What a `--setup` with the network open also gets of the orchestrator's environment: the
+ * certificates this network makes tools trust, and its proxies. No credential of the user's.
+ */
+export const SETUP_NETWORK_ENV = [
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'REQUESTS_CA_BUNDLE',
+  'PIP_CERT',
+  'CURL_CA_BUNDLE',
+  'GIT_SSL_CAINFO',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'NO_PROXY',
+  'no_proxy',
+] as const;
+
+/** SETUP_NETWORK_ENV's values here, for a setup with the network open. */
+export function setupNetworkEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return Object.fromEntries(
+    SETUP_NETWORK_ENV.flatMap((name) => (env[name] ? [[name, env[name] as string]] : [])),
+  );
+}

@@ -131,6 +131,7 @@ export const EventBodySchema = z.discriminatedUnion('type', [
      * cache; for a task's work that changed what the key covers, prepared on its tree.
      */
     type: z.literal('environment-prepared'),
+    command: z.string(),
     key: z.string(),
     commit: z.string(),
     cached: z.boolean(),

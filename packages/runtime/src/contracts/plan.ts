@@ -27,6 +27,8 @@ export const SimulateSpecSchema = z
     durationMs: z.number().int().min(0).max(86_400_000).optional(),
     /** Extra files the simulated executor writes, path → content (used to rehearse conflicts). */
     files: z.record(relativePath, z.string().max(1_000_000)).optional(),
+    /** Files written over what is there, as an agent edits a manifest: path → content. */
+    replace: z.record(relativePath, z.string().max(1_000_000)).optional(),
     /** The first N attempts fail, to rehearse retries. */
     failAttempts: z.number().int().min(0).max(100).optional(),
     /** Whether those failures are transient (retried) or permanent. */

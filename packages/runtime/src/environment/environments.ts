@@ -63,6 +63,7 @@ export class Environments {
 export function preparedFields(result: EnvironmentResult) {
   const { environment, cached, note } = result;
   return {
+    command: environment.command,
     key: environment.key,
     commit: environment.commit,
     cached,

@@ -28,6 +28,7 @@ import {
   straysReason,
   tooManyPathsReason,
 } from './prepared-paths.js';
+import { npmRegistrySettings } from './registry-config.js';
 import { type EnvironmentRequest, type EnvironmentResult, SetupFailedError } from './setup.js';
 
 const ENVIRONMENT_FILE = 'environment.json';
@@ -50,8 +51,8 @@ export class HostEnvironmentCache {
     /** `<cache dir>/environments`. */
     readonly dir: string,
     private readonly runSetup: RunSetup,
-    /** A root orchestrator's unprivileged user, who runs the setup. */
-    private readonly agentUser?: AgentUser,
+    /** A root orchestrator's unprivileged user (a container's, on Docker), who runs the setup. */
+    private readonly agentUser?: Pick<AgentUser, 'uid' | 'gid'>,
   ) {}
 
   /** The key's environment, from the cache when it is there whole, else prepared. */
@@ -110,6 +111,8 @@ export class HostEnvironmentCache {
     try {
       await mkdir(checkout, { recursive: true });
       await mkdir(home, { mode: 0o700 });
+      const npmrc = npmRegistrySettings();
+      if (npmrc) await writeFile(path.join(home, '.npmrc'), npmrc);
       const target = {
         gitDir: request.gitDir,
         workTree: checkout,
@@ -147,7 +150,16 @@ export class HostEnvironmentCache {
       }
       for (const hole of ENVIRONMENT_HOLES) {
         const top = `${hole.split('/')[0]}/`;
-        if (paths.includes(top)) await mkdir(path.join(kept, hole), { recursive: true });
+        if (!paths.includes(top)) continue;
+        const dir = path.join(kept, hole);
+        // A link the setup left there would be followed here, on this machine: a hole is each
+        // sandbox's own, so whatever is not a directory gives way to an empty one.
+        const found = await lstat(dir).catch(() => undefined);
+        if (found && !found.isDirectory()) await rm(dir, { force: true });
+        await mkdir(dir, { recursive: true });
+        // Docker's tmpfs over a hole takes the mode of the directory it covers (runc keeps it), and
+        // the tree is root's: open, so that the container's user can write its private copy.
+        await chmod(dir, 0o1777);
       }
       await removeTree(checkout);
       await removeTree(home);

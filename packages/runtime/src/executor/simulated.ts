@@ -64,7 +64,10 @@ export async function plannedFiles(spec: TaskSpec): Promise<Map<string, string>>
     [`test/${task.id}.test.ts`, test],
     [`docs/tasks/${task.id}.md`, docs],
   ]);
-  for (const [file, content] of Object.entries(task.simulate?.files ?? {}))
+  for (const [file, content] of Object.entries({
+    ...task.simulate?.files,
+    ...task.simulate?.replace,
+  }))
     files.set(file, content);
   const broken = task.simulate?.broken;
   if (broken && spec.attempt <= broken.attempts) {
@@ -111,7 +114,8 @@ export async function runSimulatedTask(spec: TaskSpec, io: ExecutorIo): Promise<
     const target = await resolveInside(spec.workspaceDir, file);
     await mkdir(path.dirname(target), { recursive: true });
     const existing = await readFile(target, 'utf8').catch(() => undefined);
-    if (existing === undefined || existing === content) {
+    const replaces = spec.task.simulate?.replace?.[file] !== undefined;
+    if (existing === undefined || existing === content || replaces) {
       await writeFile(target, content);
     } else {
       // Like an agent that finds the file already there: extend it, never drop what was merged.

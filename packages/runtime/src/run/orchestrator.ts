@@ -9,10 +9,17 @@ import type { RunLayout } from '../contracts/run-layout.js';
 import { ZERO_USAGE } from '../contracts/usage.js';
 import { verificationPassed } from '../contracts/verify.js';
 import { preparedFields } from '../environment/environments.js';
-import { BaseNotReadyError, describeError, RunStoppedError, UsageError } from '../errors.js';
+import {
+  BaseNotReadyError,
+  describeError,
+  errnoText,
+  RunStoppedError,
+  UsageError,
+} from '../errors.js';
 import type { ModelAccess } from '../models/access.js';
 import { errorMessage } from '../scheduler/scheduler.js';
 import { deliveryBranch } from '../workspace/deliver.js';
+import { GitError } from '../workspace/git.js';
 import { writeHostIgnoreRules } from '../workspace/ignore-rules.js';
 import { Project } from '../workspace/project.js';
 import { Slots } from '../workspace/slots.js';
@@ -151,7 +158,11 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
       // Nothing has run: a run that could not even be set up leaves nothing behind.
       rmSync(layout.root, { recursive: true, force: true });
       if (error instanceof UsageError) throw error;
-      throw new RunDirError(`cannot set up a run in ${outputDir}: ${describeError(error)}`);
+      // git says a full disk its own way: told as any other write would be.
+      const full = error instanceof GitError && /no space left on device/i.test(error.stderr);
+      throw new RunDirError(
+        `cannot set up a run in ${outputDir}: ${full ? errnoText('ENOSPC') : describeError(error)}`,
+      );
     }
     const slots = new Slots(project, config.source?.base);
     let ready: ReadyBase = {};

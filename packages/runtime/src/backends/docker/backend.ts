@@ -9,10 +9,22 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { lchown, lstat, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { ENV, MODEL_ENV, MODEL_PROXY_TOKEN_ENV, SECRET_ENV_NAMES } from '../../contracts/env.js';
+import {
+  ENV,
+  MODEL_ENV,
+  MODEL_PROXY_TOKEN_ENV,
+  SECRET_ENV_NAMES,
+  setupNetworkEnv,
+} from '../../contracts/env.js';
+import {
+  ENVIRONMENT_HOLES,
+  OFFLINE_ENV,
+  type PreparedEnvironment,
+} from '../../contracts/environment.js';
 import {
   type ExecutorOutcome,
   ExecutorOutcomeSchema,
@@ -23,6 +35,9 @@ import { MODEL_PROXY } from '../../contracts/model-proxy.js';
 import type { AgentNetwork } from '../../contracts/run-config.js';
 import { TASK_FILES } from '../../contracts/run-layout.js';
 import { VERIFY_LIMITS, type Verification } from '../../contracts/verify.js';
+import type { EnvironmentStore } from '../../environment/environments.js';
+import { HostEnvironmentCache } from '../../environment/host-cache.js';
+import type { EnvironmentRequest } from '../../environment/setup.js';
 import { UsageError } from '../../errors.js';
 import { handOver } from '../../sandbox/agent-user.js';
 import { mountSlotDisk, slotDiskFull, unmountSlotDisk } from '../../sandbox/slot-disk.js';
@@ -67,6 +82,8 @@ export interface DockerBackendOptions {
   network: AgentNetwork;
   /** The model proxy's socket directory (real mode), mounted read-only into each container. */
   modelSocketDir?: string;
+  /** `--setup`: where prepared environments are kept (`<cache dir>/environments`). */
+  environmentsDir?: string;
 }
 
 /** The most a container's outcome may weigh; the transcript and log have bounds of their own. */
@@ -76,6 +93,94 @@ const MAX_LOG_BYTES = 32 * 2 ** 20;
 
 /** A container's exit status when its process was killed with SIGKILL (128 + 9). */
 const SIGKILL_EXIT = 137;
+
+/** Variables that tell package managers there is no network, as a container's Env. */
+const OFFLINE = Object.entries(OFFLINE_ENV).map(([name, value]) => `${name}=${value}`);
+
+/**
+ * The orchestrator's proxies, for a setup with the network, as a container reaches them. Not its
+ * certificate files: paths of this machine, where the image trusts what it was built to.
+ */
+function setupProxyEnv(): string[] {
+  return Object.entries(setupNetworkEnv())
+    .filter(([name]) => /proxy/i.test(name))
+    .map(([name, value]) => `${name}=${/^no_proxy$/i.test(name) ? value : containerUrl(value)}`);
+}
+
+/** A prepared environment's hole (a tool's cache): private to the container, and capped. */
+const HOLE_TMPFS = 'rw,exec,size=256m,mode=1777';
+
+/** What decides a Docker environment besides the repository: the run's image, by its id. */
+export async function imageIdentity(docker: Docker, image: string): Promise<string> {
+  const { Id } = await docker.getImage(image).inspect();
+  return `docker:${Id}`;
+}
+
+export type EnvironmentMounts = Pick<Docker.HostConfig, 'Mounts' | 'Tmpfs'>;
+
+/**
+ * A prepared environment in a container: each of `paths` bound read-only from the environment's
+ * tree over the same path of /workspace, and each hole under a bound directory a private tmpfs.
+ * Mounts rather than `Binds` strings: a path is never parsed for `:`.
+ */
+export function environmentHostConfig(tree: string, paths: readonly string[]): EnvironmentMounts {
+  if (paths.length === 0) return {};
+  const holes = ENVIRONMENT_HOLES.filter((hole) => paths.includes(`${hole.split('/')[0]}/`));
+  return {
+    Mounts: paths.map((kept) => ({
+      Type: 'bind' as const,
+      Source: path.join(tree, bare(kept)),
+      Target: `${CONTAINER.workspace}/${bare(kept)}`,
+      ReadOnly: true,
+    })),
+    ...(holes.length > 0 && {
+      Tmpfs: Object.fromEntries(
+        holes.map((hole) => [`${CONTAINER.workspace}/${hole}`, HOLE_TMPFS]),
+      ),
+    }),
+  };
+}
+
+/** A container's host config with a prepared environment's mounts added. */
+function withEnvironment(host: Docker.HostConfig, prepared: EnvironmentMounts): Docker.HostConfig {
+  return {
+    ...host,
+    ...(prepared.Mounts && { Mounts: [...(host.Mounts ?? []), ...prepared.Mounts] }),
+    ...(prepared.Tmpfs && { Tmpfs: { ...host.Tmpfs, ...prepared.Tmpfs } }),
+  };
+}
+
+/** A prepared path as it is mounted: a directory's without its trailing `/`. */
+function bare(kept: string): string {
+  return kept.replace(/\/+$/, '');
+}
+
+/**
+ * Makes the mount point of a prepared path in a workspace (a directory, or an empty file), and
+ * the directories above it that are missing, owned by `owner`. False when something other than a
+ * directory is on the way, or other than the path's kind at its place: the path is not shown.
+ */
+async function makeMountPoint(
+  workspace: string,
+  kept: string,
+  owner?: { uid: number; gid: number },
+): Promise<boolean> {
+  const parts = bare(kept).split('/');
+  let at = workspace;
+  for (const [i, part] of parts.entries()) {
+    at = path.join(at, part);
+    const directory = i < parts.length - 1 || kept.endsWith('/');
+    const found = await lstat(at).catch(() => undefined);
+    if (found) {
+      if (directory ? !found.isDirectory() : !found.isFile()) return false;
+      continue;
+    }
+    if (directory) await mkdir(at);
+    else await writeFile(at, '', { flag: 'wx' });
+    if (owner) await lchown(at, owner.uid, owner.gid);
+  }
+  return true;
+}
 
 /** Whether the image's shell finds `program`: a container that runs `command -v` and no more. */
 export async function imageFinds(docker: Docker, image: string, program: string): Promise<boolean> {
@@ -201,7 +306,27 @@ export class DockerBackend implements Backend {
   private readonly disks = new Set<string>();
   limits: readonly string[] = [];
 
-  constructor(private readonly options: DockerBackendOptions) {}
+  /**
+   * `--setup`: environments prepared in a container of the run's image, kept on this machine
+   * (the engine's: workspaces are host directories already) and keyed by the image's id.
+   */
+  readonly environments: EnvironmentStore | undefined;
+
+  constructor(private readonly options: DockerBackendOptions) {
+    const dir = options.environmentsDir;
+    if (dir) {
+      const cache = new HostEnvironmentCache(
+        dir,
+        (tree, home, request) => this.runSetup(tree, home, request),
+        // Root hands the checkout to the container's user, and takes the result back.
+        process.getuid?.() === 0 ? this.user : undefined,
+      );
+      this.environments = {
+        identity: () => imageIdentity(this.docker, options.settings.image),
+        ensure: (request) => cache.ensure(request),
+      };
+    }
+  }
 
   /** Removes containers an interrupted orchestrator left for this run. */
   async warm(): Promise<void> {
@@ -235,7 +360,7 @@ export class DockerBackend implements Backend {
 
   async execute(
     spec: TaskSpec,
-    { executor, signal, logPath, sandbox, modelToken }: ExecutionContext,
+    { executor, signal, logPath, sandbox, modelToken, environment }: ExecutionContext,
   ): Promise<ExecutorOutcome> {
     const { settings, runId } = this.options;
     // A fresh output directory: nothing of the slot's last container is read as this one's.
@@ -255,6 +380,7 @@ export class DockerBackend implements Backend {
       path.join(sandbox.output, TASK_FILES.spec),
       `${JSON.stringify(inside, null, 2)}\n`,
     );
+    const prepared = await this.environmentMounts(sandbox.workspace, environment);
     if (process.getuid?.() === 0) {
       await handOver(sandbox.workspace, this.user);
       await handOver(sandbox.output, this.user);
@@ -294,7 +420,10 @@ export class DockerBackend implements Backend {
             [LABELS.attempt]: String(spec.attempt),
             [LABELS.role]: 'executor',
           },
-          HostConfig: hardenedHostConfig({ ...settings, network: this.networkMode() }, binds),
+          HostConfig: withEnvironment(
+            hardenedHostConfig({ ...settings, network: this.networkMode() }, binds),
+            prepared,
+          ),
         },
         logPath,
         signal,
@@ -390,8 +519,8 @@ export class DockerBackend implements Backend {
 
   /**
    * The verify command in a fresh container of the executor image, hardened as executors are,
-   * with the checkout at /workspace and no network: no process of the agent that wrote the work
-   * is alive to answer for it.
+   * with the checkout at /workspace (and the prepared environment, read-only, over it) and no
+   * network: no process of the agent that wrote the work is alive to answer for it.
    */
   async verify({
     settings: verify,
@@ -399,27 +528,98 @@ export class DockerBackend implements Backend {
     logPath,
     signal,
     attempt,
+    environment,
   }: VerifyRequest): Promise<Verification> {
-    const { settings, runId } = this.options;
+    const prepared = await this.environmentMounts(sandbox.workspace, environment);
     if (process.getuid?.() === 0) await handOver(sandbox.workspace, this.user);
-    const timeout = AbortSignal.timeout(verify.timeoutMs);
+    const { settings } = this.options;
+    return this.runCheck({
+      label: `verify-${attempt ? `${attempt.taskId}-${attempt.attempt}` : 'final'}`,
+      role: 'verify',
+      command: verify.command,
+      env: ['CI=true', ...OFFLINE],
+      hostConfig: withEnvironment(
+        hardenedHostConfig({ ...settings, network: 'none' }, [
+          `${sandbox.workspace}:${CONTAINER.workspace}:rw`,
+        ]),
+        prepared,
+      ),
+      timeoutMs: verify.timeoutMs,
+      logPath,
+      signal,
+    });
+  }
+
+  /**
+   * `--setup` on a checkout, in a container of the run's image hardened as a check's is, with the
+   * checkout at /workspace and a fresh HOME (on disk: a package manager's cache can be large), and
+   * the network the setup asks for: the default bridge (or `--docker-network`) with this machine's
+   * proxies, or none.
+   */
+  private async runSetup(
+    tree: string,
+    home: string,
+    { setup, commit, key, logPath, signal }: EnvironmentRequest,
+  ): Promise<Verification> {
+    const { settings } = this.options;
+    appendFileSync(
+      logPath,
+      `== ${setup.command} on ${commit.slice(0, 12)} in ${settings.image} ==\n`,
+    );
+    const open = setup.network === 'open';
+    const hostConfig = hardenedHostConfig(
+      { ...settings, network: open ? settings.network : 'none' },
+      [`${tree}:${CONTAINER.workspace}:rw`, `${home}:${CONTAINER.home}:rw`],
+    );
+    return this.runCheck({
+      label: `setup-${key.slice(0, 12)}`,
+      role: 'setup',
+      command: setup.command,
+      env: ['CI=true', `HOME=${CONTAINER.home}`, ...(open ? setupProxyEnv() : OFFLINE)],
+      hostConfig: {
+        ...hostConfig,
+        Tmpfs: Object.fromEntries(
+          Object.entries(hostConfig.Tmpfs ?? {}).filter(([dir]) => dir !== CONTAINER.home),
+        ),
+      },
+      timeoutMs: setup.timeoutMs,
+      logPath,
+      signal,
+    });
+  }
+
+  /**
+   * `sh -c command` in a fresh container of the run's image at /workspace, as the container user,
+   * labelled with the run (so that its cleanup removes it too): its output appended to `logPath`
+   * (capped), killed at `timeoutMs` or when `signal` aborts.
+   */
+  private async runCheck(input: {
+    label: string;
+    role: 'verify' | 'setup';
+    command: string;
+    env: string[];
+    hostConfig: Docker.HostConfig;
+    timeoutMs: number;
+    logPath: string;
+    signal: AbortSignal;
+  }): Promise<Verification> {
+    const { settings, runId } = this.options;
+    const { logPath, signal } = input;
+    const timeout = AbortSignal.timeout(input.timeoutMs);
     const started = Date.now();
     const from = await sizeOf(logPath);
-    const label = attempt ? `${attempt.taskId}-${attempt.attempt}` : 'final';
     try {
       const run = await runContainer(
         this.docker,
         {
-          name: `po-${runId}-verify-${label}`.slice(0, 120),
+          name: `po-${runId}-${input.label}`.slice(0, 120),
           Image: settings.image,
-          Cmd: ['/bin/sh', '-c', verify.command],
+          Cmd: ['/bin/sh', '-c', input.command],
           User: `${this.user.uid}:${this.user.gid}`,
           WorkingDir: CONTAINER.workspace,
-          Env: ['CI=true'],
-          Labels: { [LABELS.run]: runId, [LABELS.role]: 'verify' },
-          HostConfig: hardenedHostConfig({ ...settings, network: 'none' }, [
-            `${sandbox.workspace}:${CONTAINER.workspace}:rw`,
-          ]),
+          Env: input.env,
+          Labels: { [LABELS.run]: runId, [LABELS.role]: input.role },
+          HostConfig: input.hostConfig,
         },
         logPath,
         AbortSignal.any([signal, timeout]),
@@ -442,6 +642,28 @@ export class DockerBackend implements Backend {
         error: `docker: ${(error as Error).message.split('\n')[0]}`,
       };
     }
+  }
+
+  /**
+   * A prepared environment's mounts for a container of the slot, their mount points made by the
+   * host in its workspace first (the engine would make them as root). A path that is not what its
+   * record says in the tree (a link there: the engine resolves a bind's source on the host), or
+   * whose place in the workspace is taken by something else, is left out.
+   */
+  private async environmentMounts(
+    workspace: string,
+    environment?: PreparedEnvironment,
+  ): Promise<EnvironmentMounts> {
+    const tree = environment?.tree;
+    if (!tree) return {};
+    const owner = process.getuid?.() === 0 ? this.user : undefined;
+    const shown: string[] = [];
+    for (const kept of environment.paths) {
+      const source = await lstat(path.join(tree, kept)).catch(() => undefined);
+      const fits = kept.endsWith('/') ? source?.isDirectory() : source?.isFile();
+      if (fits && (await makeMountPoint(workspace, kept, owner))) shown.push(kept);
+    }
+    return environmentHostConfig(tree, shown);
   }
 
   /** No network for containers unless one is named, or opened for real agents. */

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { Option } from 'commander';
 import { intIn, parseCpus, parseDiskLimit, parsedOption, parseMemory } from '../../cli/options.js';
 import { UsageError } from '../../errors.js';
@@ -78,16 +79,25 @@ export const dockerKind: BackendKind<DockerSettings> = {
       throw new UsageError(`the backend config is for ${config.backend}, not docker`);
     return dockerSettings(flags, given, config);
   },
-  async preflight(settings, { allowedTools, verify }) {
+  async preflight(settings, { allowedTools, verify, setup }) {
     await dockerPreflight(settings.image);
-    if (verify) {
+    if (setup || verify) {
       const { dockerClient, imageFinds } = await import('./backend.js');
       const docker = dockerClient();
-      await checkVerifyProgram(
-        verify.command,
-        (program) => imageFinds(docker, settings.image, program),
-        `in the image ${settings.image}, where --verify runs; build one FROM it with your toolchain and pass --docker-image`,
-      );
+      const finds = (program: string) => imageFinds(docker, settings.image, program);
+      if (setup)
+        await checkVerifyProgram(
+          setup.command,
+          finds,
+          `in the image ${settings.image}, where --setup runs; docker/README.md's Toolchains section says how to build one with yours, then pass --docker-image`,
+          '--setup',
+        );
+      if (verify)
+        await checkVerifyProgram(
+          verify.command,
+          finds,
+          `in the image ${settings.image}, where --verify runs; build one FROM it with your toolchain and pass --docker-image`,
+        );
     }
     return { settings, allowedTools };
   },
@@ -100,6 +110,8 @@ export const dockerKind: BackendKind<DockerSettings> = {
       settings,
       network: config.agentNetwork,
       modelSocketDir: proxy?.socketDir,
+      ...(config.setup &&
+        config.cacheDir && { environmentsDir: path.join(config.cacheDir, 'environments') }),
     });
   },
 };

@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, realpathSync } from 'node:fs';
 import { chmod, lchown, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ENV, INHERITED_HOST_ENV } from '../../contracts/env.js';
+import { ENV, INHERITED_HOST_ENV, setupNetworkEnv } from '../../contracts/env.js';
 import {
   CANONICAL_WORKSPACE,
   OFFLINE_ENV,
@@ -189,7 +189,7 @@ export class LocalBackend implements Backend {
         HOME: home,
         TMPDIR: '/tmp',
         CI: 'true',
-        ...(setup.network === 'none' && OFFLINE_ENV),
+        ...(setup.network === 'none' ? OFFLINE_ENV : setupNetworkEnv()),
       },
       timeoutMs: setup.timeoutMs,
       logPath,
