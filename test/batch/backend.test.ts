@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   BatchClient,
@@ -41,7 +41,9 @@ import {
   waitFor,
 } from '../support/cli.js';
 import { describeDocker, docker, IMAGE } from '../support/docker.js';
-import { commitAll, gitOut, treeHash } from '../support/git.js';
+import { fixtureEnv } from '../support/fixture-git.js';
+import { gitOut, treeHash } from '../support/git.js';
+import { makeOfflineJsRepo } from '../support/js-repo.js';
 import {
   conversationText,
   type ModelServer,
@@ -671,20 +673,19 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
   });
 
   it('--setup prepares the environment in one _setup job, an archive in the state bucket every job starts from read-only; a second run finds it', async () => {
-    const repo = javascriptRepository();
+    const repo = await javascriptRepository();
     const plan = writePlan(
       [
         task('triple', [], undefined, {
           simulate: {
             durationMs: 100,
-            // Over the simulated executor's own test of the task (Node's runner takes .ts too).
-            files: { 'test/triple.test.ts': depTest('triple', 'double(3) + 3', 9) },
+            files: { 'test/triple.test.js': depTest('triple', 'double(3) + 3', 9) },
           },
         }),
         task('quad', ['triple'], undefined, {
           simulate: {
             durationMs: 100,
-            files: { 'test/quad.test.ts': depTest('quad', 'double(double(1))', 4) },
+            files: { 'test/quad.test.js': depTest('quad', 'double(double(1))', 4) },
           },
         }),
       ],
@@ -737,7 +738,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     // Ignored, never committed, whatever the jobs had in their workspaces.
     const project = path.join(first.runDir, 'project');
     const committed = gitOut(project, ['log', '--all', '--format=', '--name-only']);
-    expect(committed).toContain('test/quad.test.ts');
+    expect(committed).toContain('test/quad.test.js');
     expect(committed).not.toMatch(/node_modules/);
 
     // The same repository again: the environment is found in the bucket, no setup job runs.
@@ -753,24 +754,47 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     expect(sandbox.record.denied()).toEqual([]);
   }, 240_000);
 
-  it('prepares the merge of work that changed what the key covers in a setup job of its own, checks it there, and starts dependents from it', async () => {
-    const repo = javascriptRepository();
+  it('prepares the merge of work that adds a dependency in a setup job of its own, checks it there, and starts dependents from it', async () => {
+    const repo = await javascriptRepository();
+    // The manifest and lockfile as an agent would leave them, adding the vendored tiny-dep2.
+    const scratch = path.join(work, `added-${randomUUID()}`);
+    cpSync(repo, scratch, { recursive: true });
+    execFileSync(
+      'npm',
+      [
+        'install',
+        'file:vendor/tiny-dep2-1.0.0.tgz',
+        '--package-lock-only',
+        '--offline',
+        '--omit-lockfile-registry-resolved',
+        '--no-audit',
+        '--no-fund',
+      ],
+      { cwd: scratch, env: fixtureEnv(), stdio: 'ignore' },
+    );
+    const triple = (name: string, n: number) =>
+      [
+        "const assert = require('node:assert');",
+        "const test = require('node:test');",
+        `test('${name}', () => assert.strictEqual(require('tiny-dep2').triple(${n}), ${3 * n}));`,
+        '',
+      ].join('\n');
     const plan = writePlan(
       [
-        task('describe', [], undefined, {
+        task('add-dep', [], undefined, {
           simulate: {
             durationMs: 100,
-            files: {
-              // A file the key covers (a toolchain pin); what npm ci installs stays the same.
-              '.nvmrc': '24\n',
-              'test/describe.test.ts': depTest('describe', 'double(5)', 10),
+            files: { 'test/add-dep.test.js': triple('add-dep', 2) },
+            replace: {
+              'package.json': readFileSync(path.join(scratch, 'package.json'), 'utf8'),
+              'package-lock.json': readFileSync(path.join(scratch, 'package-lock.json'), 'utf8'),
             },
           },
         }),
-        task('after', ['describe'], undefined, {
+        task('use-dep', ['add-dep'], undefined, {
           simulate: {
             durationMs: 100,
-            files: { 'test/after.test.ts': depTest('after', 'double(6)', 12) },
+            files: { 'test/use-dep.test.js': triple('use-dep', 3) },
           },
         }),
       ],
@@ -789,28 +813,35 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     expect(run.code, run.stderr).toBe(0);
     const runId = path.basename(run.runDir);
     const prepared = readEvents(run.runDir).filter((e) => e.type === 'environment-prepared');
-    const merged = prepared.find((e) => 'taskId' in e && e.taskId === 'describe') as
-      | { key: string; cached: boolean }
+    const merged = prepared.find((e) => 'taskId' in e && e.taskId === 'add-dep') as
+      | { key: string; cached: boolean; paths: string[] }
       | undefined;
     expect(merged).toMatchObject({ cached: false });
     const base = prepared.find((e) => !('taskId' in e && e.taskId)) as { key: string };
     expect(merged?.key).not.toBe(base.key);
-    // The attempt's job had the base's environment: its merge was checked again, in a job of its
-    // own with the new one; the dependent's job and main's check started from the new one.
+    // The attempt's job had the base's environment, without tiny-dep2: its merge was checked
+    // again in a job of its own with the new one, from which the dependent's job and main's
+    // check started too.
     const names = jobsOf(sandbox, runId).map((j) => j.jobName);
-    expect(names).toContain(`${jobNamePrefix(runId)}describe-a1-verify`);
-    expect(readFileSync(path.join(run.runDir, 'tasks/describe/verify.log'), 'utf8')).toContain(
+    expect(names).toContain(`${jobNamePrefix(runId)}add-dep-a1-verify`);
+    const summary = readSummary(run.runDir);
+    expect(summary.tasks.map((t) => [t.taskId, t.status, t.attempts])).toEqual([
+      ['add-dep', 'succeeded', 1],
+      ['use-dep', 'succeeded', 1],
+    ]);
+    expect(readFileSync(path.join(run.runDir, 'tasks/add-dep/setup.log'), 'utf8')).toContain(
       `_environments/${merged?.key}.`,
     );
-    expect(readFileSync(path.join(run.runDir, 'tasks/after/executor.log'), 'utf8')).toContain(
+    expect(readFileSync(path.join(run.runDir, 'tasks/use-dep/executor.log'), 'utf8')).toContain(
       `_environments/${merged?.key}.`,
     );
-    expect(readSummary(run.runDir).verify?.final).toMatchObject({ passed: true });
+    expect(summary.verify?.final).toMatchObject({ passed: true });
+    expect(readFileSync(path.join(run.runDir, 'verify.log'), 'utf8')).toMatch(/\bpass 4\n/);
     expect(sandbox.record.denied()).toEqual([]);
   }, 240_000);
 
   it('stops before any task when the setup fails or writes outside ignored paths, with its output', async () => {
-    const repo = javascriptRepository();
+    const repo = await javascriptRepository();
     const plan = writePlan([task('x', [], 100)], 1);
     const failing = await batchRun(config, [
       '--repo',
@@ -830,17 +861,17 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       '--plan',
       plan,
       '--setup',
-      'npm ci --offline && echo changed >> README.md',
+      'npm ci --offline && echo changed >> package.json',
     ]);
     expect(stray.code).toBe(1);
     expect(stray.stderr).toMatch(
-      /--setup changed tracked files or wrote outside ignored paths: README\.md/,
+      /--setup changed tracked files or wrote outside ignored paths: package\.json/,
     );
     expect(submissionsFor(sandbox, path.basename(stray.runDir), 'x')).toEqual([]);
   }, 120_000);
 
   it('refuses --setup-network none on Batch in one line, before any job', async () => {
-    const repo = javascriptRepository();
+    const repo = await javascriptRepository();
     const run = await batchRun(config, [
       '--repo',
       repo,
@@ -1132,46 +1163,12 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
 });
 
 /**
- * A JavaScript project as users have them: a dependency (a tiny package, packed into vendor/ so
- * that `npm ci --offline` installs it with no registry), its lockfile, node_modules/ ignored,
- * `npm test` running Node's test runner over tests that require the dependency, and one that
- * shows the installed dependencies unwritable to the check while their cache directory is not.
+ * The offline JavaScript fixture (`tiny-dep` vendored as a packed tarball, `npm ci --offline`,
+ * node_modules/ ignored, `npm test` over test/*.test.js), with one more test of its own: the
+ * installed dependencies unwritable to the check, their cache directory writable.
  */
-function javascriptRepository(): string {
-  const dir = path.join(work, `js-${randomUUID()}`);
-  const dep = path.join(work, `tiny-dep-${randomUUID()}`);
-  mkdirSync(path.join(dir, 'vendor'), { recursive: true });
-  mkdirSync(path.join(dir, 'test'));
-  mkdirSync(dep);
-  writeFileSync(
-    path.join(dep, 'package.json'),
-    JSON.stringify({ name: 'tiny-dep', version: '1.0.0', main: 'index.js', license: 'MIT' }),
-  );
-  writeFileSync(path.join(dep, 'index.js'), 'exports.double = (x) => x * 2;\n');
-  const npm = (cwd: string, args: string[]) =>
-    execFileSync('npm', ['--offline', '--no-audit', '--no-fund', ...args], {
-      cwd,
-      stdio: 'ignore',
-      env: { ...process.env, npm_config_update_notifier: 'false' },
-    });
-  npm(dep, ['pack', '--pack-destination', path.join(dir, 'vendor')]);
-  writeFileSync(
-    path.join(dir, 'package.json'),
-    `${JSON.stringify(
-      {
-        name: 'app',
-        version: '1.0.0',
-        private: true,
-        scripts: { test: 'node --test' },
-        dependencies: { 'tiny-dep': 'file:vendor/tiny-dep-1.0.0.tgz' },
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  npm(dir, ['install', '--package-lock-only', '--omit-lockfile-registry-resolved']);
-  writeFileSync(path.join(dir, '.gitignore'), 'node_modules/\n');
-  writeFileSync(path.join(dir, 'test/double.test.js'), depTest('double', 'double(2)', 4));
+async function javascriptRepository(): Promise<string> {
+  const { dir } = await makeOfflineJsRepo(work);
   writeFileSync(
     path.join(dir, 'test/env.test.js'),
     [
@@ -1187,7 +1184,11 @@ function javascriptRepository(): string {
       '',
     ].join('\n'),
   );
-  commitAll(dir, 'app with a vendored dependency');
+  execFileSync('git', ['add', 'test/env.test.js'], { cwd: dir, env: fixtureEnv() });
+  execFileSync('git', ['commit', '-qm', 'The environment is read-only'], {
+    cwd: dir,
+    env: fixtureEnv(),
+  });
   return dir;
 }
 
