@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import {
   chmod,
   lstat,
@@ -55,6 +55,8 @@ export class HostEnvironmentCache {
   async ensure(request: EnvironmentRequest): Promise<EnvironmentResult> {
     const found = await this.lookup(request.key);
     if ('environment' in found) return { environment: found.environment, cached: true };
+    // What setups killed mid-way left, long enough ago that none of them is still at work.
+    await this.sweep(2 * request.setup.timeoutMs);
     const environment = await this.prepare(request);
     return { environment, cached: false, ...(found.note && { note: found.note }) };
   }
@@ -143,9 +145,21 @@ export class HostEnvironmentCache {
           reason: `--setup changed tracked files or wrote outside ignored paths: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ` and ${names.length - 10} more` : ''}`,
         });
       }
-      const paths = excludes.length
+      const listed = excludes.length
         ? await listPaths(target, ['--others', '--ignored', '--directory', ...excludes])
         : [];
+      // Only directories and files: a link would be followed by the bind that shows it (to
+      // anywhere on this machine), and a socket or a device is no dependency.
+      const paths: string[] = [];
+      for (const entry of listed) {
+        const stats = await lstat(path.join(checkout, entry));
+        if (stats.isDirectory() || stats.isFile()) paths.push(entry);
+        else
+          appendFileSync(
+            request.logPath,
+            `left out of the environment: ${entry} (not a file or a directory)\n`,
+          );
+      }
       if (paths.length > MAX_PATHS)
         throw new SetupFailedError(request.setup, verification, request.logPath, {
           reason: `--setup left ${paths.length} ignored paths, more than the ${MAX_PATHS} an environment may bind`,
