@@ -13,11 +13,12 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dockerClient, imageIdentity } from '../../packages/runtime/src/backends/docker/backend.js';
 import { readSummary, resultLine, runCli, startRunIn } from '../support/cli.js';
-import { describeDocker, docker, IMAGE, runContainers } from '../support/docker.js';
+import { describeDocker, docker, IMAGE, PYTHON_IMAGE, runContainers } from '../support/docker.js';
 import { fixtureEnv } from '../support/fixture-git.js';
 import { gitOut } from '../support/git.js';
 import { type FixtureRepo, makeOfflineJsRepo } from '../support/js-repo.js';
 import { planInput, type TaskInput } from '../support/plans.js';
+import { makePythonRepo } from '../support/py-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 /**
@@ -274,6 +275,45 @@ describeDocker('--setup on the Docker backend', () => {
       expect.arrayContaining(['tiny-dep', 'tiny-dep2']),
     );
     expect(await runContainers(path.basename(run.runDir))).toEqual([]);
+  });
+
+  it('prepares a Python repository the same way in the :python image: a venv, pytest on it', async () => {
+    const python = await makePythonRepo(work);
+    const plan = writePlan([
+      {
+        id: 'shout',
+        title: 'shout',
+        description: 'a louder greeting',
+        dependsOn: [],
+        simulate: {
+          files: {
+            'tests/test_shout.py': [
+              'from greet import greet',
+              '',
+              '',
+              'def test_shout():',
+              '    assert greet("world").upper() == "HELLO, WORLD"',
+              '',
+            ].join('\n'),
+          },
+        },
+      },
+    ]);
+    const run = await dockerRun([...setupArgs(python, PYTHON_IMAGE), '--plan', plan]);
+    expect(run.code, run.stderr).toBe(0);
+    const summary = readSummary(run.runDir);
+    expect(summary.environment?.paths).toContain('.venv/');
+    expect(summary.baseCheck).toMatchObject({ passed: true });
+    expect(summary.verify?.final).toMatchObject({ passed: true });
+    expect(summary.verify?.final?.tail).toMatch(/2 passed/);
+    const committed = gitOut(path.join(run.runDir, 'project'), [
+      'log',
+      '--all',
+      '--name-only',
+      '--format=',
+    ]);
+    expect(committed).toContain('tests/test_shout.py');
+    expect(committed).not.toContain('.venv');
   });
 
   it('refuses a --setup whose program the image does not have, in one line, before the run', async () => {

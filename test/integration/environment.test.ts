@@ -317,6 +317,28 @@ describe('--setup prepares the repository once, every check starts from it (loca
     }
   });
 
+  it('keeps a link a setup leaves out of the environment: a bind would follow it anywhere', async () => {
+    const repo = await makeOfflineJsRepo(work);
+    writeFileSync(path.join(repo.dir, '.gitignore'), 'node_modules/\ndeps\n');
+    git(repo.dir, 'commit', '-qam', 'deps are ignored');
+    const plan = writePlan([task('a', { 'a.txt': 'a\n' })]);
+    const result = await run(work, [
+      '--repo',
+      repo.dir,
+      '--setup',
+      `${repo.setup} && ln -s / deps`,
+      '--verify',
+      'test ! -e deps',
+      '--plan',
+      plan,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(readSummary(result.runDir).environment?.paths).toEqual(['node_modules/']);
+    expect(readFileSync(path.join(result.runDir, 'setup.log'), 'utf8')).toContain(
+      'left out of the environment: deps (not a file or a directory)',
+    );
+  });
+
   it('a check without network fails at once with the reason, never waits on it', async () => {
     const repo = await makeOfflineJsRepo(work);
     const plan = writePlan([task('a', { 'a.txt': 'a\n' })]);

@@ -610,6 +610,7 @@ export async function resumeCommand(
     allowedTools: config.agent?.allowedTools ?? [],
     toolsGiven: true,
     ...(config.verify && { verify: config.verify }),
+    ...(config.setup && { setup: config.setup }),
     ...(config.agent && { agent: config.agent }),
   });
   const executors = options.executors ?? config.executors;

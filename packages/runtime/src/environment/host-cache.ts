@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import {
   chmod,
   lstat,
@@ -59,6 +59,8 @@ export class HostEnvironmentCache {
   async ensure(request: EnvironmentRequest): Promise<EnvironmentResult> {
     const found = await this.lookup(request.key);
     if ('environment' in found) return { environment: found.environment, cached: true };
+    // What setups killed mid-way left, long enough ago that none of them is still at work.
+    await this.sweep(2 * request.setup.timeoutMs);
     const environment = await this.prepare(request);
     return { environment, cached: false, ...(found.note && { note: found.note }) };
   }
@@ -131,11 +133,16 @@ export class HostEnvironmentCache {
       const preparedMs = Date.now() - started;
       if (!verificationPassed(verification))
         throw new SetupFailedError(request.setup, verification, request.logPath);
-      const { strays, paths } = await setupChanges(target);
+      const { strays, paths, leftOut } = await setupChanges(target);
       if (strays.length > 0)
         throw new SetupFailedError(request.setup, verification, request.logPath, {
           reason: straysReason(strays),
         });
+      for (const entry of leftOut)
+        appendFileSync(
+          request.logPath,
+          `left out of the environment: ${entry} (not a file or a directory)\n`,
+        );
       if (paths.length > MAX_PREPARED_PATHS)
         throw new SetupFailedError(request.setup, verification, request.logPath, {
           reason: tooManyPathsReason(paths.length),

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { type GitTarget, gitBytes } from '../workspace/git.js';
 import { HOST_IGNORE_FILE } from '../workspace/ignore-rules.js';
@@ -12,13 +13,17 @@ export interface SetupChanges {
   strays: string[];
   /** The ignored paths it made, relative to the top; a directory's ends in `/`. */
   paths: string[];
+  /** Ignored paths it made that are neither a file nor a directory: kept out of `paths`. */
+  leftOut: string[];
 }
 
 /**
  * What a setup left in the checkout `target` (its index is the base's): never a tracked file
  * changed and nothing outside what the host's ignore rules cover, which the caller refuses; and
- * the ignored paths it made, as whole directories (git descends into none of them). The same
- * rule wherever the setup ran: on this machine (host-cache.ts) or in a Batch job.
+ * the ignored paths it made, as whole directories (git descends into none of them). Only
+ * directories and files are kept: a link would be followed by the bind that shows it on this
+ * machine (to anywhere), and a socket or a device is no dependency. The same rule wherever the
+ * setup ran: on this machine (host-cache.ts) or in a Batch job.
  */
 export async function setupChanges(
   target: GitTarget & { workTree: string },
@@ -32,10 +37,16 @@ export async function setupChanges(
     '--deleted',
     ...excludes,
   ]);
-  const paths = excludes.length
+  const listed = excludes.length
     ? await listPaths(target, ['--others', '--ignored', '--directory', ...excludes])
     : [];
-  return { strays: [...new Set(strays.map((entry) => entry.slice(2)))], paths };
+  const paths: string[] = [];
+  const leftOut: string[] = [];
+  for (const entry of listed) {
+    const stats = await lstat(path.join(target.workTree, entry));
+    (stats.isDirectory() || stats.isFile() ? paths : leftOut).push(entry);
+  }
+  return { strays: [...new Set(strays.map((entry) => entry.slice(2)))], paths, leftOut };
 }
 
 /** The refusal of a setup that changed tracked files or wrote outside ignored paths. */
