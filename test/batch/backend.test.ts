@@ -870,6 +870,27 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
     expect(submissionsFor(sandbox, path.basename(stray.runDir), 'x')).toEqual([]);
   }, 120_000);
 
+  it('keeps a link a setup leaves out of the environment, as every backend does', async () => {
+    const repo = await javascriptRepository();
+    writeFileSync(path.join(repo, '.gitignore'), 'node_modules/\ndeps\n');
+    execFileSync('git', ['commit', '-qam', 'deps are ignored'], { cwd: repo, env: fixtureEnv() });
+    const run = await batchRun(config, [
+      '--repo',
+      repo,
+      '--plan',
+      writePlan([task('a', [], 100)], 1),
+      '--setup',
+      'npm ci --offline && ln -s / deps',
+      '--verify',
+      'npm test && test ! -e deps',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(readSummary(run.runDir).environment?.paths).toEqual(['node_modules/']);
+    expect(readFileSync(path.join(run.runDir, 'setup.log'), 'utf8')).toContain(
+      'left out of the environment: deps (not a file or a directory)',
+    );
+  }, 120_000);
+
   it('refuses --setup-network none on Batch in one line, before any job', async () => {
     const repo = await javascriptRepository();
     const run = await batchRun(config, [

@@ -16,7 +16,7 @@
  * outcome is uploaded, 1 when it failed and that is uploaded, 2 for bad configuration, 3 when
  * staging failed, 143 on SIGTERM (so Batch marks a stopped job FAILED and its retry can fire).
  */
-import { chmodSync, mkdirSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
   BATCH_INPUT_URL_ENV,
@@ -433,24 +433,36 @@ async function setupHere(
   if (agentUser) await handOver(paths.verifyHome, agentUser);
   const logPath = path.join(paths.staging, S3_LAYOUT.files.verifyLog);
   const [file, args] = unconfinedArgs(agentUser, '/bin/sh', ['-c', setup.command]);
-  const passed = Object.fromEntries(
+  const inherited = Object.fromEntries(
     SETUP_PASSED_ENV.flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])),
   );
   const verification = await runVerifyProcess(file, args, {
     cwd: paths.workspace,
-    env: { ...passed, PATH: process.env.PATH, HOME: paths.verifyHome, TMPDIR: '/tmp', CI: 'true' },
+    env: {
+      ...inherited,
+      PATH: process.env.PATH,
+      HOME: paths.verifyHome,
+      TMPDIR: '/tmp',
+      CI: 'true',
+    },
     timeoutMs: setup.timeoutMs,
     logPath,
     signal,
   });
   if (agentUser) await killEveryProcessOf(agentUser);
+  const passed = verificationPassed(verification);
+  const changes = passed
+    ? await setupChanges(job.slots.workspaceTarget(paths.workspace))
+    : undefined;
+  // Links, sockets and devices are no environment: left in the checkout, said in the log.
+  for (const entry of changes?.leftOut ?? [])
+    appendFileSync(logPath, `left out of the environment: ${entry} (not a file or a directory)\n`);
   const verifyLog = await job.put(logPath, 'verifyLog', 'upload the setup log');
   const failed = (error: string): BatchJobResult => {
     consoleLog(`setup failed: ${error}`);
     return { version: 1, outcome: { status: 'failed', error }, verification, verifyLog };
   };
-  if (!verificationPassed(verification)) return failed(describeVerification(verification));
-  const changes = await setupChanges(job.slots.workspaceTarget(paths.workspace));
+  if (!changes) return failed(describeVerification(verification));
   if (changes.strays.length > 0) return failed(straysReason(changes.strays));
   if (changes.paths.length > MAX_PREPARED_PATHS)
     return failed(tooManyPathsReason(changes.paths.length));
