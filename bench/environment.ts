@@ -21,7 +21,7 @@ const INSTALL = [
   'set -e',
   `i=0; while [ $i -lt ${DEPENDENCY_FILES} ]; do`,
   '  d=node_modules/dep$((i % 30)); mkdir -p $d',
-  `  head -c ${DEPENDENCY_BYTES / DEPENDENCY_FILES} /dev/urandom > $d/f$i.bin`,
+  `  head -c ${Math.floor(DEPENDENCY_BYTES / DEPENDENCY_FILES)} /dev/urandom > $d/f$i.bin`,
   '  i=$((i + 1))',
   'done',
   '',

@@ -50,7 +50,7 @@ export interface StartSample {
   startMs: number;
   projectBytes: number;
   slotBytes: number[];
-  /** The whole run directory, once every slot is at work. */
+  /** The whole run directory once every slot is at work, less what it shares with the source. */
   runBytes: number;
   /** Where the run was written: removed unless kept. */
   output: string;
@@ -107,7 +107,8 @@ export async function sampleStart(
         startMs,
         projectBytes: diskBytes(repo, path.join(run, 'project')) - source,
         slotBytes: taskIds.map((_, k) => diskBytes(path.join(run, 'sandboxes', `executor-${k}`))),
-        runBytes: diskBytes(run),
+        // The run's repository shares the source's objects (hard links): counted once.
+        runBytes: diskBytes(repo, run) - source,
         output,
       };
     }
