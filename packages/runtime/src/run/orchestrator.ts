@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import type { JournalEvent, RunStatus } from '../contracts/events.js';
@@ -121,7 +121,12 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
     verifyFromBase,
     ...settings
   } = options;
-  const requirements = 'make' in planned ? planned.requirements : planned.requirements;
+  // Without a base to ready, planning comes first, as before: a plan that cannot be made
+  // leaves nothing behind.
+  const early =
+    'make' in planned && !settings.setup && !settings.verify ? await planned.make() : undefined;
+  const requirements = planned.requirements;
+  const outputExisted = existsSync(outputDir);
   const layout = createRunDir(outputDir, requirements.split('\n')[0] ?? '');
   onRunDir?.(layout.root);
   const runId = path.basename(layout.root);
@@ -188,8 +193,20 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
         throw error;
       }
     }
-    const made =
-      'make' in planned ? await planned.make() : { plan: planned, planner: config.planner };
+    let made: MadePlan;
+    try {
+      made =
+        early ??
+        ('make' in planned ? await planned.make() : { plan: planned, planner: config.planner });
+    } catch (error) {
+      // No plan, no run: what readying the base wrote goes too (the cache keeps the environment).
+      if (opened) await closeBackend(opened).catch(() => undefined);
+      opened = undefined;
+      await slots.removeAll(layout.sandboxes).catch(() => undefined);
+      rmSync(layout.root, { recursive: true, force: true });
+      if (!outputExisted) rmSync(outputDir, { recursive: true, force: true });
+      throw error;
+    }
     const plan = made.plan;
     config = { ...config, planner: made.planner };
     writeJson(layout.plan, plan);

@@ -75,6 +75,8 @@ const MAX_INPUT_BYTES = 8 * 2 ** 20;
 /** Exit codes beyond the CLI's: staging failed; stopped by SIGTERM (128 + 15). */
 const EXIT_STAGING = 3;
 const EXIT_TERMINATED = 143;
+/** How long a stopped job may take to wind down before it exits anyway. */
+const TERMINATE_WITHIN_MS = 2_000;
 
 function settings(env: NodeJS.ProcessEnv) {
   const missing = REQUIRED.filter((name) => !env[name]?.trim());
@@ -160,6 +162,16 @@ async function startProxy(
 }
 
 async function main(): Promise<void> {
+  // First of all: the job's process is PID 1, which ignores a SIGTERM it has no handler for, so
+  // a job stopped as it starts would otherwise run on until SIGKILL (137, not 143).
+  const controller = new AbortController();
+  process.on('SIGTERM', () => {
+    consoleLog('SIGTERM: stopping the task');
+    controller.abort(new Error('terminated'));
+    // A step that does not watch the signal (a download, a checkout) must not outlast the stop's
+    // grace: the exit code is what Batch's retry rules read, and a SIGKILL's is 137, not 143.
+    setTimeout(() => process.exit(EXIT_TERMINATED), TERMINATE_WITHIN_MS).unref();
+  });
   const env = process.env;
   const job = settings(env);
   const paths = jobPaths(outputDir(env));
@@ -169,11 +181,7 @@ async function main(): Promise<void> {
     fail(`cannot run agents as another user: ${error.message}`),
   );
   prepareDirectories(paths);
-  const controller = new AbortController();
-  process.on('SIGTERM', () => {
-    consoleLog('SIGTERM: stopping the task');
-    controller.abort(new Error('terminated'));
-  });
+  if (controller.signal.aborted) process.exit(EXIT_TERMINATED);
 
   const raw = await fetchBytes(job.inputUrl, MAX_INPUT_BYTES, 'read the attempt input');
   let parsed: ReturnType<typeof BatchJobInputSchema.safeParse>;
