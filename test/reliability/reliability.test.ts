@@ -11,6 +11,7 @@ import {
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JournalEvent } from '../../packages/runtime/src/contracts/events.js';
+import { processesWorkingIn } from '../../packages/runtime/src/run/run-dir.js';
 import { readEvents, readSummary, resultLine, runCli, startCli, waitFor } from '../support/cli.js';
 import { gitOut, treeHash } from '../support/git.js';
 import { planInput, type TaskInput, task } from '../support/plans.js';
@@ -329,6 +330,9 @@ describe('reliability', () => {
     );
     child.kill('SIGKILL');
     await done;
+    // The killed orchestrator's git may still finish a ref update, taking a lock of its own name
+    // (HEAD.lock) with it: the planted locks come once nothing of the run is at work.
+    await waitFor(() => (processesWorkingIn(runDir)?.length === 0 ? true : undefined), 20_000);
     const gitDir = path.join(runDir, 'project/.git');
     // What a git killed mid-upkeep leaves too: with it, every later round of upkeep fails.
     mkdirSync(path.join(gitDir, 'objects/pack'), { recursive: true });
