@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CLI, independent, median, type Result, round } from './common.js';
-import { diskBytes, largeRepository, SLOTS, sampleStart } from './large-repo.js';
+import { commitAll, diskBytes, largeRepository, SLOTS, sampleStart } from './large-repo.js';
 
 /**
  * What the setup installs: 300 MB in 3,000 files under node_modules/, written by a script of the
@@ -36,19 +36,7 @@ function addInstallScript(repo: string): void {
     path.join(repo, 'package.json'),
     `${JSON.stringify({ name: 'large', private: true, version: '1.0.0' })}\n`,
   );
-  const git = (args: string[]) =>
-    execFileSync('git', args, {
-      cwd: repo,
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 'bench',
-        GIT_AUTHOR_EMAIL: 'bench@example.invalid',
-        GIT_COMMITTER_NAME: 'bench',
-        GIT_COMMITTER_EMAIL: 'bench@example.invalid',
-      },
-    });
-  git(['add', '-A']);
-  git(['commit', '-qm', 'an install script']);
+  commitAll(repo, 'an install script');
 }
 
 /** The environment events of the newest run under `output`. */

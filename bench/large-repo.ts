@@ -23,21 +23,22 @@ export function largeRepository(root: string): string {
     mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(dir, `file${i}.bin`), randomBytes(size));
   }
-  const git = (args: string[]) =>
-    execFileSync('git', args, {
-      cwd: repo,
-      env: {
-        ...process.env,
-        GIT_AUTHOR_NAME: 'bench',
-        GIT_AUTHOR_EMAIL: 'bench@example.invalid',
-        GIT_COMMITTER_NAME: 'bench',
-        GIT_COMMITTER_EMAIL: 'bench@example.invalid',
-      },
-    });
-  git(['init', '-q', '-b', 'main']);
-  git(['add', '-A']);
-  git(['commit', '-qm', 'large']);
+  execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: repo });
+  commitAll(repo, 'large');
   return repo;
+}
+
+/** Commits everything in `repo` as the bench's author. */
+export function commitAll(repo: string, message: string): void {
+  const env = {
+    ...process.env,
+    GIT_AUTHOR_NAME: 'bench',
+    GIT_AUTHOR_EMAIL: 'bench@example.invalid',
+    GIT_COMMITTER_NAME: 'bench',
+    GIT_COMMITTER_EMAIL: 'bench@example.invalid',
+  };
+  execFileSync('git', ['add', '-A'], { cwd: repo, env });
+  execFileSync('git', ['commit', '-qm', message], { cwd: repo, env });
 }
 
 /** Bytes the paths take on disk together, a file linked from several of them counted once. */

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   BatchClient,
@@ -43,7 +43,7 @@ import {
 import { describeDocker, docker, IMAGE } from '../support/docker.js';
 import { fixtureEnv } from '../support/fixture-git.js';
 import { gitOut, treeHash } from '../support/git.js';
-import { makeOfflineJsRepo } from '../support/js-repo.js';
+import { makeOfflineJsRepo, manifestsAddingTinyDep2, tinyDep2Test } from '../support/js-repo.js';
 import {
   conversationText,
   type ModelServer,
@@ -756,45 +756,19 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
 
   it('prepares the merge of work that adds a dependency in a setup job of its own, checks it there, and starts dependents from it', async () => {
     const repo = await javascriptRepository();
-    // The manifest and lockfile as an agent would leave them, adding the vendored tiny-dep2.
-    const scratch = path.join(work, `added-${randomUUID()}`);
-    cpSync(repo, scratch, { recursive: true });
-    execFileSync(
-      'npm',
-      [
-        'install',
-        'file:vendor/tiny-dep2-1.0.0.tgz',
-        '--package-lock-only',
-        '--offline',
-        '--omit-lockfile-registry-resolved',
-        '--no-audit',
-        '--no-fund',
-      ],
-      { cwd: scratch, env: fixtureEnv(), stdio: 'ignore' },
-    );
-    const triple = (name: string, n: number) =>
-      [
-        "const assert = require('node:assert');",
-        "const test = require('node:test');",
-        `test('${name}', () => assert.strictEqual(require('tiny-dep2').triple(${n}), ${3 * n}));`,
-        '',
-      ].join('\n');
     const plan = writePlan(
       [
         task('add-dep', [], undefined, {
           simulate: {
             durationMs: 100,
-            files: { 'test/add-dep.test.js': triple('add-dep', 2) },
-            replace: {
-              'package.json': readFileSync(path.join(scratch, 'package.json'), 'utf8'),
-              'package-lock.json': readFileSync(path.join(scratch, 'package-lock.json'), 'utf8'),
-            },
+            files: { 'test/add-dep.test.js': tinyDep2Test('add-dep', 2) },
+            replace: await manifestsAddingTinyDep2(),
           },
         }),
         task('use-dep', ['add-dep'], undefined, {
           simulate: {
             durationMs: 100,
-            files: { 'test/use-dep.test.js': triple('use-dep', 3) },
+            files: { 'test/use-dep.test.js': tinyDep2Test('use-dep', 3) },
           },
         }),
       ],

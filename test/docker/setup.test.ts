@@ -1,22 +1,18 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import {
-  cpSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dockerClient, imageIdentity } from '../../packages/runtime/src/backends/docker/backend.js';
 import { readSummary, resultLine, runCli, startRunIn } from '../support/cli.js';
 import { describeDocker, docker, IMAGE, PYTHON_IMAGE, runContainers } from '../support/docker.js';
-import { fixtureEnv } from '../support/fixture-git.js';
 import { gitOut } from '../support/git.js';
-import { type FixtureRepo, makeOfflineJsRepo } from '../support/js-repo.js';
+import {
+  type FixtureRepo,
+  makeOfflineJsRepo,
+  manifestsAddingTinyDep2,
+  tinyDep2Test,
+} from '../support/js-repo.js';
 import { planInput, type TaskInput } from '../support/plans.js';
 import { makePythonRepo } from '../support/py-repo.js';
 import { tempDir } from '../support/tmp.js';
@@ -212,29 +208,6 @@ describeDocker('--setup on the Docker backend', () => {
   });
 
   it('prepares again, in the image, for work that adds a dependency; its dependent starts from that environment', async () => {
-    // What an agent writes to ask for a package: the manifest and lockfile, as npm makes them.
-    const scratch = mkdtempSync(path.join(work, 'add-dep-'));
-    cpSync(repo.dir, scratch, { recursive: true });
-    execFileSync(
-      'npm',
-      [
-        'install',
-        'file:vendor/tiny-dep2-1.0.0.tgz',
-        '--package-lock-only',
-        '--offline',
-        '--omit-lockfile-registry-resolved',
-        '--no-audit',
-        '--no-fund',
-      ],
-      { cwd: scratch, env: fixtureEnv(), stdio: 'ignore' },
-    );
-    const triple = (n: number) =>
-      [
-        "const assert = require('node:assert');",
-        "const test = require('node:test');",
-        `test('triple ${n}', () => assert.strictEqual(require('tiny-dep2').triple(${n}), ${3 * n}));`,
-        '',
-      ].join('\n');
     const plan = writePlan([
       {
         id: 'add-dep',
@@ -242,11 +215,8 @@ describeDocker('--setup on the Docker backend', () => {
         description: 'add tiny-dep2',
         dependsOn: [],
         simulate: {
-          files: { 'test/add-dep.test.js': triple(2) },
-          replace: {
-            'package.json': readFileSync(path.join(scratch, 'package.json'), 'utf8'),
-            'package-lock.json': readFileSync(path.join(scratch, 'package-lock.json'), 'utf8'),
-          },
+          files: { 'test/add-dep.test.js': tinyDep2Test('triple 2', 2) },
+          replace: await manifestsAddingTinyDep2(),
         },
       },
       {
@@ -254,7 +224,7 @@ describeDocker('--setup on the Docker backend', () => {
         title: 'use tiny-dep2',
         description: 'use tiny-dep2',
         dependsOn: ['add-dep'],
-        simulate: { files: { 'test/use-dep.test.js': triple(3) } },
+        simulate: { files: { 'test/use-dep.test.js': tinyDep2Test('triple 3', 3) } },
       },
     ]);
     const before = cached().keys;

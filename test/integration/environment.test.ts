@@ -1,19 +1,17 @@
 import { execFileSync } from 'node:child_process';
-import {
-  cpSync,
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { JournalEvent } from '../../packages/runtime/src/contracts/events.js';
 import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
 import { fixtureEnv } from '../support/fixture-git.js';
-import { makeJsRepo, makeOfflineJsRepo } from '../support/js-repo.js';
+import {
+  type FixtureRepo,
+  makeJsRepo,
+  makeOfflineJsRepo,
+  manifestsAddingTinyDep2,
+  tinyDep2Test,
+} from '../support/js-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 // --setup on the local backend: the repository's dependencies prepared once per key in a
@@ -64,6 +62,22 @@ async function run(cwd: string, args: string[]) {
   return { ...result, runDir: line?.runDir ?? '', output, ms: Date.now() - started };
 }
 
+/**
+ * Run `plan` on `repo` (named as `as`, e.g. '.' from inside it), prepared by its setup and
+ * checked by its check unless told otherwise.
+ */
+function setupArgs(
+  repo: FixtureRepo,
+  plan: string,
+  {
+    setup = repo.setup,
+    verify = repo.check,
+    as = repo.dir,
+  }: { setup?: string; verify?: string; as?: string } = {},
+): string[] {
+  return ['--repo', as, '--setup', setup, '--verify', verify, '--plan', plan];
+}
+
 function events(runDir: string, type: JournalEvent['type']) {
   return readEvents(runDir).filter((e) => e.type === type);
 }
@@ -89,14 +103,7 @@ describe('--setup prepares the repository once, every check starts from it (loca
       ]),
     ]);
     const first = await run(repo.dir, [
-      '--repo',
-      '.',
-      '--setup',
-      repo.setup,
-      '--verify',
-      repo.check,
-      '--plan',
-      plan,
+      ...setupArgs(repo, plan, { as: '.' }),
       '--cache-dir',
       cache,
     ]);
@@ -127,14 +134,7 @@ describe('--setup prepares the repository once, every check starts from it (loca
 
     // The same base again: nothing is prepared.
     const second = await run(repo.dir, [
-      '--repo',
-      '.',
-      '--setup',
-      repo.setup,
-      '--verify',
-      repo.check,
-      '--plan',
-      plan,
+      ...setupArgs(repo, plan, { as: '.' }),
       '--cache-dir',
       cache,
     ]);
@@ -157,14 +157,7 @@ describe('--setup prepares the repository once, every check starts from it (loca
       },
     );
     const third = await run(repo.dir, [
-      '--repo',
-      '.',
-      '--setup',
-      repo.setup,
-      '--verify',
-      repo.check,
-      '--plan',
-      plan,
+      ...setupArgs(repo, plan, { as: '.' }),
       '--cache-dir',
       cache,
     ]);
@@ -179,16 +172,7 @@ describe('--setup prepares the repository once, every check starts from it (loca
   it('stops before planning or any task when the base fails its check, in seconds, saying how to reproduce it', async () => {
     const repo = await makeOfflineJsRepo(work, { failing: true });
     const plan = writePlan([task('a', { 'a.txt': 'a\n' })]);
-    const result = await run(work, [
-      '--repo',
-      repo.dir,
-      '--setup',
-      repo.setup,
-      '--verify',
-      repo.check,
-      '--plan',
-      plan,
-    ]);
+    const result = await run(work, setupArgs(repo, plan));
     expect(result.code).toBe(1);
     expect(result.ms).toBeLessThan(30_000);
     expect(result.stderr).toContain(
@@ -219,19 +203,7 @@ describe('--setup prepares the repository once, every check starts from it (loca
       task('answer', { 'src/answer.js': 'exports.answer = 42;\n' }),
       task('later', { 'later.md': 'later\n' }, ['answer']),
     ]);
-    const result = await run(work, [
-      '--repo',
-      repo.dir,
-      '--setup',
-      repo.setup,
-      '--verify',
-      repo.check,
-      '--allow-failing-base',
-      '--plan',
-      plan,
-      '-e',
-      '1',
-    ]);
+    const result = await run(work, [...setupArgs(repo, plan), '--allow-failing-base', '-e', '1']);
     expect(result.code, result.stderr).toBe(0);
     const summary = readSummary(result.runDir);
     expect(summary.baseCheck).toMatchObject({ passed: false, allowed: true, exitCode: 1 });
@@ -244,47 +216,17 @@ describe('--setup prepares the repository once, every check starts from it (loca
 
   it('prepares again for work that changes the manifests, and its dependents start from the merged environment', async () => {
     const repo = await makeOfflineJsRepo(work);
-    // What an agent writes to ask for a package: the manifest and lockfile, as npm makes them.
-    const scratch = mkdtempSync(path.join(work, 'add-dep-'));
-    cpSync(repo.dir, scratch, { recursive: true });
-    execFileSync(
-      'npm',
-      [
-        'install',
-        'file:vendor/tiny-dep2-1.0.0.tgz',
-        '--package-lock-only',
-        '--offline',
-        '--omit-lockfile-registry-resolved',
-        '--no-audit',
-        '--no-fund',
-      ],
-      { cwd: scratch, env: fixtureEnv() },
-    );
     const plan = writePlan([
       {
         ...task('add-dep', {}),
         simulate: {
-          files: { 'test/tiny-dep2.test.js': depTest('tiny-dep2', 'dep.triple(2)', 6) },
-          replace: {
-            'package.json': readFileSync(path.join(scratch, 'package.json'), 'utf8'),
-            'package-lock.json': readFileSync(path.join(scratch, 'package-lock.json'), 'utf8'),
-          },
+          files: { 'test/tiny-dep2.test.js': tinyDep2Test('tiny-dep2', 2) },
+          replace: await manifestsAddingTinyDep2(),
         },
       },
-      task('use-dep', { 'test/use.test.js': depTest('tiny-dep2', 'dep.triple(3)', 9) }, [
-        'add-dep',
-      ]),
+      task('use-dep', { 'test/use.test.js': tinyDep2Test('use', 3) }, ['add-dep']),
     ]);
-    const result = await run(work, [
-      '--repo',
-      repo.dir,
-      '--setup',
-      repo.setup,
-      '--verify',
-      repo.check,
-      '--plan',
-      plan,
-    ]);
+    const result = await run(work, setupArgs(repo, plan));
     expect(result.code, result.stderr).toBe(0);
     const prepared = events(result.runDir, 'environment-prepared');
     expect(prepared.map((e) => ('taskId' in e ? e.taskId : undefined))).toEqual([
@@ -322,16 +264,10 @@ describe('--setup prepares the repository once, every check starts from it (loca
     writeFileSync(path.join(repo.dir, '.gitignore'), 'node_modules/\ndeps\n');
     git(repo.dir, 'commit', '-qam', 'deps are ignored');
     const plan = writePlan([task('a', { 'a.txt': 'a\n' })]);
-    const result = await run(work, [
-      '--repo',
-      repo.dir,
-      '--setup',
-      `${repo.setup} && ln -s / deps`,
-      '--verify',
-      'test ! -e deps',
-      '--plan',
-      plan,
-    ]);
+    const result = await run(
+      work,
+      setupArgs(repo, plan, { setup: `${repo.setup} && ln -s / deps`, verify: 'test ! -e deps' }),
+    );
     expect(result.code, result.stderr).toBe(0);
     expect(readSummary(result.runDir).environment?.paths).toEqual(['node_modules/']);
     expect(readFileSync(path.join(result.runDir, 'setup.log'), 'utf8')).toContain(
@@ -342,16 +278,7 @@ describe('--setup prepares the repository once, every check starts from it (loca
   it('a check without network fails at once with the reason, never waits on it', async () => {
     const repo = await makeOfflineJsRepo(work);
     const plan = writePlan([task('a', { 'a.txt': 'a\n' })]);
-    const result = await run(work, [
-      '--repo',
-      repo.dir,
-      '--setup',
-      repo.setup,
-      '--verify',
-      'npx --yes jest',
-      '--plan',
-      plan,
-    ]);
+    const result = await run(work, setupArgs(repo, plan, { verify: 'npx --yes jest' }));
     expect(result.code).toBe(1);
     expect(result.ms).toBeLessThan(20_000);
     expect(result.stderr).toContain('ENOTCACHED');
@@ -366,16 +293,7 @@ describe('--setup prepares the repository once, every check starts from it (loca
     expect(without.stderr).toContain(
       'note: no --setup: package-lock.json says "npm ci" would prepare this repository',
     );
-    const auto = await run(work, [
-      '--repo',
-      repo.dir,
-      '--setup',
-      'auto',
-      '--verify',
-      repo.check,
-      '--plan',
-      plan,
-    ]);
+    const auto = await run(work, setupArgs(repo, plan, { setup: 'auto' }));
     // npm ci without --offline finds the tarballs in the repository: no network is needed.
     expect(auto.code, auto.stderr).toBe(0);
     expect(auto.stderr).toContain('note: --setup auto: package-lock.json says "npm ci"');

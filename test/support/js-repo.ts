@@ -184,13 +184,41 @@ const offlineTemplate = once(() =>
       '--ignore-scripts',
       ...NPM_QUIET,
     ]);
-    return {
-      dependencies,
-      tarballs,
-      lockfile: await readFile(path.join(scratch, 'repo', 'package-lock.json'), 'utf8'),
+    const lockfile = await readFile(path.join(scratch, 'repo', 'package-lock.json'), 'utf8');
+    // What an agent writes to ask for tiny-dep2: the manifest and lockfile, as npm makes them.
+    await npm(path.join(scratch, 'repo'), [
+      'install',
+      'file:vendor/tiny-dep2-1.0.0.tgz',
+      '--package-lock-only',
+      '--offline',
+      '--omit-lockfile-registry-resolved',
+      '--ignore-scripts',
+      ...NPM_QUIET,
+    ]);
+    const addingTinyDep2 = {
+      'package.json': await readFile(path.join(scratch, 'repo', 'package.json'), 'utf8'),
+      'package-lock.json': await readFile(path.join(scratch, 'repo', 'package-lock.json'), 'utf8'),
     };
+    return { dependencies, tarballs, lockfile, addingTinyDep2 };
   }),
 );
+
+/**
+ * package.json and package-lock.json of the offline fixture after `npm install` of the vendored
+ * tiny-dep2: the files a task replaces to add a dependency (the `simulate.replace` knob).
+ */
+export async function manifestsAddingTinyDep2(): Promise<Record<string, string>> {
+  return (await offlineTemplate()).addingTinyDep2;
+}
+
+/** A test file for Node's test runner asserting `require('tiny-dep2').triple(n)`. */
+export function tinyDep2Test(title: string, n: number): string {
+  return nodeTest(
+    "const { triple } = require('tiny-dep2');",
+    title,
+    `assert.strictEqual(triple(${n}), ${3 * n});`,
+  );
+}
 
 /**
  * The same shape with no network needed at setup: dependencies are `file:vendor/<name>-1.0.0.tgz`

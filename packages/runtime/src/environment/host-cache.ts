@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import {
   chmod,
   lstat,
@@ -23,6 +23,7 @@ import { type AgentUser, handOver } from '../sandbox/agent-user.js';
 import { removeTree } from '../trust/untrusted-files.js';
 import { gitScript } from '../workspace/git.js';
 import {
+  logLeftOut,
   MAX_PREPARED_PATHS,
   setupChanges,
   straysReason,
@@ -138,11 +139,7 @@ export class HostEnvironmentCache {
         throw new SetupFailedError(request.setup, verification, request.logPath, {
           reason: straysReason(strays),
         });
-      for (const entry of leftOut)
-        appendFileSync(
-          request.logPath,
-          `left out of the environment: ${entry} (not a file or a directory)\n`,
-        );
+      logLeftOut(request.logPath, leftOut);
       if (paths.length > MAX_PREPARED_PATHS)
         throw new SetupFailedError(request.setup, verification, request.logPath, {
           reason: tooManyPathsReason(paths.length),

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import { type GitTarget, gitBytes } from '../workspace/git.js';
@@ -15,6 +15,12 @@ export interface SetupChanges {
   paths: string[];
   /** Ignored paths it made that are neither a file nor a directory: kept out of `paths`. */
   leftOut: string[];
+}
+
+/** Says in the setup's log which of its paths were kept out of the environment, one a line. */
+export function logLeftOut(logPath: string, leftOut: readonly string[]): void {
+  for (const entry of leftOut)
+    appendFileSync(logPath, `left out of the environment: ${entry} (not a file or a directory)\n`);
 }
 
 /**

@@ -16,7 +16,7 @@
  * outcome is uploaded, 1 when it failed and that is uploaded, 2 for bad configuration, 3 when
  * staging failed, 143 on SIGTERM (so Batch marks a stopped job FAILED and its retry can fire).
  */
-import { appendFileSync, chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import {
   BATCH_INPUT_URL_ENV,
@@ -42,6 +42,7 @@ import {
 } from '../../contracts/verify.js';
 import { consoleLog, fail, outputDir } from '../../entrypoints/common.js';
 import {
+  logLeftOut,
   MAX_PREPARED_PATHS,
   setupChanges,
   straysReason,
@@ -463,8 +464,7 @@ async function setupHere(
     ? await setupChanges(job.slots.workspaceTarget(paths.workspace))
     : undefined;
   // Links, sockets and devices are no environment: left in the checkout, said in the log.
-  for (const entry of changes?.leftOut ?? [])
-    appendFileSync(logPath, `left out of the environment: ${entry} (not a file or a directory)\n`);
+  logLeftOut(logPath, changes?.leftOut ?? []);
   const verifyLog = await job.put(logPath, 'verifyLog', 'upload the setup log');
   const failed = (error: string): BatchJobResult => {
     consoleLog(`setup failed: ${error}`);
