@@ -282,7 +282,7 @@ describe('plan and status', () => {
     const lines = (await runCli([...args, '--sim-task-ms', '100'], work)).stdout.split('\n');
     // Stages of 1, 1, 3, 1, 2 tasks of 100 ms on 2 executors: the third of stage 3 waits a slot.
     expect(lines[2]).toBe(
-      "This simulation takes about 0.6s with 2 executors, plus each task's git work (--sim-task-ms 100: critical path 0.5s, total work 0.8s)",
+      "This simulation takes about 0.6s with 2 executors (--sim-task-ms 100), plus each task's git work",
     );
     expect(lines[3]).toMatch(/^Estimated for real agents: \dh\d\dm with 2 executors \(/);
     // From the environment as run takes it; the seed draws the same durations run draws.

@@ -74,8 +74,8 @@ export function formatPlan(
       .join(' → ')}`,
     ...(simulated
       ? [
-          `This simulation takes about ${formatSeconds(simulated.estimate.makespanMs)} with ${executors}, plus each task's git work ` +
-            `(--sim-task-ms ${range?.join('-')}: ${parts(simulated.estimate)})`,
+          `This simulation takes about ${formatSeconds(simulated.estimate.makespanMs)} with ${executors} ` +
+            `(--sim-task-ms ${range?.join('-')}), plus each task's git work`,
           `Estimated for real agents: ${formatSeconds(estimate.makespanMs)} with ${executors} (${parts(estimate)})`,
         ]
       : [`Estimated ${formatSeconds(estimate.makespanMs)} with ${executors} (${parts(estimate)})`]),
