@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readEvents, runCli, startCli, startRunIn, waitFor } from '../support/cli.js';
@@ -181,6 +181,11 @@ describe('run history and per-task views', () => {
     expect((await running.done).code).toBe(130);
     const logs = await cli(['logs', running.runDir, 'next'], work);
     expect(logs.stderr).toBe('task next was not reached: the run was cancelled\n');
+    const diff = await cli(['diff', running.runDir, 'wait'], work);
+    const log = path.join(running.runDir, 'tasks', 'wait', 'executor.log');
+    expect(diff.stderr).toBe(
+      `task wait was cancelled on attempt 1 (resume continues it) before committing anything${existsSync(log) ? `; its log: ${path.relative(work, log)}` : ''}\n`,
+    );
   });
 
   it('follows a running task log and watches the status until the run ends', async () => {

@@ -159,10 +159,10 @@ export function whyNoOutput(
   const log = existsSync(layout.executorLog(taskId))
     ? `; its log: ${shownPath(layout.executorLog(taskId))}`
     : '';
-  const ended =
-    record.status === 'failed' || record.status === 'cancelled'
-      ? `${record.status} on ${attempt}${reason}`
-      : `is ${record.status} after ${attempt}${state.status ? '' : ' (the run was interrupted)'}`;
+  // Its run let go of it unfinished: interrupted, not ended.
+  const ended = FINAL_TASK_STATUSES.has(record.status)
+    ? `${record.status} on ${attempt}${reason}`
+    : `was ${record.status === 'cancelled' ? 'cancelled' : 'interrupted'} on ${attempt} (resume continues it)`;
   return what === 'commit'
     ? `task ${taskId} ${ended} before committing anything${log}`
     : `task ${taskId} ${ended} and left no log`;
