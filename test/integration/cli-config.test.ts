@@ -112,7 +112,15 @@ describe('options from the environment and a config file', () => {
         'error: PO_EXECUTOR is not a known variable; did you mean PO_EXECUTORS?\n',
       );
     }
-    const reserved = { PO_TEST_CLI: 'x', PO_TEST_IMAGE: 'x', PO_BENCH_USAGE_FILE: 'x' };
+    // The suites' names, and the container contract's, which have no PO_.
+    const reserved = {
+      PO_TEST_CLI: 'x',
+      PO_TEST_IMAGE: 'x',
+      PO_BENCH_USAGE_FILE: 'x',
+      TASK_ID: 'x',
+      EXECUTOR_ID: '1',
+      S3_PREFIX: 'x',
+    };
     const run = await runCli(['run', 'x', '--sim-task-ms', '5'], cwd, reserved);
     expect(run.code, run.stderr).toBe(0);
   });
