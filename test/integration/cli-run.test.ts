@@ -277,6 +277,19 @@ describe('plan and status', () => {
     expect(existsSync(path.join(work, 'runs'))).toBe(false);
   });
 
+  it("plan says how long a simulated run takes, and keeps the tasks' estimates for real work", async () => {
+    const args = ['plan', '-e', '2', 'Build a todo list app with add, delete and complete'];
+    const lines = (await runCli([...args, '--sim-task-ms', '100'], work)).stdout.split('\n');
+    // Stages of 1, 1, 3, 1, 2 tasks of 100 ms on 2 executors: the third of stage 3 waits a slot.
+    expect(lines[2]).toBe(
+      "This simulation takes about 0.6s with 2 executors (--sim-task-ms 100), plus each task's git work",
+    );
+    expect(lines[3]).toMatch(/^Estimated for real agents: \dh\d\dm with 2 executors \(/);
+    // From the environment as run takes it; the seed draws the same durations run draws.
+    const configured = await runCli(args, work, { PO_SIM_TASK_MS: '2000' });
+    expect(configured.stdout.split('\n')[2]).toMatch(/^This simulation takes about 12\.0s /);
+  });
+
   it('plans requirements of any shape within the plan bounds: one 199,000-character line, 5,000 items', async () => {
     writeFileSync(path.join(work, 'long.md'), `Build ${'a'.repeat(199_000)}`);
     const items = Array.from({ length: 5000 }, (_, i) => `feature number ${i} with some words`);

@@ -52,6 +52,7 @@ import {
   resolveSource,
   type SourceRepository,
 } from '../workspace/source.js';
+import { backendOfGroup, type OptionSource } from './config.js';
 import { doctor, formatChecks, gitPreflight } from './doctor.js';
 import {
   type Delivered,
@@ -61,7 +62,9 @@ import {
   formatSummary,
   formatTable,
   formatUsage,
+  shownPath,
 } from './format.js';
+import { errorNote, whyNoOutput } from './history.js';
 import { openInBrowser } from './open.js';
 import { loadBackendConfig, loadPlanFile, loadRequirements, type SetupNetwork } from './options.js';
 import { createReporter, progressMode } from './progress.js';
@@ -78,7 +81,13 @@ export interface PlanningOptions extends ModelFlags {
   planRepairs: number;
 }
 
-export interface RunCommandOptions extends PlanningOptions {
+/** `plan`: what a simulated run of the plan would draw. */
+export interface PlanOptions extends PlanningOptions {
+  simTaskMs: { min: number; max: number };
+  seed: number;
+}
+
+export interface RunCommandOptions extends PlanOptions {
   plan?: string;
   into?: string;
   deliverPartial?: boolean;
@@ -97,8 +106,6 @@ export interface RunCommandOptions extends PlanningOptions {
   taskTimeout: number;
   retries: number;
   retryDelay: number;
-  simTaskMs: { min: number; max: number };
-  seed: number;
   maxTurns: number;
   allowedTools: string[];
   maxFileSize: number;
@@ -564,7 +571,7 @@ export async function runCommand(
   }
 }
 
-export async function planCommand(words: string[], options: PlanningOptions): Promise<void> {
+export async function planCommand(words: string[], options: PlanOptions): Promise<void> {
   const access = options.real
     ? await resolveModelAccess(process.env, modelFlags(options))
     : undefined;
@@ -583,7 +590,17 @@ export async function planCommand(words: string[], options: PlanningOptions): Pr
     process.stdout.write(`${JSON.stringify(plan, null, 2)}\n`);
     return;
   }
-  const text = formatPlan(plan, await estimateSchedule(plan.tasks, plan.executorBudget));
+  // A simulated run draws each task's duration as `run` would: its own estimate is for real work.
+  const simulated = access
+    ? undefined
+    : {
+        estimate: await estimateSchedule(
+          assignSimulatedDurations(plan, options.simTaskMs, options.seed).tasks,
+          plan.executorBudget,
+        ),
+        simTaskMs: options.simTaskMs,
+      };
+  const text = formatPlan(plan, await estimateSchedule(plan.tasks, plan.executorBudget), simulated);
   const cost = planner.model
     ? `\n\nPlanned by ${planner.model}: ${formatUsage(planner.usage)}`
     : '';
@@ -672,22 +689,46 @@ export async function statusCommand(
   }
 }
 
-/** `config`: every run option, its value and where it came from (env, file or default). */
+/**
+ * `config`: every run option, its value as its flag takes it and where it came from (env, file or
+ * default), under its `--help` group. Other backends' options left at their defaults are left
+ * out unless `all`; `--json` has every option, with the value as the run takes it.
+ */
 export function configCommand(
-  options: { option: string; env: string; value: unknown; source: string }[],
-  flags: { json?: boolean },
+  options: OptionSource[],
+  flags: { json?: boolean; all?: boolean; backend: string },
 ): void {
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(options, null, 2)}\n`);
     return;
   }
-  const shown = (value: unknown) => {
-    const text =
-      value === undefined ? '' : typeof value === 'string' ? value : JSON.stringify(value);
-    return text.length > 48 ? `${text.slice(0, 47)}…` : text;
-  };
-  const rows = options.map((o) => [o.option, shown(o.value), o.source, o.env]);
-  process.stdout.write(`${formatTable(['OPTION', 'VALUE', 'FROM', 'ENVIRONMENT'], rows)}\n`);
+  const hidden = new Set<string>();
+  const groups = [...new Set(options.map((o) => o.group))];
+  const shown = options
+    .filter((o) => {
+      const backend = backendOfGroup(o.group);
+      const set = o.source !== 'default' && o.source !== 'unset';
+      const show = flags.all || !backend || backend === flags.backend || set;
+      if (!show && backend) hidden.add(backend);
+      return show;
+    })
+    // Grouped as --help groups them: options join their group's first appearance.
+    .sort((a, b) => groups.indexOf(a.group) - groups.indexOf(b.group));
+  const cut = (text: string) => (text.length > 48 ? `${text.slice(0, 47)}…` : text);
+  const rows = shown.map((o) => [`  ${o.option}`, cut(o.shown), o.source, o.env]);
+  const lines = formatTable(['OPTION', 'VALUE', 'FROM', 'ENVIRONMENT'], rows).split('\n');
+  // One heading over each group's rows, in --help's order.
+  const out = [lines[0] as string];
+  shown.forEach((o, i) => {
+    if (i === 0 || shown[i - 1]?.group !== o.group) out.push(o.group);
+    out.push(lines[i + 1] as string);
+  });
+  if (hidden.size > 0)
+    out.push(
+      '',
+      `The ${[...hidden].join(' and ')} backend options are left out (the backend is ${flags.backend}): --all shows them.`,
+    );
+  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 export async function doctorCommand(
@@ -700,7 +741,11 @@ export async function doctorCommand(
   return ok ? EXIT.succeeded : EXIT.failed;
 }
 
-/** `diff <runDir> [taskId]`: what one task changed (its commit), or the whole run (base to main). */
+/**
+ * `diff <runDir> [taskId]`: what one task changed (its commit; a failed task's last attempt's, which
+ * is kept but never merged), or the whole run (base to main). A task with no change says why on
+ * stderr: stdout stays a patch.
+ */
 export async function diffCommand(runDir: string, taskId: string | undefined): Promise<void> {
   const { layout, plan, config } = loadRun(runDir);
   const gitDir = path.join(layout.project, '.git');
@@ -715,9 +760,23 @@ export async function diffCommand(runDir: string, taskId: string | undefined): P
     plan.tasks.map((t) => t.id),
     readJournal(layout.journal).events,
   );
-  const commit = state.tasks.get(taskId)?.result.commit;
-  if (!commit) throw new UsageError(`task ${taskId} has no commit yet`);
-  process.stdout.write(await diffOf(gitDir, `${commit}^1`, commit));
+  const record = state.tasks.get(taskId);
+  const commit = record?.result.commit;
+  if (!commit) {
+    process.stderr.write(`${whyNoOutput(layout, plan, taskId, 'commit')}\n`);
+    return;
+  }
+  const diff = await diffOf(gitDir, `${commit}^1`, commit);
+  if (record.status === 'failed') {
+    const reason = errorNote(record);
+    const log = shownPath(layout.executorLog(taskId));
+    process.stderr.write(
+      diff
+        ? `task ${taskId} failed on attempt ${record.attempts}${reason}; that attempt's change, never merged (commit ${commit.slice(0, 12)}):\n`
+        : `task ${taskId} failed on attempt ${record.attempts}${reason}, and that attempt changed nothing; its log: ${log}\n`,
+    );
+  }
+  process.stdout.write(diff);
 }
 
 /** `report <runDir>`: the run's report.html, written again from its records; `--open` shows it. */

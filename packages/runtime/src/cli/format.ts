@@ -53,15 +53,32 @@ export function formatUsage(usage: Usage): string {
   return `${n(usage.inputTokens)} in / ${n(usage.outputTokens)} out tokens${cached ? ` (${n(cached)} cached)` : ''}, $${usage.costUsd.toFixed(4)}`;
 }
 
-/** The DAG as stages of tasks that can run side by side, with its estimated duration. */
-export function formatPlan(plan: Plan, estimate: ScheduleEstimate): string {
+/**
+ * The DAG as stages of tasks that can run side by side, with its estimated duration: the tasks'
+ * own estimates are for real work; a simulated run (`simulated`) takes what its drawn durations
+ * take, said first.
+ */
+export function formatPlan(
+  plan: Plan,
+  estimate: ScheduleEstimate,
+  simulated?: { estimate: ScheduleEstimate; simTaskMs: { min: number; max: number } },
+): string {
+  const executors = `${plan.executorBudget} executors`;
+  const parts = (e: ScheduleEstimate) =>
+    `critical path ${formatSeconds(e.criticalPathMs)}, total work ${formatSeconds(e.totalWorkMs)}`;
+  const range = simulated && [...new Set([simulated.simTaskMs.min, simulated.simTaskMs.max])];
   const lines = [
     `${plan.tasks.length} tasks for an executor budget of ${plan.executorBudget}`,
     `Critical path: ${criticalPath(plan.tasks)
       .map((t) => t.id)
       .join(' → ')}`,
-    `Estimated ${formatSeconds(estimate.makespanMs)} with ${plan.executorBudget} executors ` +
-      `(critical path ${formatSeconds(estimate.criticalPathMs)}, total work ${formatSeconds(estimate.totalWorkMs)})`,
+    ...(simulated
+      ? [
+          `This simulation takes about ${formatSeconds(simulated.estimate.makespanMs)} with ${executors} ` +
+            `(--sim-task-ms ${range?.join('-')}), plus each task's git work`,
+          `Estimated for real agents: ${formatSeconds(estimate.makespanMs)} with ${executors} (${parts(estimate)})`,
+        ]
+      : [`Estimated ${formatSeconds(estimate.makespanMs)} with ${executors} (${parts(estimate)})`]),
     '',
   ];
   stages(plan.tasks).forEach((stage, i) => {

@@ -3,14 +3,17 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TaskStatus } from '../contracts/events.js';
+import type { Plan } from '../contracts/plan.js';
 import { ExecutionSummarySchema } from '../contracts/results.js';
 import { RunConfigSchema } from '../contracts/run-config.js';
-import { runLayout } from '../contracts/run-layout.js';
+import { type RunLayout, runLayout } from '../contracts/run-layout.js';
 import { UsageError } from '../errors.js';
+import { readJournal } from '../run/journal.js';
 import { loadRun } from '../run/orchestrator.js';
-import { FINAL_TASK_STATUSES } from '../run/replay.js';
+import { FINAL_TASK_STATUSES, replay, type TaskRecord } from '../run/replay.js';
 import { lockHolder } from '../run/run-dir.js';
-import { formatSeconds, formatTable } from './format.js';
+import { printable } from '../util/printable.js';
+import { formatSeconds, formatTable, shownPath } from './format.js';
 
 /** What `runs` says of one run directory. */
 export interface RunListing {
@@ -73,13 +76,18 @@ export function listRuns(output: string): RunListing[] {
 }
 
 /**
- * A run directory as commands take it: a path, or `latest` for the newest run under the output
- * directory.
+ * A run directory as commands take it: a path; `latest` for the newest run under the output
+ * directory; `<dir>/latest` for the newest under `<dir>`. A directory that exists is taken as
+ * it is, whatever its name.
  */
 export function resolveRunDir(given: string, output: string): string {
-  if (given !== 'latest' || existsSync(given)) return given;
-  const newest = listRuns(output)[0];
-  if (!newest) throw new UsageError(`latest: no run under ${output}`);
+  if (existsSync(given) || path.basename(given) !== 'latest') return given;
+  const under = given === 'latest' ? output : path.dirname(given);
+  const newest = listRuns(under)[0];
+  if (!newest)
+    throw new UsageError(
+      `${given}: no run under ${under}${existsSync(under) ? '' : ' (no such directory)'}${given === 'latest' ? ': -o DIR names the output directory, or give DIR/latest' : ''}`,
+    );
   return newest.runDir;
 }
 
@@ -106,6 +114,58 @@ export function runsCommand(output: string, options: { json?: boolean }): void {
   ]);
   const header = ['RUN', 'STARTED (UTC)', 'STATUS', 'TASKS', 'TIME', 'COST', 'ENVIRONMENT'];
   process.stdout.write(`${formatTable(header, rows)}\n`);
+}
+
+/** ` (the error's first line)` of a task that failed, or nothing. */
+export function errorNote(record: TaskRecord): string {
+  return record.error ? ` (${printable(record.error.split('\n')[0] ?? '')})` : '';
+}
+
+/**
+ * Why a task has no log or no commit, from the run's journal: never started (blocked by whom),
+ * not reached (the run cancelled, stopped by its budget or interrupted), or not yet (its run is
+ * at work).
+ */
+export function whyNoOutput(
+  layout: RunLayout,
+  plan: Plan,
+  taskId: string,
+  what: 'log' | 'commit',
+): string {
+  const state = replay(
+    plan.tasks.map((t) => t.id),
+    readJournal(layout.journal).events,
+  );
+  const record = state.tasks.get(taskId);
+  const live = lockHolder(layout) !== undefined;
+  if (record?.status === 'blocked')
+    return `task ${taskId} never started: blocked by ${record.blockedBy?.join(', ')}`;
+  if (!record?.attempts) {
+    if (live) return `task ${taskId} has not started yet`;
+    const why =
+      state.stoppedBy === 'budget'
+        ? 'the run stopped starting tasks once its budget was spent'
+        : state.status === 'cancelled'
+          ? 'the run was cancelled'
+          : state.status
+            ? `the run ended (${state.status})`
+            : 'the run was interrupted (resume continues it)';
+    return `task ${taskId} was not reached: ${why}`;
+  }
+  const attempt = `attempt ${record.attempts}`;
+  if (live && !FINAL_TASK_STATUSES.has(record.status))
+    return `task ${taskId} has no ${what} yet: ${attempt} is ${record.status}`;
+  const reason = errorNote(record);
+  const log = existsSync(layout.executorLog(taskId))
+    ? `; its log: ${shownPath(layout.executorLog(taskId))}`
+    : '';
+  // Its run let go of it unfinished: interrupted, not ended.
+  const ended = FINAL_TASK_STATUSES.has(record.status)
+    ? `${record.status} on ${attempt}${reason}`
+    : `was ${record.status === 'cancelled' ? 'cancelled' : 'interrupted'} on ${attempt} (resume continues it)`;
+  return what === 'commit'
+    ? `task ${taskId} ${ended} before committing anything${log}`
+    : `task ${taskId} ${ended} and left no log`;
 }
 
 /** How often `logs --follow` looks for more. */
@@ -141,7 +201,7 @@ export async function logsCommand(
   };
   await drain();
   if (!options.follow) {
-    if (offset === 0) process.stderr.write(`task ${taskId} has no log yet\n`);
+    if (offset === 0) process.stderr.write(`${whyNoOutput(layout, plan, taskId, 'log')}\n`);
     return;
   }
   const ended = () =>

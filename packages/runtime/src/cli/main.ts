@@ -15,6 +15,7 @@ import {
   doctorCommand,
   exportCommand,
   type PlanningOptions,
+  type PlanOptions,
   planCommand,
   type ResumeCommandOptions,
   type RunCommandOptions,
@@ -26,6 +27,7 @@ import {
 import {
   applySources,
   CONFIG_FILE,
+  checkEnvironment,
   checkModeFlags,
   configuredOutput,
   GROUPS,
@@ -66,10 +68,33 @@ function setBy(command: Command, option: string): boolean {
   return source !== undefined && source !== 'default';
 }
 
-const RUN_DIR = `the run directory, or latest (the newest under the output directory, ${DEFAULTS.output} unless configured)`;
+const RUN_DIR = `the run directory, or latest (the newest under the output directory), or <dir>/latest`;
 
-/** A run directory argument: `latest` is the newest run under the configured output directory. */
-const runDirOf = (given: string) => resolveRunDir(given, configuredOutput(DEFAULTS.output));
+/**
+ * A run directory argument: `latest` is the newest run under `-o DIR`, else the configured output
+ * directory; `<dir>/latest` the newest under `<dir>`.
+ */
+const runDirOf = (given: string, output?: string) =>
+  resolveRunDir(given, output ?? configuredOutput(DEFAULTS.output));
+
+/** `-o, --output <dir>` of the commands that take a run directory: where `latest` is looked for. */
+const withOutput = (command: Command) =>
+  command.option(
+    '-o, --output <dir>',
+    `where latest is looked for (default: ${DEFAULTS.output}, or PO_OUTPUT, or the config file's)`,
+  );
+
+/** `--sim-task-ms`, of `run` and of `plan` (which says how long a simulated run takes). */
+const simTaskMsOption = () =>
+  parsedOption(
+    '--sim-task-ms <ms|min-max>',
+    'duration of a simulated task, or a range drawn from with --seed',
+    parseSimRange,
+    DEFAULTS.simTaskMs,
+  );
+
+const seedOption = (description: string) =>
+  new Option('--seed <n>', description).argParser(intIn(0, 2 ** 31 - 1)).default(DEFAULTS.seed);
 
 /** Provider and planner model: what planning (and doctor) needs; flags win over the environment. */
 function withModelOptions(command: Command): Command {
@@ -191,12 +216,7 @@ function program(): Command {
         DEFAULTS.retryDelay,
       ),
     )
-    .option(
-      '--seed <n>',
-      'seed for simulated durations and retry jitter',
-      intIn(0, 2 ** 31 - 1),
-      DEFAULTS.seed,
-    )
+    .addOption(seedOption('seed for simulated durations and retry jitter'))
     .addOption(
       parsedOption(
         '--max-file-size <size>',
@@ -267,14 +287,7 @@ function program(): Command {
       'push the delivered branch to this remote of the repository (from a URL: origin, meaning that URL, or another URL or path)',
     )
     .optionsGroup(GROUPS.simulation)
-    .addOption(
-      parsedOption(
-        '--sim-task-ms <ms|min-max>',
-        'duration of a simulated task, or a range drawn from with --seed',
-        parseSimRange,
-        DEFAULTS.simTaskMs,
-      ),
-    )
+    .addOption(simTaskMsOption())
     .optionsGroup(GROUPS.real)
     .option(
       '--executor-model <id>',
@@ -314,6 +327,8 @@ function program(): Command {
   }
   const runOptions = () => new Set(run.options.map((option) => option.attributeName()));
   withSources(run, runOptions);
+  // A PO_ typo is refused by every command, as the options would otherwise go without it.
+  cli.hook('preAction', () => checkEnvironment(runOptions()));
 
   withSources(
     withPlanningOptions(
@@ -321,9 +336,13 @@ function program(): Command {
         .command('plan')
         .description('plan only: print the task DAG')
         .argument('[requirements...]', 'what to build (or use --file)'),
-    ),
+    )
+      // What a simulated run of the plan would take.
+      .optionsGroup(GROUPS.simulation)
+      .addOption(simTaskMsOption())
+      .addOption(seedOption('seed for simulated durations')),
     runOptions,
-  ).action((words: string[], options: PlanningOptions) => planCommand(words, options));
+  ).action((words: string[], options: PlanOptions) => planCommand(words, options));
 
   cli
     .command('config')
@@ -331,32 +350,35 @@ function program(): Command {
       'show the options a run would take from the environment (PO_*) and the config file',
     )
     .option('--config <file>', `the config file (default: ./${CONFIG_FILE} if there is one)`)
-    .option('--json', 'machine-readable output')
-    .action((options: { config?: string; json?: boolean }) => {
+    .option('--json', 'machine-readable output (every option; values as the run takes them)')
+    .option('--all', "also the other backends' options")
+    .action((options: { config?: string; json?: boolean; all?: boolean }) => {
       applySources(run, readConfigFile(options.config), runOptions());
-      configCommand(optionSources(run), options);
+      const { backend, backendConfig } = run.opts() as { backend: string; backendConfig?: string };
+      configCommand(optionSources(run), {
+        ...options,
+        backend: backendConfig ? loadBackendConfig(backendConfig).backend : backend,
+      });
     });
 
-  cli
-    .command('resume')
+  withOutput(cli.command('resume'))
     .description('continue an interrupted run from its journal')
     .argument('<runDir>', RUN_DIR)
     .option('-e, --executors <M>', 'change the executor budget', parseExecutors)
     .option('--retry-failed', 'also retry tasks that failed or were blocked')
     .option('--max-budget-usd <usd>', 'change the spending limit', parseUsd)
     .option('--json', 'machine-readable output')
-    .action(async (runDir: string, options: ResumeCommandOptions) => {
-      process.exitCode = await resumeCommand(runDirOf(runDir), options);
+    .action(async (runDir: string, options: ResumeCommandOptions & { output?: string }) => {
+      process.exitCode = await resumeCommand(runDirOf(runDir, options.output), options);
     });
 
-  cli
-    .command('status')
+  withOutput(cli.command('status'))
     .description('show the tasks of a run, live or finished')
     .argument('<runDir>', RUN_DIR)
     .option('--json', 'machine-readable output')
     .option('-w, --watch', 'show it again as it changes, until the run ends')
-    .action((runDir: string, options: { json?: boolean; watch?: boolean }) =>
-      statusCommand(runDirOf(runDir), options),
+    .action((runDir: string, options: { json?: boolean; watch?: boolean; output?: string }) =>
+      statusCommand(runDirOf(runDir, options.output), options),
     );
 
   cli
@@ -371,42 +393,44 @@ function program(): Command {
       runsCommand(options.output ?? configuredOutput(DEFAULTS.output), options),
     );
 
-  cli
-    .command('logs')
+  withOutput(cli.command('logs'))
     .description("print a task's executor log")
     .argument('<runDir>', RUN_DIR)
     .argument('<taskId>', 'the task')
     .option('-f, --follow', 'keep printing what is added until the task ends')
-    .action((runDir: string, taskId: string, options: { follow?: boolean }) =>
-      logsCommand(runDirOf(runDir), taskId, options),
+    .action((runDir: string, taskId: string, options: { follow?: boolean; output?: string }) =>
+      logsCommand(runDirOf(runDir, options.output), taskId, options),
     );
 
-  cli
-    .command('diff')
-    .description("show a task's change, or the whole run's (from its base to main)")
+  withOutput(cli.command('diff'))
+    .description(
+      "show a task's change (a failed task's last attempt's, if it kept one), or the whole run's (from its base to main)",
+    )
     .argument('<runDir>', RUN_DIR)
     .argument('[taskId]', 'one task')
-    .action((runDir: string, taskId: string | undefined) => diffCommand(runDirOf(runDir), taskId));
+    .action((runDir: string, taskId: string | undefined, options: { output?: string }) =>
+      diffCommand(runDirOf(runDir, options.output), taskId),
+    );
 
+  // Its -o is where the patches go: its latest is the configured output's, or <dir>/latest.
   cli
     .command('export')
     .description("write the run's change as a patch series (git am applies it on the base)")
     .argument('<runDir>', RUN_DIR)
-    .requiredOption('--patch', 'as patches (git format-patch style, one per merged task)')
+    .option('--patch', 'as patches, one per merged task (the default, and so far the only format)')
     .option('-o, --output <dir>', 'where the patches go (default: <runDir>/patches)')
     .action((runDir: string, options: { output?: string }) =>
       exportCommand(runDirOf(runDir), options.output),
     );
 
-  cli
-    .command('report')
+  withOutput(cli.command('report'))
     .description(
       "write the run's report.html: summary, DAG, timeline per executor, tasks and changes",
     )
     .argument('<runDir>', RUN_DIR)
     .option('--open', 'open it in a browser, where one is available')
-    .action((runDir: string, options: { open?: boolean }) =>
-      reportCommand(runDirOf(runDir), options),
+    .action((runDir: string, options: { open?: boolean; output?: string }) =>
+      reportCommand(runDirOf(runDir, options.output), options),
     );
 
   const doctorCli = withModelOptions(

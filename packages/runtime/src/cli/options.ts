@@ -54,7 +54,40 @@ export function parsedOption<T>(
   return new Option(flags, description).argParser(parse).default(parse(typed), typed);
 }
 
+/**
+ * How `config` writes back a parsed value in its flag's units: each parser of a value with units
+ * (durations, sizes, CPUs, ranges, lists) registers its writer here, so a new flag built from
+ * them is shown as typed without being listed anywhere.
+ */
+const WRITERS = new WeakMap<object, (value: never) => string>();
+
+function writtenAs<T>(
+  parse: (value: string) => T,
+  write: (value: T) => string,
+): (value: string) => T {
+  WRITERS.set(parse, write);
+  return parse;
+}
+
+/** A value as the option's flag takes it: `1800000` → `30m`, `4294967296` → `4g`. */
+export function optionText(option: Option, value: unknown): string {
+  if (value === undefined) return '';
+  const write = option.parseArg && WRITERS.get(option.parseArg);
+  if (write) return write(value as never);
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** `n` in the largest unit that writes it exactly: 90_000 ms is `90s`, 1_800_000 is `30m`. */
+function inUnits(n: number, units: Record<string, number>, zero: string): string {
+  if (n === 0) return zero;
+  const [unit, size] = Object.entries(units)
+    .sort(([, a], [, b]) => b - a)
+    .find(([, size]) => n % size === 0) ?? ['', 1];
+  return `${n / size}${unit}`;
+}
+
 const SIZE_UNITS: Record<string, number> = { b: 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
+const writeSize = (bytes: number) => inUnits(bytes, SIZE_UNITS, '0');
 
 /** A size as Docker writes it (`512m`, `4g`), within [min, max] bytes. */
 export function sizeIn(min: string, max: string): (value: string) => number {
@@ -65,12 +98,12 @@ export function sizeIn(min: string, max: string): (value: string) => number {
       : Number.NaN;
   };
   const [low, high] = [bytes(min), bytes(max)];
-  return (value) => {
+  return writtenAs((value: string) => {
     const n = bytes(value);
     if (!(n >= low && n <= high))
       throw new InvalidArgumentError(`expected a size from ${min} to ${max}, such as 512m or 4g.`);
     return n;
-  };
+  }, writeSize);
 }
 
 /** Docker's memory limit: it refuses less than 6 MiB. */
@@ -81,12 +114,15 @@ export const parseDiskLimit = sizeIn('64m', '65536g');
 export const parseOutputSize = sizeIn('1k', '1024g');
 
 /** CPUs as a decimal (`1.5`), as Docker's NanoCpus. */
-export function parseCpus(value: string): number {
-  const cpus = Number(value);
-  if (!Number.isFinite(cpus) || cpus <= 0 || cpus > 1024)
-    throw new InvalidArgumentError('expected a number of CPUs, such as 2 or 0.5.');
-  return Math.round(cpus * 1e9);
-}
+export const parseCpus = writtenAs(
+  (value: string): number => {
+    const cpus = Number(value);
+    if (!Number.isFinite(cpus) || cpus <= 0 || cpus > 1024)
+      throw new InvalidArgumentError('expected a number of CPUs, such as 2 or 0.5.');
+    return Math.round(cpus * 1e9);
+  },
+  (nanoCpus) => String(nanoCpus / 1e9),
+);
 
 /** Commander argument parser for an integer within [min, max]. */
 export function intIn(min: number, max: number): (value: string) => number {
@@ -103,6 +139,7 @@ export const parseExecutors = intIn(1, 1000);
 export const parseMaxTasks = intIn(1, MAX_PLAN_TASKS);
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const writeDuration = (ms: number) => inUnits(ms, UNITS, '0s');
 
 /** `1500ms`, `90s`, `30m`, `2h`, `7d`; a bare number is seconds. */
 function durationMs(value: string): number {
@@ -116,27 +153,30 @@ function durationMs(value: string): number {
  */
 export function durationIn(min: string, max: string): (value: string) => number {
   const [low, high] = [durationMs(min), durationMs(max)];
-  return (value) => {
+  return writtenAs((value: string) => {
     const ms = durationMs(value);
     if (!(ms >= low && ms <= high))
       throw new InvalidArgumentError(
         `expected a duration from ${min} to ${max}, such as 500ms, 90s, 30m or 2h.`,
       );
     return ms;
-  };
+  }, writeDuration);
 }
 
 export const parseTaskTimeout = durationIn('100ms', '7d');
 
 /** `MIN-MAX` durations, such as `2s-20s`: each from 50ms to 10m, the first at most the second. */
-export function parseDurationRange(value: string): { minMs: number; maxMs: number } {
-  const parse = durationIn('50ms', '10m');
-  const [low, high, ...rest] = value.split('-');
-  const range = { minMs: parse(low ?? ''), maxMs: parse(high ?? low ?? '') };
-  if (rest.length > 0 || range.minMs > range.maxMs)
-    throw new InvalidArgumentError('expected MIN-MAX durations, such as 2s-20s.');
-  return range;
-}
+export const parseDurationRange = writtenAs(
+  (value: string): { minMs: number; maxMs: number } => {
+    const parse = durationIn('50ms', '10m');
+    const [low, high, ...rest] = value.split('-');
+    const range = { minMs: parse(low ?? ''), maxMs: parse(high ?? low ?? '') };
+    if (rest.length > 0 || range.minMs > range.maxMs)
+      throw new InvalidArgumentError('expected MIN-MAX durations, such as 2s-20s.');
+    return range;
+  },
+  ({ minMs, maxMs }) => `${writeDuration(minMs)}-${writeDuration(maxMs)}`,
+);
 export const parseRetryDelay = durationIn('0s', '1h');
 
 export function parseAgentNetwork(value: string): AgentNetwork {
@@ -153,15 +193,18 @@ export function parseBackend(value: string): BackendName {
 }
 
 /** `--sim-task-ms`: one duration (`500`) or a range (`200-800`) drawn from per task. */
-export function parseSimRange(value: string): { min: number; max: number } {
-  const match = /^(\d+)(?:-(\d+))?$/.exec(value.trim());
-  const min = Number(match?.[1]);
-  const max = Number(match?.[2] ?? match?.[1]);
-  if (!match || min > max || max > 86_400_000) {
-    throw new InvalidArgumentError('expected milliseconds (500) or a range MIN-MAX (200-800).');
-  }
-  return { min, max };
-}
+export const parseSimRange = writtenAs(
+  (value: string): { min: number; max: number } => {
+    const match = /^(\d+)(?:-(\d+))?$/.exec(value.trim());
+    const min = Number(match?.[1]);
+    const max = Number(match?.[2] ?? match?.[1]);
+    if (!match || min > max || max > 86_400_000) {
+      throw new InvalidArgumentError('expected milliseconds (500) or a range MIN-MAX (200-800).');
+    }
+    return { min, max };
+  },
+  ({ min, max }) => (min === max ? `${min}` : `${min}-${max}`),
+);
 
 /** The most an input file may hold: far above any real one, low enough never to exhaust memory. */
 export const INPUT_LIMITS = {
@@ -242,7 +285,8 @@ export function parseUsd(value: string): number {
 }
 
 /** A comma-separated list of Claude Code tool names. */
-export function parseToolList(value: string): string[] {
+export const parseToolList = writtenAs(toolList, (tools) => tools.join(','));
+function toolList(value: string): string[] {
   const tools = value
     .split(',')
     .map((t) => t.trim())
@@ -259,7 +303,8 @@ export function parseToolList(value: string): string[] {
  * Paths inside a repository, comma-separated (`test/,package.json`): relative, without `..`, as
  * git names them.
  */
-export function parseRepositoryPaths(value: string): string[] {
+export const parseRepositoryPaths = writtenAs(repositoryPaths, (paths) => paths.join(','));
+function repositoryPaths(value: string): string[] {
   const paths = value
     .split(',')
     .map((p) => p.trim().replace(/\/+$/, ''))
