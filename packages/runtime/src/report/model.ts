@@ -1,10 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import type { Plan } from '../contracts/plan.js';
 import { type ExecutionSummary, ExecutionSummarySchema } from '../contracts/results.js';
 import type { RunConfig } from '../contracts/run-config.js';
-import type { RunLayout } from '../contracts/run-layout.js';
+import { type RunLayout, TASK_FILES } from '../contracts/run-layout.js';
 import { readJournal } from '../run/journal.js';
+import { printable } from '../util/printable.js';
 import { git } from '../workspace/git.js';
 import { diffOf } from '../workspace/history.js';
 import { type Bounds, buildTimeline, runBounds, type Timeline } from './timeline.js';
@@ -29,7 +31,14 @@ export interface ReportTask {
   costUsd: number;
   tokens: number;
   error?: string;
+  /** The error's first line, safe to show in one line. */
+  reasonShort?: string;
   blockedBy?: string[];
+  /** Its depth in the plan: 0 for a task with no dependencies. */
+  stage: number;
+  /** `tasks/<id>/executor.log` and `verify.log`, relative to the run directory, when they exist. */
+  logPath?: string;
+  verifyLogPath?: string;
   conflicts: number;
   verifyFailures: number;
   critical: boolean;
@@ -53,10 +62,71 @@ export interface ReportData {
   usage: ExecutionSummary['usage'];
   stoppedBy?: ExecutionSummary['stoppedBy'];
   verify?: ExecutionSummary['verify'];
+  /** The spending limits the run was given (`--max-budget-usd`, the agent's per-task cap). */
+  budget: { maxBudgetUsd?: number; maxTaskUsd?: number };
+  /** What the run was quoted before it started, when `run.json` records a quote. */
+  quote?: { usd: number };
+  /** Blocked tasks grouped by what blocked them, the largest group first. */
+  blockedCauses: { by: string[]; tasks: string[] }[];
   bounds: Bounds;
   timeline: Timeline;
+  /** In the summary's (plan) order. */
   tasks: ReportTask[];
 }
+
+/** `run.json` may carry a quote made before the run; nothing else of it is read here. */
+const QuotedSchema = z.object({ quote: z.object({ usd: z.number().min(0) }).optional() });
+
+function quoteOf(file: string): { usd: number } | undefined {
+  try {
+    return QuotedSchema.parse(JSON.parse(readFileSync(file, 'utf8'))).quote;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Each task's depth: the longest chain of dependencies under it. */
+function stages(tasks: Plan['tasks']): Map<string, number> {
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  const depth = new Map<string, number>();
+  const of = (id: string): number => {
+    const known = depth.get(id);
+    if (known !== undefined) return known;
+    // A plan is acyclic (parsePlan checks), so this ends.
+    const deps = byId.get(id)?.dependsOn.filter((d) => byId.has(d)) ?? [];
+    const value = deps.length ? 1 + Math.max(...deps.map(of)) : 0;
+    depth.set(id, value);
+    return value;
+  };
+  for (const task of tasks) of(task.id);
+  return depth;
+}
+
+/** Blocked tasks, one group per cause (the failed tasks they wait on). */
+export function blockedCauses(
+  tasks: readonly Pick<ReportTask, 'id' | 'status' | 'blockedBy'>[],
+): ReportData['blockedCauses'] {
+  const groups = new Map<string, { by: string[]; tasks: string[] }>();
+  for (const task of tasks) {
+    if (task.status !== 'blocked') continue;
+    const by = [...(task.blockedBy ?? [])].sort();
+    const key = by.join('\n');
+    const group = groups.get(key) ?? { by, tasks: [] };
+    group.tasks.push(task.id);
+    groups.set(key, group);
+  }
+  return [...groups.values()].sort((a, b) => b.tasks.length - a.tasks.length);
+}
+
+/** A file of a task's directory, relative to the run directory, when it exists. */
+function taskFile(layout: RunLayout, taskId: string, name: string): string | undefined {
+  return existsSync(path.join(layout.taskDir(taskId), name))
+    ? `tasks/${taskId}/${name}`
+    : undefined;
+}
+
+const optional = <K extends string, V>(key: K, value: V | undefined) =>
+  (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
 /** Lines added and removed by each commit against its first parent, in one git call. */
 async function lineCounts(
@@ -103,6 +173,7 @@ export async function reportData(
   const lines = await lineCounts(gitDir, commits).catch(() => new Map());
   const perTask = Math.min(MAX_DIFF_CHARS, Math.floor(DIFF_BUDGET_CHARS / plan.tasks.length));
   const byId = new Map(plan.tasks.map((t) => [t.id, t]));
+  const depth = stages(plan.tasks);
   const tasks: ReportTask[] = [];
   for (const result of summary.tasks) {
     const counted = result.commit ? lines.get(result.commit) : undefined;
@@ -124,8 +195,14 @@ export async function reportData(
       removed: counted?.removed ?? 0,
       costUsd: result.usage.costUsd,
       tokens: result.usage.inputTokens + result.usage.outputTokens,
-      ...(result.error && { error: result.error }),
+      ...(result.error && {
+        error: result.error,
+        reasonShort: printable(result.error.split('\n', 1)[0] ?? ''),
+      }),
       ...(result.blockedBy && { blockedBy: result.blockedBy }),
+      stage: depth.get(result.taskId) ?? 0,
+      ...optional('logPath', taskFile(layout, result.taskId, TASK_FILES.log)),
+      ...optional('verifyLogPath', taskFile(layout, result.taskId, TASK_FILES.verifyLog)),
       conflicts: result.conflicts?.length ?? 0,
       verifyFailures: result.verifyFailures ?? 0,
       critical: critical.has(result.taskId),
@@ -152,6 +229,12 @@ export async function reportData(
     usage: summary.usage,
     ...(summary.stoppedBy && { stoppedBy: summary.stoppedBy }),
     ...(summary.verify && { verify: summary.verify }),
+    budget: {
+      ...(config.maxBudgetUsd !== undefined && { maxBudgetUsd: config.maxBudgetUsd }),
+      ...(config.agent?.maxBudgetUsd !== undefined && { maxTaskUsd: config.agent.maxBudgetUsd }),
+    },
+    ...optional('quote', quoteOf(layout.config)),
+    blockedCauses: blockedCauses(tasks),
     bounds,
     timeline,
     tasks,
