@@ -114,6 +114,15 @@ describeBrowser('the run report, in a real browser with the network off', () => 
     expect(await page.locator('.failures [data-task="broken"]').textContent()).toContain(
       PLANTED.slice(0, 39),
     );
+    // Logs are linked where they exist: a blocked task never ran.
+    expect(await page.locator('.failures [data-task="broken"] a.log').getAttribute('href')).toBe(
+      'tasks/broken/executor.log',
+    );
+    expect(await count(page, 'table.tasks tr[data-task="after"] a')).toBe(0);
+    expect(existsSync(path.join(result.runDir, 'tasks/after/executor.log'))).toBe(false);
+    expect(
+      await page.locator('table.tasks tr[data-task="checked"] a', { hasText: 'verify' }).count(),
+    ).toBe(1);
     expect(await page.locator('.failures ul.causes li').allTextContents()).toEqual([
       '1 blocked by broken: after',
     ]);

@@ -31,8 +31,9 @@ dl.summary dt { color: #555; } dl.summary dd { margin: 0; }
 .dag-view.panning { cursor: grabbing; } .dag-view svg { display: block; width: 100%; height: 100%; }
 svg.dag.searching .node:not(.match) { opacity: .25; } svg.dag .node.match rect { stroke: #1565c0; stroke-width: 4; }
 svg.dag .node { cursor: pointer; }
+svg.dag.far .node.failed rect { fill: var(--bad); } svg.dag.far .node.blocked rect { fill: #9e9e9e; stroke-dasharray: none; }
 svg.gantt { width: 100%; height: auto; display: block; } svg.gantt text.bar-label { fill: #fff; font-size: 11px; pointer-events: none; }
-tr.flash td { background: #fff59d; }
+tr.flash td { background: #fff59d; } table.tasks tr { scroll-margin-top: 40px; }
 svg text { font: 11px system-ui, sans-serif; fill: #222; }
 svg.dag .node rect { fill: #fff; stroke: #999; stroke-width: 1.2; }
 svg.dag .node.succeeded rect { fill: #e8f5e9; stroke: var(--ok); } svg.dag .node.failed rect { fill: #ffebee; stroke: var(--bad); }
@@ -114,6 +115,7 @@ if (svg) {
   let cam = { x: full.x, y: full.y, s: 1 };
   const apply = () => {
     svg.setAttribute('viewBox', [cam.x, cam.y, view.clientWidth / cam.s, view.clientHeight / cam.s].join(' '));
+    svg.classList.toggle('far', cam.s < 0.5);
   };
   const fit = () => {
     const s = Math.min(1, view.clientWidth / full.w, view.clientHeight / full.h);
@@ -266,7 +268,8 @@ function failures(data: ReportData): string {
   const rows = failed.map((t) => {
     const links = [
       t.logPath && `<a class="log" href="${escapeXml(t.logPath)}">log</a>`,
-      t.diff !== undefined && `<a class="diff" href="#diff-${escapeXml(t.id)}">diff</a>`,
+      t.diff !== undefined &&
+        `<a class="diff" href="#diff-${escapeXml(t.id)}">diff</a> <span class="muted">(${plural(t.files, 'file')})</span>`,
       t.verifyLogPath &&
         `<a class="verify-log" href="${escapeXml(t.verifyLogPath)}">verify log</a>`,
     ].filter(Boolean);

@@ -9,11 +9,14 @@ import { readJournal } from '../run/journal.js';
 import { printable } from '../util/printable.js';
 import { git } from '../workspace/git.js';
 import { diffOf } from '../workspace/history.js';
+import { clip } from './svg.js';
 import { type Bounds, buildTimeline, runBounds, type Timeline } from './timeline.js';
 
 /** A report stays under a megabyte: diffs share this much, no task more than the most below. */
 const DIFF_BUDGET_CHARS = 400_000;
 const MAX_DIFF_CHARS = 16_000;
+/** A failure's reason on the first screen: one line, cut to this. */
+const REASON_CHARS = 240;
 /** Beyond this many tasks a diff would get too few characters to read: `diff` shows them. */
 export const DIFF_TASK_LIMIT = 300;
 
@@ -34,8 +37,6 @@ export interface ReportTask {
   /** The error's first line, safe to show in one line. */
   reasonShort?: string;
   blockedBy?: string[];
-  /** Its depth in the plan: 0 for a task with no dependencies. */
-  stage: number;
   /** `tasks/<id>/executor.log` and `verify.log`, relative to the run directory, when they exist. */
   logPath?: string;
   verifyLogPath?: string;
@@ -83,23 +84,6 @@ function quoteOf(file: string): { usd: number } | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Each task's depth: the longest chain of dependencies under it. */
-function stages(tasks: Plan['tasks']): Map<string, number> {
-  const byId = new Map(tasks.map((t) => [t.id, t]));
-  const depth = new Map<string, number>();
-  const of = (id: string): number => {
-    const known = depth.get(id);
-    if (known !== undefined) return known;
-    // A plan is acyclic (parsePlan checks), so this ends.
-    const deps = byId.get(id)?.dependsOn.filter((d) => byId.has(d)) ?? [];
-    const value = deps.length ? 1 + Math.max(...deps.map(of)) : 0;
-    depth.set(id, value);
-    return value;
-  };
-  for (const task of tasks) of(task.id);
-  return depth;
 }
 
 /** Blocked tasks, one group per cause (the failed tasks they wait on). */
@@ -173,7 +157,6 @@ export async function reportData(
   const lines = await lineCounts(gitDir, commits).catch(() => new Map());
   const perTask = Math.min(MAX_DIFF_CHARS, Math.floor(DIFF_BUDGET_CHARS / plan.tasks.length));
   const byId = new Map(plan.tasks.map((t) => [t.id, t]));
-  const depth = stages(plan.tasks);
   const tasks: ReportTask[] = [];
   for (const result of summary.tasks) {
     const counted = result.commit ? lines.get(result.commit) : undefined;
@@ -197,10 +180,9 @@ export async function reportData(
       tokens: result.usage.inputTokens + result.usage.outputTokens,
       ...(result.error && {
         error: result.error,
-        reasonShort: printable(result.error.split('\n', 1)[0] ?? ''),
+        reasonShort: clip(printable(result.error.split('\n', 1)[0] ?? ''), REASON_CHARS),
       }),
       ...(result.blockedBy && { blockedBy: result.blockedBy }),
-      stage: depth.get(result.taskId) ?? 0,
       ...optional('logPath', taskFile(layout, result.taskId, TASK_FILES.log)),
       ...optional('verifyLogPath', taskFile(layout, result.taskId, TASK_FILES.verifyLog)),
       conflicts: result.conflicts?.length ?? 0,
