@@ -249,6 +249,14 @@ describeBrowser('the report of a 120-task run with failures, at 1400x1000', () =
       all.map((g) => ({
         task: g.getAttribute('data-task') as string,
         width: (g.querySelector('rect.running')?.getBoundingClientRect().width ?? 0) as number,
+        // How far the label runs past the bar it sits on (running, then committing).
+        over: (() => {
+          const label = g.querySelector('text.bar-label')?.getBoundingClientRect();
+          const ends = [...g.querySelectorAll('rect.running, rect.committing')].map(
+            (r) => r.getBoundingClientRect().right as number,
+          );
+          return label ? label.right - Math.max(...ends) : 0;
+        })() as number,
         label: (g.querySelector('text.bar-label')?.textContent ?? null) as string | null,
       })),
     );
@@ -258,6 +266,9 @@ describeBrowser('the report of a 120-task run with failures, at 1400x1000', () =
       expect(bar.label, bar.task).not.toBeNull();
       const shown = (bar.label ?? '').replace(/…$/, '');
       expect(bar.task.startsWith(shown), bar.task).toBe(true);
+    }
+    for (const bar of bars) {
+      expect(bar.over, `${bar.task}'s label runs past its bar`).toBeLessThanOrEqual(0.5);
     }
   });
 

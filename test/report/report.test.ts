@@ -179,6 +179,11 @@ describeBrowser('the run report, in a real browser with the network off', () => 
       expect(data.usage).toEqual(summary.usage);
       expect(data.timeline.budgetStopMs).toBeGreaterThan(0);
       expect(await page.locator('.notice.budget').isVisible()).toBe(true);
+      const pending = summary.tasks.filter((t) => t.status === 'pending').map((t) => t.taskId);
+      expect(pending).toHaveLength(1);
+      expect(await page.locator('.failures ul.causes li').allTextContents()).toEqual([
+        `1 unfinished (resume continues them): ${pending[0]}`,
+      ]);
       // The run spent its budget (a task already running may take it over).
       expect(await page.locator('header.head').textContent()).toMatch(
         /cost \$[\d.]+ of \$0\.40 budget \((1\d\d|[2-9]\d\d)%\)/,

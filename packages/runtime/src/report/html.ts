@@ -285,7 +285,7 @@ function failures(data: ReportData): string {
     );
   return [
     '<section class="failures">',
-    failed.length ? `<h2>${plural(failed.length, 'task')} failed</h2>` : '<h2>Not done</h2>',
+    failed.length ? `<h2>${plural(failed.length, 'task')} failed</h2>` : '<h2>Not finished</h2>',
     failed.length ? `<table class="failures"><tbody>${rows.join('')}</tbody></table>` : '',
     causes.length ? `<ul class="causes">${causes.join('')}</ul>` : '',
     '</section>',

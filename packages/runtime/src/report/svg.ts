@@ -66,8 +66,8 @@ export function dagSvg(tasks: readonly ReportTask[]): {
 }
 
 const GANTT = { label: 86, lane: 26, bar: 16, axis: 22, width: 1100, strip: 46 } as const;
-/** A bar's label: 11 px text is about 6.2 units a character; shorter than 4 it says nothing. */
-const LABEL = { char: 6.2, pad: 3, min: 4 } as const;
+/** A bar's label: 11 px text takes up to about 7 units a character; shorter than 4 it says nothing. */
+const LABEL = { char: 7, pad: 2, min: 4 } as const;
 
 /** The task's id, cut to what a bar this wide holds, or nothing. */
 function barLabel(taskId: string, x0: number, x1: number, top: number): string {
