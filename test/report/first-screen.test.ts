@@ -151,7 +151,7 @@ describeBrowser('the report of a 120-task run with failures, at 1400x1000', () =
     const blocked = summary.tasks.filter((t) => t.status === 'blocked');
     const byCause = new Map<string, typeof blocked>();
     for (const t of blocked) {
-      const cause = (t.blockedBy ?? []).join(', ');
+      const cause = [...(t.blockedBy ?? [])].sort().join(', ');
       byCause.set(cause, [...(byCause.get(cause) ?? []), t]);
     }
     expect(causes).toHaveLength(byCause.size);

@@ -270,14 +270,13 @@ function failures(data: ReportData): string {
       t.logPath && `<a class="log" href="${escapeXml(t.logPath)}">log</a>`,
       t.diff !== undefined &&
         `<a class="diff" href="#diff-${escapeXml(t.id)}">diff</a> <span class="muted">(${plural(t.files, 'file')})</span>`,
-      t.verifyLogPath &&
-        `<a class="verify-log" href="${escapeXml(t.verifyLogPath)}">verify log</a>`,
+      t.verifyLogPath && `<a href="${escapeXml(t.verifyLogPath)}">verify log</a>`,
     ].filter(Boolean);
     return `<tr data-task="${escapeXml(t.id)}"><td class="id"><a href="#task-${escapeXml(t.id)}">${escapeXml(t.id)}</a> <span class="muted">${escapeXml(clip(t.title, 40))}</span></td><td class="why">${escapeXml(t.reasonShort ?? 'failed')} <span class="muted">(${plural(t.attempts, 'attempt')}${t.conflicts ? `, ${plural(t.conflicts, 'merge conflict')}` : ''}${t.verifyFailures ? `, ${plural(t.verifyFailures, 'failed check')}` : ''})</span></td><td class="links">${links.join(' ')}</td></tr>`;
   });
   const causes = data.blockedCauses.map(
     (c) =>
-      `<li data-blocked-by="${escapeXml(c.by.join(' '))}"><b>${c.tasks.length} blocked</b> by ${escapeXml(c.by.join(', ') || 'an unfinished task')}: ${some(c.tasks)}</li>`,
+      `<li><b>${c.tasks.length} blocked</b> by ${escapeXml(c.by.join(', ') || 'an unfinished task')}: ${some(c.tasks)}</li>`,
   );
   if (unfinished.length)
     causes.push(

@@ -78,16 +78,11 @@ export interface ReportData {
 /** `run.json` may carry a quote made before the run; nothing else of it is read here. */
 const QuotedSchema = z.object({ quote: z.object({ usd: z.number().min(0) }).optional() });
 
-function quoteOf(file: string): { usd: number } | undefined {
-  try {
-    return QuotedSchema.parse(JSON.parse(readFileSync(file, 'utf8'))).quote;
-  } catch {
-    return undefined;
-  }
-}
+const quoteOf = (file: string) =>
+  QuotedSchema.safeParse(JSON.parse(readFileSync(file, 'utf8'))).data?.quote;
 
 /** Blocked tasks, one group per cause (the failed tasks they wait on). */
-export function blockedCauses(
+function blockedCauses(
   tasks: readonly Pick<ReportTask, 'id' | 'status' | 'blockedBy'>[],
 ): ReportData['blockedCauses'] {
   const groups = new Map<string, { by: string[]; tasks: string[] }>();

@@ -19,13 +19,9 @@ export const clip = (text: string, chars: number) =>
 /**
  * The plan's DAG, laid out by dagre left to right: one `g.node` per task, classed by its final
  * state, the critical path's nodes and edges marked. The drawing has a `viewBox` and no size of
- * its own: the page fits it to its view. Returns the layout's size with it.
+ * its own: the page fits it to its view. Returns the layout's height with it.
  */
-export function dagSvg(tasks: readonly ReportTask[]): {
-  svg: string;
-  width: number;
-  height: number;
-} {
+export function dagSvg(tasks: readonly ReportTask[]): { svg: string; height: number } {
   const graph = new dagre.graphlib.Graph();
   graph.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 46, marginx: 8, marginy: 8 });
   graph.setDefaultEdgeLabel(() => ({}));
@@ -62,7 +58,7 @@ export function dagSvg(tasks: readonly ReportTask[]): {
     ...nodes,
     '</svg>',
   ].join('\n');
-  return { svg, width: round(width), height: round(height) };
+  return { svg, height: round(height) };
 }
 
 const GANTT = { label: 86, lane: 26, bar: 16, axis: 22, width: 1100, strip: 46 } as const;
