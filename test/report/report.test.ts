@@ -2,12 +2,12 @@ import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { ReportData } from '../../packages/runtime/src/report/model.js';
-import { ARTIFACTS, describeBrowser, launchBrowser } from '../support/browser.js';
+import { describeBrowser, launchBrowser } from '../support/browser.js';
 import { readEvents, readSummary, resultLine, runCli } from '../support/cli.js';
 import { type ModelServer, startModelServer, text } from '../support/model-server.js';
 import { independent, planInput, task } from '../support/plans.js';
 import { tempDir } from '../support/tmp.js';
+import { openReport } from './open.js';
 
 const work = tempDir('po-report-');
 let n = 0;
@@ -27,15 +27,6 @@ async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
   return { ...result, runDir: resultLine(result.stdout).runDir };
 }
 
-/** What a page did while it loaded: its errors, dialogs and any request beyond the file. */
-interface Opened {
-  page: Page;
-  data: ReportData;
-  errors: string[];
-  requests: string[];
-  dialogs: string[];
-}
-
 /** A planted script, as a planner or an agent could name a task. */
 const PLANTED = '</script><script>alert("owned")</script><img src=x onerror=alert(1)>';
 
@@ -48,34 +39,7 @@ describeBrowser('the run report, in a real browser with the network off', () => 
     await browser?.close();
   });
 
-  async function open(runDir: string, name: string): Promise<Opened> {
-    const context = await browser.newContext({
-      offline: true,
-      viewport: { width: 1250, height: 900 },
-    });
-    const page = await context.newPage();
-    const opened = {
-      page,
-      errors: [] as string[],
-      requests: [] as string[],
-      dialogs: [] as string[],
-    };
-    context.on('request', (request) => {
-      if (!request.url().startsWith('file:')) opened.requests.push(request.url());
-    });
-    page.on('console', (message) => {
-      if (message.type() === 'error') opened.errors.push(message.text());
-    });
-    page.on('pageerror', (error) => opened.errors.push(String(error)));
-    page.on('dialog', (dialog) => {
-      opened.dialogs.push(dialog.message());
-      void dialog.dismiss();
-    });
-    await page.goto(`file://${path.join(runDir, 'report.html')}`);
-    await page.screenshot({ path: path.join(ARTIFACTS, `report-${name}.png`), fullPage: true });
-    const data = JSON.parse((await page.locator('#report-data').textContent()) ?? '{}');
-    return { ...opened, data };
-  }
+  const open = (runDir: string, name: string) => openReport(browser, runDir, name);
 
   const count = (page: Page, selector: string) => page.locator(selector).count();
 
@@ -140,13 +104,28 @@ describeBrowser('the run report, in a real browser with the network off', () => 
     expect(await count(page, 'svg.dag g.node.blocked[data-task="after"]')).toBe(1);
     expect(await count(page, 'svg.dag g.node.failed[data-task="broken"]')).toBe(1);
     expect(await count(page, 'svg.dag g.node.critical')).toBeGreaterThan(0);
-    expect(await page.locator('tr[data-task="after"] td.reason').textContent()).toBe(
+    expect(await page.locator('table.tasks tr[data-task="after"] td.reason').textContent()).toBe(
       'blocked by broken',
     );
-    // A planted script is text, not markup.
-    expect(await page.locator('tr[data-task="broken"] td').first().textContent()).toContain(
-      PLANTED,
+    // A planted script is text, not markup, in the table and in the first screen's failures.
+    expect(
+      await page.locator('table.tasks tr[data-task="broken"] td').first().textContent(),
+    ).toContain(PLANTED);
+    expect(await page.locator('.failures [data-task="broken"]').textContent()).toContain(
+      PLANTED.slice(0, 39),
     );
+    // Logs are linked where they exist: a blocked task never ran.
+    expect(await page.locator('.failures [data-task="broken"] a.log').getAttribute('href')).toBe(
+      'tasks/broken/executor.log',
+    );
+    expect(await count(page, 'table.tasks tr[data-task="after"] a')).toBe(0);
+    expect(existsSync(path.join(result.runDir, 'tasks/after/executor.log'))).toBe(false);
+    expect(
+      await page.locator('table.tasks tr[data-task="checked"] a', { hasText: 'verify' }).count(),
+    ).toBe(1);
+    expect(await page.locator('.failures ul.causes li').allTextContents()).toEqual([
+      '1 blocked by broken: after',
+    ]);
 
     // The numbers are the run's own.
     expect(data.totals).toEqual(summary.totals);
@@ -200,6 +179,15 @@ describeBrowser('the run report, in a real browser with the network off', () => 
       expect(data.usage).toEqual(summary.usage);
       expect(data.timeline.budgetStopMs).toBeGreaterThan(0);
       expect(await page.locator('.notice.budget').isVisible()).toBe(true);
+      const pending = summary.tasks.filter((t) => t.status === 'pending').map((t) => t.taskId);
+      expect(pending).toHaveLength(1);
+      expect(await page.locator('.failures ul.causes li').allTextContents()).toEqual([
+        `1 unfinished (resume continues them): ${pending[0]}`,
+      ]);
+      // The run spent its budget (a task already running may take it over).
+      expect(await page.locator('header.head').textContent()).toMatch(
+        /cost \$[\d.]+ of \$0\.40 budget \((1\d\d|[2-9]\d\d)%\)/,
+      );
       expect(await count(page, 'svg.gantt line.budget-stop')).toBe(1);
       expect(await count(page, 'svg.dag g.node.pending')).toBe(1);
       expect(data.models.executor).toBeTruthy();

@@ -1,17 +1,22 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { z } from 'zod';
 import type { Plan } from '../contracts/plan.js';
 import { type ExecutionSummary, ExecutionSummarySchema } from '../contracts/results.js';
 import type { RunConfig } from '../contracts/run-config.js';
-import type { RunLayout } from '../contracts/run-layout.js';
+import { type RunLayout, TASK_FILES } from '../contracts/run-layout.js';
 import { readJournal } from '../run/journal.js';
+import { printable } from '../util/printable.js';
 import { git } from '../workspace/git.js';
 import { diffOf } from '../workspace/history.js';
+import { clip } from './svg.js';
 import { type Bounds, buildTimeline, runBounds, type Timeline } from './timeline.js';
 
 /** A report stays under a megabyte: diffs share this much, no task more than the most below. */
 const DIFF_BUDGET_CHARS = 400_000;
 const MAX_DIFF_CHARS = 16_000;
+/** A failure's reason on the first screen: one line, cut to this. */
+const REASON_CHARS = 240;
 /** Beyond this many tasks a diff would get too few characters to read: `diff` shows them. */
 export const DIFF_TASK_LIMIT = 300;
 
@@ -29,7 +34,12 @@ export interface ReportTask {
   costUsd: number;
   tokens: number;
   error?: string;
+  /** The error's first line, safe to show in one line. */
+  reasonShort?: string;
   blockedBy?: string[];
+  /** `tasks/<id>/executor.log` and `verify.log`, relative to the run directory, when they exist. */
+  logPath?: string;
+  verifyLogPath?: string;
   conflicts: number;
   verifyFailures: number;
   critical: boolean;
@@ -53,10 +63,49 @@ export interface ReportData {
   usage: ExecutionSummary['usage'];
   stoppedBy?: ExecutionSummary['stoppedBy'];
   verify?: ExecutionSummary['verify'];
+  /** The spending limits the run was given (`--max-budget-usd`, the agent's per-task cap). */
+  budget: { maxBudgetUsd?: number; maxTaskUsd?: number };
+  /** What the run was quoted before it started, when `run.json` records a quote. */
+  quote?: { usd: number };
+  /** Blocked tasks grouped by what blocked them, the largest group first. */
+  blockedCauses: { by: string[]; tasks: string[] }[];
   bounds: Bounds;
   timeline: Timeline;
+  /** In the summary's (plan) order. */
   tasks: ReportTask[];
 }
+
+/** `run.json` may carry a quote made before the run; nothing else of it is read here. */
+const QuotedSchema = z.object({ quote: z.object({ usd: z.number().min(0) }).optional() });
+
+const quoteOf = (file: string) =>
+  QuotedSchema.safeParse(JSON.parse(readFileSync(file, 'utf8'))).data?.quote;
+
+/** Blocked tasks, one group per cause (the failed tasks they wait on). */
+function blockedCauses(
+  tasks: readonly Pick<ReportTask, 'id' | 'status' | 'blockedBy'>[],
+): ReportData['blockedCauses'] {
+  const groups = new Map<string, { by: string[]; tasks: string[] }>();
+  for (const task of tasks) {
+    if (task.status !== 'blocked') continue;
+    const by = [...(task.blockedBy ?? [])].sort();
+    const key = by.join('\n');
+    const group = groups.get(key) ?? { by, tasks: [] };
+    group.tasks.push(task.id);
+    groups.set(key, group);
+  }
+  return [...groups.values()].sort((a, b) => b.tasks.length - a.tasks.length);
+}
+
+/** A file of a task's directory, relative to the run directory, when it exists. */
+function taskFile(layout: RunLayout, taskId: string, name: string): string | undefined {
+  return existsSync(path.join(layout.taskDir(taskId), name))
+    ? `tasks/${taskId}/${name}`
+    : undefined;
+}
+
+const optional = <K extends string, V>(key: K, value: V | undefined) =>
+  (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 
 /** Lines added and removed by each commit against its first parent, in one git call. */
 async function lineCounts(
@@ -124,8 +173,13 @@ export async function reportData(
       removed: counted?.removed ?? 0,
       costUsd: result.usage.costUsd,
       tokens: result.usage.inputTokens + result.usage.outputTokens,
-      ...(result.error && { error: result.error }),
+      ...(result.error && {
+        error: result.error,
+        reasonShort: clip(printable(result.error.split('\n', 1)[0] ?? ''), REASON_CHARS),
+      }),
       ...(result.blockedBy && { blockedBy: result.blockedBy }),
+      ...optional('logPath', taskFile(layout, result.taskId, TASK_FILES.log)),
+      ...optional('verifyLogPath', taskFile(layout, result.taskId, TASK_FILES.verifyLog)),
       conflicts: result.conflicts?.length ?? 0,
       verifyFailures: result.verifyFailures ?? 0,
       critical: critical.has(result.taskId),
@@ -152,6 +206,12 @@ export async function reportData(
     usage: summary.usage,
     ...(summary.stoppedBy && { stoppedBy: summary.stoppedBy }),
     ...(summary.verify && { verify: summary.verify }),
+    budget: {
+      ...(config.maxBudgetUsd !== undefined && { maxBudgetUsd: config.maxBudgetUsd }),
+      ...(config.agent?.maxBudgetUsd !== undefined && { maxTaskUsd: config.agent.maxBudgetUsd }),
+    },
+    ...optional('quote', quoteOf(layout.config)),
+    blockedCauses: blockedCauses(tasks),
     bounds,
     timeline,
     tasks,

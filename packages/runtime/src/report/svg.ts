@@ -12,14 +12,16 @@ export function escapeXml(text: string): string {
 
 const NODE = { width: 150, height: 38 } as const;
 const round = (n: number) => Math.round(n * 10) / 10;
-const clip = (text: string, chars: number) =>
+/** Text cut to `chars` characters, its end marked. */
+export const clip = (text: string, chars: number) =>
   text.length > chars ? `${text.slice(0, chars - 1)}…` : text;
 
 /**
  * The plan's DAG, laid out by dagre left to right: one `g.node` per task, classed by its final
- * state, the critical path's nodes and edges marked.
+ * state, the critical path's nodes and edges marked. The drawing has a `viewBox` and no size of
+ * its own: the page fits it to its view. Returns the layout's height with it.
  */
-export function dagSvg(tasks: readonly ReportTask[]): string {
+export function dagSvg(tasks: readonly ReportTask[]): { svg: string; height: number } {
   const graph = new dagre.graphlib.Graph();
   graph.setGraph({ rankdir: 'LR', nodesep: 14, ranksep: 46, marginx: 8, marginy: 8 });
   graph.setDefaultEdgeLabel(() => ({}));
@@ -41,7 +43,7 @@ export function dagSvg(tasks: readonly ReportTask[]): string {
     const left = round(x - NODE.width / 2);
     const top = round(y - NODE.height / 2);
     return [
-      `<g class="node ${task.status}${task.critical ? ' critical' : ''}" data-task="${escapeXml(task.id)}">`,
+      `<g class="node ${task.status}${task.critical ? ' critical' : ''}" data-task="${escapeXml(task.id)}" data-title="${escapeXml(task.title.toLowerCase())}">`,
       `<title>${escapeXml(`${task.id}: ${task.title} (${task.status}, ${task.attempts} attempt${task.attempts === 1 ? '' : 's'})`)}</title>`,
       `<rect x="${left}" y="${top}" width="${NODE.width}" height="${NODE.height}" rx="5"/>`,
       `<text x="${round(x)}" y="${round(y - 3)}" class="id">${escapeXml(clip(task.id, 22))}</text>`,
@@ -49,16 +51,26 @@ export function dagSvg(tasks: readonly ReportTask[]): string {
       '</g>',
     ].join('');
   });
-  return [
-    `<svg class="dag" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${round(width)} ${round(height)}" width="${round(width)}" height="${round(height)}" role="img" aria-label="task graph">`,
+  const svg = [
+    `<svg class="dag" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${round(width)} ${round(height)}" role="img" aria-label="task graph">`,
     '<defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L8,4 L0,8 z" class="arrowhead"/></marker></defs>',
     ...edges,
     ...nodes,
     '</svg>',
   ].join('\n');
+  return { svg, height: round(height) };
 }
 
 const GANTT = { label: 86, lane: 26, bar: 16, axis: 22, width: 1100, strip: 46 } as const;
+/** A bar's label: 11 px text takes up to about 7 units a character; shorter than 4 it says nothing. */
+const LABEL = { char: 7, pad: 2, min: 4 } as const;
+
+/** The task's id, cut to what a bar this wide holds, or nothing. */
+function barLabel(taskId: string, x0: number, x1: number, top: number): string {
+  const chars = Math.floor((x1 - x0 - 2 * LABEL.pad) / LABEL.char);
+  if (chars < LABEL.min) return '';
+  return `<text class="bar-label" x="${round(x0 + LABEL.pad)}" y="${round(top + GANTT.bar / 2 + 4)}">${escapeXml(clip(taskId, chars))}</text>`;
+}
 
 function segment(cls: string, x0: number, x1: number, y: number, h: number): string {
   const width = Math.max(x1 - x0, 0.5);
@@ -121,7 +133,7 @@ export function ganttSvg(timeline: Timeline, executors: number): string {
   const stripTop = lanesHeight + GANTT.axis + 8;
   const height = stripTop + GANTT.strip + GANTT.axis;
   const out: string[] = [
-    `<svg class="gantt" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${GANTT.width} ${height}" width="${GANTT.width}" height="${height}" role="img" aria-label="executor timeline">`,
+    `<svg class="gantt" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${GANTT.width} ${height}" role="img" aria-label="executor timeline">`,
   ];
   for (let slot = 0; slot < slots; slot++) {
     const y = slot * GANTT.lane;
@@ -146,6 +158,7 @@ export function ganttSvg(timeline: Timeline, executors: number): string {
       parts.push(segment('committing', x(a.executedMs), x(a.mergingMs), top, GANTT.bar));
     if (a.mergingMs !== undefined)
       parts.push(segment('merging', x(a.mergingMs), x(a.endMs), thin, 4));
+    parts.push(barLabel(a.taskId, x(a.startMs), x(a.mergingMs ?? executed), top));
     out.push(
       `<g class="attempt ${a.end}" data-task="${escapeXml(a.taskId)}" data-attempt="${a.attempt}">${parts.join('')}</g>`,
     );
