@@ -19,6 +19,8 @@ describe('live progress on a terminal', () => {
     const output = execFileSync('script', ['-qec', command, '/dev/null'], {
       cwd: work,
       encoding: 'utf8',
+      // Colour (tested in cli-terminal) would split the words matched here.
+      env: { ...process.env, NO_COLOR: '1' },
     });
     expect(output).toMatch(/▶ executor 0 {2}scaffold +attempt 1 {2}\d+\.\ds/);
     expect(output).toMatch(/▶ executor 2 {2}feature-[a-z]+ +attempt 1/);
