@@ -46,7 +46,7 @@ export function createReporter(
       return {
         onRunDir: (runDir) => out(`Run directory: ${shownPath(runDir)}\n`),
         onEvent: (event) => {
-          if (event.type === 'task-job' && !jobStateMatters(event)) return;
+          if (!plainLine(event)) return;
           out(`[${event.time.slice(11, 19)}] ${paintEvent(event, paint)}\n`);
         },
         close: () => {},
@@ -54,6 +54,16 @@ export function createReporter(
     case 'live':
       return new LiveView(plan, executors, history, paint);
   }
+}
+
+/**
+ * Whether plain progress gives `event` a line: a task's start, its remote job's states that
+ * matter and its end. Its commit being merged (a moment before it succeeds) and the other job
+ * states are in `orchestrator.log` and `--json`.
+ */
+function plainLine(event: JournalEvent): boolean {
+  if (event.type === 'task-merging') return false;
+  return event.type !== 'task-job' || jobStateMatters(event);
 }
 
 /**
