@@ -209,6 +209,28 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       );
   });
 
+  it('prints at most 3 lines a task without a terminal; orchestrator.log keeps every job state', async () => {
+    const plan = writePlan(
+      Array.from({ length: 6 }, (_, i) => task(`p${i}`, [], 200)),
+      3,
+    );
+    const output = path.join(work, `runs-${randomUUID()}`);
+    const run = await runCli(
+      ['run', '--backend-config', config, '--plan', plan, '-e', '3', '-o', output],
+      work,
+    );
+    expect(run.code, run.stderr).toBe(0);
+    for (let i = 0; i < 6; i++) {
+      const lines = run.stdout.split('\n').filter((line) => line.includes(`task p${i} `));
+      expect(lines.length, lines.join('\n')).toBeLessThanOrEqual(3);
+      expect(lines.some((line) => / job \S+ \(\S+\) RUNNING$/.test(line))).toBe(true);
+    }
+    const [runDir] = readdirSync(output);
+    const log = readFileSync(path.join(output, runDir as string, 'orchestrator.log'), 'utf8');
+    for (const state of ['SUBMITTED', 'RUNNING', 'SUCCEEDED'])
+      expect(log).toMatch(new RegExp(`task p0 attempt 1: job \\S+ \\(\\S+\\) ${state}`));
+  });
+
   it('survives Spot reclaims and throttling, with the submit rate bounded', async () => {
     const plan = writePlan(
       [task('spot', [], 2500), ...Array.from({ length: 7 }, (_, i) => task(`t${i}`, [], 200))],

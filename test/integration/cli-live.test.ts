@@ -19,6 +19,8 @@ describe('live progress on a terminal', () => {
     const output = execFileSync('script', ['-qec', command, '/dev/null'], {
       cwd: work,
       encoding: 'utf8',
+      // Colour (tested in cli-terminal) would split the words matched here.
+      env: { ...process.env, NO_COLOR: '1' },
     });
     expect(output).toMatch(/▶ executor 0 {2}scaffold +attempt 1 {2}\d+\.\ds/);
     expect(output).toMatch(/▶ executor 2 {2}feature-[a-z]+ +attempt 1/);
@@ -26,6 +28,8 @@ describe('live progress on a terminal', () => {
     expect(output).toMatch(/\[█{24}\] 8\/8 done · 0 failed · 0 blocked/);
     expect(output).toContain('task integration succeeded');
     expect(output).toMatch(/Run succeeded: 8\/8 tasks succeeded/);
+    // NO_COLOR: no colour code anywhere (cursor moves remain).
+    expect(output).not.toMatch(new RegExp(`${ESC}\\[(3[0-9]|2|22)m`));
   });
 
   it('keeps to a terminal that shrinks: cut lines, executors summarised, no frame copies, one bar after Ctrl-C', async () => {

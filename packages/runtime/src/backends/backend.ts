@@ -99,6 +99,11 @@ export interface BackendContext {
   proxy?: ModelProxy;
   /** Values that must never reach a log or transcript the backend writes (model credentials). */
   secrets: readonly string[];
+  /**
+   * Aborted when stopping is to wait for nothing (a second Ctrl-C): executors still running are
+   * killed at once, and closing waits for no graceful end.
+   */
+  force?: AbortSignal;
 }
 
 /** What `run` and `resume` ask of a backend before any work starts. */

@@ -1,10 +1,11 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackendKind } from '../backends/backend.js';
 import { backendKind, backendSettings } from '../backends/kinds.js';
 import type { SetupSettings } from '../contracts/environment.js';
+import type { JournalEvent } from '../contracts/events.js';
 import type { Plan } from '../contracts/plan.js';
 import type { AgentNetwork, BackendName, RunConfig } from '../contracts/run-config.js';
 import { INTEGRATION_BRANCH } from '../contracts/run-layout.js';
@@ -52,6 +53,7 @@ import {
   resolveSource,
   type SourceRepository,
 } from '../workspace/source.js';
+import { paletteFor } from './colour.js';
 import { backendOfGroup, type OptionSource } from './config.js';
 import { doctor, formatChecks, gitPreflight } from './doctor.js';
 import {
@@ -67,6 +69,7 @@ import {
 import { errorNote, whyNoOutput } from './history.js';
 import { openInBrowser } from './open.js';
 import { loadBackendConfig, loadPlanFile, loadRequirements, type SetupNetwork } from './options.js';
+import { err, out } from './output.js';
 import { createReporter, progressMode } from './progress.js';
 
 export interface PlanningOptions extends ModelFlags {
@@ -217,19 +220,81 @@ async function makePlan(
   return { plan, planner: { name: 'model', model: access.plannerModel, usage } };
 }
 
-/** Cancels on SIGINT/SIGTERM; a second signal exits at once. */
-function cancellation(): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
+/**
+ * Signals this close to the last one counted are the same press: under `pnpm start` one Ctrl-C
+ * reaches the CLI from the terminal and again from pnpm (its second as SIGINT and SIGTERM).
+ */
+const SAME_PRESS_MS = 300;
+
+/** After a second press, how long writing the summary and report may take before exiting. */
+const FINISH_LIMIT_MS = 10_000;
+
+/** What of the run's records this session has not written yet, in one phrase. */
+function unwritten(runDir: string | undefined, since: number): string {
+  if (!runDir) return 'no run directory was created';
+  const missing = ['execution_summary.json', 'report.html'].filter((file) => {
+    const stat = statSync(path.join(runDir, file), { throwIfNoEntry: false });
+    return !stat || stat.mtimeMs < since;
+  });
+  return missing.length
+    ? `not written: ${missing.join(', ')} (events.jsonl has every event; resume ${shownPath(runDir)} finishes the run)`
+    : 'the summary and report are written';
+}
+
+/**
+ * Ctrl-C (SIGINT) or SIGTERM stops the run: executors are stopped, then the journal, the
+ * summary and the report are written. A second press kills the executors instead of waiting for
+ * them and gives the writing 10 s; a third exits at once, saying what was not written.
+ */
+function cancellation(runDir: () => string | undefined): {
+  signal: AbortSignal;
+  force: AbortSignal;
+  ended: () => void;
+  dispose: () => void;
+} {
+  const since = Date.now();
+  const stop = new AbortController();
+  const force = new AbortController();
+  let presses = 0;
+  let last = 0;
+  let limit: NodeJS.Timeout | undefined;
+  let runEnded = false;
+  const exitNow = (why: string) => {
+    err(`${why}: exiting now; ${unwritten(runDir(), since)}\n`);
+    process.exit(EXIT.cancelled);
+  };
   const onSignal = (name: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(EXIT.cancelled);
-    process.stderr.write(`\n${name}: stopping executors (again to force)\n`);
-    controller.abort(new Error(`cancelled by ${name}`));
+    const now = Date.now();
+    if (now - last < SAME_PRESS_MS) return;
+    last = now;
+    presses += 1;
+    if (presses >= 3) exitNow(name);
+    // Ended: the summary is written and printed next; only a delivery may take longer.
+    else if (runEnded) return;
+    else if (presses === 1) {
+      err(`\n${name}: stopping executors (again to kill them)\n`);
+      stop.abort(new Error(`cancelled by ${name}`));
+    } else if (presses === 2) {
+      err(`${name}: killing executors; writing the summary and report (again to exit now)\n`);
+      force.abort(new Error(`forced by ${name}`));
+      limit = setTimeout(
+        () => exitNow(`the summary and report took over ${FINISH_LIMIT_MS / 1000}s`),
+        FINISH_LIMIT_MS,
+      );
+      limit.unref();
+    }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return {
-    signal: controller.signal,
+    signal: stop.signal,
+    force: force.signal,
+    ended: () => {
+      runEnded = true;
+      clearTimeout(limit);
+    },
     dispose: () => {
+      clearTimeout(limit);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     },
@@ -288,41 +353,56 @@ async function deliverResult(
 /** Starts the progress output once the plan is known (a run plans after readying its base). */
 type StartProgress = (plan: Plan, executors: number) => void;
 
-/** Runs (or resumes) with progress output and Ctrl-C handling; returns the exit code. */
+/**
+ * Runs (or resumes) with progress output and Ctrl-C handling; returns the exit code. `known`'s
+ * history is what a resumed run's journal held: its progress counts the whole run.
+ */
 async function drive(
   json: boolean,
-  known: { plan: Plan; executors: number } | undefined,
+  known: { plan: Plan; executors: number; history?: readonly JournalEvent[] } | undefined,
   run: (
-    hooks: Required<Pick<RunHooks, 'signal' | 'onEvent' | 'onRunDir'>>,
+    hooks: Required<Pick<RunHooks, 'signal' | 'force' | 'onEvent' | 'onRunDir'>>,
     startProgress: StartProgress,
   ) => Promise<RunOutcome>,
   pushUrl?: string,
 ): Promise<number> {
   let reporter: ReturnType<typeof createReporter> | undefined;
   let runDir: string | undefined;
-  const startProgress: StartProgress = (plan, executors) => {
-    reporter = createReporter(progressMode(json), plan, executors);
+  const startProgress = (plan: Plan, executors: number, history?: readonly JournalEvent[]) => {
+    reporter = createReporter(progressMode(json), plan, executors, history);
     if (runDir) reporter.onRunDir(runDir);
   };
-  if (known) startProgress(known.plan, known.executors);
-  const { signal, dispose } = cancellation();
-  let outcome: RunOutcome;
+  if (known) startProgress(known.plan, known.executors, known.history);
+  const { signal, force, ended, dispose } = cancellation(() => runDir);
   try {
-    outcome = await run(
-      {
-        signal,
-        onEvent: (event) => reporter?.onEvent(event),
-        onRunDir: (dir) => {
-          runDir = dir;
-          reporter?.onRunDir(dir);
-        },
-      },
-      startProgress,
-    );
+    return await finish(await runWithProgress(), json, pushUrl);
   } finally {
-    reporter?.close();
     dispose();
   }
+
+  async function runWithProgress(): Promise<RunOutcome> {
+    try {
+      return await run(
+        {
+          signal,
+          force,
+          onEvent: (event) => reporter?.onEvent(event),
+          onRunDir: (dir) => {
+            runDir = dir;
+            reporter?.onRunDir(dir);
+          },
+        },
+        startProgress,
+      );
+    } finally {
+      reporter?.close();
+      ended();
+    }
+  }
+}
+
+/** The run's result delivered as asked, and said: the summary, or `--json`'s result line. */
+async function finish(outcome: RunOutcome, json: boolean, pushUrl?: string): Promise<number> {
   const delivered = await deliverResult(outcome, pushUrl);
   const exitCode =
     (delivered?.error || delivered?.pushError) && outcome.status === 'succeeded'
@@ -341,10 +421,11 @@ async function drive(
       ...('file' in outcome.report && { report: outcome.report.file }),
       ...(delivered && { delivered }),
     };
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    out(`${JSON.stringify(result)}\n`);
   } else {
-    process.stdout.write(`\n${formatSummary(outcome.summary, outcome.runDir, outcome.report)}\n`);
-    if (delivered) process.stdout.write(`${formatDelivery(delivered)}\n`);
+    const paint = paletteFor(process.stdout);
+    out(`\n${formatSummary(outcome.summary, outcome.runDir, outcome.report, paint)}\n`);
+    if (delivered) out(`${formatDelivery(delivered)}\n`);
   }
   return exitCode;
 }
@@ -611,7 +692,7 @@ export async function resumeCommand(
   runDir: string,
   options: ResumeCommandOptions,
 ): Promise<number> {
-  const { plan, config } = loadRun(runDir);
+  const { plan, config, layout } = loadRun(runDir);
   await gitPreflight();
   // A real run needs its credentials again: they were never written down.
   const access =
@@ -631,7 +712,9 @@ export async function resumeCommand(
     ...(config.agent && { agent: config.agent }),
   });
   const executors = options.executors ?? config.executors;
-  return drive(options.json ?? false, { plan, executors }, (hooks) =>
+  // What the run did before: the progress counts, times and estimates the whole run.
+  const history = readJournal(layout.journal).events;
+  return drive(options.json ?? false, { plan, executors, history }, (hooks) =>
     resumeRun(runDir, {
       ...hooks,
       executors: options.executors,
@@ -662,7 +745,11 @@ function statusText(
   }
   const succeeded = [...state.tasks.values()].filter((t) => t.status === 'succeeded').length;
   const heading = `Run ${config.runId}: ${runStatus}, ${succeeded}/${plan.tasks.length} tasks succeeded`;
-  return { text: formatStatus(plan, state, heading), live: holder !== undefined };
+  const paint = paletteFor(process.stdout);
+  return {
+    text: formatStatus(plan, state, heading, Date.now(), paint),
+    live: holder !== undefined,
+  };
 }
 
 /**

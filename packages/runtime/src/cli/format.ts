@@ -8,6 +8,7 @@ import type { ScheduleEstimate } from '../scheduler/estimate.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
 import { formatBytes } from '../util/bytes.js';
 import { printable } from '../util/printable.js';
+import { type Palette, PLAIN, visibleLength } from './colour.js';
 
 /**
  * This CLI as the user can type it again here: through `pnpm start` when that is how it was
@@ -28,12 +29,14 @@ export function shownPath(dir: string): string {
   return relative && !relative.startsWith('..') ? relative : dir;
 }
 
-/** Columns padded to their widest cell, two spaces apart. */
+/** Columns padded to their widest cell, two spaces apart (colour codes take no room). */
 export function formatTable(header: readonly string[], rows: readonly string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((r) => visibleLength(r[i] ?? ''))),
+  );
   const line = (cells: readonly string[]) =>
     cells
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .map((cell, i) => cell + ' '.repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(cell))))
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
@@ -98,6 +101,7 @@ export function formatStatus(
   state: RunState,
   heading: string,
   now = Date.now(),
+  paint: Palette = PLAIN,
 ): string {
   // Runs whose attempts are remote jobs show each task's latest job and the state it was seen in.
   const jobs = [...state.tasks.values()].some((record) => record.job);
@@ -125,7 +129,7 @@ export function formatStatus(
           : printable(record.error ?? '');
     rows.push([
       task.id,
-      record.status,
+      paintStatus(record.status, paint),
       String(record.attempts),
       record.attempts ? formatSeconds(duration) : '-',
       ...(jobs ? [record.job?.id ?? record.job?.name ?? '-', record.job?.state ?? '-'] : []),
@@ -152,15 +156,45 @@ export function environmentLine(
   return `Environment:   ${command} → ${environment.key.slice(0, 12)}, ${how}, ${formatBytes(environment.bytes)}`;
 }
 
+/** A run's or a task's status word, coloured by what it means. */
+function paintStatus(status: string, paint: Palette): string {
+  if (status === 'succeeded') return paint.ok(status);
+  if (status === 'failed') return paint.fail(status);
+  if (status === 'blocked' || status === 'cancelled' || status === 'retrying')
+    return paint.warn(status);
+  return status;
+}
+
+/** How many blocked ids a summary line names before it counts the rest. */
+const BLOCKED_NAMED = 5;
+
+/**
+ * The blocked tasks, a line per failed task that blocked them: `9 blocked by api-auth: a, b, c,
+ * d, e … (+4)`.
+ */
+function blockedLines(tasks: ExecutionSummary['tasks'], paint: Palette): string[] {
+  const byCause = new Map<string, ExecutionSummary['tasks']>();
+  for (const task of tasks.filter((t) => t.status === 'blocked')) {
+    const cause = task.blockedBy?.join(', ') ?? '?';
+    byCause.set(cause, [...(byCause.get(cause) ?? []), task]);
+  }
+  return [...byCause].map(([cause, blocked]) => {
+    const named = blocked.slice(0, BLOCKED_NAMED).map((task) => task.taskId);
+    const more = blocked.length - named.length;
+    return `  ${blocked.length} ${paint.warn('blocked')} by ${cause}: ${named.join(', ')}${more ? ` … (+${more})` : ''}`;
+  });
+}
+
 export function formatSummary(
   summary: ExecutionSummary,
   runDir: string,
   report?: { file: string } | { error: string },
+  paint: Palette = PLAIN,
 ): string {
   const { totals } = summary;
   const shown = shownPath(runDir);
   const lines = [
-    `Run ${summary.status}: ${totals.succeeded}/${totals.tasks} tasks succeeded` +
+    `Run ${paintStatus(summary.status, paint)}: ${totals.succeeded}/${totals.tasks} tasks succeeded` +
       `${totals.failed ? `, ${totals.failed} failed` : ''}${totals.blocked ? `, ${totals.blocked} blocked` : ''}` +
       `${totals.unfinished ? `, ${totals.unfinished} unfinished` : ''}` +
       ` in ${formatSeconds(summary.durationMs)} (${totals.attempts} attempts, ${summary.executorBudget} executors, ${summary.backend} backend, ${summary.mode})`,
@@ -198,11 +232,9 @@ export function formatSummary(
       'Stopped by the spending limit (--max-budget-usd): tasks not started are left for resume.',
     );
   }
-  for (const task of summary.tasks.filter((t) => t.status === 'failed' || t.status === 'blocked')) {
-    lines.push(
-      `  ${task.taskId}: ${task.status}${task.blockedBy ? ` by ${task.blockedBy.join(', ')}` : `: ${printable(task.error ?? '')}`}`,
-    );
-  }
+  for (const task of summary.tasks.filter((t) => t.status === 'failed'))
+    lines.push(`  ${task.taskId}: ${paint.fail('failed')}: ${printable(task.error ?? '')}`);
+  lines.push(...blockedLines(summary.tasks, paint));
   if (summary.status === 'cancelled' || totals.unfinished) {
     lines.push(`Resume with: ${selfCommand()} resume ${shown}`);
   }

@@ -54,6 +54,7 @@ import {
   parseToolList,
   parseUsd,
 } from './options.js';
+import { err, watchOutput } from './output.js';
 
 /** The runtime's version, from its package manifest (beside dist/ in the workspace and the image). */
 const VERSION = (
@@ -492,12 +493,15 @@ async function main(argv: string[]): Promise<number> {
 
 /** One line on stderr (the stack too with PARALLEL_ORCHESTRATOR_DEBUG=1); returns `code`. */
 function report(error: unknown, code: number): number {
-  process.stderr.write(`error: ${describeError(error).split('\n')[0]}\n`);
+  err(`error: ${describeError(error).split('\n')[0]}\n`);
   if (process.env.PARALLEL_ORCHESTRATOR_DEBUG && error instanceof Error) {
-    process.stderr.write(`${error.stack}\n`);
+    err(`${error.stack}\n`);
   }
   return code;
 }
+
+// `| head` ends the output, not the run.
+watchOutput();
 
 // A failure outside the awaited path (a stream or timer callback) ends the run the same way: one
 // line and the internal-failure code, never a stack trace.

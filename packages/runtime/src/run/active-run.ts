@@ -15,7 +15,6 @@ import {
 import { Environments, preparedFields } from '../environment/environments.js';
 import { SetupFailedError } from '../environment/setup.js';
 import { describeError, UsageError } from '../errors.js';
-import type { ModelAccess } from '../models/access.js';
 import type { ModelProxy } from '../proxy/model-proxy.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import { seededRandom } from '../util/random.js';
@@ -58,7 +57,7 @@ export async function closeBackend({ backend, proxy }: OpenedBackend): Promise<v
 export async function openBackend(
   config: RunConfig,
   layout: RunLayout,
-  modelAccess: ModelAccess | undefined,
+  { modelAccess, force }: Pick<RunHooks, 'modelAccess' | 'force'>,
 ): Promise<OpenedBackend> {
   const kind = backendKind(config.backend);
   let proxy: ModelProxy | undefined;
@@ -74,6 +73,7 @@ export async function openBackend(
         config,
         layout,
         proxy,
+        ...(force && { force }),
         secrets: Object.values(modelAccess?.secrets ?? {}).filter((value): value is string =>
           Boolean(value),
         ),
@@ -178,8 +178,7 @@ export class ActiveRun implements AttemptHost {
    */
   async execute(opened?: OpenedBackend): Promise<RunOutcome> {
     const started = Date.now();
-    const { backend, proxy } =
-      opened ?? (await openBackend(this.config, this.layout, this.hooks.modelAccess));
+    const { backend, proxy } = opened ?? (await openBackend(this.config, this.layout, this.hooks));
     this.proxy = proxy;
     if (this.config.setup && backend.environments && !this.environments)
       this.environments = new Environments(
@@ -220,11 +219,11 @@ export class ActiveRun implements AttemptHost {
     // Packing goes on while the slots are deleted and the project is checked out: they touch
     // other files, and git packs beside readers as it does beside the run's merges. A failed
     // upkeep leaves the repository larger than it need be, never broken.
-    const compacted = this.project
-      .compact()
-      .catch((error: Error) =>
-        this.log.write(`repository upkeep failed: ${error.message}`, new Date()),
-      );
+    const compacted = (
+      this.hooks.force?.aborted ? Promise.resolve() : this.project.compact()
+    ).catch((error: Error) =>
+      this.log.write(`repository upkeep failed: ${error.message}`, new Date()),
+    );
     try {
       await this.slots.removeAll(this.layout.sandboxes);
       // Only the orchestrator moves `main`; a published head it did not make means that broke.

@@ -41,6 +41,11 @@ export type RunSettings = Omit<z.input<typeof RunConfigSchema>, 'version' | 'run
 
 export interface RunHooks {
   signal?: AbortSignal;
+  /**
+   * Aborted once stopping is to wait for nothing (a second Ctrl-C): executors are killed rather
+   * than given time to stop, upkeep is skipped, and the journal, summary and report are written.
+   */
+  force?: AbortSignal;
   /** Every journal event, after it is written. */
   onEvent?: (event: JournalEvent) => void;
   /** The run's directory, as soon as it exists (before the first event). */
@@ -113,6 +118,7 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
     plan: planned,
     planner,
     signal,
+    force,
     onEvent,
     onRunDir,
     modelAccess,
@@ -172,7 +178,7 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
     const slots = new Slots(project, config.source?.base);
     let ready: ReadyBase = {};
     if (config.setup || config.verify) {
-      opened = await openBackend(config, layout, modelAccess);
+      opened = await openBackend(config, layout, { modelAccess, force });
       try {
         ready = await readyBase({
           backend: opened.backend,
@@ -216,6 +222,7 @@ export async function startRun(options: StartRunOptions): Promise<RunOutcome> {
     const state = initialState(plan.tasks.map((t) => t.id));
     const run = new ActiveRun(layout, config, plan, project, journal, state, {
       signal,
+      force,
       onEvent,
       modelAccess,
     });

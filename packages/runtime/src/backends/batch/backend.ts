@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -58,6 +59,11 @@ export interface BatchBackendOptions {
   layout: RunLayout;
   /** Values kept out of the logs and transcripts copied from jobs. */
   secrets: readonly string[];
+  /**
+   * Aborted when stopping is to wait for nothing: closing sends TerminateJob for the jobs in
+   * flight and does not wait for Batch's answers.
+   */
+  force?: AbortSignal;
 }
 
 /**
@@ -641,11 +647,14 @@ export class BatchBackend implements Backend {
   }
 
   async close(): Promise<void> {
-    await Promise.all(
+    const terminated = Promise.all(
       [...this.active.values()].map(({ job, record }) =>
         this.terminate(job, record, 'the orchestrator stopped'),
       ),
     );
+    // A forced stop sends the terminations and does not wait for their answers.
+    const { force } = this.options;
+    if (!force?.aborted) await Promise.race([terminated, ...(force ? [once(force, 'abort')] : [])]);
     for (const client of Object.values(this.clients)) client.destroy();
     // Bundles pass through staging/ and are removed once moved; an empty directory goes too.
     await rmdir(this.options.layout.staging).catch(() => {});

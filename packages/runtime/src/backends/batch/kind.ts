@@ -112,14 +112,14 @@ export const batchKind: BackendKind<BatchSettings> = {
     await checkBatch(settings);
     return { settings, allowedTools };
   },
-  async create(settings, { config, layout, secrets }) {
+  async create(settings, { config, layout, secrets, force }) {
     const slots = jobSlots(settings);
     if (slots !== undefined && config.executors > slots)
       process.stderr.write(
         `note: -e ${config.executors}, but the compute environment runs at most ${slots} jobs at once (maxVcpus ${settings.capacity?.maxVcpus}, ${settings.capacity?.vcpusPerJob} vCPU a job): the others wait their turn in RUNNABLE, which costs no attempt\n`,
       );
     const { BatchBackend } = await import('./backend.js');
-    return new BatchBackend({ settings, config, layout, secrets });
+    return new BatchBackend({ settings, config, layout, secrets, ...(force && { force }) });
   },
 };
 

@@ -57,6 +57,8 @@ export interface LocalBackendOptions {
   limits?: Omit<SlotLimitsRun, 'runRoot' | 'onDiskLow'>;
   /** How long an aborted task may take to stop before the whole host is killed. */
   killGraceMs?: number;
+  /** Aborted when stopping is to wait for nothing: the host is killed without its grace. */
+  force?: AbortSignal;
   /** `--setup`: where prepared environments are kept (`<cache dir>/environments`). */
   environmentsDir?: string;
 }
@@ -103,6 +105,7 @@ export class LocalBackend implements Backend {
 
   constructor(private readonly options: LocalBackendOptions) {
     this.killGraceMs = options.killGraceMs ?? 5_000;
+    options.force?.addEventListener('abort', () => this.kill(), { once: true });
     const dir = options.environmentsDir;
     if (dir) {
       const cache = new HostEnvironmentCache(

@@ -116,11 +116,12 @@ export const localKind: BackendKind<LocalSettings> = {
       allowedTools: allowedTools.filter((tool) => tool !== 'Bash'),
     };
   },
-  async create(settings, { config, layout, proxy }) {
+  async create(settings, { config, layout, proxy, force }) {
     const { LocalBackend } = await import('./backend.js');
     const real = config.mode === 'real';
     return new LocalBackend({
       real,
+      ...(force && { force }),
       runRoot: layout.root,
       sourceDirs: sourceDirs(config),
       ...((real || config.verify || config.setup) && { agentUser: await agentUserFor() }),
