@@ -142,6 +142,36 @@ describeDocker('doctor for a Batch stack, on the local Batch sandbox', () => {
     );
   });
 
+  it('a config older than the stack: the revision it names is INACTIVE, its log group gone', async () => {
+    // The submitter policy scopes GetLogEvents to the stack's log group (any other is denied,
+    // as on AWS, before AWS looks for it): here the caller may read any group.
+    const anyLogs: PolicyDocument = {
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: ['logs:GetLogEvents'], Resource: ['*'] }],
+    };
+    const sandbox = await sandboxWith([made.stack.submitterPolicy, selfSimulate(account), anyLogs]);
+    // A pulumi up that changed the definition (the provider retires the earlier revision), and
+    // a config naming a log group the stack no longer has.
+    sandbox.registerJobDefinition(made.stack.jobDefinition);
+    const { code, checks } = await doctor({ ...sandbox.config, logGroupName: '/aws/batch/gone' });
+    expect(code).toBe(1);
+    expect(checks.filter((c) => c.status !== 'ok' && c.status !== 'note')).toEqual([
+      {
+        name: 'Job definition',
+        status: 'missing',
+        detail: expect.stringMatching(/:1 is INACTIVE: a later pulumi up replaced it$/),
+        fix: 'export runtimeConfig again after pulumi up (pulumi stack output runtimeConfig --json)',
+      },
+      {
+        name: 'Log group',
+        status: 'missing',
+        detail:
+          '/aws/batch/gone: ResourceNotFoundException: The specified log group does not exist.',
+        fix: 'pulumi up the stack, then export runtimeConfig again',
+      },
+    ]);
+  });
+
   it('with keys the sandbox does not know: the credentials line is missing, and nothing else is tried', async () => {
     const sandbox = sandboxes[0] as BatchSandbox;
     const calls = sandbox.record.calls.length;

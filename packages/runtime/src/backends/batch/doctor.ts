@@ -38,11 +38,22 @@ type Permission =
   | { kind: 'denied'; detail: string }
   | { kind: 'unchecked'; detail: string; fix: string };
 
-/** What a call's answer says of the permission: AccessDenied is a no, anything else a yes. */
-const permissionOf = (error: unknown): Permission =>
-  error === undefined || !isAccessDenied(error)
-    ? { kind: 'allowed', by: 'dry call' }
-    : { kind: 'denied', detail: awsErrorMessage(error) };
+/**
+ * What a call's answer says of the permission: an answer, or the error the dry call expects (a
+ * job, key or upload that does not exist: AWS looked, so it authorized), is a yes; AccessDenied a
+ * no; any other error leaves it unknown.
+ */
+function permissionOf(error: unknown, expected: readonly string[] = []): Permission {
+  const name = (error as { name?: string } | undefined)?.name;
+  if (error === undefined || (name && expected.includes(name)))
+    return { kind: 'allowed', by: 'dry call' };
+  if (isAccessDenied(error)) return { kind: 'denied', detail: awsErrorMessage(error) };
+  return {
+    kind: 'unchecked',
+    detail: `not checked: ${awsErrorMessage(error)}`,
+    fix: 'see the lines above; doctor again once they are ok',
+  };
+}
 
 /** The call's error, or undefined when it succeeded. */
 const outcome = (call: Promise<unknown>): Promise<unknown> =>
@@ -246,7 +257,7 @@ export async function batchDoctor(
         }),
       ),
     );
-    permissions.set('logs:GetLogEvents', permissionOf(logs));
+    permissions.set('logs:GetLogEvents', permissionOf(logs, ['ResourceNotFoundException']));
     const groupMissing = logs !== undefined && /log group does not exist/i.test(String(logs));
     const streamMissing = logs !== undefined && /log stream does not exist/i.test(String(logs));
     checks.push(
@@ -287,6 +298,7 @@ export async function batchDoctor(
             }),
           ),
         ),
+        ['ClientException'],
       ),
     );
     const probeKey = `${settings.runsPrefix}.doctor/${randomUUID()}`;
@@ -302,10 +314,7 @@ export async function batchDoctor(
         .send(new GetObjectCommand({ Bucket: settings.bucket, Key: probeKey }))
         .then((answer) => answer.Body?.transformToByteArray()),
     );
-    permissions.set(
-      's3:GetObject',
-      permissionOf((get as { name?: string } | undefined)?.name === 'NoSuchKey' ? undefined : get),
-    );
+    permissions.set('s3:GetObject', permissionOf(get, ['NoSuchKey']));
     const upload = await clients.s3
       .send(new CreateMultipartUploadCommand({ Bucket: settings.bucket, Key: `${probeKey}.part` }))
       .catch(() => undefined);
@@ -319,12 +328,7 @@ export async function batchDoctor(
         }),
       ),
     );
-    permissions.set(
-      's3:AbortMultipartUpload',
-      permissionOf(
-        (abort as { name?: string } | undefined)?.name === 'NoSuchUpload' ? undefined : abort,
-      ),
-    );
+    permissions.set('s3:AbortMultipartUpload', permissionOf(abort, ['NoSuchUpload']));
 
     // SubmitJob and TagResource have no harmless form: IAM's policy simulator, for the caller.
     // https://docs.aws.amazon.com/IAM/latest/APIReference/API_SimulatePrincipalPolicy.html
