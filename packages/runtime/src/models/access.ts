@@ -194,7 +194,7 @@ export async function resolveModelAccess(
 }
 
 /** How long a model probe may take: doctor says "does not answer" after this. */
-export const PROBE_TIMEOUT_MS = 5_000;
+const PROBE_TIMEOUT_MS = 5_000;
 
 export type ProbeResult =
   | { ok: true; detail: string }

@@ -101,17 +101,6 @@ async function checkProfile(env: NodeJS.ProcessEnv): Promise<void> {
   );
 }
 
-/** Whether any source of the chain is set up here: keys, a profile, a role, a container. */
-export function awsChainConfigured(env: NodeJS.ProcessEnv): boolean {
-  return [
-    'AWS_ACCESS_KEY_ID',
-    'AWS_PROFILE',
-    'AWS_WEB_IDENTITY_TOKEN_FILE',
-    'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
-    'AWS_CONTAINER_CREDENTIALS_FULL_URI',
-  ].some((name) => env[name]);
-}
-
 /**
  * The AWS default chain (environment, profiles and SSO, web identity, container and instance
  * roles), bounded in time, and where it found credentials. A broken AWS_PROFILE, an expired SSO

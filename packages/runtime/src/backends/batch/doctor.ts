@@ -7,7 +7,7 @@ import {
   TerminateJobCommand,
 } from '@aws-sdk/client-batch';
 import { GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { SimulatePrincipalPolicyCommand } from '@aws-sdk/client-iam';
+import { type IAMClient, SimulatePrincipalPolicyCommand } from '@aws-sdk/client-iam';
 import {
   AbortMultipartUploadCommand,
   CreateMultipartUploadCommand,
@@ -351,7 +351,7 @@ export async function batchDoctor(
 
 /** One action on its resources, as IAM simulates the caller's policies. */
 async function simulate(
-  iam: import('@aws-sdk/client-iam').IAMClient,
+  iam: IAMClient,
   principal: string,
   action: string,
   resources: string[],

@@ -11,7 +11,7 @@ import type { BatchSettings } from './settings.js';
  * default chain's, or a UsageError naming what is wrong with it (a broken AWS_PROFILE, an
  * expired SSO session, nothing at all).
  */
-export async function batchCredentials(
+async function batchCredentials(
   settings: Pick<BatchSettings, 'region' | 'sandbox'>,
   env: NodeJS.ProcessEnv,
 ): Promise<FoundCredentials | undefined> {
