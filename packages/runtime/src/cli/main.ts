@@ -2,7 +2,6 @@
 import './heap.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { DOCKER_DEFAULTS } from '../backends/docker/kind.js';
 import { BACKEND_KINDS } from '../backends/kinds.js';
 import { PlanValidationError } from '../contracts/plan.js';
 import { BaseNotReadyError, describeError, EXIT, UsageError } from '../errors.js';
@@ -426,12 +425,13 @@ function program(): Command {
     .option(
       '--backend-config <file>',
       "a stack's runtimeConfig to check (pulumi stack output runtimeConfig --json)",
-    )
-    .addOption(
-      new Option('--docker-image <ref>', 'the image the docker backend would run').default(
-        DOCKER_DEFAULTS.image,
-      ),
-    )
+    );
+  // A backend's settings come from its flags as for run (a stack's config under them).
+  for (const kind of Object.values(BACKEND_KINDS)) {
+    doctorCli.optionsGroup(GROUPS.backend(kind.name));
+    for (const flag of kind.flags) doctorCli.addOption(flag);
+  }
+  doctorCli
     .optionsGroup('Output:')
     .option('--json', 'machine-readable output')
     .option('--config <file>', `the config file (default: ./${CONFIG_FILE} if there is one)`)
