@@ -182,7 +182,11 @@ export async function batchDoctor(
         new DescribeJobDefinitionsCommand(
           byRevision
             ? { jobDefinitions: [settings.jobDefinition] }
-            : { jobDefinitionName: settings.jobDefinition, status: 'ACTIVE' },
+            : {
+                // A name or an ARN without revision: jobs go to its latest ACTIVE one.
+                jobDefinitionName: settings.jobDefinition.replace(/^arn:.*:job-definition\//, ''),
+                status: 'ACTIVE',
+              },
         ),
       )
       .catch((error: unknown) => error as Error);
