@@ -128,7 +128,8 @@ describe('model access', () => {
       USE_BEDROCK: '1',
       AWS_PROFILE: 'team',
     });
-    expect(access.credentials).toEqual(['AWS credential chain (profile team)']);
+    // Where the chain found them, from the SDK's mark on the credentials (`$source`).
+    expect(access.credentials).toEqual(['AWS profile team (~/.aws/config or ~/.aws/credentials)']);
     expect(access.secrets).toEqual({});
     // Executors get a HOME of their own, so the profile files are named explicitly.
     expect(access.awsEnv).toEqual({
@@ -137,7 +138,7 @@ describe('model access', () => {
       AWS_SHARED_CREDENTIALS_FILE: path.join(home, '.aws', 'credentials'),
     });
     await expect(resolveModelAccess({ ...isolated, USE_BEDROCK: '1' }, {}, 3_000)).rejects.toThrow(
-      /^USE_BEDROCK needs AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+      /^USE_BEDROCK: no AWS credentials found \(.*\): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
     );
   });
 

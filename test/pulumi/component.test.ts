@@ -339,6 +339,7 @@ describe('ParallelOrchestrator with its defaults (Batch on Fargate Spot, Bedrock
     // Authorization Reference: an action and each resource it is authorised on).
     const calls: [string, string, string[]][] = [
       ['preflight DescribeJobQueues', 'batch:DescribeJobQueues', ['*']],
+      ["doctor's revision check DescribeJobDefinitions", 'batch:DescribeJobDefinitions', ['*']],
       // HeadBucket is authorised as s3:ListBucket with no s3:prefix in the request context.
       ['preflight HeadBucket', 's3:ListBucket', [bucketArn]],
       ['SubmitJob', 'batch:SubmitJob', [queueArn, `${definition.arnPrefix}:1`, job]],

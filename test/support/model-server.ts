@@ -204,7 +204,39 @@ async function sendStream(
   } else res.end();
 }
 
-export async function startModelServer(script: Script, host = '127.0.0.1'): Promise<ModelServer> {
+/**
+ * The Models API's list (`GET /v1/models`), which doctor probes: 401 as Anthropic answers it to a
+ * key not in `apiKeys` (x-api-key or a bearer token), when `apiKeys` is given; any key otherwise.
+ * https://docs.anthropic.com/en/api/models-list
+ */
+function answerModels(req: IncomingMessage, res: ServerResponse, apiKeys?: readonly string[]) {
+  const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+  const key = (req.headers['x-api-key'] as string | undefined) ?? bearer;
+  const refused = apiKeys !== undefined && (key === undefined || !apiKeys.includes(key));
+  const body = refused
+    ? { type: 'error', error: { type: 'authentication_error', message: 'invalid x-api-key' } }
+    : {
+        data: [
+          {
+            type: 'model',
+            id: 'claude-sonnet-5-5',
+            display_name: 'Claude Sonnet 5.5',
+            created_at: '2026-01-01T00:00:00Z',
+          },
+        ],
+        has_more: false,
+        first_id: 'claude-sonnet-5-5',
+        last_id: 'claude-sonnet-5-5',
+      };
+  res.writeHead(refused ? 401 : 200, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+export async function startModelServer(
+  script: Script,
+  host = '127.0.0.1',
+  options: { apiKeys?: readonly string[] } = {},
+): Promise<ModelServer> {
   let current = script;
   const requests: RecordedRequest[] = [];
   const server = createServer((req, res) => {
@@ -234,6 +266,10 @@ export async function startModelServer(script: Script, host = '127.0.0.1'): Prom
         /^(\/[^?]*)?\/v1\/messages(\?|$)|^\/model\/[^/]+\/invoke(-with-response-stream)?$/.test(
           path,
         );
+      if (req.method === 'GET' && /^(\/[^?]*)?\/v1\/models(\?|$)/.test(path)) {
+        answerModels(req, res, options.apiKeys);
+        return;
+      }
       if (!isMessages) {
         // Anything else Claude Code may probe: answer politely and emptily.
         res.writeHead(path.includes('count_tokens') ? 200 : 404, {

@@ -33,7 +33,7 @@ export const ALLOW_ALL: PolicyDocument = {
     {
       Sid: 'SandboxWithoutAStack',
       Effect: 'Allow',
-      Action: ['batch:*', 's3:*', 'logs:*', 'secretsmanager:*'],
+      Action: ['batch:*', 's3:*', 'logs:*', 'secretsmanager:*', 'iam:SimulatePrincipalPolicy'],
       Resource: '*',
     },
   ],
@@ -76,6 +76,11 @@ export class Iam {
 
   principalOf(accessKeyId: string): Principal | undefined {
     return this.byKey.get(accessKeyId);
+  }
+
+  /** The identity with this ARN (IAM's PolicySourceArn). */
+  principalByArn(arn: string): Principal | undefined {
+    return [...this.byKey.values()].find((principal) => principal.arn === arn);
   }
 
   /** Whether `principal` may do `action` on `resource` (an ARN, or `*` for actions scoped to nothing). */

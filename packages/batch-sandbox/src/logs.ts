@@ -24,6 +24,15 @@ export class LogStore {
    */
   pageWindowMs = 0;
 
+  /** A log group with no streams yet, as the stack makes it. */
+  createGroup(group: string): void {
+    if (!this.groups.has(group)) this.groups.set(group, new Map());
+  }
+
+  hasGroup(group: string): boolean {
+    return this.groups.has(group);
+  }
+
   createStream(group: string, stream: string): void {
     const streams = this.groups.get(group) ?? new Map<string, LogEvent[]>();
     this.groups.set(group, streams);
@@ -89,6 +98,8 @@ function getLogEvents(store: LogStore, body: unknown) {
   const request = parseOrFail(GetLogEventsSchema, body, invalidParameter);
   const group = (request.logGroupName ?? request.logGroupIdentifier) as string;
   const events = store.events(group, request.logStreamName);
+  if (!store.hasGroup(group))
+    throw new AwsError('ResourceNotFoundException', 400, 'The specified log group does not exist.');
   if (!events)
     throw new AwsError(
       'ResourceNotFoundException',

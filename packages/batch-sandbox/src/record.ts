@@ -3,7 +3,7 @@ import type { JobStatus } from './registry.js';
 
 /** One API request as the sandbox received it. */
 export interface ApiCall {
-  service: 'batch' | 'logs' | 's3';
+  service: 'batch' | 'logs' | 's3' | 'sts' | 'iam';
   operation: string;
   at: number;
   requestBytes: number;

@@ -20,6 +20,7 @@ import {
 import { type JobMatch, NextCalls, RateLimit } from './faults.js';
 import { type ListeningServer, listenOn } from './http.js';
 import { ALLOW_ALL, Iam, newPrincipal, type PolicyDocument, type Principal } from './iam.js';
+import { queryApiHandler } from './iam-api.js';
 import { JobScheduler, type ReclaimKind } from './jobs.js';
 import { LogStore, logsHandler } from './logs.js';
 import { parseOrFail } from './parse.js';
@@ -250,6 +251,11 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
     const s3Url = `http://${network.gateway}:${s3.ports[1]}`;
 
     const logs = new LogStore();
+    // The stack made each definition's log group (the awslogs driver's default is Batch's own).
+    const logGroupOf = (definition: (typeof definitions)[number]) =>
+      definition.containerProperties.logConfiguration?.options?.['awslogs-group'] ??
+      '/aws/batch/job';
+    for (const definition of definitions) logs.createGroup(logGroupOf(definition));
     const throttles = new NextCalls();
     const lostAnswers = new NextCalls();
     const scheduler = new JobScheduler({
@@ -298,6 +304,13 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       logsHandler(logs, record, throttles, { region, accountId, iam }),
     );
     cleanups.push(logsServer.close);
+    // STS and IAM: for doctor, on the host only (jobs never call them).
+    const queryApi: ListeningServer = await listenOn(
+      ['127.0.0.1'],
+      queryApiHandler(record, { region, accountId, iam }),
+    );
+    cleanups.push(queryApi.close);
+    const queryUrl = `http://127.0.0.1:${queryApi.ports[0]}`;
     const urls = (server: { ports: number[] }) =>
       server.ports.map((port, i) => `http://${hosts[i]}:${port}`) as [string, string];
     const [batchHost, batchJob] = urls(batch);
@@ -312,9 +325,7 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       jobDefinitionArn: definition.arn,
       bucketName: bucket,
       runsPrefix: S3_LAYOUT.runsRoot,
-      logGroupName:
-        definition.containerProperties.logConfiguration?.options?.['awslogs-group'] ??
-        '/aws/batch/job',
+      logGroupName: logGroupOf(definition),
       imageRef: image.imageRef,
       maxVcpus: queue.maxVcpus,
       vcpusPerJob: Number(
@@ -333,6 +344,8 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
         batch: batchHost,
         s3: s3Url,
         logs: logsHost,
+        sts: queryUrl,
+        iam: queryUrl,
         credentials: {
           accessKeyId: submitter.accessKeyId,
           secretAccessKey: submitter.secretAccessKey,
@@ -348,8 +361,11 @@ export async function startBatchSandbox(options: BatchSandboxOptions = {}): Prom
       networkName: network.name,
       jobEndpoints: { batch: batchJob, s3: s3Url, logs: logsJob },
       record,
-      registerJobDefinition: (input, options) =>
-        registerRevision(definitions, input, options?.deregisterPrevious ?? true).arn,
+      registerJobDefinition: (input, options) => {
+        const revision = registerRevision(definitions, input, options?.deregisterPrevious ?? true);
+        logs.createGroup(logGroupOf(revision));
+        return revision.arn;
+      },
       throttle: (operation, count) => throttles.add(operation, count),
       holdRunnable: (match) => scheduler.holdRunnable(match),
       hideAfterSubmit: (describeMs, listMs) => scheduler.hideAfterSubmit(describeMs, listMs),

@@ -1,4 +1,4 @@
-import { S3_LAYOUT } from '@parallel-orchestrator/runtime/contracts';
+import { BATCH_SUBMITTER_ACTIONS, S3_LAYOUT } from '@parallel-orchestrator/runtime/contracts';
 
 /**
  * The IAM policy documents of the component, as pure functions of resolved ARNs so that tests
@@ -24,9 +24,7 @@ export interface PolicyDocument {
  */
 export const ACTIONS_WITHOUT_RESOURCE_SCOPE = [
   'ecr:GetAuthorizationToken',
-  'batch:DescribeJobQueues',
-  'batch:DescribeJobs',
-  'batch:ListJobs',
+  ...BATCH_SUBMITTER_ACTIONS.unscoped,
 ] as const;
 
 function document(...statements: Statement[]): PolicyDocument {
@@ -181,7 +179,7 @@ export function ecsInstancePolicyArn(partition: string): string {
 
 /**
  * For whoever runs the orchestrator with `--backend batch`: exactly the calls the CLI makes
- * (packages/runtime/src/backends/batch), each on this stack's resources. Resource types per the
+ * (BATCH_SUBMITTER_ACTIONS, which `doctor` checks one by one), each on this stack's resources. Resource types per the
  * Service Authorization Reference (Batch: list_awsbatch.html; S3: list_amazons3.html; Logs:
  * list_amazoncloudwatchlogs.html, all under
  * https://docs.aws.amazon.com/service-authorization/latest/reference/).
@@ -198,10 +196,11 @@ export function submitterPolicy(
   const jobs = `arn:${scope.partition}:batch:${scope.region}:${scope.accountId}:job/*`;
   return document(
     {
-      // Preflight's DescribeJobQueues and the poll's DescribeJobs and ListJobs take no resource.
+      // Preflight's DescribeJobQueues, the poll's DescribeJobs and ListJobs, and doctor's
+      // DescribeJobDefinitions take no resource.
       Sid: 'DescribeQueueAndJobs',
       Effect: 'Allow',
-      Action: ['batch:DescribeJobQueues', 'batch:DescribeJobs', 'batch:ListJobs'],
+      Action: [...BATCH_SUBMITTER_ACTIONS.unscoped],
       Resource: ['*'],
     },
     {
@@ -209,7 +208,7 @@ export function submitterPolicy(
       // started before an update keeps submitting to its own), or the definition by name.
       Sid: 'SubmitToQueue',
       Effect: 'Allow',
-      Action: ['batch:SubmitJob'],
+      Action: [...BATCH_SUBMITTER_ACTIONS.submit],
       Resource: [p.jobQueueArn, p.jobDefinitionArnPrefix, `${p.jobDefinitionArnPrefix}:*`, jobs],
     },
     {
@@ -217,7 +216,7 @@ export function submitterPolicy(
       // (https://docs.aws.amazon.com/batch/latest/userguide/tag-resources.html).
       Sid: 'TagAndStopJobs',
       Effect: 'Allow',
-      Action: ['batch:TagResource', 'batch:TerminateJob'],
+      Action: [...BATCH_SUBMITTER_ACTIONS.jobs],
       Resource: [jobs],
     },
     {
@@ -227,7 +226,7 @@ export function submitterPolicy(
       // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, Permissions).
       Sid: 'FindBucket',
       Effect: 'Allow',
-      Action: ['s3:ListBucket'],
+      Action: [...BATCH_SUBMITTER_ACTIONS.bucket],
       Resource: [p.bucketArn],
     },
     {
@@ -235,13 +234,13 @@ export function submitterPolicy(
       // one as AbortMultipartUpload) and collecting results (GetObject), or presigning them.
       Sid: 'StageRuns',
       Effect: 'Allow',
-      Action: ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'],
+      Action: [...BATCH_SUBMITTER_ACTIONS.runObjects],
       Resource: [`${p.bucketArn}/${S3_LAYOUT.runsRoot}*`],
     },
     {
       Sid: 'ReadJobLogs',
       Effect: 'Allow',
-      Action: ['logs:GetLogEvents'],
+      Action: [...BATCH_SUBMITTER_ACTIONS.logStreams],
       Resource: [`${p.logGroupArn}:log-stream:*`],
     },
   );

@@ -120,6 +120,19 @@ export interface PreflightRequest {
   agent?: Pick<AgentSettings, 'provider' | 'model'>;
 }
 
+/** One line of `doctor`: what was checked, how it stands, and what to do when it is not ok. */
+export interface DoctorCheck {
+  name: string;
+  /**
+   * `missing`: real runs (on this backend) cannot work; `warn`: one feature cannot, or it was not
+   * checked; `note`: nothing to do for what was asked (simulation needs no credentials).
+   */
+  status: 'ok' | 'warn' | 'missing' | 'note';
+  detail: string;
+  /** What to do, when the status is not `ok`. */
+  fix?: string;
+}
+
 export interface Preflight<Settings> {
   settings: Settings;
   /** The tools agents get on this backend (fewer than asked where they cannot be confined). */
@@ -151,5 +164,7 @@ export interface BackendKind<Settings = unknown> {
   ): Settings;
   /** Checks made before a run starts and again before it resumes; says what agents may use. */
   preflight(settings: Settings, request: PreflightRequest): Promise<Preflight<Settings>>;
+  /** `doctor`'s lines for this backend: each thing a run on it needs, checked without a run. */
+  doctor?(settings: Settings, env: NodeJS.ProcessEnv): Promise<DoctorCheck[]>;
   create(settings: Settings, context: BackendContext): Promise<Backend>;
 }

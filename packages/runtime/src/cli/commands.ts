@@ -126,7 +126,7 @@ export interface RunCommandOptions extends PlanOptions {
  * (`--backend-config`), whose values flags typed on the command line still override.
  */
 function chooseBackend(
-  options: RunCommandOptions,
+  options: Pick<RunCommandOptions, 'backend' | 'backendConfig'> & Record<string, unknown>,
   given: (option: string) => boolean,
 ): { kind: BackendKind<unknown>; settings: unknown } {
   const config = options.backendConfig ? loadBackendConfig(options.backendConfig) : undefined;
@@ -818,10 +818,25 @@ export function configCommand(
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
+export interface DoctorOptions extends ModelFlags {
+  json?: boolean;
+  dockerImage: string;
+  backend?: BackendName;
+  backendConfig?: string;
+  [backendFlag: string]: unknown;
+}
+
+/**
+ * `doctor`: this machine's lines, then one backend's: a stack's (`--backend-config`), the one
+ * `--backend` names, or the docker backend's engine and image. Exit 0 unless something is
+ * `missing` (a warning or a note is not).
+ */
 export async function doctorCommand(
-  flags: ModelFlags & { json?: boolean; dockerImage: string },
+  flags: DoctorOptions,
+  given: (option: string) => boolean,
 ): Promise<number> {
-  const { checks, ok } = await doctor(process.env, modelFlags(flags), flags.dockerImage);
+  const backend = chooseBackend({ ...flags, backend: flags.backend ?? 'docker' }, given);
+  const { checks, ok } = await doctor(process.env, modelFlags(flags), backend);
   process.stdout.write(
     flags.json ? `${JSON.stringify({ ok, checks }, null, 2)}\n` : `${formatChecks(checks)}\n`,
   );

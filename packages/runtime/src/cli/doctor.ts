@@ -1,15 +1,19 @@
 import { execFile } from 'node:child_process';
+import type { BackendKind, DoctorCheck } from '../backends/backend.js';
+import { ENV, MODEL_ENV } from '../contracts/env.js';
 import { UsageError } from '../errors.js';
 import {
   type ModelAccess,
   type ModelFlags,
-  redactUrl,
+  probeModelAccess,
   resolveModelAccess,
+  truthyEnv,
 } from '../models/access.js';
 import { claudeVersion, findClaudeBinary } from '../models/claude-binary.js';
 import { type AgentUser, agentUserFor } from '../sandbox/agent-user.js';
 import { probeBubblewrap } from '../sandbox/bubblewrap.js';
 import { errorMessage } from '../scheduler/scheduler.js';
+import { AwsCredentialsError } from '../util/aws-credentials.js';
 
 /** `git merge-tree --write-tree`, which merges without a checkout, came with git 2.38. */
 const GIT_MINIMUM = [2, 38] as const;
@@ -38,98 +42,87 @@ export function gitPreflight(): Promise<string> {
   });
 }
 
-type CheckStatus = 'ok' | 'warn' | 'missing';
-
-export interface Check {
-  name: string;
-  /** `missing`: real runs cannot work; `warn`: one backend or feature cannot. */
-  status: CheckStatus;
-  detail: string;
-}
-
 /** The Node lines the runtime is tested on (CI runs the suite on one and smoke-tests the next). */
 const NODE_SUPPORTED = [22, 24, 26] as const;
 
-function nodeCheck(): Check {
+function nodeCheck(): DoctorCheck {
   const major = Number(process.versions.node.split('.')[0]);
   const supported = (NODE_SUPPORTED as readonly number[]).includes(major);
   return {
     name: 'Node',
     status: supported ? 'ok' : 'warn',
     detail: `${process.version}${supported ? '' : ` (tested on ${NODE_SUPPORTED.join(', ')})`}`,
+    ...(!supported && { fix: `use Node ${NODE_SUPPORTED.join(', ')}` }),
   };
 }
 
-/**
- * The Docker engine through dockerode, and the image the docker backend would run: "ok" only
- * when both are there. Docker is optional (the local backend does not need it).
- */
-async function dockerCheck(image: string): Promise<Check> {
-  const { dockerClient } = await import('../backends/docker/backend.js');
-  const docker = dockerClient();
-  const where = process.env.DOCKER_HOST ?? '/var/run/docker.sock';
-  const answer = await Promise.race([
-    docker.version().then(
-      (v) => ({ version: v.Version }),
-      (error: Error) => ({ error: error.message.split('\n')[0] }),
-    ),
-    new Promise<{ error: string }>((resolve) =>
-      setTimeout(() => resolve({ error: 'no answer within 3 s' }), 3_000).unref(),
-    ),
-  ]);
-  if ('error' in answer)
-    return {
-      name: 'Docker',
-      status: 'warn',
-      detail: `unavailable at ${where}: ${answer.error} (only the docker backend needs it)`,
-    };
-  const found = await docker
-    .getImage(image)
-    .inspect()
-    .then(
-      () => true,
-      () => false,
-    );
-  return found
-    ? {
-        name: 'Docker',
-        status: 'ok',
-        detail: `Docker ${answer.version} at ${where}; image ${image}`,
-      }
-    : {
-        name: 'Docker',
-        status: 'warn',
-        detail: `Docker ${answer.version} at ${where}, but no image ${image}: build it with docker/build.sh (the docker backend needs it)`,
-      };
+/** What `doctor` checks besides this machine: a backend and its settings (a stack's config). */
+export interface DoctorBackend {
+  kind: BackendKind<unknown>;
+  settings: unknown;
 }
 
-function describeAccess(access: ModelAccess): string {
-  const where =
-    access.provider === 'bedrock'
-      ? `Bedrock in ${access.region}`
-      : access.baseURL
-        ? `gateway ${redactUrl(access.baseURL)}`
-        : 'Anthropic API';
-  return `${where}; credentials: ${access.credentials.join(', ')}; planner ${access.plannerModel}, executors ${access.executorModel}`;
+/**
+ * Model access for `--real`: the credentials found, then one probe that they are taken (a key
+ * or a gateway that does not answer is not ok). None at all is a note: simulation needs none.
+ */
+async function modelsCheck(env: NodeJS.ProcessEnv, flags: ModelFlags): Promise<DoctorCheck> {
+  const name = 'Models';
+  const bedrock = flags.bedrock ?? truthyEnv(env[ENV.USE_BEDROCK]);
+  const anyKey =
+    bedrock ||
+    [ENV.ANTHROPIC_API_KEY, MODEL_ENV.ANTHROPIC_AUTH_TOKEN].some(
+      (n) => env[n]?.trim() || env[`${n}_FILE`],
+    );
+  if (!anyKey)
+    return {
+      name,
+      status: 'note',
+      detail:
+        'no model credentials: real mode (--real) needs ANTHROPIC_API_KEY (or _FILE), ANTHROPIC_AUTH_TOKEN with ANTHROPIC_BASE_URL for a gateway, or USE_BEDROCK=1 with AWS credentials; simulation needs none',
+    };
+  let access: ModelAccess;
+  try {
+    access = await resolveModelAccess(env, flags);
+  } catch (error) {
+    return error instanceof AwsCredentialsError
+      ? { name, status: 'missing', detail: error.problem, fix: error.fix }
+      : { name, status: 'missing', detail: errorMessage(error) };
+  }
+  const probe = await probeModelAccess(access, env);
+  return probe.ok
+    ? {
+        name,
+        status: 'ok',
+        detail: `${probe.detail}; planner ${access.plannerModel}, executors ${access.executorModel}`,
+      }
+    : { name, status: probe.status, detail: probe.detail, fix: probe.fix };
 }
 
 /**
  * What runs need on this machine: Node and git (every run), the Claude Code binary and model
- * credentials (names and sources, never values) for `--real`, the sandbox for local agents, and
- * the Docker engine with the executor image for the docker backend.
+ * credentials (names and sources, never values; probed) for `--real`, the sandbox for local
+ * agents; then the backend's own lines: the docker backend's engine and image unless another
+ * backend is given, a Batch stack's credentials, queue, definition, bucket, log group and
+ * permissions. Exit status: ok unless something is `missing`.
  */
 export async function doctor(
   env: NodeJS.ProcessEnv,
   flags: ModelFlags,
-  image: string,
-): Promise<{ checks: Check[]; ok: boolean }> {
-  const checks: Check[] = [nodeCheck()];
+  backend: DoctorBackend,
+): Promise<{ checks: DoctorCheck[]; ok: boolean }> {
+  const checks: DoctorCheck[] = [nodeCheck()];
   checks.push(
     await gitPreflight().then(
-      (detail): Check => ({ name: 'git', status: 'ok', detail }),
-      (error: unknown): Check => ({ name: 'git', status: 'missing', detail: errorMessage(error) }),
+      (detail): DoctorCheck => ({ name: 'git', status: 'ok', detail }),
+      (error: unknown): DoctorCheck => ({
+        name: 'git',
+        status: 'missing',
+        detail: errorMessage(error),
+      }),
     ),
   );
+  const models = await modelsCheck(env, flags);
   try {
     const binary = findClaudeBinary(env);
     checks.push({
@@ -138,20 +131,17 @@ export async function doctor(
       detail: `${await claudeVersion(binary)}, ${binary}`,
     });
   } catch (error) {
-    checks.push({ name: 'Claude Code', status: 'missing', detail: errorMessage(error) });
-  }
-  try {
+    // Only real mode runs it: without model credentials, that is a note too.
     checks.push({
-      name: 'Models',
-      status: 'ok',
-      detail: describeAccess(await resolveModelAccess(env, flags)),
+      name: 'Claude Code',
+      status: models.status === 'note' ? 'note' : 'missing',
+      detail: errorMessage(error),
     });
-  } catch (error) {
-    checks.push({ name: 'Models', status: 'missing', detail: errorMessage(error) });
   }
+  checks.push(models);
   // Without a sandbox, local agents still run, but with no Bash, and --verify is refused.
   checks.push(await sandboxCheck());
-  checks.push(await dockerCheck(image));
+  checks.push(...((await backend.kind.doctor?.(backend.settings, env)) ?? []));
   return { checks, ok: checks.every((c) => c.status !== 'missing') };
 }
 
@@ -159,14 +149,14 @@ export async function doctor(
  * Whether local agents and checks can be confined. Without bubblewrap they still run, with no
  * Bash, and --verify is refused; as root they run as an unprivileged user or not at all.
  */
-async function sandboxCheck(): Promise<Check> {
+async function sandboxCheck(): Promise<DoctorCheck> {
   const name = 'Sandbox';
   let user: AgentUser | undefined;
   try {
     user = await agentUserFor();
   } catch (error) {
     const reason = `running as root, agents must run as an unprivileged user, but ${errorMessage(error)}`;
-    return { name, status: 'missing', detail: `${reason}: install util-linux, or run as a user` };
+    return { name, status: 'missing', detail: reason, fix: 'install util-linux, or run as a user' };
   }
   const as = user ? `, as uid ${user.uid} (not root)` : '';
   const sandbox = await probeBubblewrap(user);
@@ -179,13 +169,26 @@ async function sandboxCheck(): Promise<Check> {
     : {
         name,
         status: 'warn',
-        detail: `unavailable: ${sandbox.reason}; local agents get no Bash${as} and --verify is refused (install bubblewrap, or use --backend docker)`,
+        detail: `unavailable: ${sandbox.reason}; local agents get no Bash${as} and --verify is refused`,
+        fix: 'install bubblewrap, or use --backend docker',
       };
 }
 
-const LABEL: Record<CheckStatus, string> = { ok: 'ok     ', warn: 'warning', missing: 'MISSING' };
+const LABEL: Record<DoctorCheck['status'], string> = {
+  ok: 'ok     ',
+  warn: 'warning',
+  missing: 'MISSING',
+  note: 'note   ',
+};
 
-export function formatChecks(checks: readonly Check[]): string {
+/** One line a check, its fix on a second, indented line. */
+export function formatChecks(checks: readonly DoctorCheck[]): string {
   const width = Math.max(...checks.map((c) => c.name.length));
-  return checks.map((c) => `${LABEL[c.status]}  ${c.name.padEnd(width)}  ${c.detail}`).join('\n');
+  const indent = ' '.repeat(LABEL.ok.length + 2 + width + 2);
+  return checks
+    .map(
+      (c) =>
+        `${LABEL[c.status]}  ${c.name.padEnd(width)}  ${c.detail}${c.fix ? `\n${indent}fix: ${c.fix}` : ''}`,
+    )
+    .join('\n');
 }

@@ -2,7 +2,6 @@
 import './heap.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { DOCKER_DEFAULTS } from '../backends/docker/kind.js';
 import { BACKEND_KINDS } from '../backends/kinds.js';
 import { PlanValidationError } from '../contracts/plan.js';
 import { BaseNotReadyError, describeError, EXIT, UsageError } from '../errors.js';
@@ -11,6 +10,7 @@ import { JournalError } from '../run/journal.js';
 import { RunDirError } from '../run/run-dir.js';
 import {
   configCommand,
+  type DoctorOptions,
   diffCommand,
   doctorCommand,
   exportCommand,
@@ -438,19 +438,30 @@ function program(): Command {
     cli
       .command('doctor')
       .description(
-        'check what runs need here: Node, git, Claude Code and credentials, the sandbox, Docker and its image',
+        "check what runs need here: Node, git, Claude Code and model credentials (probed), the sandbox, and a backend: Docker and its image, or a Batch stack's credentials, queue, definition, bucket, log group and permissions",
       ),
   )
+    .optionsGroup('Backend:')
+    .addOption(
+      new Option('-b, --backend <name>', 'the backend to check (default: docker)').argParser(
+        parseBackend,
+      ),
+    )
+    .option(
+      '--backend-config <file>',
+      "a stack's runtimeConfig to check (pulumi stack output runtimeConfig --json)",
+    );
+  // A backend's settings come from its flags as for run (a stack's config under them).
+  for (const kind of Object.values(BACKEND_KINDS)) {
+    doctorCli.optionsGroup(GROUPS.backend(kind.name));
+    for (const flag of kind.flags) doctorCli.addOption(flag);
+  }
+  doctorCli
     .optionsGroup('Output:')
     .option('--json', 'machine-readable output')
     .option('--config <file>', `the config file (default: ./${CONFIG_FILE} if there is one)`)
-    .addOption(
-      new Option('--docker-image <ref>', 'the image the docker backend would run').default(
-        DOCKER_DEFAULTS.image,
-      ),
-    )
-    .action(async (options: PlanningOptions & { json?: boolean; dockerImage: string }) => {
-      process.exitCode = await doctorCommand(options);
+    .action(async (options: DoctorOptions, command: Command) => {
+      process.exitCode = await doctorCommand(options, (option) => setBy(command, option));
     });
   // doctor checks what real runs need: its model flags need no --real.
   withSources(doctorCli, runOptions, { modes: false });

@@ -37,6 +37,9 @@ export const BatchSandboxEndpointsSchema = z.strictObject({
   batch: z.url(),
   s3: z.url(),
   logs: z.url(),
+  /** STS (GetCallerIdentity) and IAM (SimulatePrincipalPolicy), which `doctor` calls. */
+  sts: z.url().optional(),
+  iam: z.url().optional(),
   credentials: z.strictObject({
     accessKeyId: z.string().min(1),
     secretAccessKey: z.string().min(1),

@@ -33,3 +33,4 @@ export { ENV, ENV_NAMES, type EnvName, SECRET_ENV_NAMES } from './env.js';
 export { checkFargateSize, FARGATE_RESOURCES, type FargateSizeProblem } from './fargate.js';
 export { IMAGE } from './image.js';
 export { S3_LAYOUT } from './s3-layout.js';
+export { BATCH_SUBMITTER_ACTIONS, type BatchSubmitterAction } from './submitter-actions.js';

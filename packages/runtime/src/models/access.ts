@@ -4,6 +4,7 @@ import path from 'node:path';
 import { AWS_CHAIN_ENV, ENV, MODEL_ENV, type SecretEnvName } from '../contracts/env.js';
 import type { AgentSettings } from '../contracts/executor.js';
 import { UsageError } from '../errors.js';
+import { AwsCredentialsError, findAwsCredentials } from '../util/aws-credentials.js';
 import { MODEL_DEFAULTS } from './defaults.js';
 
 export { MODEL_DEFAULTS };
@@ -166,7 +167,14 @@ export async function resolveModelAccess(
       .filter((c) => c !== undefined)
       .map((c) => c.source);
   } else {
-    credentials = [await findChainCredentials({ ...env, ...awsEnv }, awsTimeoutMs)];
+    const found = await findAwsCredentials({ ...env, ...awsEnv }, awsTimeoutMs).catch(
+      (error: unknown) => {
+        throw error instanceof AwsCredentialsError
+          ? new AwsCredentialsError(`USE_BEDROCK: ${error.problem}`, error.fix)
+          : error;
+      },
+    );
+    credentials = [`AWS ${found.source}`];
   }
   const baseURL = env[MODEL_ENV.ANTHROPIC_BEDROCK_BASE_URL]?.trim() || undefined;
   return {
@@ -185,31 +193,137 @@ export async function resolveModelAccess(
   };
 }
 
-/** Resolves the AWS default chain once, bounded in time; says where the credentials came from. */
-async function findChainCredentials(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
-  // Loaded on demand: the AWS SDK is large and most runs never need it.
-  const { fromNodeProviderChain } = await import('@aws-sdk/credential-providers');
-  const chain = fromNodeProviderChain({
-    profile: env.AWS_PROFILE,
-    filepath: env.AWS_SHARED_CREDENTIALS_FILE,
-    configFilepath: env.AWS_CONFIG_FILE,
-    timeout: Math.min(timeoutMs, 2_000),
+/** How long a model probe may take: doctor says "does not answer" after this. */
+const PROBE_TIMEOUT_MS = 5_000;
+
+export type ProbeResult =
+  | { ok: true; detail: string }
+  | { ok: false; status: 'missing' | 'warn'; detail: string; fix: string };
+
+/**
+ * Why a request got no answer, under an SDK's wrapping: the system error code (fetch failed →
+ * ECONNREFUSED), else the innermost cause's message.
+ */
+function noAnswerReason(error: unknown): string {
+  let innermost = error as { code?: unknown; cause?: unknown; message?: string } | undefined;
+  for (let e = innermost; e; e = e.cause as typeof e) {
+    if (typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code)) return e.code;
+    innermost = e;
+  }
+  return innermost?.message?.split('\n')[0] ?? String(error);
+}
+
+/**
+ * Whether the model credentials are taken, with one free call and no retry, within 5 s.
+ * Anthropic or a gateway: the models list (GET /v1/models). Bedrock: STS GetCallerIdentity with
+ * the credentials found (IAM answers it for any valid key; whether Bedrock allows the model is
+ * the job role's or the account's, which only an invocation shows).
+ */
+export async function probeModelAccess(
+  access: ModelAccess,
+  env: NodeJS.ProcessEnv,
+  timeoutMs = PROBE_TIMEOUT_MS,
+): Promise<ProbeResult> {
+  const result = await probe(access, env, timeoutMs);
+  // An SDK's message may quote the request's URL, credentials and all, or a key: never shown.
+  const query = access.baseURL ? URL.parse(access.baseURL)?.search : undefined;
+  const secrets = [...Object.values(access.secrets), query].filter((s): s is string => Boolean(s));
+  const scrubbed = secrets
+    .reduce((text, secret) => text.split(secret).join('(secret)'), result.detail)
+    .replace(/\/\/[^/@\s]+@/g, '//');
+  return { ...result, detail: scrubbed };
+}
+
+async function probe(
+  access: ModelAccess,
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<ProbeResult> {
+  if (access.provider === 'bedrock') {
+    const { STSClient, GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
+    const {
+      [ENV.AWS_ACCESS_KEY_ID]: accessKeyId,
+      [ENV.AWS_SECRET_ACCESS_KEY]: secretAccessKey,
+      [ENV.AWS_SESSION_TOKEN]: sessionToken,
+    } = access.secrets;
+    const credentials =
+      accessKeyId && secretAccessKey
+        ? { accessKeyId, secretAccessKey, ...(sessionToken && { sessionToken }) }
+        : (await findAwsCredentials({ ...env, ...access.awsEnv }, timeoutMs)).credentials;
+    const sts = new STSClient({
+      region: access.region,
+      credentials,
+      maxAttempts: 1,
+      requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs },
+    });
+    try {
+      const identity = await sts.send(new GetCallerIdentityCommand({}));
+      return {
+        ok: true,
+        detail: `Bedrock in ${access.region}: AWS takes ${identity.Arn}, from ${access.credentials.join(', ')}`,
+      };
+    } catch (error) {
+      const e = error as { name?: string; message?: string; $metadata?: object };
+      // An answer from AWS carries its metadata; a call that got none does not.
+      const code =
+        e.$metadata && 'httpStatusCode' in e.$metadata ? undefined : noAnswerReason(error);
+      return {
+        ok: false,
+        status: 'missing',
+        detail: code
+          ? `STS in ${access.region} does not answer (${code})`
+          : `AWS refused the credentials (${e.name}: ${e.message?.split('\n')[0]})`,
+        fix: code
+          ? 'check the network and BEDROCK_REGION'
+          : 'sign in again (aws sso login), or give valid AWS keys',
+      };
+    } finally {
+      sts.destroy();
+    }
+  }
+  const { default: Anthropic } = await import('@anthropic-ai/sdk');
+  const where = access.baseURL ? `gateway ${redactUrl(access.baseURL)}` : 'the Anthropic API';
+  const client = new Anthropic({
+    apiKey: access.secrets[ENV.ANTHROPIC_API_KEY] ?? null,
+    authToken: access.secrets[MODEL_ENV.ANTHROPIC_AUTH_TOKEN] ?? null,
+    baseURL: access.baseURL ?? null,
     maxRetries: 0,
+    timeout: timeoutMs,
   });
-  let timer: NodeJS.Timeout | undefined;
+  const keyName = access.credentials.join(', ');
   try {
-    const found = await Promise.race([
-      chain(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
-    return `AWS credential chain${env.AWS_PROFILE ? ` (profile ${env.AWS_PROFILE})` : ''}${found.expiration ? ', temporary' : ''}`;
+    await client.models.list({ limit: 1 });
+    return { ok: true, detail: `${where} takes ${keyName}` };
   } catch (error) {
-    throw new UsageError(
-      `USE_BEDROCK needs AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or their _FILE), AWS_PROFILE, or run with a role (${error instanceof Error ? error.message.split('\n')[0] : error})`,
-    );
-  } finally {
-    clearTimeout(timer);
+    const status = (error as { status?: number }).status;
+    if (status === 401 || status === 403)
+      return {
+        ok: false,
+        status: 'missing',
+        detail: `${where} refused ${keyName} (${status})`,
+        fix: `check ${keyName}: it is not a key ${where} accepts`,
+      };
+    if (status === 404)
+      return {
+        ok: false,
+        status: 'warn',
+        detail: `${where} answers but serves no /v1/models (404): the key was not checked`,
+        fix: 'a gateway that forwards /v1/models lets doctor check the key',
+      };
+    const reason =
+      (error as Error).name === 'APIConnectionTimeoutError'
+        ? `no answer within ${timeoutMs / 1000} s`
+        : noAnswerReason(error);
+    return {
+      ok: false,
+      status: 'missing',
+      detail:
+        status === undefined
+          ? `${where} does not answer (${reason})`
+          : `${where} answered ${status}: ${(error as Error).message.split('\n')[0]}`,
+      fix: access.baseURL
+        ? 'check ANTHROPIC_BASE_URL and that the gateway is running'
+        : 'check the network (a proxy: HTTPS_PROXY)',
+    };
   }
 }

@@ -7,11 +7,6 @@
 /** Every call has a bound: connecting, and waiting on a silent socket. */
 export const HTTP_TIMEOUTS = { connectionTimeout: 10_000, requestTimeout: 120_000 } as const;
 
-/** The default chain found nothing: no profile, SSO session, role or environment keys. */
-export function isMissingCredentials(error: unknown): boolean {
-  return (error as { name?: string }).name === 'CredentialsProviderError';
-}
-
 /** An AWS error in one line: its code and message. */
 export function awsErrorMessage(error: unknown): string {
   const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };

@@ -1,6 +1,9 @@
 import { BatchClient } from '@aws-sdk/client-batch';
 import { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import type { IAMClient } from '@aws-sdk/client-iam';
 import { S3Client } from '@aws-sdk/client-s3';
+import type { STSClient } from '@aws-sdk/client-sts';
+import type { AwsCredentials } from '../../util/aws-credentials.js';
 import { HTTP_TIMEOUTS } from './aws-basics.js';
 import type { BatchSettings } from './settings.js';
 
@@ -22,20 +25,15 @@ const MAX_ATTEMPTS = 8;
 
 /**
  * Clients for the backend's region, with the default credential chain (profiles, SSO, roles,
- * the environment). Against a local sandbox: its endpoints, signed with the keys it made.
+ * the environment) or the `credentials` found in it. Against a local sandbox: its endpoints,
+ * signed with the keys it made.
  */
 export function awsClients(
   settings: Pick<BatchSettings, 'region' | 'sandbox'>,
   maxAttempts = MAX_ATTEMPTS,
+  credentials?: AwsCredentials,
 ): AwsClients {
-  const common = {
-    region: settings.region,
-    maxAttempts,
-    requestHandler: HTTP_TIMEOUTS,
-    // A copy: the SDK marks the object it is given (`$source`), which the settings must not carry.
-    ...(settings.sandbox && { credentials: { ...settings.sandbox.credentials } }),
-  };
-  const endpoint = (url: string | undefined) => (url ? { endpoint: url } : {});
+  const common = commonConfig(settings, maxAttempts, credentials);
   return {
     batch: new BatchClient({ ...common, ...endpoint(settings.sandbox?.batch) }),
     submit: new BatchClient({ ...common, maxAttempts: 1, ...endpoint(settings.sandbox?.batch) }),
@@ -46,5 +44,43 @@ export function awsClients(
       ...endpoint(settings.sandbox?.s3),
     }),
     logs: new CloudWatchLogsClient({ ...common, ...endpoint(settings.sandbox?.logs) }),
+  };
+}
+
+const endpoint = (url: string | undefined) => (url ? { endpoint: url } : {});
+
+function commonConfig(
+  settings: Pick<BatchSettings, 'region' | 'sandbox'>,
+  maxAttempts: number,
+  credentials?: AwsCredentials,
+) {
+  return {
+    region: settings.region,
+    maxAttempts,
+    requestHandler: HTTP_TIMEOUTS,
+    // A copy: the SDK marks the object it is given (`$source`), which the settings must not carry.
+    ...(settings.sandbox
+      ? { credentials: { ...settings.sandbox.credentials } }
+      : credentials && { credentials }),
+  };
+}
+
+/**
+ * Who the caller is (STS) and what IAM would let it do (IAM's policy simulator): what `doctor`
+ * asks besides the calls a run makes. `credentials`: already resolved from the default chain.
+ */
+export async function identityClients(
+  settings: Pick<BatchSettings, 'region' | 'sandbox'>,
+  credentials?: AwsCredentials,
+): Promise<{ sts: STSClient; iam: IAMClient }> {
+  // Loaded on demand: only doctor needs them, and the image ships neither.
+  const [{ STSClient }, { IAMClient }] = await Promise.all([
+    import('@aws-sdk/client-sts'),
+    import('@aws-sdk/client-iam'),
+  ]);
+  const common = commonConfig(settings, 1, credentials);
+  return {
+    sts: new STSClient({ ...common, ...endpoint(settings.sandbox?.sts) }),
+    iam: new IAMClient({ ...common, ...endpoint(settings.sandbox?.iam) }),
   };
 }

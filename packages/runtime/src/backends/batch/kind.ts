@@ -112,6 +112,10 @@ export const batchKind: BackendKind<BatchSettings> = {
     await checkBatch(settings);
     return { settings, allowedTools };
   },
+  async doctor(settings, env) {
+    const { batchDoctor } = await import('./doctor.js');
+    return batchDoctor(settings, env);
+  },
   async create(settings, { config, layout, secrets, force }) {
     const slots = jobSlots(settings);
     if (slots !== undefined && config.executors > slots)

@@ -101,6 +101,10 @@ export const dockerKind: BackendKind<DockerSettings> = {
     }
     return { settings, allowedTools };
   },
+  async doctor(settings) {
+    const { dockerDoctor } = await import('./doctor.js');
+    return dockerDoctor(settings);
+  },
   async create(settings, { config, layout, proxy }) {
     const { DockerBackend } = await import('./backend.js');
     return new DockerBackend({
