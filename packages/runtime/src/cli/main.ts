@@ -14,7 +14,6 @@ import {
   diffCommand,
   doctorCommand,
   exportCommand,
-  type PlanningOptions,
   type PlanOptions,
   planCommand,
   type ResumeCommandOptions,
