@@ -1,4 +1,4 @@
-import { S3_LAYOUT } from '@parallel-orchestrator/runtime/contracts';
+import { S3_LAYOUT } from '@parallel-orchestrator/contracts';
 
 /**
  * The IAM policy documents of the component, as pure functions of resolved ARNs so that tests
