@@ -32,7 +32,8 @@ export function componentSize(root?: string): Result {
       name: root ? 'component-installed-size-baseline' : 'component-installed-size',
       value: mb,
       unit: 'MB',
-      target: `< ${TARGET_MB} MB`,
+      // A baseline is another checkout's, measured beside this one's, not held to the target.
+      target: root ? 'measured' : `< ${TARGET_MB} MB`,
       pass: root ? true : mb < TARGET_MB,
       ...(root && { checkout: root }),
       packages: size.packages,
