@@ -4,7 +4,7 @@
  * repeated and reported as the median with every sample, since these machines are noisy.
  *
  *   pnpm bench                          all scenarios
- *   pnpm bench -- --only overhead,speedup,growth,makespan,scheduler,repo,environment,ingest,docker,batch --repeat 5
+ *   pnpm bench -- --only overhead,speedup,growth,makespan,scheduler,repo,environment,ingest,docker,batch,component --repeat 5
  *   pnpm bench -- --only environment --cli OTHER/dist/cli/main.js
  *                                       a cached environment's start beside OTHER's without one
  *   pnpm bench -- --only growth --sizes 250,1000 --cli OTHER/dist/cli/main.js
@@ -12,6 +12,8 @@
  *   pnpm bench -- --only ingest --ingest-40k-only --cli OTHER/dist/cli/main.js
  *                                       the 40,000-file staging of another build (its 300,000-
  *                                       file runs may take an hour)
+ *   pnpm bench -- --only component --baseline OTHER
+ *                                       the component's installed size, beside OTHER checkout's
  *   pnpm bench -- --plan FILE --executors M   one plan in virtual time
  */
 import { execFileSync } from 'node:child_process';
@@ -32,6 +34,7 @@ import {
   runPlanArgs,
   speedupResult,
 } from './common.js';
+import { componentSize } from './component-size.js';
 import { environmentScenarios } from './environment.js';
 import { ingestScenarios } from './ingest.js';
 import { GROWTH_SIZES, growthCurve, makespanSuite, randomDag } from './integration.js';
@@ -254,6 +257,7 @@ async function main() {
       sizes: { type: 'string', default: GROWTH_SIZES.join(',') },
       cli: { type: 'string' },
       'ingest-40k-only': { type: 'boolean', default: false },
+      baseline: { type: 'string' },
     },
   });
   if (values.plan) {
@@ -264,7 +268,7 @@ async function main() {
   const only = new Set(
     (
       values.only ??
-      'overhead,speedup,growth,makespan,scheduler,repo,environment,ingest,docker,batch'
+      'overhead,speedup,growth,makespan,scheduler,repo,environment,ingest,docker,batch,component'
     ).split(','),
   );
   const cli = values.cli && path.resolve(values.cli);
@@ -306,6 +310,10 @@ async function main() {
         skipped: missing,
       });
     else results.push(...(await batchScenarios(repeat, docker)));
+  }
+  if (only.has('component')) {
+    results.push(componentSize());
+    if (values.baseline) results.push(componentSize(path.resolve(values.baseline)));
   }
   const machine = {
     cpus: os.cpus().length,

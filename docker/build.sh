@@ -36,14 +36,14 @@ foreign=
 [[ -z "$platform" || "$platform" == "$native" || "$platform" == *,* ]] || foreign=${platform#linux/}
 tag=${tag:-parallel-orchestrator:latest${foreign:+-$foreign}}
 
-# What the image is made of: the Dockerfile, the lockfile, the runtime's manifest and sources, the
-# build arguments and the base image. Equal inputs make an equal image.
+# What the image is made of: the Dockerfile, the lockfile, the manifests and sources of the runtime
+# and the contracts, the build arguments and the base image. Equal inputs make an equal image.
 node_image=$(sed -n 's/^ARG NODE_IMAGE=//p' "$root/docker/Dockerfile")
 base=${node_image}${foreign:+-$foreign}
 inputs=$(
   cd "$root" && {
-    cat docker/Dockerfile pnpm-lock.yaml packages/runtime/package.json packages/runtime/tsconfig.json
-    find packages/runtime/src -type f | LC_ALL=C sort | xargs cat
+    cat docker/Dockerfile pnpm-lock.yaml packages/{contracts,runtime}/{package.json,tsconfig.json}
+    find packages/contracts/src packages/runtime/src -type f | LC_ALL=C sort | xargs cat
     printf '%s\n' "$platform" "${extra[@]+"${extra[@]}"}"
     docker image inspect --format '{{.Id}}' "$base" 2>/dev/null || true
   } | sha256sum | cut -c1-16

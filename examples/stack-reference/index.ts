@@ -5,7 +5,7 @@
  * backend.json`, then `parallel-orchestrator run --backend-config backend.json`), and gives its
  * CI role the platform stack's submitter policy.
  */
-import type { BackendConfig } from '@parallel-orchestrator/runtime/contracts';
+import type { BackendConfig } from '@parallel-orchestrator/pulumi';
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 

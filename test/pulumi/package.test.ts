@@ -38,15 +38,15 @@ describeDocker('the published packages, installed alone', () => {
     'packs both, installs them outside the workspace, runs the component from there, and builds the image from the installed context',
     async () => {
       const work = tempDir('po-pack-');
-      for (const pkg of ['runtime', 'pulumi'])
+      for (const pkg of ['contracts', 'pulumi'])
         execFileSync('pnpm', ['pack', '--pack-destination', work], {
           cwd: path.join(ROOT, 'packages', pkg),
           stdio: 'ignore',
         });
       const tarballs = readdirSync(work).filter((f) => f.endsWith('.tgz'));
       expect(tarballs.sort()).toEqual([
+        'parallel-orchestrator-contracts-0.1.0.tgz',
         'parallel-orchestrator-pulumi-0.1.0.tgz',
-        'parallel-orchestrator-runtime-0.1.0.tgz',
       ]);
       const app = path.join(work, 'app');
       mkdirSync(app);

@@ -6,7 +6,7 @@ import {
   ENV,
   IMAGE,
   MODEL_DEFAULTS,
-} from '@parallel-orchestrator/runtime/contracts';
+} from '@parallel-orchestrator/contracts';
 import * as aws from '@pulumi/aws';
 import * as awsx from '@pulumi/awsx';
 import * as pulumi from '@pulumi/pulumi';
@@ -109,6 +109,29 @@ export class BatchBackend extends pulumi.ComponentResource {
   readonly apiKeySecretArn?: pulumi.Output<string>;
   /** Set with the Bedrock provider: every model id the job role may invoke, the stack's first. */
   readonly bedrockModels?: pulumi.Output<string[]>;
+  /** The role jobs run as: attach a policy to it to give the agents access to more. */
+  readonly jobRole: aws.iam.Role;
+  /** The job role's name, what `aws.iam.RolePolicyAttachment` takes. */
+  readonly jobRoleName: pulumi.Output<string>;
+  /** The role ECS pulls the image and writes the logs with. */
+  readonly executionRole: aws.iam.Role;
+  /** EC2 and Spot: the instances' profile (its role carries AWS's ECS agent policy). */
+  readonly instanceProfile?: aws.iam.InstanceProfile;
+  /** The log group of every job's output. */
+  readonly logGroup: aws.cloudwatch.LogGroup;
+  readonly computeEnvironment: aws.batch.ComputeEnvironment;
+  readonly jobQueue: aws.batch.JobQueue;
+  readonly jobDefinition: aws.batch.JobDefinition;
+  /** The VPC it made, without `network`: its route tables and subnets are what a peering needs. */
+  readonly vpc?: awsx.ec2.Vpc;
+  /** The made VPC's id, without `network`. */
+  readonly vpcId?: pulumi.Output<string>;
+  /** The security group it made, without `network`: HTTPS out, nothing in. */
+  readonly securityGroup?: aws.ec2.SecurityGroup;
+  /** The subnets jobs run in, given or made. */
+  readonly subnetIds: pulumi.Output<string[]>;
+  /** The security groups of the jobs, given or made. */
+  readonly securityGroupIds: pulumi.Output<string[]>;
 
   constructor(name: string, args: BatchBackendArgs, opts?: pulumi.ComponentResourceOptions) {
     super('parallel-orchestrator:index:BatchBackend', name, {}, opts);
@@ -142,6 +165,15 @@ export class BatchBackend extends pulumi.ComponentResource {
           assignPublicIp: args.network.assignPublicIp ?? false,
         }
       : this.createNetwork(name, args.natGateway ?? false, args.tags);
+    if ('vpc' in network) {
+      this.vpc = network.vpc;
+      this.vpcId = network.vpc.vpcId;
+      this.securityGroup = network.securityGroup;
+    }
+    this.subnetIds = pulumi.output(network.subnetIds);
+    this.securityGroupIds = pulumi.output(
+      network.securityGroupIds as pulumi.Input<pulumi.Input<string>[]>,
+    );
 
     const logGroup = new aws.cloudwatch.LogGroup(
       name,
@@ -152,6 +184,7 @@ export class BatchBackend extends pulumi.ComponentResource {
       },
       parent,
     );
+    this.logGroup = logGroup;
     this.logGroupName = logGroup.name;
 
     const model = args.model;
@@ -193,6 +226,10 @@ export class BatchBackend extends pulumi.ComponentResource {
       },
       parent,
     );
+    this.jobRole = roles.jobRole;
+    this.jobRoleName = roles.jobRole.name;
+    this.executionRole = roles.executionRole;
+    if (roles.instanceProfile) this.instanceProfile = roles.instanceProfile;
     const launchTemplate = fargate ? undefined : this.hardenedInstances(name, args.tags);
 
     const computeEnvironment = new aws.batch.ComputeEnvironment(
@@ -233,6 +270,7 @@ export class BatchBackend extends pulumi.ComponentResource {
       // once the queue has moved to the new one.
       { parent: this, dependsOn: roles.policies },
     );
+    this.computeEnvironment = computeEnvironment;
 
     const queue = new aws.batch.JobQueue(
       name,
@@ -252,6 +290,7 @@ export class BatchBackend extends pulumi.ComponentResource {
       },
       parent,
     );
+    this.jobQueue = queue;
     this.jobQueueArn = queue.arn;
 
     const environment: Record<DefinitionEnv, pulumi.Input<string>> &
@@ -345,6 +384,7 @@ export class BatchBackend extends pulumi.ComponentResource {
       },
       parent,
     );
+    this.jobDefinition = jobDefinition;
     this.jobDefinitionArn = jobDefinition.arn;
 
     const submitter = new aws.iam.Policy(
@@ -371,6 +411,13 @@ export class BatchBackend extends pulumi.ComponentResource {
       submitterPolicyArn: this.submitterPolicyArn,
       region: this.region,
       bedrockModels: this.bedrockModels,
+      jobRoleName: this.jobRoleName,
+      executionRoleArn: this.executionRole.arn,
+      logGroupArn: this.logGroup.arn,
+      computeEnvironmentArn: this.computeEnvironment.arn,
+      vpcId: this.vpcId,
+      subnetIds: this.subnetIds,
+      securityGroupIds: this.securityGroupIds,
     });
   }
 
@@ -409,6 +456,8 @@ export class BatchBackend extends pulumi.ComponentResource {
     natGateway: boolean,
     tags: BatchBackendArgs['tags'],
   ): {
+    vpc: awsx.ec2.Vpc;
+    securityGroup: aws.ec2.SecurityGroup;
     subnetIds: pulumi.Output<string[]>;
     securityGroupIds: pulumi.Output<string>[];
     assignPublicIp: boolean;
@@ -440,6 +489,8 @@ export class BatchBackend extends pulumi.ComponentResource {
       { parent: this },
     );
     return {
+      vpc,
+      securityGroup: group,
       subnetIds: natGateway ? vpc.privateSubnetIds : vpc.publicSubnetIds,
       securityGroupIds: [group.id],
       assignPublicIp: !natGateway,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { IMAGE } from '@parallel-orchestrator/runtime/contracts';
+import { IMAGE } from '@parallel-orchestrator/contracts';
 import * as aws from '@pulumi/aws';
 import * as dockerBuild from '@pulumi/docker-build';
 import * as pulumi from '@pulumi/pulumi';

@@ -1,8 +1,15 @@
 /**
  * @parallel-orchestrator/pulumi: `BatchOrchestrator` (AWS) and `LocalDockerOrchestrator` (a
  * Docker host), the smaller components they are made of, for teams that compose their own, and
- * the deprecated `ParallelOrchestrator`.
+ * the deprecated `ParallelOrchestrator`. `BackendConfig` is the shape of `runtimeConfig`, the
+ * runtime's `--backend-config` file, re-exported so that a stack reading it needs this package
+ * alone (its zod schema is in `@parallel-orchestrator/contracts/schemas`).
  */
+export type {
+  BackendConfig,
+  BatchBackendConfig,
+  DockerBackendConfig,
+} from '@parallel-orchestrator/contracts';
 export {
   BatchBackend,
   type BatchBackendArgs,

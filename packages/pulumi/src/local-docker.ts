@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { IMAGE } from '@parallel-orchestrator/runtime/contracts';
+import { IMAGE } from '@parallel-orchestrator/contracts';
 import * as docker from '@pulumi/docker';
 import * as pulumi from '@pulumi/pulumi';
 

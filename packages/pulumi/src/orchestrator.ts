@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   type BackendConfig,
   type BatchBackendConfig,
@@ -8,7 +7,9 @@ import {
   IMAGE,
   MODEL_DEFAULTS,
   S3_LAYOUT,
-} from '@parallel-orchestrator/runtime/contracts';
+} from '@parallel-orchestrator/contracts';
+import type * as aws from '@pulumi/aws';
+import type * as awsx from '@pulumi/awsx';
 import * as pulumi from '@pulumi/pulumi';
 import {
   BatchBackend,
@@ -148,12 +149,31 @@ interface BatchParts {
   runtimeConfig: pulumi.Output<BatchBackendConfig>;
 }
 
+/** The child resources of a Batch orchestrator that a stack extends (see `BatchOrchestrator`). */
+interface BatchChildren {
+  jobRole: aws.iam.Role;
+  jobRoleName: pulumi.Output<string>;
+  executionRole: aws.iam.Role;
+  instanceProfile: aws.iam.InstanceProfile | undefined;
+  logGroup: aws.cloudwatch.LogGroup;
+  computeEnvironment: aws.batch.ComputeEnvironment;
+  jobQueue: aws.batch.JobQueue;
+  jobDefinition: aws.batch.JobDefinition;
+  vpc: awsx.ec2.Vpc | undefined;
+  vpcId: pulumi.Output<string> | undefined;
+  securityGroup: aws.ec2.SecurityGroup | undefined;
+  subnetIds: pulumi.Output<string[]>;
+  securityGroupIds: pulumi.Output<string[]>;
+  bucket: aws.s3.Bucket;
+  repository: aws.ecr.Repository | undefined;
+}
+
 /** The image, the state bucket and the Batch backend, made as children of `parent`. */
 function buildBatch(
   parent: pulumi.ComponentResource,
   name: string,
   args: BatchOrchestratorArgs,
-): BatchParts {
+): { parts: BatchParts; children: BatchChildren } {
   if (args.image) {
     const building = (
       ['context', 'platforms', 'imageTag', 'keepImages', 'claudeCodeVersion'] as const
@@ -259,7 +279,7 @@ function buildBatch(
         ...(bedrockModels && { bedrockModels }),
       }),
     );
-  return {
+  const parts = {
     imageRef: image.imageRef,
     repositoryUrl: image.repositoryUrl,
     bucketName: state.bucketName,
@@ -270,6 +290,24 @@ function buildBatch(
     region: backend.region,
     runtimeConfig,
   };
+  const children = {
+    jobRole: backend.jobRole,
+    jobRoleName: backend.jobRoleName,
+    executionRole: backend.executionRole,
+    instanceProfile: backend.instanceProfile,
+    logGroup: backend.logGroup,
+    computeEnvironment: backend.computeEnvironment,
+    jobQueue: backend.jobQueue,
+    jobDefinition: backend.jobDefinition,
+    vpc: backend.vpc,
+    vpcId: backend.vpcId,
+    securityGroup: backend.securityGroup,
+    subnetIds: backend.subnetIds,
+    securityGroupIds: backend.securityGroupIds,
+    bucket: state.bucket,
+    repository: image.repository,
+  };
+  return { parts, children };
 }
 
 interface LocalDockerParts {
@@ -312,10 +350,11 @@ function buildLocalDocker(
 /**
  * parallel-orchestrator on AWS: the multi-arch image in ECR (`OrchestratorImage`), the state
  * bucket (`StateBucket`) and AWS Batch with its IAM and logs (`BatchBackend`). `runtimeConfig` is
- * what the CLI's `--backend-config` reads.
+ * what the CLI's `--backend-config` reads. The children a stack extends are outputs too: attach
+ * a policy to `jobRoleName`, peer with `vpc`, add rules to `securityGroup`.
  */
 export class BatchOrchestrator extends pulumi.ComponentResource {
-  // Assigned from the parts in the constructor.
+  // Assigned from the parts and children in the constructor.
   readonly imageRef!: pulumi.Output<string>;
   readonly repositoryUrl!: pulumi.Output<string>;
   readonly bucketName!: pulumi.Output<string>;
@@ -325,6 +364,33 @@ export class BatchOrchestrator extends pulumi.ComponentResource {
   readonly submitterPolicyArn!: pulumi.Output<string>;
   readonly region!: pulumi.Output<string>;
   readonly runtimeConfig!: pulumi.Output<BatchBackendConfig>;
+  /** The role jobs run as: attach a policy to it to give the agents access to more. */
+  readonly jobRole!: aws.iam.Role;
+  /** The job role's name, what `aws.iam.RolePolicyAttachment` takes. */
+  readonly jobRoleName!: pulumi.Output<string>;
+  /** The role ECS pulls the image and writes the logs with. */
+  readonly executionRole!: aws.iam.Role;
+  /** EC2 and Spot compute types: the instances' profile. */
+  readonly instanceProfile?: aws.iam.InstanceProfile;
+  /** The log group of every job's output. */
+  readonly logGroup!: aws.cloudwatch.LogGroup;
+  readonly computeEnvironment!: aws.batch.ComputeEnvironment;
+  readonly jobQueue!: aws.batch.JobQueue;
+  readonly jobDefinition!: aws.batch.JobDefinition;
+  /** The VPC it made when `batch.network` is not given: its route tables and subnets are what a peering needs. */
+  readonly vpc?: awsx.ec2.Vpc;
+  /** The made VPC's id, when `batch.network` is not given. */
+  readonly vpcId?: pulumi.Output<string>;
+  /** The security group it made when `batch.network` is not given: HTTPS out, nothing in. */
+  readonly securityGroup?: aws.ec2.SecurityGroup;
+  /** The subnets jobs run in, given or made. */
+  readonly subnetIds!: pulumi.Output<string[]>;
+  /** The jobs' security groups, given or made. */
+  readonly securityGroupIds!: pulumi.Output<string[]>;
+  /** The state bucket (runs live under `runs/`). */
+  readonly bucket!: aws.s3.Bucket;
+  /** The ECR repository it pushes the image to; none with a prebuilt `image`. */
+  readonly repository?: aws.ecr.Repository;
 
   constructor(
     name: string,
@@ -332,9 +398,18 @@ export class BatchOrchestrator extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super('parallel-orchestrator:index:BatchOrchestrator', name, {}, opts);
-    const parts: BatchParts = buildBatch(this, name, args);
-    Object.assign(this, parts);
-    this.registerOutputs({ ...parts });
+    const { parts, children } = buildBatch(this, name, args);
+    Object.assign(this, parts, definedOnly(children));
+    this.registerOutputs({
+      ...parts,
+      jobRoleName: children.jobRoleName,
+      executionRoleArn: children.executionRole.arn,
+      logGroupArn: children.logGroup.arn,
+      computeEnvironmentArn: children.computeEnvironment.arn,
+      vpcId: children.vpcId,
+      subnetIds: children.subnetIds,
+      securityGroupIds: children.securityGroupIds,
+    });
   }
 }
 
@@ -404,7 +479,7 @@ export class ParallelOrchestrator extends pulumi.ComponentResource {
         region: none,
       };
     } else {
-      outputs = buildBatch(this, name, args);
+      outputs = buildBatch(this, name, args).parts;
     }
     Object.assign(this, outputs);
     this.registerOutputs({ ...outputs });
@@ -459,6 +534,7 @@ function buildImage(
     imageRef: image.imageRef,
     repositoryUrl: image.repositoryUrl,
     repositoryArn: image.repository.arn,
+    repository: image.repository,
   };
 }
 
@@ -466,6 +542,8 @@ interface ImageParts {
   imageRef: pulumi.Output<string>;
   repositoryUrl: pulumi.Output<string>;
   repositoryArn: pulumi.Output<string>;
+  /** The repository the image is pushed to; none for a prebuilt image. */
+  repository?: aws.ecr.Repository;
 }
 
 /** A prebuilt image: checked to be pinned by digest, now when known and when it resolves. */
@@ -486,7 +564,7 @@ function prebuilt(parent: pulumi.ComponentResource, image: PrebuiltImageArgs): I
 }
 
 /** This package's directory (the workspace's `packages/pulumi`, or an installed copy). */
-const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+const PACKAGE_DIR = path.resolve(__dirname, '..');
 
 /**
  * The image's build context: the given one; else the checkout this package is part of (working

@@ -1,4 +1,4 @@
-import { BATCH_SUBMITTER_ACTIONS, S3_LAYOUT } from '@parallel-orchestrator/runtime/contracts';
+import { BATCH_SUBMITTER_ACTIONS, S3_LAYOUT } from '@parallel-orchestrator/contracts';
 
 /**
  * The IAM policy documents of the component, as pure functions of resolved ARNs so that tests

@@ -1,4 +1,4 @@
-import { S3_LAYOUT } from '@parallel-orchestrator/runtime/contracts';
+import { S3_LAYOUT } from '@parallel-orchestrator/contracts';
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 import { tlsOnlyBucketPolicy } from './policies.js';
