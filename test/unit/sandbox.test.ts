@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { handOver } from '../../packages/runtime/src/sandbox/agent-user.js';
 import { bubblewrapArgs } from '../../packages/runtime/src/sandbox/bubblewrap.js';
 import { repositoryDirs, visibility } from '../../packages/runtime/src/sandbox/visibility.js';
+import { notRoot, rootNeed } from '../support/limits.js';
+import { itNeeding } from '../support/needing.js';
 import { tempDir } from '../support/tmp.js';
 
 describe('what a confined agent sees', () => {
@@ -120,7 +122,7 @@ describe('the bubblewrap command line', () => {
 
 describe('handing a tree to the agent user', () => {
   // Only root can give files away: CI runs as root.
-  it.runIf(process.getuid?.() === 0)(
+  itNeeding(
     'gives away what the host made, never a file linked in from elsewhere (as root)',
     async () => {
       const root = tempDir('po-hand-over-');
@@ -138,5 +140,6 @@ describe('handing a tree to the agent user', () => {
       expect(statSync(tree).uid).toBe(user.uid);
       expect(statSync(hosts).uid).toBe(before.uid);
     },
+    rootNeed(notRoot),
   );
 });
