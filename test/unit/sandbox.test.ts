@@ -44,6 +44,16 @@ describe('what a confined agent sees', () => {
     expect(exposed).toContain(claudeDir);
   });
 
+  it("leaves a hidden checkout's node_modules/.bin hidden: its shims point at packages the sandbox cannot see", () => {
+    const bin = path.join(root, 'checkout', 'node_modules', '.bin');
+    const tools = path.join(root, 'tools', 'bin');
+    mkdirSync(bin, { recursive: true });
+    mkdirSync(tools, { recursive: true });
+    const { exposed } = visibility(runRoot, [path.join(claudeDir, 'claude')], `${bin}:${tools}`);
+    expect(exposed).not.toContain(bin);
+    expect(exposed).toContain(tools);
+  });
+
   it('finds the top of a repository from a directory deep in it, and a worktree its repository', () => {
     const repo = path.join(root, 'repo');
     mkdirSync(path.join(repo, 'a', 'b'), { recursive: true });
