@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { SkipReporter } from './test/support/skip-reporter.js';
 
 export default defineConfig({
   test: {
@@ -8,5 +9,7 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // After the default summary: why each skipped test was skipped and how to run it.
+    reporters: ['default', new SkipReporter()],
   },
 });

@@ -19,7 +19,7 @@ import {
   mountSlotDisk,
   unmountAllUnder,
 } from '../../packages/runtime/src/sandbox/slot-disk.js';
-import { exited, fill, GiB, MiB, notRoot, REQUIRED, until } from '../support/limits.js';
+import { exited, fill, GiB, MiB, notRoot, rootNeed, until } from '../support/limits.js';
 import { describeNeeding } from '../support/needing.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -118,6 +118,5 @@ describeNeeding(
       }
     });
   },
-  notRoot ?? loopMountUnavailable(),
-  REQUIRED,
+  rootNeed(notRoot ?? loopMountUnavailable()),
 );

@@ -24,7 +24,7 @@ import {
   unmountAllUnder,
   unmountSlotDisk,
 } from '../../packages/runtime/src/sandbox/slot-disk.js';
-import { fill, GiB, MiB, mountedUnder, notRoot, REQUIRED, until } from '../support/limits.js';
+import { fill, GiB, MiB, mountedUnder, notRoot, rootNeed, until } from '../support/limits.js';
 import { describeNeeding } from '../support/needing.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -110,8 +110,7 @@ describeNeeding(
       await until(() => loopDevicesOf(root).length === 0, 15_000);
     });
   },
-  notRoot ?? loopMountUnavailable(),
-  REQUIRED,
+  rootNeed(notRoot ?? loopMountUnavailable()),
 );
 
 /** Loop devices whose image is below `dir` (deleted images included). */

@@ -12,8 +12,11 @@ export const ARTIFACTS = path.resolve(path.dirname(fileURLToPath(import.meta.url
 
 /** A suite that needs a real browser: skipped without one, failing with REQUIRE_BROWSER=1. */
 export function describeBrowser(name: string, body: () => void): void {
-  const missing = existsSync(CHROMIUM) ? undefined : `no browser at ${CHROMIUM}`;
-  describeNeeding(name, body, missing, 'REQUIRE_BROWSER');
+  describeNeeding(name, body, {
+    missing: existsSync(CHROMIUM) ? undefined : `no browser at ${CHROMIUM}`,
+    enable: 'apt-get install chromium, or point CHROMIUM_PATH at a Chromium',
+    required: 'REQUIRE_BROWSER',
+  });
 }
 
 export function launchBrowser(): Promise<Browser> {

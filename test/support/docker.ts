@@ -34,7 +34,7 @@ async function availability(): Promise<string | undefined> {
   const info = await docker(['version', '--format', '{{.Server.Version}}'], 10_000);
   if (info.code !== 0) return `no Docker engine answers: ${info.stderr.trim().split('\n')[0]}`;
   const image = await docker(['image', 'inspect', IMAGE], 10_000);
-  if (image.code !== 0) return `image ${IMAGE} is missing: build it with docker/build.sh`;
+  if (image.code !== 0) return `image ${IMAGE} is missing`;
   return undefined;
 }
 
@@ -47,8 +47,7 @@ async function arm64Availability(): Promise<string | undefined> {
   if (!native && !existsSync('/proc/sys/fs/binfmt_misc/qemu-aarch64'))
     return 'no arm64 emulation (qemu-user-static with binfmt_misc)';
   const image = await docker(['image', 'inspect', ARM64_IMAGE], 10_000);
-  if (image.code !== 0)
-    return `image ${ARM64_IMAGE} is missing: build it with docker/build.sh --platform linux/arm64`;
+  if (image.code !== 0) return `image ${ARM64_IMAGE} is missing`;
   return undefined;
 }
 
@@ -58,8 +57,7 @@ const arm64Missing = await arm64Availability();
 async function pythonAvailability(): Promise<string | undefined> {
   if (missing) return missing;
   const image = await docker(['image', 'inspect', PYTHON_IMAGE], 10_000);
-  if (image.code !== 0)
-    return `image ${PYTHON_IMAGE} is missing: build it with docker/build.sh --tag ${PYTHON_IMAGE} --build-arg EXTRA_APT_PACKAGES="${PYTHON_PACKAGES}"`;
+  if (image.code !== 0) return `image ${PYTHON_IMAGE} is missing`;
   return undefined;
 }
 
@@ -70,12 +68,22 @@ const pythonMissing = await pythonAvailability();
  * REQUIRE_DOCKER=1 (CI sets it): then it fails, saying what is missing.
  */
 export function describeDocker(name: string, body: () => void): void {
-  describeNeeding(name, body, missing, 'REQUIRE_DOCKER');
+  describeNeeding(name, body, {
+    missing,
+    enable:
+      'start a Docker engine (Debian: apt-get install docker.io) and build the image: docker/build-offline-base.sh, then docker/build.sh (docker/README.md)',
+    required: 'REQUIRE_DOCKER',
+  });
 }
 
 /** A suite that runs the arm64 image: skipped without emulation, failing with REQUIRE_ARM64=1. */
 export function describeArm64(name: string, body: () => void): void {
-  describeNeeding(name, body, arm64Missing, 'REQUIRE_ARM64');
+  describeNeeding(name, body, {
+    missing: arm64Missing,
+    enable:
+      'with Docker as for the Docker suites, on amd64 apt-get install qemu-user-static binfmt-support and run dockerd --experimental; then docker/build-offline-base.sh --platform linux/arm64 and docker/build.sh --platform linux/arm64 (docker/README.md)',
+    required: 'REQUIRE_ARM64',
+  });
 }
 
 /**
@@ -83,7 +91,11 @@ export function describeArm64(name: string, body: () => void): void {
  * REQUIRE_DOCKER=1 (CI builds it).
  */
 export function describeDockerPython(name: string, body: () => void): void {
-  describeNeeding(name, body, pythonMissing, 'REQUIRE_DOCKER');
+  describeNeeding(name, body, {
+    missing: pythonMissing,
+    enable: `build the Python variant: docker/build.sh --tag ${PYTHON_IMAGE} --build-arg EXTRA_APT_PACKAGES="${PYTHON_PACKAGES}"`,
+    required: 'REQUIRE_DOCKER',
+  });
 }
 
 /** Containers of a run, running or not. */

@@ -38,7 +38,6 @@ function findHostPython(): { path: string } | { missing: string } {
     }
   }
   return {
-    missing:
-      'no python3 with venv, pytest, setuptools and wheel (Debian: apt-get install python3-venv python3-pytest python3-wheel)',
+    missing: 'no python3 with venv, pytest, setuptools and wheel',
   };
 }

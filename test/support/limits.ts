@@ -2,10 +2,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Need } from './needing.js';
 
-/** Per-agent limits need root: without it their suites skip, unless this is set to 1 (CI). */
-export const REQUIRED = 'REQUIRE_ROOT';
 export const notRoot = process.getuid?.() === 0 ? undefined : 'needs root';
+
+/** What needs root (per-agent limits, giving files away): REQUIRE_ROOT=1 (CI) fails without it. */
+export const rootNeed = (missing: string | undefined): Need => ({
+  missing,
+  enable: 'run the tests as root (CI does)',
+  required: 'REQUIRE_ROOT',
+});
 export const MiB = 2 ** 20;
 export const GiB = 2 ** 30;
 

@@ -7,6 +7,7 @@ import {
   WorkspaceEnvironment,
 } from '../../packages/runtime/src/backends/batch/job-environment.js';
 import { agentUserFor, handOver } from '../../packages/runtime/src/sandbox/agent-user.js';
+import { rootNeed } from '../support/limits.js';
 import { describeNeeding } from '../support/needing.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -113,6 +114,5 @@ describeNeeding(
       expect(lstatSync(path.join(workspace, 'node_modules')).uid).toBe(0);
     });
   },
-  agent ? undefined : 'not root: no other user to run the agent as',
-  'REQUIRE_ROOT',
+  rootNeed(agent ? undefined : 'not root: no other user to run the agent as'),
 );

@@ -179,6 +179,9 @@ describeNeeding(
       expect(check.output).toMatch(/1 failed/);
     });
   },
-  'missing' in hostPython ? hostPython.missing : undefined,
-  'REQUIRE_PYTHON',
+  {
+    missing: 'missing' in hostPython ? hostPython.missing : undefined,
+    enable: 'apt-get install python3-venv python3-pytest python3-wheel',
+    required: 'REQUIRE_PYTHON',
+  },
 );

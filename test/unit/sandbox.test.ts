@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { handOver } from '../../packages/runtime/src/sandbox/agent-user.js';
 import { bubblewrapArgs } from '../../packages/runtime/src/sandbox/bubblewrap.js';
 import { repositoryDirs, visibility } from '../../packages/runtime/src/sandbox/visibility.js';
+import { notRoot, rootNeed } from '../support/limits.js';
+import { itNeeding } from '../support/needing.js';
 import { tempDir } from '../support/tmp.js';
 
 describe('what a confined agent sees', () => {
@@ -40,6 +42,16 @@ describe('what a confined agent sees', () => {
     expect(exposed.some((dir) => dir.startsWith(path.join(root, 'runs')))).toBe(false);
     // The binary lives under /tmp, which every sandbox empties: it must be shown again.
     expect(exposed).toContain(claudeDir);
+  });
+
+  it("leaves a hidden checkout's node_modules/.bin hidden: its shims point at packages the sandbox cannot see", () => {
+    const bin = path.join(root, 'checkout', 'node_modules', '.bin');
+    const tools = path.join(root, 'tools', 'bin');
+    mkdirSync(bin, { recursive: true });
+    mkdirSync(tools, { recursive: true });
+    const { exposed } = visibility(runRoot, [path.join(claudeDir, 'claude')], `${bin}:${tools}`);
+    expect(exposed).not.toContain(bin);
+    expect(exposed).toContain(tools);
   });
 
   it('finds the top of a repository from a directory deep in it, and a worktree its repository', () => {
@@ -120,7 +132,7 @@ describe('the bubblewrap command line', () => {
 
 describe('handing a tree to the agent user', () => {
   // Only root can give files away: CI runs as root.
-  it.runIf(process.getuid?.() === 0)(
+  itNeeding(
     'gives away what the host made, never a file linked in from elsewhere (as root)',
     async () => {
       const root = tempDir('po-hand-over-');
@@ -138,5 +150,6 @@ describe('handing a tree to the agent user', () => {
       expect(statSync(tree).uid).toBe(user.uid);
       expect(statSync(hosts).uid).toBe(before.uid);
     },
+    rootNeed(notRoot),
   );
 });

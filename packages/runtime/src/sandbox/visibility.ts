@@ -16,6 +16,9 @@ export interface Visibility {
 
 const isDirectory = (dir: string) => existsSync(dir) && lstatSync(dir).isDirectory();
 
+const isPackageBin = (dir: string) =>
+  path.basename(dir) === '.bin' && path.basename(path.dirname(dir)) === 'node_modules';
+
 /**
  * The top of the repository `dir` is in (the directory holding `.git`, found without running
  * git), and for a linked worktree the repository it belongs to as well: `../.env` beside the
@@ -61,7 +64,10 @@ function installDirs(binary: string): string[] {
  * Docker socket). Exposed again read-only, each on its own: where `binaries` live (Claude
  * Code, Node's installation) and every PATH entry that lies in a hidden directory — the
  * entry itself, never its parent: `~/bin` on PATH shows `~/bin`, not the home. A directory is
- * never exposed if it holds a hidden one, or lies in the output directory.
+ * never exposed if it holds a hidden one, or lies in the output directory. Nor is a
+ * `node_modules/.bin` (pnpm and npm put the orchestrator's own first on PATH): its programs are
+ * links and shims into the packages beside it, which stay hidden, so a `node` there would shadow
+ * the machine's with one that cannot start.
  */
 export function visibility(
   runRoot: string,
@@ -82,7 +88,7 @@ export function visibility(
   const emptied = [...PRIVATE_DIRS, ...hidden];
   const wanted = [
     ...binaries.flatMap(installDirs),
-    ...pathEnv.split(':').filter((dir) => path.isAbsolute(dir)),
+    ...pathEnv.split(':').filter((dir) => path.isAbsolute(dir) && !isPackageBin(dir)),
   ].map((dir) => path.resolve(dir));
   const exposable = [...new Set(wanted)].filter(
     (dir) =>
