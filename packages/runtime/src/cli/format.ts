@@ -4,6 +4,7 @@ import type { ExecutionSummary } from '../contracts/results.js';
 import type { Usage } from '../contracts/usage.js';
 import { describeVerification } from '../contracts/verify.js';
 import type { RunState } from '../run/replay.js';
+import { blockedCauses } from '../run/summary.js';
 import type { ScheduleEstimate } from '../scheduler/estimate.js';
 import { criticalPath, stages } from '../scheduler/ranking.js';
 import { formatBytes } from '../util/bytes.js';
@@ -173,15 +174,11 @@ const BLOCKED_NAMED = 5;
  * d, e … (+4)`.
  */
 function blockedLines(tasks: ExecutionSummary['tasks'], paint: Palette): string[] {
-  const byCause = new Map<string, ExecutionSummary['tasks']>();
-  for (const task of tasks.filter((t) => t.status === 'blocked')) {
-    const cause = task.blockedBy?.join(', ') ?? '?';
-    byCause.set(cause, [...(byCause.get(cause) ?? []), task]);
-  }
-  return [...byCause].map(([cause, blocked]) => {
-    const named = blocked.slice(0, BLOCKED_NAMED).map((task) => task.taskId);
-    const more = blocked.length - named.length;
-    return `  ${blocked.length} ${paint.warn('blocked')} by ${cause}: ${named.join(', ')}${more ? ` … (+${more})` : ''}`;
+  const blocked = tasks.filter((t) => t.status === 'blocked').map((t) => ({ ...t, id: t.taskId }));
+  return blockedCauses(blocked).map(({ by, tasks: ids }) => {
+    const named = ids.slice(0, BLOCKED_NAMED);
+    const more = ids.length - named.length;
+    return `  ${ids.length} ${paint.warn('blocked')} by ${by.join(', ') || '?'}: ${named.join(', ')}${more ? ` … (+${more})` : ''}`;
   });
 }
 

@@ -6,6 +6,7 @@ import { type ExecutionSummary, ExecutionSummarySchema } from '../contracts/resu
 import type { RunConfig } from '../contracts/run-config.js';
 import { type RunLayout, TASK_FILES } from '../contracts/run-layout.js';
 import { readJournal } from '../run/journal.js';
+import { blockedCauses } from '../run/summary.js';
 import { printable } from '../util/printable.js';
 import { git } from '../workspace/git.js';
 import { diffOf } from '../workspace/history.js';
@@ -80,22 +81,6 @@ const QuotedSchema = z.object({ quote: z.object({ usd: z.number().min(0) }).opti
 
 const quoteOf = (file: string) =>
   QuotedSchema.safeParse(JSON.parse(readFileSync(file, 'utf8'))).data?.quote;
-
-/** Blocked tasks, one group per cause (the failed tasks they wait on). */
-function blockedCauses(
-  tasks: readonly Pick<ReportTask, 'id' | 'status' | 'blockedBy'>[],
-): ReportData['blockedCauses'] {
-  const groups = new Map<string, { by: string[]; tasks: string[] }>();
-  for (const task of tasks) {
-    if (task.status !== 'blocked') continue;
-    const by = [...(task.blockedBy ?? [])].sort();
-    const key = by.join('\n');
-    const group = groups.get(key) ?? { by, tasks: [] };
-    group.tasks.push(task.id);
-    groups.set(key, group);
-  }
-  return [...groups.values()].sort((a, b) => b.tasks.length - a.tasks.length);
-}
 
 /** A file of a task's directory, relative to the run directory, when it exists. */
 function taskFile(layout: RunLayout, taskId: string, name: string): string | undefined {
@@ -211,7 +196,7 @@ export async function reportData(
       ...(config.agent?.maxBudgetUsd !== undefined && { maxTaskUsd: config.agent.maxBudgetUsd }),
     },
     ...optional('quote', quoteOf(layout.config)),
-    blockedCauses: blockedCauses(tasks),
+    blockedCauses: blockedCauses(tasks.filter((task) => task.status === 'blocked')),
     bounds,
     timeline,
     tasks,

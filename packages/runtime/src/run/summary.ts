@@ -123,3 +123,21 @@ export function buildSummary(
     tasks: results,
   };
 }
+
+/**
+ * Blocked tasks grouped by what blocked them (the failed tasks they wait on, sorted), the
+ * largest group first: the terminal summary and the report say one line per group.
+ */
+export function blockedCauses(
+  blocked: Iterable<{ id: string; blockedBy?: readonly string[] | undefined }>,
+): { by: string[]; tasks: string[] }[] {
+  const groups = new Map<string, { by: string[]; tasks: string[] }>();
+  for (const task of blocked) {
+    const by = [...(task.blockedBy ?? [])].sort();
+    const key = by.join('\n');
+    const group = groups.get(key) ?? { by, tasks: [] };
+    group.tasks.push(task.id);
+    groups.set(key, group);
+  }
+  return [...groups.values()].sort((a, b) => b.tasks.length - a.tasks.length);
+}
