@@ -713,16 +713,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       ],
       2,
     );
-    const args = [
-      '--repo',
-      repo,
-      '--plan',
-      plan,
-      '--setup',
-      'npm ci --offline',
-      '--verify',
-      'npm test',
-    ];
+    const args = setupArgs(repo, plan);
     const first = await batchRun(config, args);
     expect(first.code, first.stderr).toBe(0);
     const summary = readSummary(first.runDir);
@@ -796,16 +787,7 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
       ],
       1,
     );
-    const run = await batchRun(config, [
-      '--repo',
-      repo,
-      '--plan',
-      plan,
-      '--setup',
-      'npm ci --offline',
-      '--verify',
-      'npm test',
-    ]);
+    const run = await batchRun(config, setupArgs(repo, plan));
     expect(run.code, run.stderr).toBe(0);
     const runId = path.basename(run.runDir);
     const prepared = readEvents(run.runDir).filter((e) => e.type === 'environment-prepared');
@@ -1184,6 +1166,11 @@ describeDocker('the Batch backend on the local Batch sandbox', () => {
  * node_modules/ ignored, `npm test` over test/*.test.js), with one more test of its own: the
  * installed dependencies unwritable to the check, their cache directory writable.
  */
+/** A run of `plan` on the offline JavaScript repository, prepared by `npm ci` and checked by `npm test`. */
+function setupArgs(repo: string, plan: string): string[] {
+  return ['--repo', repo, '--plan', plan, '--setup', 'npm ci --offline', '--verify', 'npm test'];
+}
+
 async function javascriptRepository(): Promise<string> {
   const { dir } = await makeOfflineJsRepo(work);
   writeFileSync(

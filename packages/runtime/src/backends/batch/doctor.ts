@@ -55,6 +55,27 @@ function permissionOf(error: unknown, expected: readonly string[] = []): Permiss
   };
 }
 
+/** A describe call the check reads, its permission recorded as a dry call's: the answer or the error. */
+async function described<T>(
+  permissions: Map<BatchSubmitterAction, Permission>,
+  action: BatchSubmitterAction,
+  call: Promise<T>,
+): Promise<T | Error> {
+  const answer = await call.catch((error: unknown) => error as Error);
+  permissions.set(action, permissionOf(answer instanceof Error ? answer : undefined));
+  return answer;
+}
+
+/** The line of a resource whose describe call failed. */
+function unanswered(name: string, resource: string, error: Error): DoctorCheck {
+  return {
+    name,
+    status: 'missing',
+    detail: `${resource}: ${awsErrorMessage(error)}`,
+    fix: isAccessDenied(error) ? FIX.policy : 'check the region and the network',
+  };
+}
+
 /** The call's error, or undefined when it succeeded. */
 const outcome = (call: Promise<unknown>): Promise<unknown> =>
   call.then(
@@ -148,20 +169,12 @@ export async function batchDoctor(
     }
 
     // 2. The queue takes jobs.
-    const queues = await clients.batch
-      .send(new DescribeJobQueuesCommand({ jobQueues: [settings.jobQueue] }))
-      .catch((error: unknown) => error as Error);
-    permissions.set(
+    const queues = await described(
+      permissions,
       'batch:DescribeJobQueues',
-      permissionOf(queues instanceof Error ? queues : undefined),
+      clients.batch.send(new DescribeJobQueuesCommand({ jobQueues: [settings.jobQueue] })),
     );
-    if (queues instanceof Error)
-      checks.push({
-        name: 'Job queue',
-        status: 'missing',
-        detail: `${settings.jobQueue}: ${awsErrorMessage(queues)}`,
-        fix: isAccessDenied(queues) ? FIX.policy : 'check the region and the network',
-      });
+    if (queues instanceof Error) checks.push(unanswered('Job queue', settings.jobQueue, queues));
     else {
       const problem = queueProblem(settings, queues.jobQueues?.[0]);
       checks.push(
@@ -177,8 +190,10 @@ export async function batchDoctor(
 
     // 3. The definition revision the config names is ACTIVE.
     const byRevision = /:\d+$/.test(settings.jobDefinition);
-    const definitions = await clients.batch
-      .send(
+    const definitions = await described(
+      permissions,
+      'batch:DescribeJobDefinitions',
+      clients.batch.send(
         new DescribeJobDefinitionsCommand(
           byRevision
             ? { jobDefinitions: [settings.jobDefinition] }
@@ -188,19 +203,10 @@ export async function batchDoctor(
                 status: 'ACTIVE',
               },
         ),
-      )
-      .catch((error: unknown) => error as Error);
-    permissions.set(
-      'batch:DescribeJobDefinitions',
-      permissionOf(definitions instanceof Error ? definitions : undefined),
+      ),
     );
     if (definitions instanceof Error)
-      checks.push({
-        name: 'Job definition',
-        status: 'missing',
-        detail: `${settings.jobDefinition}: ${awsErrorMessage(definitions)}`,
-        fix: isAccessDenied(definitions) ? FIX.policy : 'check the region and the network',
-      });
+      checks.push(unanswered('Job definition', settings.jobDefinition, definitions));
     else {
       const definition = definitions.jobDefinitions?.[0];
       checks.push(
